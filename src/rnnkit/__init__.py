@@ -1,0 +1,27 @@
+"""rnnkit: recurrent neural networks on PyTorch.
+
+Drop-in ``torch.nn`` layers (``RNN``, ``LSTM``, ``GRU`` and their cells) with a readable
+reference loop beside the fused kernels, ``lengths=``, per-step states, and ``Recurrent`` to
+unroll any custom cell.
+"""
+
+from rnnkit.cells import GRUCell, LayerNormLSTMCell, LSTMCell, RNNCell
+from rnnkit.layers import GRU, LSTM, RNN, Recurrent
+from rnnkit.state import State, StepStates, detach_state
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GRU",
+    "LSTM",
+    "RNN",
+    "GRUCell",
+    "LSTMCell",
+    "LayerNormLSTMCell",
+    "RNNCell",
+    "Recurrent",
+    "State",
+    "StepStates",
+    "__version__",
+    "detach_state",
+]

@@ -1,0 +1,297 @@
+"""``rnnkit.RNN``, ``LSTM`` and ``GRU``: ``torch.nn``'s layers, plus a reference path and more.
+
+Each class subclasses its ``torch.nn`` namesake, so arguments, parameter names, initialisation,
+constructor checks, ``state_dict`` keys and ``flatten_parameters`` are torch's own. ``forward``
+adds three things torch does not have:
+
+- ``lengths=``: per-sequence lengths beside a padded batch, instead of packing;
+- ``return_states=True``: every layer's and direction's state at every step (a ``StepStates``);
+- two paths behind one behaviour, chosen with ``backend``: ``"native"`` calls the fused kernels
+  torch itself uses (oneDNN on CPU, cuDNN on GPU); ``"reference"`` runs the readable time loop
+  of ``rnnkit.layers.unroll`` over the step functions of ``rnnkit.cells.functional``. The
+  default, ``"auto"``, takes native unless the call needs the reference (``return_states``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from rnnkit.backend import check_backend
+from rnnkit.cells import functional as cellfn
+from rnnkit.layers.sequence import check_lengths, to_time_major
+from rnnkit.layers.unroll import unroll
+from rnnkit.state import State, StepStates, map_state, stack_states, unstack_state
+
+class _BoundCell:
+    """One layer and direction of a standard layer, seen as a cell by the unroller."""
+
+    def __init__(self, step_fn: Any, w_ih: Tensor, w_hh: Tensor, b_ih, b_hh, w_hr=None):
+        self.step_fn, self.w_ih, self.w_hh, self.b_ih, self.b_hh = step_fn, w_ih, w_hh, b_ih, b_hh
+        self.w_hr = w_hr
+
+    def project_input(self, x: Tensor) -> Tensor:
+        return F.linear(x, self.w_ih, self.b_ih)  # (T, B, G*H), all steps in one matmul
+
+    def step(self, xp: Tensor, state: State) -> tuple[Tensor, State]:
+        if self.w_hr is not None:
+            state = self.step_fn(xp, state, self.w_hh, self.b_hh, self.w_hr)
+        else:
+            state = self.step_fn(xp, state, self.w_hh, self.b_hh)
+        return (state if isinstance(state, Tensor) else state[0]), state
+
+
+class _RecurrentLayer:
+    """What ``RNN``, ``LSTM`` and ``GRU`` add to their ``torch.nn`` base (a mixin)."""
+
+    mode: str
+    num_layers: int
+    bidirectional: bool
+    batch_first: bool
+    hidden_size: int
+    proj_size: int
+    bias: bool
+    dropout: float
+    training: bool
+    backend: str
+
+    # -- public --------------------------------------------------------------------------------
+    def forward(
+        self,
+        input: Tensor | PackedSequence,
+        hx: State | None = None,
+        *,
+        lengths: Tensor | None = None,
+        return_states: bool = False,
+    ):
+        """Run the layer; see the class docstring. Returns ``(output, h_n)`` as ``torch.nn``
+        does, and ``(output, h_n, states)`` with ``return_states=True``."""
+        backend = self._pick_backend(return_states)
+        if lengths is not None:
+            if isinstance(input, PackedSequence):
+                raise ValueError("pass either a PackedSequence or lengths=, not both")
+            if input.dim() != 3:
+                raise ValueError(
+                    f"lengths= needs batched 3-D input, got a {input.dim()}-D tensor; "
+                    "unbatched input is a single sequence and has no lengths"
+                )
+            batch, steps = (0, 1) if self.batch_first else (1, 0)
+            lengths = check_lengths(lengths, input.size(batch), input.size(steps))
+        if backend == "native":
+            return self._forward_native(input, hx, lengths)
+        return self._forward_reference(input, hx, lengths, return_states)
+
+    def initial_state(
+        self, batch_size: int, *, dtype: torch.dtype | None = None, device=None
+    ) -> State:
+        """The zero state for a batch: ``h0`` ``(L*D, B, H)``, or ``(h0, c0)`` for LSTM."""
+        weight = self.weight_hh_l0  # type: ignore[attr-defined]
+        dtype = dtype or weight.dtype
+        device = device or weight.device
+        n = self.num_layers * (2 if self.bidirectional else 1)
+        h_size = self.proj_size if self.proj_size > 0 else self.hidden_size
+        h = torch.zeros(n, batch_size, h_size, dtype=dtype, device=device)
+        if self.mode == "LSTM":
+            return h, torch.zeros(n, batch_size, self.hidden_size, dtype=dtype, device=device)
+        return h
+
+    # -- the two paths --------------------------------------------------------------------------
+    def _pick_backend(self, return_states: bool) -> str:
+        if self.backend == "native" and return_states:
+            raise ValueError(
+                "return_states=True needs the reference path (the fused kernels do not expose "
+                "per-step states): use backend='auto' or 'reference'"
+            )
+        if self.backend == "reference" or return_states:
+            return "reference"
+        return "native"
+
+    def _forward_native(self, input, hx, lengths):
+        base_forward = super().forward  # type: ignore[misc]
+        if lengths is None:
+            return base_forward(input, hx)
+        steps = input.size(1 if self.batch_first else 0)
+        packed = pack_padded_sequence(
+            input, lengths.cpu(), batch_first=self.batch_first, enforce_sorted=False
+        )
+        output, h_n = base_forward(packed, hx)
+        output, _ = pad_packed_sequence(output, self.batch_first, total_length=steps)
+        return output, h_n
+
+    def _forward_reference(self, input, hx, lengths, return_states):
+        input, hx, batched = self._check_and_prepare(input, hx)
+        batch = to_time_major(input, batch_first=self.batch_first, lengths=lengths)
+        batch.batched = batched
+        D = 2 if self.bidirectional else 1
+        output, finals, steps = unroll(
+            self._bound_cells(),
+            batch.x,
+            unstack_state(hx, self.num_layers * D),
+            num_layers=self.num_layers,
+            num_directions=D,
+            mask=batch.mask,
+            dropout=self.dropout,
+            training=self.training,
+            keep_steps=return_states,
+        )
+        h_n = stack_states(finals)
+        if not batched:
+            h_n = map_state(lambda s: s.squeeze(1), h_n)
+        result = (batch.restore(output), h_n)
+        if return_states:
+            assert steps is not None
+            return (*result, StepStates(steps, self.num_layers, D, batched))
+        return result
+
+    # -- helpers of the reference path ----------------------------------------------------------
+    def _check_and_prepare(self, input, hx):
+        """Torch's own input checks, in torch's order and with its messages and types."""
+        is_lstm = self.mode == "LSTM"
+        batched = True
+        if isinstance(input, PackedSequence):
+            data, batch_sizes = input.data, input.batch_sizes
+            if hx is None:
+                hx = self.initial_state(int(batch_sizes[0]), dtype=data.dtype, device=data.device)
+            self.check_forward_args(data, hx, batch_sizes)  # type: ignore[attr-defined]
+            return input, hx, batched
+        name = "RNN" if self.mode.startswith("RNN") else self.mode
+        if input.dim() not in (2, 3):
+            raise ValueError(f"{name}: Expected input to be 2D or 3D, got {input.dim()}D instead")
+        batched = input.dim() == 3
+        if not batched:
+            input = input.unsqueeze(0 if self.batch_first else 1)
+        if hx is None:
+            hx = self.initial_state(
+                input.size(0 if self.batch_first else 1), dtype=input.dtype, device=input.device
+            )
+        else:
+            want = 3 if batched else 2
+            parts = hx if is_lstm else (hx,)
+            if any(p.dim() != want for p in parts):
+                got = ", ".join(f"{p.dim()}-D" for p in parts)
+                kind = "batched 3-D" if batched else "unbatched 2-D"
+                raise RuntimeError(
+                    f"For {kind} input, hx{' and cx' if is_lstm else ''} should also be "
+                    f"{want}-D but got ({got}) tensor{'s' if is_lstm else ''}"
+                )
+            if not batched:
+                hx = map_state(lambda s: s.unsqueeze(1), tuple(hx) if is_lstm else hx)
+        self.check_forward_args(input, hx, None)  # type: ignore[attr-defined]
+        return input, hx, batched
+
+    def _bound_cells(self) -> list[_BoundCell]:
+        step_fn = {
+            "RNN_TANH": cellfn.rnn_tanh_step,
+            "RNN_RELU": cellfn.rnn_relu_step,
+            "LSTM": cellfn.lstm_step,
+            "GRU": cellfn.gru_step,
+        }[self.mode]
+        cells = []
+        for layer in range(self.num_layers):
+            for suffix in ("", "_reverse")[: 2 if self.bidirectional else 1]:
+                s = f"_l{layer}{suffix}"
+                p = lambda name: getattr(self, name + s, None)  # noqa: E731
+                cells.append(
+                    _BoundCell(
+                        step_fn,
+                        p("weight_ih"),
+                        p("weight_hh"),
+                        p("bias_ih") if self.bias else None,
+                        p("bias_hh") if self.bias else None,
+                        p("weight_hr") if self.proj_size > 0 else None,
+                    )
+                )
+        return cells
+
+
+class RNN(_RecurrentLayer, nn.RNN):
+    r"""Elman RNN, drop-in for :class:`torch.nn.RNN`, with a reference path and lengths.
+
+    .. math:: h_t = \tanh(W_{ih} x_t + b_{ih} + W_{hh} h_{t-1} + b_{hh})
+
+    (``nonlinearity="relu"`` replaces tanh by ReLU).
+
+    Args:
+        input_size, hidden_size, num_layers, nonlinearity, bias, batch_first, dropout,
+        bidirectional, device, dtype: exactly as :class:`torch.nn.RNN`.
+        backend: ``"auto"`` (default), ``"native"`` (torch's fused kernels) or ``"reference"``
+            (the explicit time loop). All give the same numbers.
+
+    Forward: ``rnn(input, h0=None, *, lengths=None, return_states=False)``. Input ``(T, B, I)``,
+    ``(B, T, I)`` with ``batch_first``, unbatched ``(T, I)`` or a ``PackedSequence``. Returns
+    ``output`` ``(T, B, D*H)`` and ``h_n`` ``(L*D, B, H)``; with ``lengths`` the output past each
+    length is zero and ``h_n`` is each sequence's state at its own last step.
+
+    Example::
+
+        >>> rnn = rnnkit.RNN(10, 20, num_layers=2)
+        >>> out, h_n = rnn(torch.randn(5, 3, 10))
+        >>> out.shape, h_n.shape
+        (torch.Size([5, 3, 20]), torch.Size([2, 3, 20]))
+    """
+
+    def __init__(self, *args: Any, backend: str = "auto", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.backend = check_backend(backend)
+
+
+class LSTM(_RecurrentLayer, nn.LSTM):
+    r"""LSTM, drop-in for :class:`torch.nn.LSTM`, with a reference path and lengths.
+
+    .. math::
+        i, f, g, o &= \sigma, \sigma, \tanh, \sigma\,(W_{ih} x_t + b_{ih} + W_{hh} h_{t-1} + b_{hh}) \\
+        c_t &= f \odot c_{t-1} + i \odot g \qquad h_t = o \odot \tanh(c_t)
+
+    and ``h_t = W_{hr} h_t`` when ``proj_size > 0``.
+
+    Args:
+        input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+        proj_size, device, dtype: exactly as :class:`torch.nn.LSTM`.
+        backend: ``"auto"`` (default), ``"native"`` or ``"reference"``.
+
+    Forward: ``lstm(input, (h0, c0)=None, *, lengths=None, return_states=False)``; returns
+    ``output, (h_n, c_n)``, shapes as :class:`torch.nn.LSTM`.
+
+    Example::
+
+        >>> lstm = rnnkit.LSTM(10, 20, batch_first=True)
+        >>> x = torch.randn(3, 7, 10)
+        >>> out, (h, c) = lstm(x, lengths=torch.tensor([7, 2, 5]))
+        >>> bool(out[1, 2:].eq(0).all())
+        True
+    """
+
+    def __init__(self, *args: Any, backend: str = "auto", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.backend = check_backend(backend)
+
+
+class GRU(_RecurrentLayer, nn.GRU):
+    r"""GRU, drop-in for :class:`torch.nn.GRU`, with a reference path and lengths.
+
+    .. math::
+        r &= \sigma(W_{ir} x_t + b_{ir} + W_{hr} h_{t-1} + b_{hr}) \qquad
+        z = \sigma(W_{iz} x_t + b_{iz} + W_{hz} h_{t-1} + b_{hz}) \\
+        n &= \tanh(W_{in} x_t + b_{in} + r \odot (W_{hn} h_{t-1} + b_{hn})) \qquad
+        h_t = (1 - z) \odot n + z \odot h_{t-1}
+
+    Args:
+        input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+        device, dtype: exactly as :class:`torch.nn.GRU`.
+        backend: ``"auto"`` (default), ``"native"`` or ``"reference"``.
+
+    Example::
+
+        >>> gru = rnnkit.GRU(10, 20, bidirectional=True)
+        >>> out, h_n, states = gru(torch.randn(5, 3, 10), return_states=True)
+        >>> states.h.shape  # (L*D, T, B, H)
+        torch.Size([2, 5, 3, 20])
+    """
+
+    def __init__(self, *args: Any, backend: str = "auto", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.backend = check_backend(backend)

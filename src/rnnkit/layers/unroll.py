@@ -1,0 +1,96 @@
+"""The time loop: one unroller for every cell, standard or custom.
+
+It runs layers bottom to top and, within a layer, each direction over time, one step function
+call per step. The input projection of a whole layer is hoisted out of the loop when the cell
+offers one (``project_input``), so each step costs one matmul plus the gate maths. Variable
+lengths are handled by a mask: past a sequence's end its state stays put and its output is zero,
+so the reverse direction starts at each sequence's own last step and the final state is taken
+there, exactly as ``torch.nn`` does with a ``PackedSequence``.
+
+A cell, for this loop, is anything with
+
+- ``step(x_t, state) -> (y_t, state)``, or, failing that, ``__call__(x_t, state) -> (y_t, state)``;
+- optionally ``project_input(x) -> xp``, applied once to the whole ``(T, B, I)`` input, whose
+  slices ``xp[t]`` are then passed to ``step`` instead of ``x_t``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from rnnkit.state import State, map_state
+
+
+def _hold_where_padded(mask_t: Tensor, new: State, old: State) -> State:
+    """Keep the old state for the batch rows whose sequence has ended (``mask_t`` False)."""
+    return map_state(lambda a, b: torch.where(mask_t, a, b), new, old)
+
+
+def unroll(
+    cells: Sequence[Any],
+    x: Tensor,
+    initial: Sequence[State],
+    *,
+    num_layers: int,
+    num_directions: int,
+    mask: Tensor | None = None,
+    dropout: float = 0.0,
+    training: bool = False,
+    keep_steps: bool = False,
+) -> tuple[Tensor, list[State], list[list[State]] | None]:
+    """Run stacked, optionally bidirectional, cells over a time-major sequence.
+
+    Args:
+        cells: ``num_layers * num_directions`` cells, index ``layer * D + direction``.
+        x: the input, ``(T, B, I)``.
+        initial: one initial state per cell, each ``(B, ...)``.
+        num_layers: L.
+        num_directions: D, 1 or 2.
+        mask: ``(T, B)`` booleans, True where a step is inside its sequence; None for all.
+        dropout: probability of zeroing the outputs of every layer but the last.
+        training: whether dropout is active.
+        keep_steps: also return every state at every step.
+
+    Returns:
+        The last layer's outputs ``(T, B, D*H)``, the final state of every cell, and, with
+        ``keep_steps``, ``steps[k][t]``, the state of cell ``k`` after reading step ``t``.
+    """
+    T = x.size(0)
+    if mask is not None:
+        mask = mask.unsqueeze(-1)  # (T, B, 1), broadcasts over features
+    finals: list[State] = []
+    steps: list[list[State]] | None = [] if keep_steps else None
+    layer_input = x
+    for layer in range(num_layers):
+        outputs = []
+        for direction in range(num_directions):
+            k = layer * num_directions + direction
+            cell = cells[k]
+            project = getattr(cell, "project_input", None)
+            xs = project(layer_input) if project is not None else layer_input  # (T, B, G)
+            step = getattr(cell, "step", cell)
+            state = initial[k]
+            ys: list[Tensor] = [xs] * T  # placeholders, all overwritten
+            kept: list[State] = [state] * T
+            for t in range(T) if direction == 0 else range(T - 1, -1, -1):
+                y, new = step(xs[t], state)
+                if mask is not None:
+                    new = _hold_where_padded(mask[t], new, state)
+                    y = y.masked_fill(~mask[t], 0.0)
+                state = new
+                ys[t] = y
+                kept[t] = state
+            outputs.append(torch.stack(ys))  # (T, B, H)
+            finals.append(state)
+            if steps is not None:
+                steps.append(kept)
+        layer_input = outputs[0] if num_directions == 1 else torch.cat(outputs, -1)
+        if dropout > 0 and training and layer < num_layers - 1:
+            layer_input = F.dropout(layer_input, dropout, training=True)
+    return layer_input, finals, steps
+
