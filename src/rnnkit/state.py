@@ -88,6 +88,12 @@ class StepStates:
             raise AttributeError("this cell's state is a single tensor; it has no c_t")
         return self.stacked(1)
 
-    def at(self, layer: int, direction: int = 0) -> list[State]:
-        """The per-step states of one layer and direction, a list over time."""
-        return self.steps[layer * self.num_directions + direction]
+    def at(self, layer: int, direction: int = 0, part: int | None = None) -> list[State]:
+        """The per-step states of one layer and direction, a list over time.
+
+        With ``part`` (0 = h, 1 = c for LSTM), only that tensor of each state.
+        """
+        states = self.steps[layer * self.num_directions + direction]
+        if part is None:
+            return states
+        return [s if isinstance(s, Tensor) else s[part] for s in states]

@@ -1,0 +1,52 @@
+"""Shared helpers: build a torch.nn layer and its rnnkit twin, run both, compare everything."""
+
+from __future__ import annotations
+
+import torch
+from torch.nn.utils.rnn import PackedSequence
+
+import rnnkit
+
+TORCH = {"RNN": torch.nn.RNN, "LSTM": torch.nn.LSTM, "GRU": torch.nn.GRU}
+OURS = {"RNN": rnnkit.RNN, "LSTM": rnnkit.LSTM, "GRU": rnnkit.GRU}
+TOL = {torch.float32: dict(rtol=1e-5, atol=1e-5), torch.float64: dict(rtol=1e-10, atol=1e-10)}
+
+
+def twins(kind: str, *args, backend: str = "reference", **kwargs):
+    """A torch.nn layer and an rnnkit layer with the same weights."""
+    ref = TORCH[kind](*args, **kwargs)
+    ours = OURS[kind](*args, backend=backend, **kwargs)
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    return ref, ours
+
+
+def leaves(x):
+    """Flatten outputs (tensors, tuples, PackedSequence) to a list of tensors."""
+    if isinstance(x, PackedSequence):
+        return [x.data]
+    if isinstance(x, torch.Tensor):
+        return [x]
+    return [t for part in x for t in leaves(part)]
+
+
+def run_and_grad(module, inputs, hx, weights):
+    """Forward, a loss that weighs every output element differently, and all gradients.
+
+    Returns the outputs and the gradients with respect to the inputs, the initial state and
+    every parameter (None where a tensor gets no gradient).
+    """
+    out = module(inputs, hx) if hx is not None else module(inputs)
+    flat = leaves(out)
+    loss = sum((o * w).sum() for o, w in zip(flat, weights))
+    wrt = leaves(inputs) + (leaves(hx) if hx is not None else []) + list(module.parameters())
+    grads = torch.autograd.grad(loss, wrt, allow_unused=True)
+    return flat, grads
+
+
+def assert_all_close(a, b, dtype):
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        if x is None or y is None:
+            assert x is None and y is None
+            continue
+        torch.testing.assert_close(x, y, **TOL[dtype])
