@@ -1,0 +1,98 @@
+"""Many-to-many, aligned: one output per input step (tagging, language modelling).
+
+``input -> [embedding | as is] -> recurrent layers -> dropout -> linear head``, one prediction
+per step. A character language model is the unidirectional case with an embedding in and a
+vocabulary out; a tagger may be bidirectional. The recurrent part is any rnnkit layer.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from torch import Tensor, nn
+
+from rnnkit.layers import GRU, LSTM, RNN
+from rnnkit.state import State
+
+CellName = Literal["rnn", "rnn_relu", "lstm", "gru"]
+
+
+def make_layer(
+    cell: CellName,
+    input_size: int,
+    hidden_size: int,
+    *,
+    num_layers: int = 1,
+    dropout: float = 0.0,
+    bidirectional: bool = False,
+    batch_first: bool = True,
+) -> nn.Module:
+    """Build the rnnkit layer named by ``cell``, with torch.nn's arguments."""
+    kwargs = dict(num_layers=num_layers, dropout=dropout if num_layers > 1 else 0.0,
+                  bidirectional=bidirectional, batch_first=batch_first)  # fmt: skip
+    if cell == "lstm":
+        return LSTM(input_size, hidden_size, **kwargs)
+    if cell == "gru":
+        return GRU(input_size, hidden_size, **kwargs)
+    if cell in ("rnn", "rnn_relu"):
+        nonlinearity = "relu" if cell == "rnn_relu" else "tanh"
+        return RNN(input_size, hidden_size, nonlinearity=nonlinearity, **kwargs)
+    raise ValueError(f"cell must be one of rnn, rnn_relu, lstm, gru; got {cell!r}")
+
+
+class ManyToMany(nn.Module):
+    """One output per input step.
+
+    Args:
+        output_size: classes (or values) per step; the vocabulary size for a language model.
+        vocab_size: if given, inputs are token ids ``(B, T)`` embedded to ``embedding_size``;
+            otherwise inputs are features ``(B, T, input_size)``.
+        embedding_size: the embedding width (token input only).
+        input_size: features per step (feature input only).
+        cell, hidden_size, num_layers, dropout, bidirectional: the recurrent layers.
+
+    Shapes: ``(B, T)`` ids or ``(B, T, I)`` features in; ``(B, T, output_size)`` out, and the
+    final state.
+
+    Example::
+
+        >>> lm = ManyToMany(65, vocab_size=65, embedding_size=32, hidden_size=64)
+        >>> logits, state = lm(torch.randint(0, 65, (4, 16)))
+        >>> logits.shape
+        torch.Size([4, 16, 65])
+    """
+
+    def __init__(
+        self,
+        output_size: int,
+        *,
+        vocab_size: int | None = None,
+        embedding_size: int = 64,
+        input_size: int | None = None,
+        cell: CellName = "lstm",
+        hidden_size: int = 256,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+    ) -> None:
+        super().__init__()
+        if (vocab_size is None) == (input_size is None):
+            raise ValueError("give exactly one of vocab_size (token input) or input_size")
+        if vocab_size is not None:
+            self.embedding: nn.Module | None = nn.Embedding(vocab_size, embedding_size)
+            rnn_in = embedding_size
+        else:
+            self.embedding = None
+            rnn_in = input_size  # type: ignore[assignment]
+        self.rnn = make_layer(cell, rnn_in, hidden_size, num_layers=num_layers, dropout=dropout,
+                              bidirectional=bidirectional)  # fmt: skip
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden_size * (2 if bidirectional else 1), output_size)
+
+    def forward(
+        self, x: Tensor, state: State | None = None, *, lengths: Tensor | None = None
+    ) -> tuple[Tensor, State]:
+        if self.embedding is not None:
+            x = self.embedding(x)  # (B, T, E)
+        out, state = self.rnn(x, state, lengths=lengths)  # (B, T, D*H)
+        return self.head(self.dropout(out)), state  # (B, T, output_size)

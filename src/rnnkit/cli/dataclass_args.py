@@ -1,0 +1,103 @@
+"""Command-line flags generated from config dataclasses, so that flags, defaults and help text
+have one source: the dataclass fields and the docstring under each one.
+
+``field_name`` becomes ``--field-name``; a bool becomes ``--flag/--no-flag``; ``X | None``
+accepts ``none``; a ``Literal`` becomes a choice. Errors raised by a dataclass's
+``__post_init__`` (which name the flag and the bad value) are reported by the parser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import inspect
+import textwrap
+import types
+import typing
+from typing import Any, Literal, Union, get_args, get_origin
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstring written under each field of a dataclass (read from its source)."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        except (OSError, TypeError):
+            continue
+        body = tree.body[0].body  # type: ignore[attr-defined]
+        for node, nxt in zip(body, body[1:]):
+            if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                    and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)
+                    and isinstance(nxt.value.value, str)):  # fmt: skip
+                docs[node.target.id] = " ".join(nxt.value.value.split())
+    return docs
+
+
+def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
+    if get_origin(tp) in (Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if len(args) == 1 and len(get_args(tp)) == 2:
+            return args[0], True
+    return tp, False
+
+
+def _converter(tp: Any, optional: bool):
+    def convert(text: str):
+        if optional and text.lower() in ("none", "null"):
+            return None
+        return tp(text)
+
+    convert.__name__ = getattr(tp, "__name__", "value")
+    return convert
+
+
+def add_dataclass_flags(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    cls: type,
+    *,
+    skip: tuple[str, ...] = (),
+    positional: tuple[str, ...] = (),
+) -> None:
+    """Add one flag per field of ``cls`` (fields in ``positional`` become positionals)."""
+    hints = typing.get_type_hints(cls)
+    docs = field_docs(cls)
+    for f in dataclasses.fields(cls):
+        if f.name in skip or not f.init:
+            continue
+        tp, optional = _unwrap_optional(hints[f.name])
+        has_default = f.default is not dataclasses.MISSING
+        default = f.default if has_default else None
+        help_text = docs.get(f.name, "")
+        if has_default and default is not None:
+            help_text += f" (default: {default})"
+        kwargs: dict[str, Any] = {"help": help_text, "dest": f.name}
+        if tp is bool:
+            kwargs.update(action=argparse.BooleanOptionalAction, default=default)
+        elif get_origin(tp) is Literal:
+            choices = list(get_args(tp))
+            kwargs.update(choices=choices, type=type(choices[0]), default=default)
+        else:
+            kwargs.update(type=_converter(tp, optional), default=default,
+                          metavar=f.name.upper())  # fmt: skip
+        if f.name in positional:
+            kwargs.pop("dest")
+            parser.add_argument(f.name, **kwargs)
+            continue
+        if not has_default:
+            kwargs["required"] = True
+        parser.add_argument("--" + f.name.replace("_", "-"), **kwargs)
+
+
+def build_dataclass(cls: type, args: argparse.Namespace, parser: argparse.ArgumentParser, **extra):
+    """Instantiate ``cls`` from parsed flags; a validation error becomes a parser error."""
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
+              if f.init and hasattr(args, f.name)}  # fmt: skip
+    values.update(extra)
+    try:
+        return cls(**values)
+    except (ValueError, TypeError) as e:
+        parser.error(str(e))

@@ -1,0 +1,177 @@
+"""Character (or byte) language modelling: predict the next token of a text, char-rnn style.
+
+The model is ``ManyToMany`` with an embedding in and the vocabulary out. Training reads each
+batch row as its own contiguous stream of the corpus and carries the hidden state from one
+window to the next, detached (truncated back-propagation through time); the state is reset when
+a pass over the training split starts again. Evaluation does the same on a held-out split and
+reports the mean loss in nats per token and in bits per token (per character with the default
+tokenizer).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rnnkit.architectures import ManyToMany
+from rnnkit.architectures.many_to_many import CellName
+from rnnkit.state import State, detach_state
+from rnnkit.text.streams import StreamBatcher, Window, eval_windows, split_by_position
+from rnnkit.text.vocab import TokenizerName, Vocab
+
+
+@dataclass(kw_only=True)
+class LMModelConfig:
+    """The network: embedding -> recurrent layers -> linear head over the vocabulary."""
+
+    cell: CellName = "lstm"
+    """Recurrent cell: lstm, gru, rnn (tanh) or rnn_relu."""
+    hidden_size: int = 256
+    """Hidden units per layer."""
+    num_layers: int = 2
+    """Stacked recurrent layers."""
+    dropout: float = 0.0
+    """Dropout between layers and before the head, in training."""
+    embedding_size: int = 64
+    """Width of the token embedding."""
+
+    def __post_init__(self) -> None:
+        if self.cell not in ("lstm", "gru", "rnn", "rnn_relu"):
+            raise ValueError(f"--cell must be lstm, gru, rnn or rnn_relu; got {self.cell!r}")
+        for flag, value in (("--hidden-size", self.hidden_size), ("--num-layers", self.num_layers),
+                            ("--embedding-size", self.embedding_size)):  # fmt: skip
+            if value < 1:
+                raise ValueError(f"{flag} must be >= 1, got {value}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"--dropout must lie in [0, 1), got {self.dropout}")
+
+
+@dataclass(kw_only=True)
+class LMDataConfig:
+    """The corpus and how it is cut."""
+
+    data: str
+    """A data-set name (see `rnnkit datasets`), a text file, a folder of text files, or a glob."""
+    tokenizer: TokenizerName = "char"
+    """char: the characters of the training text; byte: the 256 byte values."""
+    val_fraction: float = 0.05
+    """Fraction of the corpus (taken after the training part) for validation."""
+    test_fraction: float = 0.05
+    """Fraction of the corpus (at its end) for the test split."""
+    bptt: int = 128
+    """Time steps per truncated back-propagation window."""
+
+    def __post_init__(self) -> None:
+        if self.tokenizer not in ("char", "byte"):
+            raise ValueError(f"--tokenizer must be char or byte, got {self.tokenizer!r}")
+        for flag, v in (("--val-fraction", self.val_fraction),
+                        ("--test-fraction", self.test_fraction)):  # fmt: skip
+            if not 0 < v < 0.5:
+                raise ValueError(f"{flag} must lie in (0, 0.5), got {v}")
+        if self.bptt < 1:
+            raise ValueError(f"--bptt must be >= 1, got {self.bptt}")
+
+
+def build_lm(vocab_size: int, cfg: LMModelConfig) -> ManyToMany:
+    return ManyToMany(vocab_size, vocab_size=vocab_size, embedding_size=cfg.embedding_size,
+                      cell=cfg.cell, hidden_size=cfg.hidden_size, num_layers=cfg.num_layers,
+                      dropout=cfg.dropout)  # fmt: skip
+
+
+def encode_corpus(text: str, data: LMDataConfig, vocab: Vocab | None = None):
+    """Split a corpus by position, build the vocabulary on the training part, encode all."""
+    if not text:
+        raise ValueError(f"the corpus {data.data!r} is empty")
+    cut = int(len(text) * (1 - data.val_fraction - data.test_fraction))
+    vocab = vocab or Vocab.build(text[:cut], data.tokenizer)
+    ids = vocab.encode(text)
+    return vocab, split_by_position(ids, data.val_fraction, data.test_fraction)
+
+
+class LanguageModelTask:
+    """The ``lm`` task for the trainer (see ``rnnkit.training.Task``)."""
+
+    kind = "lm"
+
+    def __init__(
+        self,
+        model_cfg: LMModelConfig,
+        data_cfg: LMDataConfig,
+        text: str,
+        *,
+        batch_size: int,
+        device: torch.device | str = "cpu",
+        vocab: Vocab | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        self.model_cfg, self.data_cfg = model_cfg, data_cfg
+        self.device = torch.device(device)
+        self.batch_size = batch_size
+        self.vocab, self.splits = encode_corpus(text, data_cfg, vocab)
+        self.batcher = StreamBatcher(self.splits["train"], batch_size, data_cfg.bptt,
+                                     rank=rank, world_size=world_size)  # fmt: skip
+        self.state: State | None = None
+
+    # -- Task protocol ---------------------------------------------------------------------------
+    def build_model(self) -> nn.Module:
+        return build_lm(len(self.vocab), self.model_cfg)
+
+    def train_batch(self, step: int) -> Window:
+        return self.batcher.window(step)
+
+    def batch_loss(self, model: nn.Module, batch: Window) -> tuple[Tensor, int]:
+        if batch.starts_pass:
+            self.state = None  # a new pass over the corpus: the streams start afresh
+        x, y = batch.x.to(self.device), batch.y.to(self.device)
+        logits, state = model(x, self.state)  # (B, T, V)
+        self.state = detach_state(state)
+        loss = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
+        return loss, y.numel()
+
+    def evaluate(self, model: nn.Module, split: str, max_tokens: int | None = None) -> dict:
+        ids = self.splits[split]
+        if max_tokens is not None:
+            ids = ids[: max_tokens + 1]
+        return evaluate_lm(model, ids, self.batch_size, self.data_cfg.bptt, self.device)
+
+    def carry(self) -> dict[str, Tensor]:
+        if self.state is None:
+            return {}
+        parts = (self.state,) if isinstance(self.state, Tensor) else self.state
+        return {str(i): t for i, t in enumerate(parts)}
+
+    def restore_carry(self, tensors: dict[str, Tensor]) -> None:
+        if not tensors:
+            self.state = None
+            return
+        parts = tuple(tensors[str(i)] for i in range(len(tensors)))
+        self.state = parts[0] if len(parts) == 1 else parts
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, "model": asdict(self.model_cfg), "data": asdict(self.data_cfg),
+                "vocab": self.vocab.to_json(), "batch_size": self.batch_size}  # fmt: skip
+
+
+def evaluate_lm(
+    model: nn.Module, ids: Tensor, batch_size: int, bptt: int, device: torch.device
+) -> dict[str, float]:
+    """Mean next-token loss over ``ids`` with the state carried across windows."""
+    was_training = model.training
+    model.eval()
+    total, count, state = 0.0, 0, None
+    with torch.no_grad():
+        for w in eval_windows(ids, batch_size, bptt):
+            logits, state = model(w.x.to(device), state)
+            y = w.y.to(device)
+            total += F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(),
+                                     reduction="sum").item()  # fmt: skip
+            count += y.numel()
+    model.train(was_training)
+    loss = total / count
+    return {"loss": loss, "bpc": loss / math.log(2), "tokens": count}

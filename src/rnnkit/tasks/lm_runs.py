@@ -1,0 +1,117 @@
+"""A language-model run from start to finish: train, load, evaluate, sample. The CLI's verbs.
+
+Each function is one call a Python user can make too, for example::
+
+    from rnnkit.tasks.lm_runs import train_lm, evaluate_run
+    train_lm(LMModelConfig(), LMDataConfig(data="shakespeare"), TrainConfig(out="runs/shk"))
+    evaluate_run("runs/shk", split="test")
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from rnnkit.datasets import load_corpus
+from rnnkit.tasks.language_model import (
+    LanguageModelTask,
+    LMDataConfig,
+    LMModelConfig,
+    build_lm,
+    encode_corpus,
+    evaluate_lm,
+)
+from rnnkit.text.streams import unigram_entropy
+from rnnkit.text.vocab import Vocab
+from rnnkit.training import checkpoint as ckpt
+from rnnkit.training.config import TrainConfig
+from rnnkit.training.trainer import BEST, CONFIG, LAST, RunResult, Trainer, resolve_device
+
+
+def read_run_config(run_dir: str | Path) -> dict:
+    """The stored ``config.json`` of a run, checked to be a language-model run."""
+    config = ckpt.read_json(Path(run_dir) / CONFIG, "run config")
+    if config.get("task", {}).get("kind") != "lm":
+        raise ckpt.CheckpointError(f"{run_dir} is not a language-model run (config.json)")
+    return config
+
+
+def train_lm(
+    model_cfg: LMModelConfig | None,
+    data_cfg: LMDataConfig | None,
+    train_cfg: TrainConfig,
+    *,
+    callbacks=(),
+) -> RunResult:
+    """Train (or with ``train_cfg.resume``, continue) a language model into ``train_cfg.out``.
+
+    On resume, the model, data and vocabulary come from the run's config.json; the arguments
+    given for them are ignored, and the training flags given now apply (a longer budget, say).
+    """
+    vocab = None
+    if train_cfg.resume:
+        stored = read_run_config(train_cfg.out)["task"]
+        model_cfg = LMModelConfig(**stored["model"])
+        data_cfg = LMDataConfig(**stored["data"])
+        vocab = Vocab.from_json(stored["vocab"])
+    if model_cfg is None or data_cfg is None:
+        raise ValueError("--data is required to start a run (only --resume reads it from the run)")
+    device = resolve_device(train_cfg.device)
+    text = load_corpus(data_cfg.data)
+    task = LanguageModelTask(model_cfg, data_cfg, text, batch_size=train_cfg.batch_size,
+                             device=device, vocab=vocab)  # fmt: skip
+    return Trainer(task, train_cfg, callbacks).run()
+
+
+def load_model(run_dir: str | Path, which: str = "best", device: str = "cpu"):
+    """Rebuild a run's model from its config and load ``best`` or ``last`` weights."""
+    if which not in ("best", "last"):
+        raise ValueError(f"--checkpoint must be best or last, got {which!r}")
+    run_dir = Path(run_dir)
+    task = read_run_config(run_dir)["task"]
+    vocab = Vocab.from_json(task["vocab"])
+    model = build_lm(len(vocab), LMModelConfig(**task["model"]))
+    path = run_dir / (BEST if which == "best" else LAST)
+    if which == "best" and not path.exists():
+        path = run_dir / LAST  # no validation has run yet
+    tensors, _ = ckpt.load(path)
+    try:
+        model.load_state_dict(ckpt.strip_prefix("model", tensors))
+    except RuntimeError as e:
+        raise ckpt.CheckpointError(f"{path} does not fit the model in config.json: {e}") from e
+    return model.to(resolve_device(device)).eval(), vocab, task
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    *,
+    data: str | None = None,
+    split: str = "test",
+    which: str = "best",
+    device: str = "cpu",
+    batch_size: int = 32,
+) -> dict:
+    """Loss and bits per token of a run's model on a split of its corpus, or on other text.
+
+    With ``data``, the whole of that text (a file, folder, glob or data-set name) is scored;
+    otherwise ``split`` (train, val or test) of the run's own corpus, cut as in training.
+    A unigram baseline (the entropy of the training split's token frequencies) is reported
+    beside it.
+    """
+    model, vocab, task = load_model(run_dir, which, device)
+    data_cfg = LMDataConfig(**task["data"])
+    _, splits = encode_corpus(load_corpus(data_cfg.data), data_cfg, vocab)
+    if data is not None:
+        ids = vocab.encode(load_corpus(data))
+        scored = data
+    else:
+        if split not in splits:
+            raise ValueError(f"--split must be train, val or test, got {split!r}")
+        ids, scored = splits[split], f"{data_cfg.data} [{split}]"
+    metrics = evaluate_lm(model, ids, batch_size, data_cfg.bptt,
+                          next(model.parameters()).device)  # fmt: skip
+    baseline = unigram_entropy(splits["train"], len(vocab))
+    return {"data": scored, "checkpoint": which, **metrics,
+            "unigram_loss": baseline, "unigram_bpc": baseline / math.log(2)}  # fmt: skip
+
+

@@ -1,0 +1,7 @@
+"""Training: one loop for every task, with checkpoints, logs, budgets and plots."""
+
+from rnnkit.training.checkpoint import CheckpointError
+from rnnkit.training.config import TrainConfig
+from rnnkit.training.trainer import RunResult, Task, Trainer
+
+__all__ = ["CheckpointError", "RunResult", "Task", "TrainConfig", "Trainer"]

@@ -1,0 +1,86 @@
+"""The flags every ``rnnkit train`` command shares, as one dataclass."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+def parse_duration(text: str | float | int | None) -> float | None:
+    """``"90"``, ``"90s"``, ``"5m"``, ``"1.5h"`` -> seconds."""
+    if text is None or isinstance(text, (int, float)):
+        return None if text is None else float(text)
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([smh]?)\s*", text)
+    if not m:
+        raise ValueError(f"--time-budget must look like 300, 300s, 5m or 1.5h; got {text!r}")
+    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+
+
+@dataclass(kw_only=True)
+class TrainConfig:
+    """How to train: budgets, optimiser, schedule, evaluation, checkpoints."""
+
+    out: str
+    """Run folder: config, checkpoints, metrics log and plots go here."""
+    max_steps: int | None = None
+    """Stop after this many optimiser steps (5000 when no budget at all is given)."""
+    time_budget: str | None = None
+    """Stop after this much training time: seconds, or with a unit (300s, 5m, 1.5h)."""
+    token_budget: int | None = None
+    """Stop after this many training tokens (or items, for non-sequence tasks)."""
+    seed: int = 0
+    """Seed for initialisation, dropout and sampling: the same seed gives the same run."""
+    device: str = "auto"
+    """cpu, cuda, cuda:N, or auto (CUDA when present)."""
+    resume: bool = False
+    """Continue the run in --out from its last checkpoint (same config)."""
+    batch_size: int = 32
+    """Sequences per batch."""
+    lr: float = 2e-3
+    """Peak learning rate of AdamW."""
+    weight_decay: float = 0.0
+    """AdamW weight decay, applied to weight matrices only."""
+    warmup_steps: int = 100
+    """Steps of linear learning-rate warm-up."""
+    min_lr_ratio: float = 0.1
+    """The cosine decay ends at lr * min_lr_ratio when the budget is spent."""
+    grad_clip: float = 1.0
+    """Clip the gradient's global norm to this (0 turns clipping off)."""
+    eval_every: int = 250
+    """Validate every this many steps (and at the end)."""
+    eval_max_tokens: int | None = 500_000
+    """Score at most this many validation tokens per evaluation (None: all of them)."""
+    patience: int | None = None
+    """Stop early after this many evaluations without a better validation loss."""
+    checkpoint_every: int = 250
+    """Save the last checkpoint every this many steps (and at the end or on Ctrl-C)."""
+    log_every: int = 10
+    """Append training metrics to metrics.jsonl every this many steps."""
+    amp: bool = True
+    """Mixed precision (bfloat16 autocast) on CUDA; ignored on the CPU."""
+    progress: bool = True
+    """Show a progress bar."""
+
+    def __post_init__(self) -> None:
+        self.time_budget_s = parse_duration(self.time_budget)
+        for flag, value in (("--max-steps", self.max_steps), ("--token-budget", self.token_budget)):
+            if value is not None and value < 1:
+                raise ValueError(f"{flag} must be >= 1, got {value}")
+        if self.time_budget_s is not None and self.time_budget_s <= 0:
+            raise ValueError(f"--time-budget must be positive, got {self.time_budget!r}")
+        if self.max_steps is None and self.time_budget_s is None and self.token_budget is None:
+            self.max_steps = 5000
+        checks = (("--batch-size", self.batch_size, 1), ("--eval-every", self.eval_every, 1),
+                  ("--checkpoint-every", self.checkpoint_every, 1),
+                  ("--log-every", self.log_every, 1), ("--warmup-steps", self.warmup_steps, 0))  # fmt: skip
+        for flag, value, low in checks:
+            if value < low:
+                raise ValueError(f"{flag} must be >= {low}, got {value}")
+        if self.lr <= 0:
+            raise ValueError(f"--lr must be positive, got {self.lr}")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError(f"--min-lr-ratio must lie in [0, 1], got {self.min_lr_ratio}")
+        if self.grad_clip < 0:
+            raise ValueError(f"--grad-clip must be >= 0, got {self.grad_clip}")
+        if self.patience is not None and self.patience < 1:
+            raise ValueError(f"--patience must be >= 1, got {self.patience}")

@@ -1,0 +1,346 @@
+"""One training loop for every task: budgets, schedule, clipping, evaluation, checkpoints, logs.
+
+The trainer knows nothing about text, classes or translation. A *task* supplies the model, the
+batches, the loss and the evaluation (see ``Task``); the trainer runs them. Three seams are kept
+apart for data-parallel training: ``build_optimizer``, ``wrap_model`` and the task's
+``rank``/``world_size`` data sharding. Nothing is global: two trainers can run in one process.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor, nn
+
+from rnnkit.training import checkpoint as ckpt
+from rnnkit.training.config import TrainConfig
+
+LAST = "checkpoint.safetensors"
+BEST = "best.safetensors"
+CONFIG = "config.json"
+METRICS = "metrics.jsonl"
+
+
+class Task(Protocol):
+    """What a task gives the trainer."""
+
+    kind: str
+    """Short name, stored in the run's config (``lm``, ``classify``, ...)."""
+
+    def build_model(self) -> nn.Module: ...
+
+    def train_batch(self, step: int) -> Any:
+        """The batch for optimiser step ``step``: a pure function of the step, for resuming."""
+
+    def batch_loss(self, model: nn.Module, batch: Any) -> tuple[Tensor, int]:
+        """Mean loss of a batch, and how many tokens (or items) it covered."""
+
+    def evaluate(self, model: nn.Module, split: str, max_tokens: int | None = None) -> dict:
+        """Metrics on a held-out split; must hold ``loss``."""
+
+    def carry(self) -> dict[str, Tensor]:
+        """State the task carries from batch to batch (an LM's hidden state), for checkpoints."""
+
+    def restore_carry(self, tensors: dict[str, Tensor]) -> None: ...
+
+    def describe(self) -> dict:
+        """Everything needed to rebuild the task and model (JSON), for config.json."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: CUDA is not available on this machine")
+    return device
+
+
+def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW; weight decay on matrices only (not biases, norms or embeddings' rows... all 2-D)."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    rest = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
+              {"params": rest, "weight_decay": 0.0}]  # fmt: skip
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.99))
+
+
+def wrap_model(model: nn.Module) -> nn.Module:
+    """The seam where DistributedDataParallel will wrap the model; a no-op in one process."""
+    return model
+
+
+def learning_rate(cfg: TrainConfig, step: int, progress: float) -> float:
+    """Linear warm-up, then cosine decay to ``lr * min_lr_ratio`` as the budget runs out."""
+    if cfg.warmup_steps and step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cosine)
+
+
+@dataclass
+class Counters:
+    """Where a run stands; saved in every checkpoint."""
+
+    step: int = 0
+    tokens: int = 0
+    elapsed: float = 0.0
+    best_val: float = math.inf
+    best_step: int = -1
+    evals_without_gain: int = 0
+    stopped_early: bool = False
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    counters: Counters
+    last_val: dict = field(default_factory=dict)
+    interrupted: bool = False
+
+
+def rng_tensors(device: torch.device) -> dict[str, Tensor]:
+    out = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        out["cuda"] = torch.cuda.get_rng_state(device)
+    return out
+
+
+def restore_rng(tensors: dict[str, Tensor], device: torch.device) -> None:
+    torch.set_rng_state(tensors["cpu"])
+    if device.type == "cuda" and "cuda" in tensors:
+        torch.cuda.set_rng_state(tensors["cuda"], device)
+
+
+class Trainer:
+    """Run a task under a ``TrainConfig``; see the module docstring.
+
+    ``callbacks`` are called as ``fn(trainer, record)`` after every logged step; one that
+    raises ``KeyboardInterrupt`` stops the run the way Ctrl-C does (a checkpoint is saved).
+    """
+
+    def __init__(
+        self,
+        task: Task,
+        cfg: TrainConfig,
+        callbacks: tuple[Callable[[Trainer, dict], None], ...] = (),
+    ) -> None:
+        self.task, self.cfg, self.callbacks = task, cfg, callbacks
+        self.run_dir = Path(cfg.out)
+        self.device = resolve_device(cfg.device)
+        self.counters = Counters()
+
+    # -- budgets ---------------------------------------------------------------------------------
+    def progress(self) -> float:
+        """The fraction of the budget spent: the most advanced of steps, tokens and time."""
+        c, cfg = self.counters, self.cfg
+        parts = [0.0]
+        if cfg.max_steps:
+            parts.append(c.step / cfg.max_steps)
+        if cfg.token_budget:
+            parts.append(c.tokens / cfg.token_budget)
+        if cfg.time_budget_s:
+            parts.append(c.elapsed / cfg.time_budget_s)
+        return max(parts)
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def _save_last(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        opt_tensors, opt_meta = ckpt.optimizer_to_flat(optimizer)
+        tensors = {
+            **ckpt.with_prefix("model", model.state_dict()),
+            **ckpt.with_prefix("optim", opt_tensors),
+            **ckpt.with_prefix("rng", rng_tensors(self.device)),
+            **ckpt.with_prefix("carry", self.task.carry()),
+        }
+        meta = {"counters": asdict(self.counters), "optimizer": opt_meta}
+        ckpt.save(self.run_dir / LAST, tensors, meta)
+
+    def _load_last(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        tensors, meta = ckpt.load(self.run_dir / LAST)
+        try:
+            model.load_state_dict(ckpt.strip_prefix("model", tensors))
+            ckpt.optimizer_from_flat(optimizer, ckpt.strip_prefix("optim", tensors),
+                                     meta["optimizer"])  # fmt: skip
+            self.counters = Counters(**meta["counters"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as e:
+            raise ckpt.CheckpointError(
+                f"checkpoint {self.run_dir / LAST} does not fit this run's model: {e}"
+            ) from e
+        restore_rng(ckpt.strip_prefix("rng", tensors), self.device)
+        self.task.restore_carry({k: v.to(self.device) for k, v in
+                                 ckpt.strip_prefix("carry", tensors).items()})  # fmt: skip
+
+    def _save_best(self, model: nn.Module, val: dict) -> None:
+        ckpt.save(self.run_dir / BEST, ckpt.with_prefix("model", model.state_dict()),
+                  {"step": self.counters.step, "val": val})  # fmt: skip
+
+    # -- logs ------------------------------------------------------------------------------------
+    def _log(self, record: dict) -> None:
+        with open(self.run_dir / METRICS, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def _trim_log(self) -> None:
+        """On resume, drop records written after the checkpoint (the killed run's tail)."""
+        path = self.run_dir / METRICS
+        if not path.exists():
+            return
+        keep = []
+        for line in path.read_text().splitlines():
+            try:
+                if json.loads(line).get("step", 0) <= self.counters.step:
+                    keep.append(line)
+            except json.JSONDecodeError:
+                continue  # a line cut short by a crash
+        ckpt.atomic_write_bytes(path, ("\n".join(keep) + "\n" if keep else "").encode())
+
+    # -- the loop --------------------------------------------------------------------------------
+    def _prepare_run_dir(self) -> None:
+        cfg = self.cfg
+        if cfg.resume:
+            if not (self.run_dir / LAST).exists():
+                raise ckpt.CheckpointError(
+                    f"--resume: no checkpoint in {self.run_dir} (expected {LAST})"
+                )
+            return
+        if (self.run_dir / LAST).exists() or (self.run_dir / CONFIG).exists():
+            raise FileExistsError(
+                f"{self.run_dir} already holds a run; continue it with --resume, or choose "
+                "another --out (nothing there was changed)"
+            )
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        config = {"task": self.task.describe(), "train": asdict(cfg)}
+        ckpt.atomic_write_json(self.run_dir / CONFIG, config)
+
+    def evaluate(self, model: nn.Module, split: str = "val") -> dict:
+        model.eval()
+        with torch.no_grad(), self._autocast():
+            metrics = self.task.evaluate(model, split, self.cfg.eval_max_tokens)
+        model.train()
+        return metrics
+
+    def _autocast(self):
+        enabled = self.cfg.amp and self.device.type == "cuda"
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=enabled)
+
+    def run(self) -> RunResult:
+        cfg, c = self.cfg, self.counters
+        self._prepare_run_dir()
+        torch.manual_seed(cfg.seed)
+        model = self.task.build_model().to(self.device)
+        optimizer = build_optimizer(model, cfg)
+        if cfg.resume:
+            self._load_last(model, optimizer)
+            c = self.counters
+            self._trim_log()
+        model = wrap_model(model)
+        model.train()
+        bar = self._progress_bar()
+        last_val: dict = {}
+        interrupted = False
+        since = time.perf_counter()
+        window_tokens, window_start = 0, since
+        try:
+            while self.progress() < 1.0 and not c.stopped_early:
+                lr = learning_rate(cfg, c.step, self.progress())
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                batch = self.task.train_batch(c.step)
+                with self._autocast():
+                    loss, n = self.task.batch_loss(model, batch)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(
+                        f"the training loss became {loss.item()} at step {c.step}; lower --lr or "
+                        f"--grad-clip, then --resume from the last checkpoint ({LAST})"
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                grad_norm = (nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                             if cfg.grad_clip > 0 else torch.tensor(0.0))  # fmt: skip
+                optimizer.step()
+                now = time.perf_counter()
+                c.elapsed += now - since
+                since = now
+                c.step += 1
+                c.tokens += n
+                window_tokens += n
+                if c.step % cfg.log_every == 0 or c.step == 1:
+                    rate = window_tokens / max(now - window_start, 1e-9)
+                    window_tokens, window_start = 0, now
+                    record = {"step": c.step, "loss": round(loss.item(), 6), "lr": lr,
+                              "grad_norm": round(float(grad_norm), 4), "tokens": c.tokens,
+                              "tokens_per_s": round(rate, 1), "elapsed": round(c.elapsed, 2)}  # fmt: skip
+                    self._log(record)
+                    self._update_bar(bar, record)
+                    for fn in self.callbacks:
+                        fn(self, record)
+                done = self.progress() >= 1.0
+                if c.step % cfg.eval_every == 0 or done:
+                    last_val = self._validate(model)
+                    since = time.perf_counter()  # evaluation time is not training time
+                if c.step % cfg.checkpoint_every == 0 or done or c.stopped_early:
+                    self._save_last(model, optimizer)
+        except KeyboardInterrupt:
+            interrupted = True
+            self._save_last(model, optimizer)
+            print(f"\ninterrupted at step {c.step}; the checkpoint is saved: continue with "
+                  f"--resume --out {self.run_dir}", file=sys.stderr)  # fmt: skip
+        finally:
+            if bar is not None:
+                bar.close()
+        self._plot()
+        return RunResult(self.run_dir, c, last_val, interrupted)
+
+    def _validate(self, model: nn.Module) -> dict:
+        c, cfg = self.counters, self.cfg
+        val = self.evaluate(model, "val")
+        record = {"step": c.step, **{f"val_{k}": v for k, v in val.items()}}
+        self._log(record)
+        if val["loss"] < c.best_val:
+            c.best_val, c.best_step, c.evals_without_gain = val["loss"], c.step, 0
+            self._save_best(model, val)
+        else:
+            c.evals_without_gain += 1
+            if cfg.patience is not None and c.evals_without_gain >= cfg.patience:
+                c.stopped_early = True
+        return val
+
+    # -- progress and plot -----------------------------------------------------------------------
+    def _progress_bar(self):
+        if not self.cfg.progress:
+            return None
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            return None
+        fmt = "{desc}{percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]"
+        bar = tqdm(total=1000, desc=f"train {self.task.kind} ", bar_format=fmt, file=sys.stderr,
+                   dynamic_ncols=True)  # fmt: skip
+        bar.n = int(1000 * self.progress())
+        return bar
+
+    def _update_bar(self, bar, record: dict) -> None:
+        if bar is None:
+            return
+        bar.n = min(1000, int(1000 * self.progress()))
+        post = f"step {record['step']} loss {record['loss']:.3f} {record['tokens_per_s']:,.0f} tok/s"
+        if math.isfinite(self.counters.best_val):
+            post += f" best val {self.counters.best_val:.3f}"
+        bar.set_postfix_str(post, refresh=True)
+
+    def _plot(self) -> None:
+        try:
+            from rnnkit.training.plot import plot_run
+        except ImportError:  # pragma: no cover
+            return
+        try:
+            plot_run(self.run_dir)
+        except ImportError:
+            print("(no loss plot: pip install 'rnnkit[plot]' for matplotlib)", file=sys.stderr)
