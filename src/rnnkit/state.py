@@ -14,7 +14,7 @@ from typing import Union
 import torch
 from torch import Tensor
 
-State = Union[Tensor, tuple[Tensor, ...]]
+State = Union[Tensor, tuple[Tensor, ...]]  # noqa: UP007 (a runtime alias on Python 3.10)
 """A cell's state: one tensor or a tuple of tensors."""
 
 

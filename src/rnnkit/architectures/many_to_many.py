@@ -28,8 +28,12 @@ def make_layer(
     batch_first: bool = True,
 ) -> nn.Module:
     """Build the rnnkit layer named by ``cell``, with torch.nn's arguments."""
-    kwargs = dict(num_layers=num_layers, dropout=dropout if num_layers > 1 else 0.0,
-                  bidirectional=bidirectional, batch_first=batch_first)  # fmt: skip
+    kwargs = dict(
+        num_layers=num_layers,
+        dropout=dropout if num_layers > 1 else 0.0,
+        bidirectional=bidirectional,
+        batch_first=batch_first,
+    )
     if cell == "lstm":
         return LSTM(input_size, hidden_size, **kwargs)
     if cell == "gru":
@@ -84,8 +88,14 @@ class ManyToMany(nn.Module):
         else:
             self.embedding = None
             rnn_in = input_size  # type: ignore[assignment]
-        self.rnn = make_layer(cell, rnn_in, hidden_size, num_layers=num_layers, dropout=dropout,
-                              bidirectional=bidirectional)  # fmt: skip
+        self.rnn = make_layer(
+            cell,
+            rnn_in,
+            hidden_size,
+            num_layers=num_layers,
+            dropout=dropout,
+            bidirectional=bidirectional,
+        )
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden_size * (2 if bidirectional else 1), output_size)
 

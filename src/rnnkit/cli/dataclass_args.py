@@ -12,6 +12,7 @@ import argparse
 import ast
 import dataclasses
 import inspect
+import itertools
 import textwrap
 import types
 import typing
@@ -29,10 +30,14 @@ def field_docs(cls: type) -> dict[str, str]:
         except (OSError, TypeError):
             continue
         body = tree.body[0].body  # type: ignore[attr-defined]
-        for node, nxt in zip(body, body[1:]):
-            if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
-                    and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)
-                    and isinstance(nxt.value.value, str)):  # fmt: skip
+        for node, nxt in itertools.pairwise(body):
+            if (
+                isinstance(node, ast.AnnAssign)
+                and isinstance(node.target, ast.Name)
+                and isinstance(nxt, ast.Expr)
+                and isinstance(nxt.value, ast.Constant)
+                and isinstance(nxt.value.value, str)
+            ):
                 docs[node.target.id] = " ".join(nxt.value.value.split())
     return docs
 
@@ -81,8 +86,7 @@ def add_dataclass_flags(
             choices = list(get_args(tp))
             kwargs.update(choices=choices, type=type(choices[0]), default=default)
         else:
-            kwargs.update(type=_converter(tp, optional), default=default,
-                          metavar=f.name.upper())  # fmt: skip
+            kwargs.update(type=_converter(tp, optional), default=default, metavar=f.name.upper())
         if f.name in positional:
             kwargs.pop("dest")
             parser.add_argument(f.name, **kwargs)
@@ -94,8 +98,11 @@ def add_dataclass_flags(
 
 def build_dataclass(cls: type, args: argparse.Namespace, parser: argparse.ArgumentParser, **extra):
     """Instantiate ``cls`` from parsed flags; a validation error becomes a parser error."""
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
-              if f.init and hasattr(args, f.name)}  # fmt: skip
+    values = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(cls)
+        if f.init and hasattr(args, f.name)
+    }
     values.update(extra)
     try:
         return cls(**values)

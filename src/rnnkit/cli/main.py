@@ -29,8 +29,11 @@ def _parser() -> argparse.ArgumentParser:
     train = verbs.add_parser("train", help="train a model").add_subparsers(
         dest="task", required=True, metavar="TASK"
     )
-    lm = train.add_parser("lm", help="a character (or byte) language model on text",
-                          description="Train a character-level language model.")  # fmt: skip
+    lm = train.add_parser(
+        "lm",
+        help="a character (or byte) language model on text",
+        description="Train a character-level language model.",
+    )
     add_dataclass_flags(lm.add_argument_group("data"), LMDataConfig)
     add_dataclass_flags(lm.add_argument_group("model"), LMModelConfig)
     add_dataclass_flags(lm.add_argument_group("training"), TrainConfig)
@@ -48,12 +51,17 @@ def _parser() -> argparse.ArgumentParser:
 
     evaluate = verbs.add_parser("evaluate", help="loss and bits per character on held-out text")
     evaluate.add_argument("run_dir", help="the run folder")
-    evaluate.add_argument("--data", default=None,
-                          help="score this text (file, folder, glob or data set) instead of a split")  # fmt: skip
+    evaluate.add_argument(
+        "--data",
+        default=None,
+        help="score this text (file, folder, glob or data set) instead of a split",
+    )
     evaluate.add_argument("--split", default="test", choices=["train", "val", "test"])
     evaluate.add_argument("--checkpoint", choices=["best", "last"], default="best")
     evaluate.add_argument("--device", default="cpu")
-    evaluate.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    evaluate.add_argument(
+        "--json", action="store_true", help="print the metrics as one JSON object"
+    )
 
     plot = verbs.add_parser("plot", help="draw a run's loss curve (loss.png)")
     plot.add_argument("run_dir")
@@ -76,9 +84,11 @@ def _train_lm(args, parser) -> int:
         data_cfg = build_dataclass(LMDataConfig, args, parser)
     result = train_lm(model_cfg, data_cfg, train_cfg)
     c = result.counters
-    print(f"{'interrupted' if result.interrupted else 'done'}: {c.step} steps, "
-          f"{c.tokens:,} tokens, {c.elapsed:.0f} s; best validation loss {c.best_val:.4f} nats "
-          f"at step {c.best_step}; run folder {result.run_dir}")  # fmt: skip
+    print(
+        f"{'interrupted' if result.interrupted else 'done'}: {c.step} steps, "
+        f"{c.tokens:,} tokens, {c.elapsed:.0f} s; best validation loss {c.best_val:.4f} nats "
+        f"at step {c.best_step}; run folder {result.run_dir}"
+    )
     return 130 if result.interrupted else 0
 
 
@@ -94,8 +104,7 @@ def _sample(args, parser) -> int:
         sys.stdout.flush()
 
     write(args.prime)
-    sample_text(model, vocab, prime=args.prime, length=args.length, sampling=sampling,
-                write=write)  # fmt: skip
+    sample_text(model, vocab, prime=args.prime, length=args.length, sampling=sampling, write=write)
     write("\n")
     return 0
 
@@ -103,13 +112,16 @@ def _sample(args, parser) -> int:
 def _evaluate(args, parser) -> int:
     from rnnkit.tasks.lm_runs import evaluate_run
 
-    m = evaluate_run(args.run_dir, data=args.data, split=args.split, which=args.checkpoint,
-                     device=args.device)  # fmt: skip
+    m = evaluate_run(
+        args.run_dir, data=args.data, split=args.split, which=args.checkpoint, device=args.device
+    )
     if args.json:
         print(json.dumps(m))
         return 0
-    print(f"{'data':<22}{m['data']}\n{'checkpoint':<22}{m['checkpoint']}\n"
-          f"{'tokens scored':<22}{m['tokens']:,}")  # fmt: skip
+    print(
+        f"{'data':<22}{m['data']}\n{'checkpoint':<22}{m['checkpoint']}\n"
+        f"{'tokens scored':<22}{m['tokens']:,}"
+    )
     print(f"{'':<22}{'nats/token':>12}{'bits/token':>12}")
     print(f"{'model':<22}{m['loss']:>12.4f}{m['bpc']:>12.4f}")
     print(f"{'unigram baseline':<22}{m['unigram_loss']:>12.4f}{m['unigram_bpc']:>12.4f}")
@@ -142,8 +154,16 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return handler(args, parser)
-    except (CorpusError, DatasetError, CheckpointError, FileExistsError, FileNotFoundError,
-            ValueError, FloatingPointError, ImportError) as e:  # fmt: skip
+    except (
+        CorpusError,
+        DatasetError,
+        CheckpointError,
+        FileExistsError,
+        FileNotFoundError,
+        ValueError,
+        FloatingPointError,
+        ImportError,
+    ) as e:
         print(f"rnnkit {args.verb}: error: {e}", file=sys.stderr)
         return 2
 

@@ -51,11 +51,15 @@ class Stepper:
                         entry["b_ih"] = b_ih.unsqueeze(0)
                 else:
                     if layer == 0:
-                        entry = {"table": emb @ w_ih.t() + b_ih + b_hh,  # (V, G)
-                                 "w_hh_t": w_hh.t().contiguous()}  # fmt: skip
+                        entry = {
+                            "table": emb @ w_ih.t() + b_ih + b_hh,  # (V, G)
+                            "w_hh_t": w_hh.t().contiguous(),
+                        }
                     else:
-                        entry = {"w_t": torch.cat([w_ih, w_hh], 1).t().contiguous(),  # (2H, G)
-                                 "b": (b_ih + b_hh).unsqueeze(0)}  # fmt: skip
+                        entry = {
+                            "w_t": torch.cat([w_ih, w_hh], 1).t().contiguous(),  # (2H, G)
+                            "b": (b_ih + b_hh).unsqueeze(0),
+                        }
                 self.layers.append(entry)
             self.head_w_t = model.head.weight.detach().t().contiguous()  # (H, V)
             self.head_b = model.head.bias.detach().unsqueeze(0)

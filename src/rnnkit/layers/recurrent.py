@@ -82,11 +82,21 @@ class Recurrent(nn.Module):
         if not isinstance(num_layers, int) or num_layers <= 0:
             raise ValueError(f"num_layers must be an int greater than zero, got {num_layers!r}")
         if not isinstance(batch_first, bool):
-            raise TypeError(f"batch_first should be of type bool, got: {type(batch_first).__name__}")
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout <= 1:
+            raise TypeError(
+                f"batch_first should be of type bool, got: {type(batch_first).__name__}"
+            )
+        if (
+            isinstance(dropout, bool)
+            or not isinstance(dropout, (int, float))
+            or not 0 <= dropout <= 1
+        ):
             raise ValueError(f"dropout should be a number in [0, 1], got {dropout!r}")
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
-        self.batch_first, self.dropout, self.bidirectional = batch_first, float(dropout), bidirectional
+        self.batch_first, self.dropout, self.bidirectional = (
+            batch_first,
+            float(dropout),
+            bidirectional,
+        )
         D = 2 if bidirectional else 1
         cells: list[nn.Module] = []
         in_size = input_size
@@ -131,7 +141,9 @@ class Recurrent(nn.Module):
         else:
             data = input
             if input.dim() not in (2, 3):
-                raise ValueError(f"{name}: Expected input to be 2D or 3D, got {input.dim()}D instead")
+                raise ValueError(
+                    f"{name}: Expected input to be 2D or 3D, got {input.dim()}D instead"
+                )
             batched = input.dim() == 3
             if not batched:
                 if lengths is not None:
@@ -139,7 +151,9 @@ class Recurrent(nn.Module):
                 input = input.unsqueeze(0 if self.batch_first else 1)
             batch_size = input.size(0 if self.batch_first else 1)
             if lengths is not None:
-                lengths = check_lengths(lengths, batch_size, input.size(1 if self.batch_first else 0))
+                lengths = check_lengths(
+                    lengths, batch_size, input.size(1 if self.batch_first else 0)
+                )
         self._check_input(data)
         hx = self._check_state(hx, batch_size, batched, data)
         batch = to_time_major(input, batch_first=self.batch_first, lengths=lengths)
@@ -200,5 +214,7 @@ class Recurrent(nn.Module):
             got = _leaves(hx)
         for i, (w, g) in enumerate(zip(want, got)):
             if g.shape != w.shape:
-                raise RuntimeError(f"Expected hidden[{i}] size {tuple(w.shape)}, got {list(g.shape)}")
+                raise RuntimeError(
+                    f"Expected hidden[{i}] size {tuple(w.shape)}, got {list(g.shape)}"
+                )
         return hx

@@ -27,6 +27,7 @@ from rnnkit.layers.sequence import check_lengths, to_time_major
 from rnnkit.layers.unroll import unroll
 from rnnkit.state import State, StepStates, map_state, stack_states, unstack_state
 
+
 class _BoundCell:
     """One layer and direction of a standard layer, seen as a cell by the unroller."""
 
@@ -194,15 +195,14 @@ class _RecurrentLayer:
         for layer in range(self.num_layers):
             for suffix in ("", "_reverse")[: 2 if self.bidirectional else 1]:
                 s = f"_l{layer}{suffix}"
-                p = lambda name: getattr(self, name + s, None)  # noqa: E731
                 cells.append(
                     _BoundCell(
                         step_fn,
-                        p("weight_ih"),
-                        p("weight_hh"),
-                        p("bias_ih") if self.bias else None,
-                        p("bias_hh") if self.bias else None,
-                        p("weight_hr") if self.proj_size > 0 else None,
+                        getattr(self, "weight_ih" + s),
+                        getattr(self, "weight_hh" + s),
+                        getattr(self, "bias_ih" + s) if self.bias else None,
+                        getattr(self, "bias_hh" + s) if self.bias else None,
+                        getattr(self, "weight_hr" + s) if self.proj_size > 0 else None,
                     )
                 )
         return cells
@@ -243,7 +243,8 @@ class LSTM(_RecurrentLayer, nn.LSTM):
     r"""LSTM, drop-in for :class:`torch.nn.LSTM`, with a reference path and lengths.
 
     .. math::
-        i, f, g, o &= \sigma, \sigma, \tanh, \sigma\,(W_{ih} x_t + b_{ih} + W_{hh} h_{t-1} + b_{hh}) \\
+        (i, f, g, o) &= (\sigma, \sigma, \tanh, \sigma)(W_{ih} x_t + b_{ih} + W_{hh} h_{t-1}
+                        + b_{hh}) \\
         c_t &= f \odot c_{t-1} + i \odot g \qquad h_t = o \odot \tanh(c_t)
 
     and ``h_t = W_{hr} h_t`` when ``proj_size > 0``.

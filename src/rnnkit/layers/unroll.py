@@ -93,4 +93,3 @@ def unroll(
         if dropout > 0 and training and layer < num_layers - 1:
             layer_input = F.dropout(layer_input, dropout, training=True)
     return layer_input, finals, steps
-

@@ -43,8 +43,11 @@ class LMModelConfig:
     def __post_init__(self) -> None:
         if self.cell not in ("lstm", "gru", "rnn", "rnn_relu"):
             raise ValueError(f"--cell must be lstm, gru, rnn or rnn_relu; got {self.cell!r}")
-        for flag, value in (("--hidden-size", self.hidden_size), ("--num-layers", self.num_layers),
-                            ("--embedding-size", self.embedding_size)):  # fmt: skip
+        for flag, value in (
+            ("--hidden-size", self.hidden_size),
+            ("--num-layers", self.num_layers),
+            ("--embedding-size", self.embedding_size),
+        ):
             if value < 1:
                 raise ValueError(f"{flag} must be >= 1, got {value}")
         if not 0 <= self.dropout < 1:
@@ -69,8 +72,10 @@ class LMDataConfig:
     def __post_init__(self) -> None:
         if self.tokenizer not in ("char", "byte"):
             raise ValueError(f"--tokenizer must be char or byte, got {self.tokenizer!r}")
-        for flag, v in (("--val-fraction", self.val_fraction),
-                        ("--test-fraction", self.test_fraction)):  # fmt: skip
+        for flag, v in (
+            ("--val-fraction", self.val_fraction),
+            ("--test-fraction", self.test_fraction),
+        ):
             if not 0 < v < 0.5:
                 raise ValueError(f"{flag} must lie in (0, 0.5), got {v}")
         if self.bptt < 1:
@@ -78,9 +83,15 @@ class LMDataConfig:
 
 
 def build_lm(vocab_size: int, cfg: LMModelConfig) -> ManyToMany:
-    return ManyToMany(vocab_size, vocab_size=vocab_size, embedding_size=cfg.embedding_size,
-                      cell=cfg.cell, hidden_size=cfg.hidden_size, num_layers=cfg.num_layers,
-                      dropout=cfg.dropout)  # fmt: skip
+    return ManyToMany(
+        vocab_size,
+        vocab_size=vocab_size,
+        embedding_size=cfg.embedding_size,
+        cell=cfg.cell,
+        hidden_size=cfg.hidden_size,
+        num_layers=cfg.num_layers,
+        dropout=cfg.dropout,
+    )
 
 
 def encode_corpus(text: str, data: LMDataConfig, vocab: Vocab | None = None):
@@ -114,8 +125,9 @@ class LanguageModelTask:
         self.device = torch.device(device)
         self.batch_size = batch_size
         self.vocab, self.splits = encode_corpus(text, data_cfg, vocab)
-        self.batcher = StreamBatcher(self.splits["train"], batch_size, data_cfg.bptt,
-                                     rank=rank, world_size=world_size)  # fmt: skip
+        self.batcher = StreamBatcher(
+            self.splits["train"], batch_size, data_cfg.bptt, rank=rank, world_size=world_size
+        )
         self.state: State | None = None
 
     # -- Task protocol ---------------------------------------------------------------------------
@@ -154,8 +166,13 @@ class LanguageModelTask:
         self.state = parts[0] if len(parts) == 1 else parts
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "model": asdict(self.model_cfg), "data": asdict(self.data_cfg),
-                "vocab": self.vocab.to_json(), "batch_size": self.batch_size}  # fmt: skip
+        return {
+            "kind": self.kind,
+            "model": asdict(self.model_cfg),
+            "data": asdict(self.data_cfg),
+            "vocab": self.vocab.to_json(),
+            "batch_size": self.batch_size,
+        }
 
 
 def evaluate_lm(
@@ -169,8 +186,9 @@ def evaluate_lm(
         for w in eval_windows(ids, batch_size, bptt):
             logits, state = model(w.x.to(device), state)
             y = w.y.to(device)
-            total += F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(),
-                                     reduction="sum").item()  # fmt: skip
+            total += F.cross_entropy(
+                logits.flatten(0, 1).float(), y.flatten(), reduction="sum"
+            ).item()
             count += y.numel()
     model.train(was_training)
     loss = total / count

@@ -58,8 +58,9 @@ def train_lm(
         raise ValueError("--data is required to start a run (only --resume reads it from the run)")
     device = resolve_device(train_cfg.device)
     text = load_corpus(data_cfg.data)
-    task = LanguageModelTask(model_cfg, data_cfg, text, batch_size=train_cfg.batch_size,
-                             device=device, vocab=vocab)  # fmt: skip
+    task = LanguageModelTask(
+        model_cfg, data_cfg, text, batch_size=train_cfg.batch_size, device=device, vocab=vocab
+    )
     return Trainer(task, train_cfg, callbacks).run()
 
 
@@ -89,14 +90,14 @@ def evaluate_run(
     split: str = "test",
     which: str = "best",
     device: str = "cpu",
-    batch_size: int = 32,
+    batch_size: int | None = None,
 ) -> dict:
     """Loss and bits per token of a run's model on a split of its corpus, or on other text.
 
     With ``data``, the whole of that text (a file, folder, glob or data-set name) is scored;
     otherwise ``split`` (train, val or test) of the run's own corpus, cut as in training.
     A unigram baseline (the entropy of the training split's token frequencies) is reported
-    beside it.
+    beside it. Text is scored in ``batch_size`` streams (default: the run's, as in validation).
     """
     model, vocab, task = load_model(run_dir, which, device)
     data_cfg = LMDataConfig(**task["data"])
@@ -108,10 +109,13 @@ def evaluate_run(
         if split not in splits:
             raise ValueError(f"--split must be train, val or test, got {split!r}")
         ids, scored = splits[split], f"{data_cfg.data} [{split}]"
-    metrics = evaluate_lm(model, ids, batch_size, data_cfg.bptt,
-                          next(model.parameters()).device)  # fmt: skip
+    batch_size = batch_size or task["batch_size"]
+    metrics = evaluate_lm(model, ids, batch_size, data_cfg.bptt, next(model.parameters()).device)
     baseline = unigram_entropy(splits["train"], len(vocab))
-    return {"data": scored, "checkpoint": which, **metrics,
-            "unigram_loss": baseline, "unigram_bpc": baseline / math.log(2)}  # fmt: skip
-
-
+    return {
+        "data": scored,
+        "checkpoint": which,
+        **metrics,
+        "unigram_loss": baseline,
+        "unigram_bpc": baseline / math.log(2),
+    }

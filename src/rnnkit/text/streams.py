@@ -14,9 +14,7 @@ import torch
 from torch import Tensor
 
 
-def split_by_position(
-    ids: Tensor, val_fraction: float, test_fraction: float
-) -> dict[str, Tensor]:
+def split_by_position(ids: Tensor, val_fraction: float, test_fraction: float) -> dict[str, Tensor]:
     """Cut a 1-D token tensor into ``train``, ``val`` and ``test`` by position."""
     n = ids.numel()
     n_test = int(n * test_fraction)
@@ -103,8 +101,7 @@ def eval_windows(ids: Tensor, batch_size: int, bptt: int) -> list[Window]:
     x = ids[:used].view(batch, per_stream)
     y = ids[1 : used + 1].view(batch, per_stream)
     return [
-        Window(x[:, s : s + bptt], y[:, s : s + bptt], s == 0)
-        for s in range(0, per_stream, bptt)
+        Window(x[:, s : s + bptt], y[:, s : s + bptt], s == 0) for s in range(0, per_stream, bptt)
     ]
 
 

@@ -70,9 +70,13 @@ class TrainConfig:
             raise ValueError(f"--time-budget must be positive, got {self.time_budget!r}")
         if self.max_steps is None and self.time_budget_s is None and self.token_budget is None:
             self.max_steps = 5000
-        checks = (("--batch-size", self.batch_size, 1), ("--eval-every", self.eval_every, 1),
-                  ("--checkpoint-every", self.checkpoint_every, 1),
-                  ("--log-every", self.log_every, 1), ("--warmup-steps", self.warmup_steps, 0))  # fmt: skip
+        checks = (
+            ("--batch-size", self.batch_size, 1),
+            ("--eval-every", self.eval_every, 1),
+            ("--checkpoint-every", self.checkpoint_every, 1),
+            ("--log-every", self.log_every, 1),
+            ("--warmup-steps", self.warmup_steps, 0),
+        )
         for flag, value, low in checks:
             if value < low:
                 raise ValueError(f"{flag} must be >= {low}, got {value}")

@@ -42,15 +42,22 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
         steps, losses = zip(*val)
         ax.plot(steps, losses, "o-", color="tab:orange", lw=1.8, ms=4, label="validation")
         best = min(val, key=lambda sv: sv[1])
-        ax.annotate(f"best {best[1]:.3f}", best, textcoords="offset points", xytext=(0, 8),
-                    ha="center", fontsize=8)  # fmt: skip
+        ax.annotate(
+            f"best {best[1]:.3f}",
+            best,
+            textcoords="offset points",
+            xytext=(0, 8),
+            ha="center",
+            fontsize=8,
+        )
     ax.set_xlabel("step")
     ax.set_ylabel("loss (nats per token)")
     ax.set_title(run_dir.name)
     ax.grid(alpha=0.3)
     ax.legend()
-    sec = ax.secondary_yaxis("right", functions=(lambda n: n / math.log(2),
-                                                 lambda b: b * math.log(2)))  # fmt: skip
+    sec = ax.secondary_yaxis(
+        "right", functions=(lambda n: n / math.log(2), lambda b: b * math.log(2))
+    )
     sec.set_ylabel("bits per token")
     fig.tight_layout()
     path = Path(out) if out else run_dir / "loss.png"

@@ -68,8 +68,10 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
     """AdamW; weight decay on matrices only (not biases, norms or embeddings' rows... all 2-D)."""
     decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
     rest = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
-              {"params": rest, "weight_decay": 0.0}]  # fmt: skip
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay},
+        {"params": rest, "weight_decay": 0.0},
+    ]
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.99))
 
 
@@ -167,20 +169,25 @@ class Trainer:
         tensors, meta = ckpt.load(self.run_dir / LAST)
         try:
             model.load_state_dict(ckpt.strip_prefix("model", tensors))
-            ckpt.optimizer_from_flat(optimizer, ckpt.strip_prefix("optim", tensors),
-                                     meta["optimizer"])  # fmt: skip
+            ckpt.optimizer_from_flat(
+                optimizer, ckpt.strip_prefix("optim", tensors), meta["optimizer"]
+            )
             self.counters = Counters(**meta["counters"])
         except (KeyError, RuntimeError, ValueError, TypeError) as e:
             raise ckpt.CheckpointError(
                 f"checkpoint {self.run_dir / LAST} does not fit this run's model: {e}"
             ) from e
         restore_rng(ckpt.strip_prefix("rng", tensors), self.device)
-        self.task.restore_carry({k: v.to(self.device) for k, v in
-                                 ckpt.strip_prefix("carry", tensors).items()})  # fmt: skip
+        self.task.restore_carry(
+            {k: v.to(self.device) for k, v in ckpt.strip_prefix("carry", tensors).items()}
+        )
 
     def _save_best(self, model: nn.Module, val: dict) -> None:
-        ckpt.save(self.run_dir / BEST, ckpt.with_prefix("model", model.state_dict()),
-                  {"step": self.counters.step, "val": val})  # fmt: skip
+        ckpt.save(
+            self.run_dir / BEST,
+            ckpt.with_prefix("model", model.state_dict()),
+            {"step": self.counters.step, "val": val},
+        )
 
     # -- logs ------------------------------------------------------------------------------------
     def _log(self, record: dict) -> None:
@@ -262,8 +269,11 @@ class Trainer:
                     )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                grad_norm = (nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                             if cfg.grad_clip > 0 else torch.tensor(0.0))  # fmt: skip
+                grad_norm = (
+                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                    if cfg.grad_clip > 0
+                    else torch.tensor(0.0)
+                )
                 optimizer.step()
                 now = time.perf_counter()
                 c.elapsed += now - since
@@ -274,9 +284,15 @@ class Trainer:
                 if c.step % cfg.log_every == 0 or c.step == 1:
                     rate = window_tokens / max(now - window_start, 1e-9)
                     window_tokens, window_start = 0, now
-                    record = {"step": c.step, "loss": round(loss.item(), 6), "lr": lr,
-                              "grad_norm": round(float(grad_norm), 4), "tokens": c.tokens,
-                              "tokens_per_s": round(rate, 1), "elapsed": round(c.elapsed, 2)}  # fmt: skip
+                    record = {
+                        "step": c.step,
+                        "loss": round(loss.item(), 6),
+                        "lr": lr,
+                        "grad_norm": round(float(grad_norm), 4),
+                        "tokens": c.tokens,
+                        "tokens_per_s": round(rate, 1),
+                        "elapsed": round(c.elapsed, 2),
+                    }
                     self._log(record)
                     self._update_bar(bar, record)
                     for fn in self.callbacks:
@@ -290,8 +306,11 @@ class Trainer:
         except KeyboardInterrupt:
             interrupted = True
             self._save_last(model, optimizer)
-            print(f"\ninterrupted at step {c.step}; the checkpoint is saved: continue with "
-                  f"--resume --out {self.run_dir}", file=sys.stderr)  # fmt: skip
+            print(
+                f"\ninterrupted at step {c.step}; the checkpoint is saved: continue with "
+                f"--resume --out {self.run_dir}",
+                file=sys.stderr,
+            )
         finally:
             if bar is not None:
                 bar.close()
@@ -321,8 +340,13 @@ class Trainer:
         except ImportError:
             return None
         fmt = "{desc}{percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]"
-        bar = tqdm(total=1000, desc=f"train {self.task.kind} ", bar_format=fmt, file=sys.stderr,
-                   dynamic_ncols=True)  # fmt: skip
+        bar = tqdm(
+            total=1000,
+            desc=f"train {self.task.kind} ",
+            bar_format=fmt,
+            file=sys.stderr,
+            dynamic_ncols=True,
+        )
         bar.n = int(1000 * self.progress())
         return bar
 
@@ -330,7 +354,9 @@ class Trainer:
         if bar is None:
             return
         bar.n = min(1000, int(1000 * self.progress()))
-        post = f"step {record['step']} loss {record['loss']:.3f} {record['tokens_per_s']:,.0f} tok/s"
+        post = (
+            f"step {record['step']} loss {record['loss']:.3f} {record['tokens_per_s']:,.0f} tok/s"
+        )
         if math.isfinite(self.counters.best_val):
             post += f" best val {self.counters.best_val:.3f}"
         bar.set_postfix_str(post, refresh=True)
