@@ -25,8 +25,9 @@ def parity() -> None:
     x = torch.randn(4, 20, 8)
     print("1. parity with torch.nn.LSTM (max |difference| of outputs)")
     for backend in ("native", "reference"):
-        ours = rnnkit.LSTM(8, 32, num_layers=2, bidirectional=True, batch_first=True,
-                           backend=backend)  # fmt: skip
+        ours = rnnkit.LSTM(
+            8, 32, num_layers=2, bidirectional=True, batch_first=True, backend=backend
+        )
         ours.load_state_dict(ref.state_dict(), strict=True)
         diff = (ours(x)[0] - ref(x)[0]).abs().max().item()
         print(f"   backend={backend:<9} {diff:.2e}")
@@ -37,8 +38,11 @@ def gradient_through_time(steps: int = 50) -> None:
     torch.manual_seed(0)
     x = torch.randn(steps, 8, 16)
     print("   t:      " + "".join(f"{t:>10d}" for t in (0, 10, 25, 40, steps - 1)))
-    for name, layer in (("RNN", rnnkit.RNN(16, 64)), ("LSTM", rnnkit.LSTM(16, 64)),
-                        ("GRU", rnnkit.GRU(16, 64))):  # fmt: skip
+    for name, layer in (
+        ("RNN", rnnkit.RNN(16, 64)),
+        ("LSTM", rnnkit.LSTM(16, 64)),
+        ("GRU", rnnkit.GRU(16, 64)),
+    ):
         out, _, states = layer(x, return_states=True)
         grads = torch.autograd.grad(out[-1].sum(), states.at(0, part=0))  # dL/dh_t
         g = [gr.norm().item() for gr in grads]
@@ -87,8 +91,10 @@ def memory_task() -> None:
             print(f"   step {step:>4d}  loss {loss.item():.3f}")
     with torch.no_grad():
         acc = (model(test[0], test[1]).argmax(-1) == test[2]).float().mean().item()
-    print(f"   held-out accuracy {acc:.1%} (chance {1 / symbols:.0%}), "
-          f"{time.perf_counter() - start:.0f} s")  # fmt: skip
+    print(
+        f"   held-out accuracy {acc:.1%} (chance {1 / symbols:.0%}), "
+        f"{time.perf_counter() - start:.0f} s"
+    )
 
 
 if __name__ == "__main__":

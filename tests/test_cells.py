@@ -69,7 +69,7 @@ def test_cell_errors_match_torch(name):
         (torch.randn(2, 3, dtype=torch.float64), None),
     ]
     for x, hx in cases:
-        with pytest.raises(Exception) as expected:  # noqa: PT011
+        with pytest.raises(Exception) as expected:
             ref(x, hx)
         with pytest.raises(expected.type):
             ours(x, hx)
@@ -81,8 +81,12 @@ def test_cells_step_a_layer():
     cell = rnnkit.LSTMCell(3, 5, backend="reference")
     layer = rnnkit.LSTM(3, 5, backend="native")
     with torch.no_grad():
-        for a, b in (("weight_ih", "weight_ih_l0"), ("weight_hh", "weight_hh_l0"),
-                     ("bias_ih", "bias_ih_l0"), ("bias_hh", "bias_hh_l0")):  # fmt: skip
+        for a, b in (
+            ("weight_ih", "weight_ih_l0"),
+            ("weight_hh", "weight_hh_l0"),
+            ("bias_ih", "bias_ih_l0"),
+            ("bias_hh", "bias_hh_l0"),
+        ):
             getattr(layer, b).copy_(getattr(cell, a))
     x = torch.randn(6, 2, 3)
     state = None

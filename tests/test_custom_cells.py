@@ -1,4 +1,4 @@
-"""rnnkit.Recurrent: a custom cell gets layers, directions, lengths and packing from the unroller."""
+"""rnnkit.Recurrent: a custom cell gets layers, directions, lengths and packing for free."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def hand_loop(cells, x, num_layers, bidirectional):
             cell = cells[layer * D + d]
             state = cell.initial_state(B, dtype=x.dtype)
             ys = [None] * T
-            for t in (range(T) if d == 0 else reversed(range(T))):
+            for t in range(T) if d == 0 else reversed(range(T)):
                 ys[t], state = cell(layer_in[t], state)
             outs.append(torch.stack(ys))
             finals.append(state)
@@ -34,8 +34,14 @@ def hand_loop(cells, x, num_layers, bidirectional):
 @pytest.mark.parametrize("num_layers", [1, 2])
 def test_layer_norm_lstm_matches_hand_loop(num_layers, bidirectional):
     torch.manual_seed(0)
-    rnn = rnnkit.Recurrent(rnnkit.LayerNormLSTMCell, 4, 6, num_layers=num_layers,
-                           bidirectional=bidirectional, dtype=torch.float64)  # fmt: skip
+    rnn = rnnkit.Recurrent(
+        rnnkit.LayerNormLSTMCell,
+        4,
+        6,
+        num_layers=num_layers,
+        bidirectional=bidirectional,
+        dtype=torch.float64,
+    )
     x = torch.randn(5, 3, 4, dtype=torch.float64, requires_grad=True)
     out, (h, c) = rnn(x)
     ref_out, (ref_h, ref_c) = hand_loop(rnn.cells, x, num_layers, bidirectional)
@@ -50,10 +56,18 @@ def test_layer_norm_lstm_matches_hand_loop(num_layers, bidirectional):
 
 def test_custom_cell_gets_batch_first_lengths_packing_and_unbatched():
     torch.manual_seed(0)
-    rnn = rnnkit.Recurrent(rnnkit.LayerNormLSTMCell, 4, 6, num_layers=2, bidirectional=True,
-                           dtype=torch.float64)  # fmt: skip
-    rnn_bf = rnnkit.Recurrent(rnnkit.LayerNormLSTMCell, 4, 6, num_layers=2, bidirectional=True,
-                              batch_first=True, dtype=torch.float64)  # fmt: skip
+    rnn = rnnkit.Recurrent(
+        rnnkit.LayerNormLSTMCell, 4, 6, num_layers=2, bidirectional=True, dtype=torch.float64
+    )
+    rnn_bf = rnnkit.Recurrent(
+        rnnkit.LayerNormLSTMCell,
+        4,
+        6,
+        num_layers=2,
+        bidirectional=True,
+        batch_first=True,
+        dtype=torch.float64,
+    )
     rnn_bf.load_state_dict(rnn.state_dict())
     x = torch.randn(7, 3, 4, dtype=torch.float64)
     lengths = torch.tensor([2, 7, 4])

@@ -16,8 +16,9 @@ pytestmark = [
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_cuda_reference_matches_cudnn(kind, bidirectional):
     torch.manual_seed(0)
-    ref, ours = twins(kind, 6, 16, num_layers=2, bidirectional=bidirectional,
-                      dtype=torch.float64, device="cuda")  # fmt: skip
+    ref, ours = twins(
+        kind, 6, 16, num_layers=2, bidirectional=bidirectional, dtype=torch.float64, device="cuda"
+    )
     x = torch.randn(9, 4, 6, dtype=torch.float64, device="cuda", requires_grad=True)
     w = [torch.randn_like(t) for t in leaves(ref(x))]
     a = run_and_grad(ref, x, None, w)

@@ -11,14 +11,17 @@ import rnnkit
 @pytest.mark.parametrize(
     "make",
     [
-        lambda: rnnkit.RNN(2, 3, num_layers=2, bidirectional=True, backend="reference",
-                           dtype=torch.float64),  # fmt: skip
+        lambda: rnnkit.RNN(
+            2, 3, num_layers=2, bidirectional=True, backend="reference", dtype=torch.float64
+        ),
         lambda: rnnkit.RNN(2, 3, nonlinearity="relu", backend="reference", dtype=torch.float64),
-        lambda: rnnkit.LSTM(2, 3, num_layers=2, bidirectional=True, backend="reference",
-                            dtype=torch.float64),  # fmt: skip
+        lambda: rnnkit.LSTM(
+            2, 3, num_layers=2, bidirectional=True, backend="reference", dtype=torch.float64
+        ),
         lambda: rnnkit.LSTM(2, 3, proj_size=2, backend="reference", dtype=torch.float64),
-        lambda: rnnkit.GRU(2, 3, num_layers=2, bidirectional=True, backend="reference",
-                           dtype=torch.float64),  # fmt: skip
+        lambda: rnnkit.GRU(
+            2, 3, num_layers=2, bidirectional=True, backend="reference", dtype=torch.float64
+        ),
         lambda: rnnkit.Recurrent(rnnkit.LayerNormLSTMCell, 2, 3, dtype=torch.float64),
     ],
     ids=["rnn-tanh", "rnn-relu", "lstm", "lstm-proj", "gru", "layer-norm-lstm"],

@@ -10,7 +10,7 @@ from conftest import OURS, TORCH, twins
 def raised(fn):
     try:
         fn()
-    except Exception as e:  # noqa: BLE001 - we compare whatever is raised
+    except Exception as e:
         return e
     return None
 
@@ -90,7 +90,9 @@ def test_error_messages_name_the_problem():
         lstm(torch.randn(5, 2, 7))
     with pytest.raises(ValueError, match=r"dtype \(torch.float64\) does not match"):
         lstm(torch.randn(5, 2, 3, dtype=torch.float64))
-    with pytest.raises(RuntimeError, match=r"Expected hidden\[0\] size \(1, 2, 4\), got \[1, 3, 4\]"):
+    with pytest.raises(
+        RuntimeError, match=r"Expected hidden\[0\] size \(1, 2, 4\), got \[1, 3, 4\]"
+    ):
         lstm(torch.randn(5, 2, 3), (torch.zeros(1, 3, 4), torch.zeros(1, 3, 4)))
     with pytest.raises(ValueError, match="Expected input to be 2D or 3D, got 4D"):
         lstm(torch.randn(5, 2, 3, 1))

@@ -15,8 +15,13 @@ import torch
 from conftest import assert_all_close, leaves, run_and_grad, twins
 from torch.nn.utils.rnn import pack_padded_sequence
 
-KINDS = [("RNN", {}), ("RNN", {"nonlinearity": "relu"}), ("LSTM", {}), ("LSTM", {"proj_size": 3}),
-         ("GRU", {})]  # fmt: skip
+KINDS = [
+    ("RNN", {}),
+    ("RNN", {"nonlinearity": "relu"}),
+    ("LSTM", {}),
+    ("LSTM", {"proj_size": 3}),
+    ("GRU", {}),
+]
 FORMS = ["padded", "unbatched", "packed_sorted", "packed_unsorted"]
 
 
@@ -51,10 +56,15 @@ def make_state(ref, batched, batch, dtype, seed):
 
 CASES = list(
     itertools.product(
-        range(len(KINDS)), [True, False], [False, True], [False, True], [1, 2], FORMS,
+        range(len(KINDS)),
+        [True, False],
+        [False, True],
+        [False, True],
+        [1, 2],
+        FORMS,
         [False, True],
     )
-)  # fmt: skip
+)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
@@ -68,17 +78,29 @@ CASES = list(
         for c in CASES
     ],
 )
-def test_matches_torch(kind_i, bias, batch_first, bidirectional, num_layers, form, with_h0,
-                       backend, dtype):  # fmt: skip
+def test_matches_torch(
+    kind_i, bias, batch_first, bidirectional, num_layers, form, with_h0, backend, dtype
+):
     kind, extra = KINDS[kind_i]
-    seed = zlib.crc32(repr((kind_i, bias, batch_first, bidirectional, num_layers, form, with_h0)).encode())
+    seed = zlib.crc32(
+        repr((kind_i, bias, batch_first, bidirectional, num_layers, form, with_h0)).encode()
+    )
     rnd = random.Random(seed)
     steps, batch = rnd.randint(1, 6), rnd.randint(1, 4)
     size, hidden = rnd.randint(1, 5), rnd.randint(4, 7)
     torch.manual_seed(seed)
-    ref, ours = twins(kind, size, hidden, num_layers=num_layers, bias=bias,
-                      batch_first=batch_first, bidirectional=bidirectional, dtype=dtype,
-                      backend=backend, **extra)  # fmt: skip
+    ref, ours = twins(
+        kind,
+        size,
+        hidden,
+        num_layers=num_layers,
+        bias=bias,
+        batch_first=batch_first,
+        bidirectional=bidirectional,
+        dtype=dtype,
+        backend=backend,
+        **extra,
+    )
     x = make_input(form, batch_first, steps, batch, size, dtype, seed)
     hx = make_state(ref, form != "unbatched", batch, dtype, seed) if with_h0 else None
     ref_out = ref(x, hx) if hx is not None else ref(x)
@@ -100,13 +122,19 @@ def test_random_shapes_reference_vs_native(kind):
     """Both paths give the same numbers on larger random shapes (float64, tight)."""
     rnd = random.Random(7)
     for _ in range(5):
-        steps, batch, size, hidden = (rnd.randint(1, 30), rnd.randint(1, 9), rnd.randint(1, 20),
-                                      rnd.randint(1, 24))  # fmt: skip
+        steps, batch, size, hidden = (
+            rnd.randint(1, 30),
+            rnd.randint(1, 9),
+            rnd.randint(1, 20),
+            rnd.randint(1, 24),
+        )
         layers, bi = rnd.randint(1, 3), rnd.random() < 0.5
-        ref, ours = twins(kind, size, hidden, num_layers=layers, bidirectional=bi,
-                          dtype=torch.float64)  # fmt: skip
-        native = type(ours)(size, hidden, num_layers=layers, bidirectional=bi,
-                            dtype=torch.float64, backend="native")  # fmt: skip
+        ref, ours = twins(
+            kind, size, hidden, num_layers=layers, bidirectional=bi, dtype=torch.float64
+        )
+        native = type(ours)(
+            size, hidden, num_layers=layers, bidirectional=bi, dtype=torch.float64, backend="native"
+        )
         native.load_state_dict(ref.state_dict())
         x = torch.randn(steps, batch, size, dtype=torch.float64, requires_grad=True)
         weights = [torch.randn_like(t) for t in leaves(ref(x))]

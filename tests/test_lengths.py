@@ -15,10 +15,21 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 def test_lengths_equal_packing(kind, bidirectional, batch_first, backend):
     """lengths= in any order gives what torch.nn gives on the same batch packed, and grads too."""
     torch.manual_seed(0)
-    ref, ours = twins(kind, 3, 5, num_layers=2, bidirectional=bidirectional,
-                      batch_first=batch_first, dtype=torch.float64, backend=backend)  # fmt: skip
-    x = torch.randn(4, 7, 3, dtype=torch.float64) if batch_first else torch.randn(7, 4, 3,
-                                                                                   dtype=torch.float64)  # fmt: skip
+    ref, ours = twins(
+        kind,
+        3,
+        5,
+        num_layers=2,
+        bidirectional=bidirectional,
+        batch_first=batch_first,
+        dtype=torch.float64,
+        backend=backend,
+    )
+    x = (
+        torch.randn(4, 7, 3, dtype=torch.float64)
+        if batch_first
+        else torch.randn(7, 4, 3, dtype=torch.float64)
+    )
     x.requires_grad_()
     lengths = torch.tensor([3, 7, 1, 5])  # unsorted on purpose
 
