@@ -37,7 +37,7 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     if train:
         steps, losses = zip(*train)
         ax.plot(steps, losses, color="tab:blue", alpha=0.25, lw=1)
-        ax.plot(steps, _ema(losses), color="tab:blue", lw=1.8, label="train (smoothed)")
+        ax.plot(steps, _moving_average(losses), color="tab:blue", lw=1.8, label="train (smoothed)")
     if val:
         steps, losses = zip(*val)
         ax.plot(steps, losses, "o-", color="tab:orange", lw=1.8, ms=4, label="validation")
@@ -66,9 +66,13 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     return path
 
 
-def _ema(values, alpha: float = 0.1) -> list[float]:
-    out, avg = [], None
-    for v in values:
-        avg = v if avg is None else (1 - alpha) * avg + alpha * v
-        out.append(avg)
+def _moving_average(values, points: int = 40) -> list[float]:
+    """Trailing mean over about 1/``points`` of the run, so the curve smooths without lagging."""
+    window = max(1, len(values) // points)
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v
+        if i >= window:
+            total -= values[i - window]
+        out.append(total / min(i + 1, window))
     return out
