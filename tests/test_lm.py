@@ -13,7 +13,7 @@ from rnnkit.architectures import ManyToMany
 from rnnkit.cli.main import main
 from rnnkit.datasets import CorpusError
 from rnnkit.generate import SamplingConfig, Stepper, pick_next
-from rnnkit.tasks import LMDataConfig, LMModelConfig
+from rnnkit.tasks import LanguageModelTask, LMDataConfig, LMModelConfig
 from rnnkit.tasks.lm_runs import evaluate_run, load_model, train_lm
 from rnnkit.text.streams import StreamBatcher, unigram_entropy
 from rnnkit.text.vocab import Vocab
@@ -237,3 +237,15 @@ def test_stream_windows_continue_each_other():
     assert torch.equal(w0.y, w0.x + 1)
     assert b.window(len(b)).starts_pass
     assert unigram_entropy(torch.tensor([0, 1, 0, 1]), 2) == pytest.approx(0.6931, abs=1e-4)
+
+
+def test_early_stopping_ends_a_run_that_no_longer_improves(run_root, monkeypatch):
+    # a validation loss that never improves after the first evaluation
+    monkeypatch.setattr(
+        LanguageModelTask, "evaluate", lambda self, model, split, n=None: {"loss": 1.0}
+    )
+    m, d, t = small(run_root / "flat", max_steps=1000, eval_every=10, patience=2)
+    result = train_lm(m, d, t)
+    assert result.counters.stopped_early
+    assert result.counters.step == 30  # evals at 10 (best), 20 and 30 (no gain twice)
+    assert (run_root / "flat" / "checkpoint.safetensors").exists()

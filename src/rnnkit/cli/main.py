@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 
 from rnnkit.cli.dataclass_args import add_dataclass_flags, build_dataclass
@@ -147,6 +148,13 @@ def _datasets(args, parser) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    # say when a data set is being downloaded (once) rather than hang silently
+    log = logging.getLogger("rnnkit.datasets")
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
     handlers = {"sample": _sample, "evaluate": _evaluate, "plot": _plot, "datasets": _datasets}
     handler = _train_lm if args.verb == "train" else handlers[args.verb]
     from rnnkit.datasets import CorpusError, DatasetError
