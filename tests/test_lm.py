@@ -249,3 +249,23 @@ def test_early_stopping_ends_a_run_that_no_longer_improves(run_root, monkeypatch
     assert result.counters.stopped_early
     assert result.counters.step == 30  # evals at 10 (best), 20 and 30 (no gain twice)
     assert (run_root / "flat" / "checkpoint.safetensors").exists()
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 2**20
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads Linux /proc")
+def test_sampling_memory_stays_flat_over_100k_tokens():
+    from rnnkit.generate import sample_text
+
+    torch.manual_seed(0)
+    vocab = Vocab.build("abcdefghij \n")
+    model = ManyToMany(len(vocab), vocab_size=len(vocab), embedding_size=8, hidden_size=32)
+    sample_text(model, vocab, length=10_000, write=lambda s: None)
+    before = _rss_mb()
+    text = sample_text(model, vocab, length=100_000, write=lambda s: None)
+    assert len(text) == 100_000
+    assert _rss_mb() - before < 20  # a graph kept per token would cost hundreds of MB
