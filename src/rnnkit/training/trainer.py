@@ -300,7 +300,9 @@ class Trainer:
                 done = self.progress() >= 1.0
                 if c.step % cfg.eval_every == 0 or done:
                     last_val = self._validate(model)
-                    since = time.perf_counter()  # evaluation time is not training time
+                    # evaluation time is not training time, for the budget nor for tokens/s
+                    window_start += time.perf_counter() - since
+                    since = time.perf_counter()
                 if c.step % cfg.checkpoint_every == 0 or done or c.stopped_early:
                     self._save_last(model, optimizer)
         except KeyboardInterrupt:
