@@ -58,7 +58,7 @@ def trainer_tokens_per_s(task: LanguageModelTask, steps: int, warmup: int, lr: f
             eval_max_tokens=1,
             progress=False,
         )
-        Trainer(task, cfg).run()
+        Trainer(task, cfg, (mark,)).run()
     (t0, n0), (t1, n1) = marks[warmup], marks[warmup + steps]
     return (n1 - n0) / (t1 - t0)
 
