@@ -261,12 +261,10 @@ def test_pip_download_fetches_a_wheel_without_installing_it(tmp_path, cache):
     index = tmp_path / "index"
     index.mkdir()
     make_wheel(index, files)
-    spec = DatasetSpec(
+    spec = demo_spec(
         name="demo-wheel",
         description="a wheel",
-        licence="CC0-1.0",
         package="rnnkit-demo-data",
-        version="1.0",
         archive_kind="wheel",
         members=("rnnkit_demo_data/corpus/*.txt",),
         sha256={name: sha(data) for name, data in files.items() if name.endswith(".txt")},

@@ -23,8 +23,8 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
 from rnnkit.layers.sequence import check_lengths, to_time_major
-from rnnkit.layers.unroll import unroll
-from rnnkit.state import State, StepStates, map_state, stack_states, unstack_state
+from rnnkit.layers.unroll import run_layers
+from rnnkit.state import State, map_state, stack_states
 
 
 def _leaves(state: State) -> tuple[Tensor, ...]:
@@ -158,26 +158,16 @@ class Recurrent(nn.Module):
         hx = self._check_state(hx, batch_size, batched, data)
         batch = to_time_major(input, batch_first=self.batch_first, lengths=lengths)
         batch.batched = batched
-        D = 2 if self.bidirectional else 1
-        output, finals, steps = unroll(
+        return run_layers(
             list(self.cells),
-            batch.x,
-            unstack_state(hx, len(self.cells)),
+            batch,
+            hx,
             num_layers=self.num_layers,
-            num_directions=D,
-            mask=batch.mask,
+            num_directions=2 if self.bidirectional else 1,
             dropout=self.dropout,
             training=self.training,
-            keep_steps=return_states,
+            return_states=return_states,
         )
-        h_n = stack_states(finals)
-        if not batched:
-            h_n = map_state(lambda s: s.squeeze(1), h_n)
-        result = (batch.restore(output), h_n)
-        if return_states:
-            assert steps is not None
-            return (*result, StepStates(steps, self.num_layers, D, batched))
-        return result
 
     def _check_input(self, data: Tensor) -> None:
         ref = next(self.parameters(), None)

@@ -24,8 +24,8 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 from rnnkit.backend import check_backend
 from rnnkit.cells import functional as cellfn
 from rnnkit.layers.sequence import check_lengths, to_time_major
-from rnnkit.layers.unroll import unroll
-from rnnkit.state import State, StepStates, map_state, stack_states, unstack_state
+from rnnkit.layers.unroll import run_layers
+from rnnkit.state import State, map_state
 
 
 class _BoundCell:
@@ -127,26 +127,16 @@ class _RecurrentLayer:
         input, hx, batched = self._check_and_prepare(input, hx)
         batch = to_time_major(input, batch_first=self.batch_first, lengths=lengths)
         batch.batched = batched
-        D = 2 if self.bidirectional else 1
-        output, finals, steps = unroll(
+        return run_layers(
             self._bound_cells(),
-            batch.x,
-            unstack_state(hx, self.num_layers * D),
+            batch,
+            hx,
             num_layers=self.num_layers,
-            num_directions=D,
-            mask=batch.mask,
+            num_directions=2 if self.bidirectional else 1,
             dropout=self.dropout,
             training=self.training,
-            keep_steps=return_states,
+            return_states=return_states,
         )
-        h_n = stack_states(finals)
-        if not batched:
-            h_n = map_state(lambda s: s.squeeze(1), h_n)
-        result = (batch.restore(output), h_n)
-        if return_states:
-            assert steps is not None
-            return (*result, StepStates(steps, self.num_layers, D, batched))
-        return result
 
     # -- helpers of the reference path ----------------------------------------------------------
     def _check_and_prepare(self, input, hx):

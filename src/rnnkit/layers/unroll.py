@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from rnnkit.state import State, map_state
+from rnnkit.layers.sequence import SequenceBatch
+from rnnkit.state import State, StepStates, map_state, stack_states, unstack_state
 
 
 def _hold_where_padded(mask_t: Tensor, new: State, old: State) -> State:
@@ -93,3 +94,40 @@ def unroll(
         if dropout > 0 and training and layer < num_layers - 1:
             layer_input = F.dropout(layer_input, dropout, training=True)
     return layer_input, finals, steps
+
+
+def run_layers(
+    cells: Sequence[Any],
+    batch: SequenceBatch,
+    hx: State,
+    *,
+    num_layers: int,
+    num_directions: int,
+    dropout: float,
+    training: bool,
+    return_states: bool,
+) -> tuple:
+    """Unroll a prepared batch and give the result in ``torch.nn``'s form.
+
+    ``hx`` is the whole stack's initial state, each tensor ``(L*D, B, ...)``. Returns
+    ``(output, h_n)``, plus a ``StepStates`` with ``return_states``; the output has the form
+    the input came in (padded, batch-first, unbatched or packed).
+    """
+    output, finals, steps = unroll(
+        cells,
+        batch.x,
+        unstack_state(hx, num_layers * num_directions),
+        num_layers=num_layers,
+        num_directions=num_directions,
+        mask=batch.mask,
+        dropout=dropout,
+        training=training,
+        keep_steps=return_states,
+    )
+    h_n = stack_states(finals)
+    if not batch.batched:
+        h_n = map_state(lambda s: s.squeeze(1), h_n)
+    result = (batch.restore(output), h_n)
+    if steps is None:
+        return result
+    return (*result, StepStates(steps, num_layers, num_directions, batch.batched))
