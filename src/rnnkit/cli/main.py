@@ -7,126 +7,107 @@
     rnnkit datasets
 
 Every flag comes from a config dataclass (``rnnkit.cli.dataclass_args``); every verb is one
-library call.
+library call. Each task has a CLI module (``TASKS``) that adds ``train <task>`` and serves the
+run verbs ``evaluate``, ``predict`` and ``sample`` for its runs: those verbs read the run's
+``config.json`` to learn its task and hand over to that module.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import importlib
 import logging
 import sys
+from types import ModuleType
 
-from rnnkit.cli.dataclass_args import add_dataclass_flags, build_dataclass
-from rnnkit.generate.decoding import SamplingConfig
-from rnnkit.tasks.language_model import LMDataConfig, LMModelConfig
-from rnnkit.training.config import TrainConfig
+# task kind (as stored in a run's config.json) -> the module that serves it on the command line
+TASKS: dict[str, str] = {
+    "lm": "rnnkit.cli.lm",
+}
+RUN_VERBS = {
+    "evaluate": "metrics of a trained run on held-out data",
+    "predict": "run a trained model on new input",
+    "sample": "generate from a trained model",
+}
+# verbs that are not about one run: name -> module with ``HELP``, ``add_flags(p)`` and ``run``
+TOOLS: dict[str, str] = {}
+
+
+def _task_module(kind: str) -> ModuleType:
+    return importlib.import_module(TASKS[kind])
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rnnkit", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="rnnkit",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     train = verbs.add_parser("train", help="train a model").add_subparsers(
         dest="task", required=True, metavar="TASK"
     )
-    lm = train.add_parser(
-        "lm",
-        help="a character (or byte) language model on text",
-        description="Train a character-level language model.",
-    )
-    add_dataclass_flags(lm.add_argument_group("data"), LMDataConfig)
-    add_dataclass_flags(lm.add_argument_group("model"), LMModelConfig)
-    add_dataclass_flags(lm.add_argument_group("training"), TrainConfig)
-    for action in lm._actions:  # --data may come from the run itself with --resume
-        if action.dest == "data":
-            action.required = False
+    for kind in TASKS:
+        module = _task_module(kind)
+        sub = train.add_parser(kind, help=module.HELP, description=f"Train {module.HELP}.")
+        module.add_train_flags(sub)
 
-    sample = verbs.add_parser("sample", help="generate text from a trained language model")
-    sample.add_argument("run_dir", help="the run folder")
-    sample.add_argument("--prime", default="", help="text to start from (default: a newline)")
-    sample.add_argument("--length", type=int, default=500, help="tokens to generate")
-    sample.add_argument("--checkpoint", choices=["best", "last"], default="best")
-    sample.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    add_dataclass_flags(sample, SamplingConfig)
-
-    evaluate = verbs.add_parser("evaluate", help="loss and bits per character on held-out text")
-    evaluate.add_argument("run_dir", help="the run folder")
-    evaluate.add_argument(
-        "--data",
-        default=None,
-        help="score this text (file, folder, glob or data set) instead of a split",
-    )
-    evaluate.add_argument("--split", default="test", choices=["train", "val", "test"])
-    evaluate.add_argument("--checkpoint", choices=["best", "last"], default="best")
-    evaluate.add_argument("--device", default="cpu")
-    evaluate.add_argument(
-        "--json", action="store_true", help="print the metrics as one JSON object"
-    )
+    for verb, help_text in RUN_VERBS.items():
+        sub = verbs.add_parser(
+            verb,
+            help=help_text,
+            conflict_handler="resolve",
+            description=f"{help_text[0].upper()}{help_text[1:]}. The flags a run's task takes "
+            "are listed below, grouped by task.",
+        )
+        sub.add_argument("run_dir", help="the run folder")
+        sub.add_argument("--checkpoint", choices=["best", "last"], default="best")
+        sub.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+        if verb == "evaluate":
+            sub.add_argument(
+                "--data", default=None, help="score this data instead of the run's own split"
+            )
+            sub.add_argument("--split", default="test", choices=["train", "val", "test"])
+            sub.add_argument(
+                "--json", action="store_true", help="print the metrics as one JSON object"
+            )
+        for kind in TASKS:
+            module = _task_module(kind)
+            add = getattr(module, f"add_{verb}_flags", None)
+            if add is not None:
+                add(sub.add_argument_group(f"{kind} runs"))
 
     plot = verbs.add_parser("plot", help="draw a run's loss curve (loss.png)")
     plot.add_argument("run_dir")
     plot.add_argument("--out", default=None, help="where to write the PNG")
 
     verbs.add_parser("datasets", help="list the named data sets")
+    for name, path in TOOLS.items():
+        module = importlib.import_module(path)
+        module.add_flags(verbs.add_parser(name, help=module.HELP, description=module.HELP))
     return parser
 
 
-def _train_lm(args, parser) -> int:
-    from rnnkit.tasks.lm_runs import train_lm
+def _run_verb(args, parser) -> int:
+    """Hand ``evaluate``/``predict``/``sample`` to the CLI module of the run's task."""
+    from pathlib import Path
 
-    train_cfg = build_dataclass(TrainConfig, args, parser)
-    if train_cfg.resume:
-        model_cfg = data_cfg = None
-    else:
-        if args.data is None:
-            parser.error("--data is required (a data-set name, a file, a folder or a glob)")
-        model_cfg = build_dataclass(LMModelConfig, args, parser)
-        data_cfg = build_dataclass(LMDataConfig, args, parser)
-    result = train_lm(model_cfg, data_cfg, train_cfg)
-    c = result.counters
-    print(
-        f"{'interrupted' if result.interrupted else 'done'}: {c.step} steps, "
-        f"{c.tokens:,} tokens, {c.elapsed:.0f} s; best validation loss {c.best_val:.4f} nats "
-        f"at step {c.best_step}; run folder {result.run_dir}"
-    )
-    return 130 if result.interrupted else 0
+    from rnnkit.training import checkpoint as ckpt
+    from rnnkit.training.trainer import CONFIG
+
+    config = ckpt.read_json(Path(args.run_dir) / CONFIG, "run config")
+    kind = config.get("task", {}).get("kind")
+    if kind not in TASKS:
+        raise ckpt.CheckpointError(f"{args.run_dir}: unknown task {kind!r} in config.json")
+    handler = getattr(_task_module(kind), args.verb, None)
+    if handler is None:
+        raise ValueError(f"a {kind} run has no '{args.verb}'; see rnnkit {args.verb} -h")
+    return handler(args, parser)
 
 
-def _sample(args, parser) -> int:
-    from rnnkit.generate.sample import sample_text
-    from rnnkit.tasks.lm_runs import load_model
-
-    sampling = build_dataclass(SamplingConfig, args, parser)
-    model, vocab, _ = load_model(args.run_dir, args.checkpoint, args.device)
-
-    def write(piece: str) -> None:
-        sys.stdout.write(piece)
-        sys.stdout.flush()
-
-    write(args.prime)
-    sample_text(model, vocab, prime=args.prime, length=args.length, sampling=sampling, write=write)
-    write("\n")
-    return 0
-
-
-def _evaluate(args, parser) -> int:
-    from rnnkit.tasks.lm_runs import evaluate_run
-
-    m = evaluate_run(
-        args.run_dir, data=args.data, split=args.split, which=args.checkpoint, device=args.device
-    )
-    if args.json:
-        print(json.dumps(m))
-        return 0
-    print(
-        f"{'data':<22}{m['data']}\n{'checkpoint':<22}{m['checkpoint']}\n"
-        f"{'tokens scored':<22}{m['tokens']:,}"
-    )
-    print(f"{'':<22}{'nats/token':>12}{'bits/token':>12}")
-    print(f"{'model':<22}{m['loss']:>12.4f}{m['bpc']:>12.4f}")
-    print(f"{'unigram baseline':<22}{m['unigram_loss']:>12.4f}{m['unigram_bpc']:>12.4f}")
-    return 0
+def _train(args, parser) -> int:
+    return _task_module(args.task).train(args, parser)
 
 
 def _plot(args, parser) -> int:
@@ -155,8 +136,14 @@ def main(argv: list[str] | None = None) -> int:
         handler.setFormatter(logging.Formatter("%(message)s"))
         log.addHandler(handler)
         log.setLevel(logging.INFO)
-    handlers = {"sample": _sample, "evaluate": _evaluate, "plot": _plot, "datasets": _datasets}
-    handler = _train_lm if args.verb == "train" else handlers[args.verb]
+    if args.verb == "train":
+        handler = _train
+    elif args.verb in RUN_VERBS:
+        handler = _run_verb
+    elif args.verb in TOOLS:
+        handler = importlib.import_module(TOOLS[args.verb]).run
+    else:
+        handler = {"plot": _plot, "datasets": _datasets}[args.verb]
     from rnnkit.datasets import CorpusError, DatasetError
     from rnnkit.training.checkpoint import CheckpointError
 
