@@ -129,7 +129,7 @@ class DatasetSpec:
         return tuple(order)
 
 
-_REGISTRY: dict[str, DatasetSpec] = {
+_CORE: dict[str, DatasetSpec] = {
     spec.name: spec
     for spec in [
         DatasetSpec(
@@ -163,9 +163,29 @@ _REGISTRY: dict[str, DatasetSpec] = {
 }
 
 
+# Modules that each define ``SPECS: tuple[DatasetSpec, ...]``, one module per task family (the
+# classification sets, the forecasting series, ...). Read on first use, to keep imports light.
+SPEC_MODULES: tuple[str, ...] = ()
+_REGISTRY: dict[str, DatasetSpec] = {}
+
+
+def _registry() -> dict[str, DatasetSpec]:
+    if not _REGISTRY:
+        import importlib
+
+        specs = dict(_CORE)
+        for module in SPEC_MODULES:
+            for spec in importlib.import_module(module).SPECS:
+                if spec.name in specs:
+                    raise DatasetError(f"data set {spec.name!r} is registered twice ({module})")
+                specs[spec.name] = spec
+        _REGISTRY.update(specs)
+    return _REGISTRY
+
+
 def list_datasets() -> list[str]:
     """The registered data set names, sorted."""
-    return sorted(_REGISTRY)
+    return sorted(_registry())
 
 
 def get_spec(name: str) -> DatasetSpec:
@@ -175,7 +195,7 @@ def get_spec(name: str) -> DatasetSpec:
         DatasetError: no data set has that name; the message lists the known ones.
     """
     try:
-        return _REGISTRY[name]
+        return _registry()[name]
     except KeyError:
         known = ", ".join(list_datasets())
         raise DatasetError(f"unknown data set {name!r}; known data sets: {known}") from None
