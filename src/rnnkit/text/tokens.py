@@ -1,0 +1,154 @@
+"""Token vocabularies for whole sequences: characters or words, with padding and special tokens.
+
+The language model reads one endless stream (``rnnkit.text.vocab``); a classifier, a tagger or a
+translator reads many short sequences, padded into batches, some with a start and an end. A
+``TokenVocab`` numbers the tokens of such sequences:
+
+- id 0 is ``<pad>`` (so zeros pad a batch), then ``<unk>``, ``<bos>`` and ``<eos>``;
+- then the training tokens, most frequent first (ties in first-seen order), up to ``max_size``
+  and from ``min_count`` occurrences; anything else reads as ``<unk>``.
+
+``level`` says how text splits into tokens: ``"char"`` (every character), ``"word"`` (lower-cased
+words and single punctuation marks) or ``"space"`` (split on whitespace as written, for data that
+is already tokenised, such as phoneme strings).
+
+Example::
+
+    >>> v = TokenVocab.build(["a good film", "a bad film"], level="word")
+    >>> v.encode("a great film")
+    [4, 1, 5]
+    >>> v.decode(v.encode("a bad film"))
+    'a bad film'
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
+SPECIALS = (PAD, UNK, BOS, EOS)
+TokenLevel = Literal["char", "word", "space"]
+LEVELS = ("char", "word", "space")
+# a word is a run of letters/digits (with inner apostrophes: "don't"), or one other symbol
+_WORD = re.compile(r"\w+(?:'\w+)*|[^\w\s]")
+
+
+def tokenize(text: str, level: TokenLevel) -> list[str]:
+    """Split ``text`` into tokens at ``level`` (see the module docstring)."""
+    if level == "char":
+        return list(text)
+    if level == "word":
+        return _WORD.findall(text.lower())
+    if level == "space":
+        return text.split()
+    raise ValueError(f"token level must be one of {', '.join(LEVELS)}; got {level!r}")
+
+
+@dataclass
+class TokenVocab:
+    """Token <-> id, with ``<pad>`` = 0, ``<unk>`` = 1, ``<bos>`` = 2, ``<eos>`` = 3."""
+
+    level: TokenLevel
+    tokens: list[str] = field(default_factory=list)
+    """Every token in id order, the four specials first."""
+
+    def __post_init__(self) -> None:
+        if self.level not in LEVELS:
+            raise ValueError(f"token level must be one of {', '.join(LEVELS)}; got {self.level!r}")
+        if not self.tokens:
+            self.tokens = list(SPECIALS)
+        if tuple(self.tokens[: len(SPECIALS)]) != SPECIALS:
+            raise ValueError(f"a TokenVocab starts with {SPECIALS}; got {self.tokens[:4]}")
+        self._index = {t: i for i, t in enumerate(self.tokens)}
+        if len(self._index) != len(self.tokens):
+            raise ValueError("a TokenVocab has a token twice")
+
+    pad_id, unk_id, bos_id, eos_id = 0, 1, 2, 3
+
+    @classmethod
+    def build(
+        cls,
+        texts: Iterable[str],
+        level: TokenLevel = "char",
+        *,
+        max_size: int | None = None,
+        min_count: int = 1,
+    ) -> TokenVocab:
+        """The vocabulary of ``texts`` (training data only).
+
+        Args:
+            texts: the training sequences, as text.
+            level: ``"char"``, ``"word"`` or ``"space"``.
+            max_size: the most tokens to keep, specials included (None: all).
+            min_count: drop tokens seen fewer times than this.
+        """
+        if max_size is not None and max_size <= len(SPECIALS):
+            raise ValueError(
+                f"--max-vocab must exceed {len(SPECIALS)} (the specials); got {max_size}"
+            )
+        if min_count < 1:
+            raise ValueError(f"--min-count must be at least 1; got {min_count}")
+        counts: Counter[str] = Counter()
+        for text in texts:
+            counts.update(tokenize(text, level))
+        ranked = [t for t, n in counts.most_common() if n >= min_count and t not in SPECIALS]
+        if max_size is not None:
+            ranked = ranked[: max_size - len(SPECIALS)]
+        return cls(level, [*SPECIALS, *ranked])
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def __contains__(self, token: str) -> bool:
+        return token in self._index
+
+    def encode(self, text: str, *, bos: bool = False, eos: bool = False) -> list[int]:
+        """Text to ids, unknown tokens as ``<unk>``, optionally framed by ``<bos>``/``<eos>``."""
+        ids = [self._index.get(t, self.unk_id) for t in tokenize(text, self.level)]
+        return [self.bos_id] * bos + ids + [self.eos_id] * eos
+
+    def decode(self, ids: Iterable[int], *, strip: bool = True) -> str:
+        """Ids to text; ``strip`` drops ``<pad>`` and ``<bos>``, and stops at ``<eos>``."""
+        out = []
+        for i in ids:
+            i = int(i)
+            if strip and i == self.eos_id:
+                break
+            if strip and i in (self.pad_id, self.bos_id):
+                continue
+            out.append(self.tokens[i])
+        return ("" if self.level == "char" else " ").join(out)
+
+    def unknown_share(self, texts: Iterable[str]) -> float:
+        """The fraction of tokens of ``texts`` that this vocabulary reads as ``<unk>``."""
+        total = unknown = 0
+        for text in texts:
+            tokens = tokenize(text, self.level)
+            total += len(tokens)
+            unknown += sum(t not in self._index for t in tokens)
+        return unknown / max(total, 1)
+
+    def to_json(self) -> dict:
+        return {"level": self.level, "tokens": self.tokens}
+
+    @classmethod
+    def from_json(cls, data: dict) -> TokenVocab:
+        return cls(data["level"], list(data["tokens"]))
+
+
+def pad_batch(sequences: list[list[int]], pad_id: int = 0) -> tuple[Tensor, Tensor]:
+    """Id lists to a right-padded ``(B, T)`` int64 batch and its ``(B,)`` lengths."""
+    lengths = torch.tensor([len(s) for s in sequences], dtype=torch.long)
+    if not sequences:
+        raise ValueError("pad_batch: no sequences")
+    out = torch.full((len(sequences), max(int(lengths.max()), 1)), pad_id, dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        out[row, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
+    return out, lengths
