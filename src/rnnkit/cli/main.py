@@ -30,7 +30,10 @@ RUN_VERBS = {
     "sample": "generate from a trained model",
 }
 # verbs that are not about one run: name -> module with ``HELP``, ``add_flags(p)`` and ``run``
-TOOLS: dict[str, str] = {}
+TOOLS: dict[str, str] = {
+    "diagnose": "rnnkit.cli.diagnose",
+    "bench": "rnnkit.cli.bench",
+}
 
 
 def _task_module(kind: str) -> ModuleType:

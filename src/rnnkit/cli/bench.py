@@ -1,0 +1,158 @@
+"""``rnnkit bench memory``: which sequence lengths each cell learns to bridge.
+
+rnnkit bench memory --task adding --cells rnn,lstm,gru --lengths 10,20,50,100,200,400
+rnnkit bench memory --task copy --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+HELP = "benchmarks of what cells can learn: memory (adding problem, copy task)"
+
+# The default budget: fits about 20 minutes on one thread (see docs/diagnose.md).
+DEFAULT_LENGTHS = "10,20,50,100,200,400"
+QUICK = dict(lengths="5,10", steps=60, hidden_size=16, batch_size=16, eval_every=30, eval_size=64)
+
+
+def add_flags(parser: argparse.ArgumentParser) -> None:
+    from rnnkit.tasks.memory import MemoryConfig
+
+    d = MemoryConfig()
+    sub = parser.add_subparsers(dest="what", required=True, metavar="WHAT")
+    p = sub.add_parser(
+        "memory",
+        help="train each cell on the adding problem or the copy task at growing lengths",
+        description="Train each cell on the adding problem (solved: test MSE < 0.01; always "
+        "answering 1 scores 0.167) or the copy-memory task (solved: >= 99%% of the recalled "
+        "symbols right) at each length, from fixed seeds with a per-run step budget; print the "
+        "lengths each cell solves and draw a PNG.",
+    )
+    p.add_argument("--task", choices=["adding", "copy"], default="adding")
+    p.add_argument("--cells", default="rnn,lstm,gru", help="comma-separated [%(default)s]")
+    p.add_argument("--lengths", default=DEFAULT_LENGTHS, help="comma-separated [%(default)s]")
+    p.add_argument("--steps", type=int, default=d.max_steps, help="step budget per run")
+    p.add_argument("--hidden-size", type=int, default=d.hidden_size)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--eval-every", type=int, default=d.eval_every)
+    p.add_argument("--eval-size", type=int, default=d.eval_size, help="test sequences")
+    p.add_argument("--max-seconds", type=float, default=None, help="wall-clock cap per run")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument(
+        "--horizons",
+        action="store_true",
+        help="also measure each trained model's memory horizon (gradient flow, loss at T)",
+    )
+    p.add_argument("--quick", action="store_true", help="a tiny smoke run (seconds; for tests)")
+    p.add_argument("--png", default=None, help="where to draw [memory-TASK.png]")
+    p.add_argument("--json", action="store_true", help="print the results as one JSON object")
+
+
+def run(args, parser) -> int:
+    return memory(args, parser)
+
+
+def trained_horizon(result, length: int, seed: int = 0):
+    """The gradient-flow verdict of a trained memory model, loss at the last step."""
+    import torch
+    import torch.nn.functional as F
+
+    from rnnkit.diagnose.gradients import gradient_flow
+    from rnnkit.tasks.memory import make_batch
+
+    model = result.model
+    x, y = make_batch(result.task, 16, length, torch.Generator().manual_seed(seed + 77))
+    feats = model.features(x)
+    if result.task == "adding":
+
+        def loss_fn(out):
+            return (model.head(out).squeeze(-1) - y[:, None]) ** 2
+
+    else:
+
+        def loss_fn(out):
+            return F.cross_entropy(model.head(out).transpose(1, 2), y, reduction="none")
+
+    flow = gradient_flow(model.rnn, feats, loss_fn=loss_fn, jacobians=False, label=result.cell)
+    return flow.verdicts[0]
+
+
+def memory(args, parser) -> int:
+    import torch
+
+    from rnnkit.tasks.memory import MemoryConfig, bench_memory, format_table, plot_memory
+
+    if args.quick:
+        for k, v in QUICK.items():
+            setattr(args, k, v)
+    try:
+        lengths = [int(t) for t in args.lengths.split(",") if t.strip()]
+    except ValueError:
+        parser.error(f"--lengths takes comma-separated integers, got {args.lengths!r}")
+    cells = [c.strip() for c in args.cells.split(",") if c.strip()]
+    for c in cells:
+        if c not in ("rnn", "rnn_relu", "lstm", "gru"):
+            parser.error(f"--cells: {c!r} is not one of rnn, rnn_relu, lstm, gru")
+    cfg = MemoryConfig(
+        hidden_size=args.hidden_size,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        max_steps=args.steps,
+        eval_every=args.eval_every,
+        eval_size=args.eval_size,
+        seed=args.seed,
+        max_seconds=args.max_seconds,
+    )
+    horizons: dict[tuple[str, int], object] = {}
+
+    def progress(r) -> None:
+        if args.horizons:
+            horizons[(r.cell, r.length)] = trained_horizon(r, r.length, args.seed)
+            r.model = None
+        value = f"MSE {r.metric:.4f}" if r.task == "adding" else f"recall {100 * r.metric:.1f}%"
+        print(
+            f"{r.task} {r.cell:<8} T={r.length:<5} {'solved' if r.solved else 'not solved':<11}"
+            f"{value}  {r.steps} steps  {r.seconds:.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    print(
+        f"budget: {cfg.max_steps} steps per run (stops when solved), batch {cfg.batch_size}, "
+        f"H={cfg.hidden_size}, Adam lr {cfg.lr:g}, clip {cfg.clip:g}, seed {cfg.seed}, "
+        f"{torch.get_num_threads()} threads",
+        file=sys.stderr,
+    )
+    results = bench_memory(
+        args.task, cells, lengths, cfg, keep_models=args.horizons, progress=progress
+    )
+    png = args.png or f"memory-{args.task}.png"
+    plot_memory(results, png)
+    if args.json:
+        rows = []
+        for r in results:
+            row = r.as_dict()
+            if args.horizons:
+                row["horizon"] = horizons[(r.cell, r.length)].__dict__
+            rows.append(row)
+        print(json.dumps({"task": args.task, "config": cfg.__dict__, "png": png, "runs": rows}))
+        return 0
+    print(format_table(results))
+    total = sum(r.seconds for r in results)
+    print(f"total training time {total:.0f} s; plot: {png}")
+    if args.horizons:
+        print("\nmemory horizons of the trained models (gradient flow, loss at the last step):")
+        for r in results:
+            v = horizons[(r.cell, r.length)]
+            text = (
+                f"horizon {v.horizon}"
+                if v.verdict == "vanishing"
+                else ("exploding" if v.verdict == "exploding" else f"> {r.length - 1}")
+            )
+            if v.estimate is not None and v.verdict != "vanishing":
+                text += f" (extrapolated ~{v.estimate:.0f})"
+            print(f"  {r.cell:<8} T={r.length:<5} {text}")
+    return 0

@@ -1,0 +1,227 @@
+"""``rnnkit diagnose``: look inside recurrent networks.
+
+rnnkit diagnose gradients --cell rnn,lstm,gru --steps 100          # fresh models
+rnnkit diagnose gradients --cell rnn --init default,orthogonal --steps 200
+rnnkit diagnose gradients --checkpoint runs/shk --steps 200 --json  # a trained LM
+rnnkit diagnose gates --cell lstm,gru --steps 100 [--checkpoint RUN_DIR]
+rnnkit diagnose hidden runs/shk --units auto --out hidden.html
+rnnkit diagnose unroll --cell rnn --steps 3 --hidden-size 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+HELP = "look inside a model: gradient flow through time, gates, hidden units, the unrolled chain"
+
+
+def _csv(text: str) -> list[str]:
+    return [p.strip() for p in text.split(",") if p.strip()]
+
+
+def _fresh_model_flags(p: argparse.ArgumentParser, cells: str) -> None:
+    from rnnkit.diagnose.models import CELLS, INITS
+
+    g = p.add_argument_group("fresh models (without --checkpoint)")
+    g.add_argument(
+        "--cell",
+        default=cells,
+        help=f"comma-separated cells: {', '.join(CELLS)} (lnlstm: the "
+        "custom LayerNormLSTMCell) [%(default)s]",
+    )
+    g.add_argument(
+        "--init",
+        default="default",
+        help=f"comma-separated initialisations, each tried on every cell it fits: "
+        f"{', '.join(INITS)} [%(default)s]",
+    )
+    g.add_argument("--gain", type=float, default=1.0, help="scale of orthogonal/irnn [1]")
+    g.add_argument(
+        "--forget-bias",
+        type=float,
+        default=None,
+        help="LSTM forget-gate bias (GRU: update gate); also runs each model without it",
+    )
+    g.add_argument("--hidden-size", type=int, default=64)
+    g.add_argument("--input-size", type=int, default=8)
+    g.add_argument("--num-layers", type=int, default=1)
+
+
+def add_flags(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="what", required=True, metavar="WHAT")
+
+    p = sub.add_parser(
+        "gradients",
+        help="||dL/dh_t|| through time, Jacobians dh_T/dh_t, the memory horizon",
+        description="Measure ||dL/dh_t|| at every step and layer with the loss at the last "
+        "step, and the singular values of dh_T/dh_t; print a table and a verdict per model "
+        "(its memory horizon: the distance at which the gradient falls below 1e-3 of its value "
+        "at T, or 'exploding'), and draw a PNG.",
+    )
+    p.add_argument("--steps", type=int, default=100, help="sequence length T [%(default)s]")
+    p.add_argument("--batch-size", type=int, default=16, help="sequences averaged over")
+    p.add_argument("--checkpoint", default=None, metavar="RUN_DIR", help="a trained LM run")
+    p.add_argument("--which", choices=["best", "last"], default="best")
+    p.add_argument("--loss", choices=["last", "every"], default="last", help="where the loss is")
+    p.add_argument("--no-jacobians", action="store_true", help="skip dh_T/dh_t (faster)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--png", default="gradient-flow.png", help="where to draw [%(default)s]")
+    p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    _fresh_model_flags(p, "rnn,lstm,gru")
+
+    p = sub.add_parser(
+        "gates",
+        help="LSTM/GRU gate statistics over a sequence",
+        description="Mean gate values per step and layer, and the share of saturated units "
+        "(gate < 0.05 or > 0.95), for LSTM (input, forget, output) and GRU (reset, update).",
+    )
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--checkpoint", default=None, metavar="RUN_DIR", help="a trained LM run")
+    p.add_argument("--which", choices=["best", "last"], default="best")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--png", default="gates.png", help="where to draw [%(default)s]")
+    p.add_argument("--json", action="store_true")
+    _fresh_model_flags(p, "lstm,gru")
+
+    p = sub.add_parser(
+        "hidden",
+        help="heat-map of hidden units over text (PNG, HTML); units that track features",
+        description="Run a trained character LM over a passage, colour each character by "
+        "chosen hidden units' values (PNG and a self-contained HTML page), and search every "
+        "unit for correlation with simple features of the text (inside quotes, position in "
+        "the line, indentation, ...).",
+    )
+    p.add_argument("run_dir", help="a trained character LM run")
+    p.add_argument("--which", choices=["best", "last"], default="best")
+    p.add_argument("--text", default=None, help="a file to read the passage from")
+    p.add_argument("--split", default="val", help="else a passage of this split [%(default)s]")
+    p.add_argument("--length", type=int, default=2000, help="characters analysed")
+    p.add_argument("--offset", type=int, default=0, help="where in the split the passage starts")
+    p.add_argument("--layer", type=int, default=-1, help="which layer [last]")
+    p.add_argument(
+        "--units", default="auto", help="comma-separated unit indices, or auto (best per feature)"
+    )
+    p.add_argument("--show", type=int, default=600, help="characters drawn in the pictures")
+    p.add_argument("--out", default="hidden", help="path stem: writes STEM.png, STEM.html")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser(
+        "unroll",
+        help="print the unrolled computation of a small model, step by step",
+        description="Print x_t, h_t (and c_t) and y_t with shapes and values at every step, "
+        "as a textbook draws the unrolled chain.",
+    )
+    p.add_argument("--cell", default="rnn", help="rnn, rnn_relu, lstm or gru [%(default)s]")
+    p.add_argument("--steps", type=int, default=4)
+    p.add_argument("--input-size", type=int, default=2)
+    p.add_argument("--hidden-size", type=int, default=3)
+    p.add_argument("--output-size", type=int, default=2)
+    p.add_argument("--input", default=None, help="values, ';' between steps: '1,0;0,1;...'")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--decimals", type=int, default=3)
+
+
+def run(args, parser) -> int:
+    return {"gradients": gradients, "gates": gates, "hidden": hidden, "unroll": unroll}[args.what](
+        args, parser
+    )
+
+
+def _fresh_models(args) -> list[tuple[str, object]]:
+    """(label, layer) for every cell x init (x forget bias) that fits."""
+    from rnnkit.diagnose.models import describe, fresh_layer
+
+    models = []
+    for cell in _csv(args.cell):
+        for init in _csv(args.init):
+            if init == "irnn" and cell not in ("rnn", "rnn_relu"):
+                continue
+            if cell == "lnlstm" and init != "default":
+                continue
+            biases = [None]
+            if args.forget_bias is not None and cell in ("lstm", "gru", "lnlstm"):
+                biases.append(args.forget_bias)
+            for fb in biases:
+                layer = fresh_layer(
+                    cell,
+                    args.input_size,
+                    args.hidden_size,
+                    num_layers=args.num_layers,
+                    init=init,
+                    gain=args.gain,
+                    forget_bias=fb,
+                    seed=args.seed,
+                )
+                models.append((describe(cell, init, args.gain, fb), layer))
+    if not models:
+        raise ValueError("no model fits those --cell and --init (irnn is for rnn, rnn_relu)")
+    return models
+
+
+def gradients(args, parser) -> int:
+    import torch
+
+    from rnnkit.diagnose.gradients import format_table, gradient_flow, plot_flows
+
+    jac = not args.no_jacobians
+    if args.steps < 2:
+        parser.error("--steps must be at least 2")
+    if args.checkpoint:
+        from rnnkit.diagnose.lm import lm_gradient_flow, load_subject
+
+        subject = load_subject(args.checkpoint, args.which)
+        flows = [
+            lm_gradient_flow(
+                subject,
+                args.steps,
+                batch_size=args.batch_size,
+                loss_at=args.loss,
+                jacobians=jac,
+                seed=args.seed,
+                label=Path(args.checkpoint).name,
+            )
+        ]
+        title = f"gradient flow of {args.checkpoint} (next-character loss)"
+    else:
+        g = torch.Generator().manual_seed(args.seed)
+        x = torch.randn(args.batch_size, args.steps, args.input_size, generator=g)
+        flows = [
+            gradient_flow(layer, x, loss_at=args.loss, jacobians=jac, label=label, seed=args.seed)
+            for label, layer in _fresh_models(args)
+        ]
+        title = f"fresh models, T = {args.steps}, H = {args.hidden_size}, x ~ N(0, 1)"
+    plot_flows(flows, args.png, title)
+    if args.json:
+        print(json.dumps({"png": str(args.png), "models": [f.as_dict() for f in flows]}))
+        return 0
+    print(format_table(flows))
+    if jac:
+        print()
+        print("spectral norm of dh_T/dh_t (mean over sequences) at distance T - t")
+        for f in flows:
+            for k, n in enumerate(f.jacobian_norms or []):
+                marks = [d for d in (1, 10, 50, f.steps - 1) if d < f.steps]
+                name = f.label + (f"/l{k}" if len(f.norms) > 1 else "")
+                print(f"  {name:<24}" + "  ".join(f"{d:>3}: {n[::-1][d]:.2e}" for d in marks))
+    print()
+    for f in flows:
+        for k in range(len(f.norms)):
+            print(f.summary(k))
+    print(f"\nplot: {args.png}", file=sys.stderr)
+    return 0
+
+
+def gates(args, parser) -> int:
+    raise NotImplementedError
+
+
+def hidden(args, parser) -> int:
+    raise NotImplementedError
+
+
+def unroll(args, parser) -> int:
+    raise NotImplementedError

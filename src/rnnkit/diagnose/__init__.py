@@ -1,0 +1,12 @@
+"""Diagnostics that make the vanishing-gradient problem visible.
+
+- ``gradients``: ||dL/dh_t|| through time, Jacobians dh_T/dh_t, the memory horizon;
+- ``gates``: LSTM and GRU gate statistics over a sequence;
+- ``hidden``: heat-maps of hidden units over text, and units that track features of it;
+- ``unroll_print``: the unrolled computation of a small model, step by step.
+"""
+
+from rnnkit.diagnose.gradients import GradientFlow, Verdict, gradient_flow, judge
+from rnnkit.diagnose.models import fresh_layer
+
+__all__ = ["GradientFlow", "Verdict", "fresh_layer", "gradient_flow", "judge"]

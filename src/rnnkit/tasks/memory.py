@@ -1,0 +1,321 @@
+"""Synthetic memory tasks: the adding problem and the copy-memory task, and a benchmark over them.
+
+Both tasks put the information the answer needs ``T`` steps before the answer is asked for, so
+the longest ``T`` a cell solves measures how far its gradients carry.
+
+- **Adding** (Hochreiter & Schmidhuber 1997, in the form of Le et al. 2015 and Arjovsky et al.
+  2016): each step reads ``(value, marker)``, values uniform in [0, 1]; exactly two steps are
+  marked, one in each half. The target, read from the last hidden state through a linear
+  readout, is the sum of the two marked values. Answering 1 always gives MSE ``2/12 = 0.167``;
+  *solved* is a test MSE below 0.01.
+- **Copy memory** (Hochreiter & Schmidhuber 1997; Arjovsky et al. 2016): ten symbols from
+  {1..8}, then ``T - 1`` blanks (0), a delimiter (9) and ten more blanks; the model must output
+  blanks throughout and the ten symbols over the last ten steps. A memoryless model that outputs
+  blanks and then uniform guesses has a cross-entropy of ``10 ln 8 / (T + 20)`` per step;
+  *solved* is at least 99 % of the recalled symbols right.
+
+Training uses a plain loop rather than ``rnnkit.training.Trainer``: the benchmark runs dozens of
+tiny models on data generated fresh every step, with no checkpoints, resumption, logging or run
+folders to keep, and stops each run as soon as it is solved; the trainer's machinery would be
+per-run overhead and files. The loop has the usual tricks: Adam, gradient-norm clipping, a
+forget-gate bias of 1 for LSTMs (and no such bias for GRUs, torch's default), a linear readout.
+Training runs on the fused kernels (``backend="native"``); the results are the same layers.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rnnkit.architectures.many_to_many import make_layer
+from rnnkit.init import forget_gate_bias_
+
+TaskName = Literal["adding", "copy"]
+COPY_SYMBOLS = 8  # symbols 1..8; 0 is the blank, 9 the delimiter
+COPY_LENGTH = 10
+ADDING_BASELINE = 2.0 / 12.0  # variance of the sum of two U(0, 1): MSE of always answering 1
+
+
+def adding_batch(batch_size: int, length: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """A batch of the adding problem: inputs ``(B, T, 2)`` and targets ``(B,)``."""
+    if length < 2:
+        raise ValueError(f"the adding problem needs a length of at least 2, got {length}")
+    values = torch.rand(batch_size, length, generator=generator)
+    half = length // 2
+    first = torch.randint(0, half, (batch_size,), generator=generator)
+    second = torch.randint(half, length, (batch_size,), generator=generator)
+    markers = torch.zeros(batch_size, length)
+    rows = torch.arange(batch_size)
+    markers[rows, first] = 1.0
+    markers[rows, second] = 1.0
+    target = values[rows, first] + values[rows, second]
+    return torch.stack([values, markers], dim=-1), target
+
+
+def copy_batch(batch_size: int, length: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """A batch of the copy-memory task with delay ``T``: token ids in and out, ``(B, T + 20)``."""
+    if length < 1:
+        raise ValueError(f"the copy task needs a delay of at least 1, got {length}")
+    n = COPY_LENGTH
+    total = length + 2 * n
+    symbols = torch.randint(1, COPY_SYMBOLS + 1, (batch_size, n), generator=generator)
+    x = torch.zeros(batch_size, total, dtype=torch.long)
+    x[:, :n] = symbols
+    x[:, n + length - 1] = COPY_SYMBOLS + 1  # the delimiter: recall starts at the next step
+    y = torch.zeros(batch_size, total, dtype=torch.long)
+    y[:, -n:] = symbols
+    return x, y
+
+
+def copy_baseline(length: int) -> float:
+    """Per-step cross-entropy of the best memoryless strategy: ``10 ln 8 / (T + 20)``."""
+    return COPY_LENGTH * math.log(COPY_SYMBOLS) / (length + 2 * COPY_LENGTH)
+
+
+class MemoryModel(nn.Module):
+    """An rnnkit layer with a linear readout: from the last hidden state (adding), or from every
+    step (copy, whose one-hot inputs are fed as they are)."""
+
+    def __init__(self, task: TaskName, cell: str, hidden_size: int, backend: str = "native"):
+        super().__init__()
+        self.task = task
+        in_size, out_size = (2, 1) if task == "adding" else (COPY_SYMBOLS + 2, COPY_SYMBOLS + 1)
+        self.rnn = make_layer(cell, in_size, hidden_size, batch_first=True)  # type: ignore[arg-type]
+        self.rnn.backend = backend
+        if cell == "lstm":
+            forget_gate_bias_(self.rnn, 1.0)
+        self.head = nn.Linear(hidden_size, out_size)
+
+    def features(self, x: Tensor) -> Tensor:
+        """The layer's input: the adding problem's pairs, or the copy task's one-hot symbols."""
+        if self.task == "copy":
+            return F.one_hot(x, COPY_SYMBOLS + 2).float()
+        return x
+
+    def forward(self, x: Tensor) -> Tensor:
+        out, _ = self.rnn(self.features(x))  # (B, T, H)
+        if self.task == "adding":
+            return self.head(out[:, -1]).squeeze(-1)  # (B,)
+        return self.head(out)  # (B, T, classes)
+
+
+@dataclass
+class MemoryConfig:
+    """How each benchmark run trains."""
+
+    hidden_size: int = 64
+    batch_size: int = 64
+    lr: float = 2e-3
+    max_steps: int = 1500
+    """The per-run step budget; a run stops earlier as soon as it is solved."""
+    eval_every: int = 100
+    eval_size: int = 500
+    clip: float = 1.0
+    seed: int = 0
+    max_seconds: float | None = None
+    """An optional wall-clock cap per run, on top of the step budget."""
+
+
+@dataclass
+class MemoryResult:
+    task: str
+    cell: str
+    length: int
+    solved: bool
+    steps: int
+    seconds: float
+    metric: float
+    """Test MSE (adding) or recall accuracy (copy) at the end of the run."""
+    loss: float
+    baseline: float
+    """The memoryless loss: 0.167 (adding) or 10 ln 8 / (T + 20) (copy)."""
+    history: list[tuple[int, float]] = field(default_factory=list)
+    """(step, metric) at each evaluation."""
+    model: nn.Module | None = field(default=None, repr=False, compare=False)
+
+    def as_dict(self) -> dict:
+        """The figures as JSON-ready values (the model left out)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "model"}
+
+
+def make_batch(task: TaskName, batch_size: int, length: int, generator: torch.Generator):
+    if task == "adding":
+        return adding_batch(batch_size, length, generator)
+    if task == "copy":
+        return copy_batch(batch_size, length, generator)
+    raise ValueError(f"task must be adding or copy, got {task!r}")
+
+
+def _loss(task: TaskName, model: MemoryModel, x: Tensor, y: Tensor) -> tuple[Tensor, float]:
+    """Training loss, and the task's metric (MSE, or recall accuracy over the last ten steps)."""
+    pred = model(x)
+    if task == "adding":
+        loss = F.mse_loss(pred, y)
+        return loss, float(loss.detach())
+    loss = F.cross_entropy(pred.flatten(0, 1), y.flatten())
+    recalled = pred[:, -COPY_LENGTH:].argmax(-1) == y[:, -COPY_LENGTH:]
+    return loss, float(recalled.float().mean())
+
+
+def is_solved(task: TaskName, metric: float) -> bool:
+    return metric < 0.01 if task == "adding" else metric >= 0.99
+
+
+def train_memory(
+    task: TaskName,
+    cell: str,
+    length: int,
+    cfg: MemoryConfig | None = None,
+    *,
+    keep_model: bool = False,
+) -> MemoryResult:
+    """Train one cell on one task at one length; stop when solved or out of budget.
+
+    Everything is seeded from ``cfg.seed``: the weights, the training batches and a held-out
+    test set of ``cfg.eval_size`` sequences (its own seed, the same for every cell).
+    """
+    cfg = cfg or MemoryConfig()
+    torch.manual_seed(cfg.seed)
+    model = MemoryModel(task, cell, cfg.hidden_size)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    train_gen = torch.Generator().manual_seed(cfg.seed + 1)
+    test_x, test_y = make_batch(
+        task, cfg.eval_size, length, torch.Generator().manual_seed(10_000 + cfg.seed)
+    )
+    baseline = ADDING_BASELINE if task == "adding" else copy_baseline(length)
+    history: list[tuple[int, float]] = []
+    start = time.perf_counter()
+    step, metric, test_loss, solved = 0, math.nan, math.nan, False
+    while step < cfg.max_steps:
+        model.train()
+        x, y = make_batch(task, cfg.batch_size, length, train_gen)
+        loss, _ = _loss(task, model, x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+        opt.step()
+        step += 1
+        out_of_time = cfg.max_seconds is not None and time.perf_counter() - start > cfg.max_seconds
+        if step % cfg.eval_every == 0 or step == cfg.max_steps or out_of_time:
+            model.eval()
+            with torch.no_grad():
+                t_loss, metric = _loss(task, model, test_x, test_y)
+            test_loss = float(t_loss)
+            history.append((step, metric))
+            if not math.isfinite(test_loss):
+                break
+            solved = is_solved(task, metric)
+            if solved or out_of_time:
+                break
+    return MemoryResult(
+        task=task,
+        cell=cell,
+        length=length,
+        solved=solved,
+        steps=step,
+        seconds=time.perf_counter() - start,
+        metric=metric,
+        loss=test_loss,
+        baseline=baseline,
+        history=history,
+        model=model if keep_model else None,
+    )
+
+
+def bench_memory(
+    task: TaskName,
+    cells: list[str],
+    lengths: list[int],
+    cfg: MemoryConfig | None = None,
+    *,
+    keep_models: bool = False,
+    progress: Callable[[MemoryResult], None] | None = None,
+) -> list[MemoryResult]:
+    """Every cell at every length, each from the same seed; results in (cell, length) order."""
+    results = []
+    for cell in cells:
+        for length in lengths:
+            r = train_memory(task, cell, length, cfg, keep_model=keep_models)
+            if progress is not None:
+                progress(r)
+            results.append(r)
+    return results
+
+
+def longest_solved(results: list[MemoryResult], cell: str) -> int | None:
+    """The longest length a cell solved such that it also solved every shorter length tried."""
+    best = None
+    for r in sorted((r for r in results if r.cell == cell), key=lambda r: r.length):
+        if not r.solved:
+            break
+        best = r.length
+    return best
+
+
+def format_table(results: list[MemoryResult]) -> str:
+    """One row per cell, one column per length: the metric, with a check mark where solved."""
+    if not results:
+        return "(no runs)"
+    task = results[0].task
+    lengths = sorted({r.length for r in results})
+    cells = list(dict.fromkeys(r.cell for r in results))
+    by = {(r.cell, r.length): r for r in results}
+    what = "test MSE (solved < 0.01)" if task == "adding" else "recall accuracy (solved >= 0.99)"
+    lines = [f"{task}: {what}; * = solved, [steps]"]
+    head = f"{'cell':<10}" + "".join(f"{'T=' + str(t):>17}" for t in lengths) + "   solves up to"
+    lines.append(head)
+    for cell in cells:
+        row = f"{cell:<10}"
+        for t in lengths:
+            r = by.get((cell, t))
+            if r is None:
+                row += f"{'-':>17}"
+                continue
+            value = f"{r.metric:.4f}" if task == "adding" else f"{100 * r.metric:.1f}%"
+            row += f"{(value + ('*' if r.solved else ' ') + f' [{r.steps}]'):>17}"
+        best = longest_solved(results, cell)
+        row += f"   {'none' if best is None else 'T=' + str(best)}"
+        lines.append(row)
+    return "\n".join(lines)
+
+
+def plot_memory(results: list[MemoryResult], out) -> None:
+    """Metric against length, one line per cell, log-scale length; the solve threshold dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    task = results[0].task
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    for cell in dict.fromkeys(r.cell for r in results):
+        rs = sorted((r for r in results if r.cell == cell), key=lambda r: r.length)
+        xs = [r.length for r in rs]
+        ys = [r.metric if task == "adding" else 1 - r.metric for r in rs]
+        ax.plot(xs, ys, marker="o", label=cell)
+        for r, y in zip(rs, ys):
+            if r.solved:
+                ax.plot([r.length], [y], marker="o", ms=11, mfc="none", color="k", lw=0)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    if task == "adding":
+        ax.axhline(0.01, ls="--", color="gray", lw=1, label="solved (MSE 0.01)")
+        ax.axhline(ADDING_BASELINE, ls=":", color="gray", lw=1, label="answer 1 always (0.167)")
+        ax.set_ylabel("test MSE")
+    else:
+        ax.axhline(0.01, ls="--", color="gray", lw=1, label="solved (1 % errors)")
+        ax.axhline(7 / 8, ls=":", color="gray", lw=1, label="guessing (7/8 errors)")
+        ax.set_ylabel("recall error rate")
+    ax.set_xlabel("sequence length T")
+    ax.set_title(f"{task}: circled points are solved")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)

@@ -1,0 +1,195 @@
+"""Diagnostics: gradient flow against a hand-unrolled loop, verdicts, init helpers, the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import rnnkit
+from rnnkit import init as rinit
+from rnnkit.cli.main import main
+from rnnkit.diagnose import fresh_layer, gradient_flow, judge
+
+
+def _hand_unrolled_norms(layer, x, v, loss_at="last"):
+    """||dL/dh_t|| from a plain Python loop over torch.nn.RNNCell/LSTMCell/GRUCell."""
+    kind = type(layer).__name__
+    w = {k: getattr(layer, f"{k}_l0") for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+    H = layer.hidden_size
+    B, T, _ = x.shape
+    h = torch.zeros(B, H, dtype=x.dtype)
+    c = torch.zeros(B, H, dtype=x.dtype)
+    hs, losses = [], []
+    for t in range(T):
+        gi = x[:, t] @ w["weight_ih"].T + w["bias_ih"]
+        gh = h @ w["weight_hh"].T + w["bias_hh"]
+        if kind == "RNN":
+            h = torch.tanh(gi + gh) if layer.nonlinearity == "tanh" else torch.relu(gi + gh)
+        elif kind == "LSTM":
+            i, f, g, o = (gi + gh).chunk(4, -1)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(c)
+        else:
+            ir, iz, inn = gi.chunk(3, -1)
+            hr, hz, hn = gh.chunk(3, -1)
+            r, z = torch.sigmoid(ir + hr), torch.sigmoid(iz + hz)
+            n = torch.tanh(inn + r * hn)
+            h = (1 - z) * n + z * h
+        hs.append(h)
+        losses.append(h @ v)
+    loss = losses[-1].sum() if loss_at == "last" else torch.stack(losses).sum()
+    grads = torch.autograd.grad(loss, hs)
+    return [float(g.norm(dim=-1).mean()) for g in grads], hs
+
+
+@pytest.mark.parametrize(
+    "kind,kw", [("RNN", {}), ("RNN", {"nonlinearity": "relu"}), ("LSTM", {}), ("GRU", {})]
+)
+@pytest.mark.parametrize("loss_at", ["last", "every"])
+def test_norms_equal_a_hand_unrolled_loop(kind, kw, loss_at):
+    torch.manual_seed(0)
+    layer = getattr(rnnkit, kind)(3, 5, batch_first=True, dtype=torch.float64, **kw)
+    x = torch.randn(4, 12, 3, dtype=torch.float64)
+    v = torch.randn(5, dtype=torch.float64)
+    flow = gradient_flow(layer, x, loss_fn=lambda out: out @ v, loss_at=loss_at, jacobians=False)
+    expected, _ = _hand_unrolled_norms(layer, x, v, loss_at)
+    torch.testing.assert_close(torch.tensor(flow.norms[0]), torch.tensor(expected))
+
+
+def test_jacobian_singular_values_match_autograd_jacobian():
+    torch.manual_seed(1)
+    layer = rnnkit.GRU(3, 4, batch_first=True, dtype=torch.float64)
+    x = torch.randn(2, 6, 3, dtype=torch.float64)
+    flow = gradient_flow(layer, x, jacobian_batch=2, top_k=4)
+
+    def h_last_from(t, h_t, b):
+        """Run from step t+1 with state h_t, return h_T (one sequence)."""
+        if t + 1 == x.size(1):
+            return h_t
+        out, _ = layer(x[b : b + 1, t + 1 :], h_t.unsqueeze(0).unsqueeze(0))
+        return out[0, -1]
+
+    for t in (0, 3, 5):
+        svs = []
+        for b in range(2):
+            _, _, states = layer(x[b : b + 1], return_states=True)
+            h_t = states.at(layer=0, part=0)[t][0].detach()
+            J = torch.autograd.functional.jacobian(lambda h, t=t, b=b: h_last_from(t, h, b), h_t)
+            svs.append(torch.linalg.svdvals(J))
+        expected = torch.stack(svs).mean(0)
+        torch.testing.assert_close(
+            torch.tensor(flow.singular_values[0][t]), expected.float(), rtol=1e-4, atol=1e-6
+        )
+        assert flow.jacobian_norms[0][t] == pytest.approx(float(expected[0]), rel=1e-4)
+
+
+def test_verdicts_scaled_down_vanishes_scaled_up_explodes():
+    torch.manual_seed(0)
+    x = 0.01 * torch.randn(8, 60, 4)
+    for cell in ("rnn", "rnn_relu"):
+        small = fresh_layer(cell, 4, 32, init="orthogonal", gain=0.5)
+        big = fresh_layer(cell, 4, 32, init="orthogonal", gain=1.5)
+        with torch.no_grad():  # stay in the unsaturated regime, where the gain rules
+            big.bias_ih_l0.zero_(), big.bias_hh_l0.zero_()
+        down = gradient_flow(small, x, jacobians=False)
+        up = gradient_flow(big, x[:, :20], jacobians=False)
+        assert down.verdict == "vanishing", down.summary()
+        assert 0 < down.horizon < 20  # 0.5^d < 1e-3 from d = 10 on
+        assert up.verdict == "exploding", up.summary()
+        assert up.horizon is None
+        assert "exploding" in up.summary() and "horizon" in down.summary()
+
+
+def test_judge_on_plain_sequences():
+    d = torch.arange(50, dtype=torch.float64)
+    v = judge((0.5**d).flip(0))
+    assert v.verdict == "vanishing" and v.horizon == 10
+    assert v.rate == pytest.approx(torch.log10(torch.tensor(0.5)).item())
+    assert judge((1.2**d).flip(0)).verdict == "exploding"
+    held = judge((0.99**d).flip(0))
+    assert held.verdict == "holds" and held.horizon is None
+    assert held.estimate == pytest.approx(3 / -torch.log10(torch.tensor(0.99)).item(), rel=1e-6)
+
+
+def test_lstm_forget_bias_lengthens_the_horizon():
+    """A fresh LSTM's forget gate sits near 0.5: its gradient decays fast until the bias
+    opens it."""
+    x = torch.randn(8, 80, 4, generator=torch.Generator().manual_seed(0))
+    plain = gradient_flow(fresh_layer("lstm", 4, 32), x, jacobians=False)
+    opened = gradient_flow(fresh_layer("lstm", 4, 32, forget_bias=3.0), x, jacobians=False)
+    assert plain.verdict == "vanishing" and plain.horizon < 20
+    assert opened.horizon is None or opened.horizon > 3 * plain.horizon
+    assert plain.cell_norms is not None and len(plain.cell_norms[0]) == 80
+
+
+def test_custom_cell_and_two_layers():
+    x = torch.randn(3, 15, 4)
+    flow = gradient_flow(fresh_layer("lnlstm", 4, 8, num_layers=2), x, jacobian_batch=2)
+    assert len(flow.norms) == 2 and len(flow.verdicts) == 2
+    assert len(flow.singular_values[1][0]) == 3
+    flow = gradient_flow(fresh_layer("gru", 4, 8, num_layers=2), x)
+    assert len(flow.jacobian_norms) == 2
+
+
+def test_native_layer_is_restored():
+    layer = rnnkit.LSTM(2, 4, batch_first=True, backend="native").train()
+    gradient_flow(layer, torch.randn(2, 5, 2), jacobians=False)
+    assert layer.backend == "native" and layer.training
+
+
+def test_init_helpers():
+    rnn = rinit.orthogonal_(rnnkit.RNN(3, 6, num_layers=2), gain=2.0)
+    for k in range(2):
+        w = getattr(rnn, f"weight_hh_l{k}")
+        torch.testing.assert_close(w @ w.T, 4 * torch.eye(6), atol=1e-5, rtol=1e-5)
+    lstm = rinit.orthogonal_(rnnkit.LSTM(3, 6, bidirectional=True))
+    for block in lstm.weight_hh_l0_reverse.detach().chunk(4):
+        torch.testing.assert_close(block @ block.T, torch.eye(6), atol=1e-5, rtol=1e-5)
+    irnn = rinit.irnn_(rnnkit.RNN(3, 6, nonlinearity="relu"))
+    torch.testing.assert_close(irnn.weight_hh_l0.detach(), torch.eye(6))
+    assert float(irnn.bias_hh_l0.detach().abs().sum() + irnn.bias_ih_l0.detach().abs().sum()) == 0
+    lstm = rinit.forget_gate_bias_(rnnkit.LSTM(3, 6), 1.5)
+    total = (lstm.bias_ih_l0 + lstm.bias_hh_l0).detach()
+    assert torch.all(total[6:12] == 1.5)
+    gru = rinit.forget_gate_bias_(torch.nn.GRU(3, 6), -1.0)
+    assert torch.all(gru.bias_ih_l0[6:12] == -1.0)
+    with pytest.raises(TypeError):
+        rinit.irnn_(rnnkit.LSTM(3, 6))
+    with pytest.raises(TypeError):
+        rinit.forget_gate_bias_(rnnkit.RNN(3, 6))
+    with pytest.raises(TypeError):
+        rinit.orthogonal_(torch.nn.Linear(3, 3))
+
+
+def test_irnn_relu_holds_its_gradient():
+    x = 0.1 * torch.randn(4, 100, 3)
+    flow = gradient_flow(fresh_layer("rnn_relu", 3, 16, init="irnn"), x, jacobians=False)
+    assert flow.verdict in ("holds", "exploding")
+    default = gradient_flow(fresh_layer("rnn", 3, 16), x, jacobians=False)
+    assert default.verdict == "vanishing"
+
+
+def test_cli_gradients_table_and_json(tmp_path, capsys):
+    png = tmp_path / "flow.png"
+    args = ["diagnose", "gradients", "--cell", "rnn,lstm", "--steps", "30"]
+    args += ["--hidden-size", "8", "--batch-size", "4", "--png", str(png)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "||dL/dh_t||" in out and "lstm:" in out and "rnn:" in out
+    assert png.stat().st_size > 1000 and png.read_bytes()[:4] == b"\x89PNG"
+    assert main([*args, "--json", "--forget-bias", "1", "--init", "default,orthogonal"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    labels = [m["label"] for m in data["models"]]
+    assert labels == [
+        "rnn",
+        "rnn orthogonal",
+        "lstm",
+        "lstm fb=1",
+        "lstm orthogonal",
+        "lstm orthogonal fb=1",
+    ]
+    m = data["models"][0]
+    assert len(m["norms"][0]) == 30 and "horizon" in m and m["verdict"] in ("vanishing", "holds")
+    assert len(m["singular_values"][0][0]) == 3
