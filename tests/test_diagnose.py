@@ -193,3 +193,69 @@ def test_cli_gradients_table_and_json(tmp_path, capsys):
     m = data["models"][0]
     assert len(m["norms"][0]) == 30 and "horizon" in m and m["verdict"] in ("vanishing", "holds")
     assert len(m["singular_values"][0][0]) == 3
+
+
+def test_gates_rebuild_the_states():
+    """The recomputed gates give back the layer's own c_t and h_t (both layers)."""
+    from rnnkit.diagnose.gates import gate_values
+
+    torch.manual_seed(0)
+    lstm = rnnkit.LSTM(3, 5, num_layers=2, batch_first=True, dtype=torch.float64)
+    x = torch.randn(2, 7, 3, dtype=torch.float64)
+    gates = gate_values(lstm, x)
+    _, _, states = lstm(x, return_states=True)
+    for k in range(2):
+        c = torch.stack(states.at(layer=k, part=1), 1)
+        h = torch.stack(states.at(layer=k, part=0), 1)
+        c_prev = torch.cat([torch.zeros_like(c[:, :1]), c[:, :-1]], 1)
+        g_part = (c - gates[k]["forget"] * c_prev) / gates[k]["input"]  # tanh(g)
+        assert float(g_part.detach().abs().max()) <= 1.0
+        torch.testing.assert_close(h, gates[k]["output"] * torch.tanh(c))
+
+
+def test_gate_stats_see_the_forget_bias():
+    from rnnkit.diagnose.gates import gate_stats
+
+    x = torch.randn(4, 30, 3)
+    plain = gate_stats(fresh_layer("lstm", 3, 16), x)
+    biased = gate_stats(fresh_layer("lstm", 3, 16, forget_bias=5.0), x)
+    assert 0.4 < plain.layers[0]["forget"].mean < 0.6
+    assert biased.layers[0]["forget"].mean > 0.95 and biased.layers[0]["forget"].open > 0.5
+    gru = gate_stats(fresh_layer("gru", 3, 16), x)
+    assert set(gru.layers[0]) == {"reset", "update"}
+    assert len(gru.layers[0]["update"].per_step) == 30
+    with pytest.raises(TypeError):
+        gate_stats(rnnkit.RNN(3, 4), x)
+
+
+def test_cli_gates(tmp_path, capsys):
+    png = tmp_path / "gates.png"
+    args = ["diagnose", "gates", "--cell", "lstm,gru,rnn", "--steps", "20", "--png", str(png)]
+    assert main([*args, "--forget-bias", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "forget" in out and "update" in out and "lstm fb=2" in out
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("cell", ["rnn", "rnn_relu", "lstm", "gru"])
+def test_unroll_prints_every_step(cell, capsys):
+    args = ["diagnose", "unroll", "--cell", cell, "--input", "1,0;0,1;0.5,0.5"]
+    assert main([*args, "--hidden-size", "3", "--decimals", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "h_0 → [" in out and "h_3" in out and "x_3" in out and "y_3" in out
+    assert "(3,)" in out and "[  1.00   0.00 ]" in out
+    if cell == "lstm":
+        assert "forget gate" in out and "c_3" in out
+    if cell == "gru":
+        assert "update gate" in out
+
+
+def test_unroll_values_are_the_layers_own():
+    from rnnkit.diagnose.unroll_print import small_model, unrolled_text
+
+    layer, head = small_model("gru", 2, 3, 1, seed=3)
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    text = unrolled_text(layer, head, x, decimals=4)
+    out, _ = layer(x.unsqueeze(0))
+    h2 = " ".join(f"{float(v):8.4f}" for v in out[0, 1])
+    assert f"[{h2} ]" in text

@@ -216,7 +216,35 @@ def gradients(args, parser) -> int:
 
 
 def gates(args, parser) -> int:
-    raise NotImplementedError
+    import torch
+
+    from rnnkit.diagnose.gates import format_table, gate_stats, plot_gates
+
+    if args.checkpoint:
+        from rnnkit.diagnose.lm import load_subject, windows
+
+        subject = load_subject(args.checkpoint, args.which)
+        x, _ = windows(subject.ids, args.steps, args.batch_size, args.seed)
+        with torch.no_grad():
+            emb = subject.model.embedding(x)
+        stats = [gate_stats(subject.model.rnn, emb, Path(args.checkpoint).name)]
+        title = f"gates of {args.checkpoint} over its validation text"
+    else:
+        g = torch.Generator().manual_seed(args.seed)
+        x = torch.randn(args.batch_size, args.steps, args.input_size, generator=g)
+        models = [(lab, m) for lab, m in _fresh_models(args) if hasattr(m, "mode")]
+        models = [(lab, m) for lab, m in models if m.mode in ("LSTM", "GRU")]
+        if not models:
+            raise ValueError("gate statistics are for lstm and gru (--cell)")
+        stats = [gate_stats(m, x, lab) for lab, m in models]
+        title = f"fresh models, T = {args.steps}, x ~ N(0, 1)"
+    plot_gates(stats, args.png, title)
+    if args.json:
+        print(json.dumps({"png": str(args.png), "models": [s.as_dict() for s in stats]}))
+        return 0
+    print(format_table(stats))
+    print(f"\nplot: {args.png}", file=sys.stderr)
+    return 0
 
 
 def hidden(args, parser) -> int:
@@ -224,4 +252,24 @@ def hidden(args, parser) -> int:
 
 
 def unroll(args, parser) -> int:
-    raise NotImplementedError
+    import torch
+
+    from rnnkit.diagnose.unroll_print import small_model, unrolled_text
+
+    if args.cell not in ("rnn", "rnn_relu", "lstm", "gru"):
+        parser.error(f"--cell must be rnn, rnn_relu, lstm or gru, got {args.cell!r}")
+    if args.input is not None:
+        try:
+            rows = [[float(v) for v in step.split(",")] for step in args.input.split(";")]
+            x = torch.tensor(rows)
+        except ValueError:
+            parser.error(f"--input takes numbers, ',' within a step and ';' between steps")
+        args.input_size = x.size(1)
+    else:
+        g = torch.Generator().manual_seed(args.seed)
+        x = torch.randn(args.steps, args.input_size, generator=g).round(decimals=2)
+    layer, head = small_model(
+        args.cell, args.input_size, args.hidden_size, args.output_size, args.seed
+    )
+    print(unrolled_text(layer, head, x, args.decimals))
+    return 0

@@ -1,0 +1,119 @@
+"""The unrolled computation of a small model, printed the way a textbook draws it.
+
+One cell, applied at every step with the same weights: ``x_t`` and ``h_{t-1}`` in, ``h_t`` out,
+and a read-out ``y_t = W_hy h_t + b_y`` on top. ``unrolled_text`` draws the chain, then lists
+every step's vectors with their shapes and values (and, for LSTM and GRU, the gates), taken
+from the reference path's per-step states.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from rnnkit.architectures.many_to_many import make_layer
+
+EQUATIONS = {
+    "RNN_TANH": ["h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)"],
+    "RNN_RELU": ["h_t = relu(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)"],
+    "LSTM": [
+        "i, f, g, o = σ, σ, tanh, σ of (W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)",
+        "c_t = f * c_{t-1} + i * g",
+        "h_t = o * tanh(c_t)",
+    ],
+    "GRU": [
+        "r = σ(W_ir x_t + b_ir + W_hr h_{t-1} + b_hr)",
+        "z = σ(W_iz x_t + b_iz + W_hz h_{t-1} + b_hz)",
+        "n = tanh(W_in x_t + b_in + r * (W_hn h_{t-1} + b_hn))",
+        "h_t = (1 - z) * n + z * h_{t-1}",
+    ],
+}
+NAMES = {"RNN_TANH": "RNN", "RNN_RELU": "RNN", "LSTM": "LSTM", "GRU": "GRU"}
+
+
+def small_model(cell: str, input_size: int, hidden_size: int, output_size: int, seed: int = 0):
+    """A one-layer batch-first rnnkit layer and a linear read-out, seeded."""
+    torch.manual_seed(seed)
+    layer = make_layer(cell, input_size, hidden_size)  # type: ignore[arg-type]
+    return layer, nn.Linear(hidden_size, output_size)
+
+
+def _vec(v: Tensor, decimals: int) -> str:
+    values = " ".join(f"{float(a):{decimals + 4}.{decimals}f}" for a in v.flatten())
+    return f"{'(' + ', '.join(map(str, v.shape)) + ',)':<7} [{values} ]"
+
+
+def chain_diagram(steps: int, name: str, width: int = 100) -> str:
+    """``h_0 → [RNN] → h_1 → ...`` with each ``x_t`` below and ``y_t`` above."""
+    box = f"[{name}]"
+    unit = f" → {box} → h_{{t}}"
+    lines = []
+    t0 = 1
+    while t0 <= steps:
+        top, mid, bottom = "", f"h_{t0 - 1}", ""
+        t = t0
+        while t <= steps:
+            piece = unit.replace("{t}", str(t))
+            if len(mid) + len(piece) > width and t > t0:
+                break
+            centre = len(mid) + 3 + len(box) // 2
+            top = top.ljust(centre) + f"y_{t}"
+            mid += piece
+            bottom = bottom.ljust(centre) + f"x_{t}"
+            t += 1
+        arrows = "".join("↑" if c == "y" else " " for c in top)
+        lines += [top, arrows, mid, arrows, bottom]
+        t0 = t
+        if t0 <= steps:
+            lines.append("")
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def unrolled_text(layer: nn.Module, head: nn.Module, x: Tensor, decimals: int = 3) -> str:
+    """The unrolled chain of ``layer`` (one layer, batch-first) and ``head`` on one sequence
+    ``x`` of shape ``(T, I)``, step by step."""
+    from rnnkit.diagnose.gates import gate_values
+
+    mode = layer.mode
+    if layer.num_layers != 1 or layer.bidirectional:
+        raise ValueError("the unrolled picture is drawn for one unidirectional layer")
+    T = x.size(0)
+    with torch.no_grad():
+        out, _, states = layer(x.unsqueeze(0), return_states=True)
+        ys = head(out[0])  # (T, O)
+    hs = states.at(layer=0, part=0)
+    cs = states.at(layer=0, part=1) if mode == "LSTM" else None
+    gates = gate_values(layer, x.unsqueeze(0))[0] if mode in ("LSTM", "GRU") else {}
+    name = NAMES[mode]
+    kind = f" ({mode[4:].lower()})" if mode.startswith("RNN_") else ""
+    H, I, O = layer.hidden_size, x.size(1), ys.size(1)
+    lines = [
+        f"The unrolled {name}{kind}: one cell, the same weights at every step, over T = {T} steps.",
+        "",
+        chain_diagram(T, name),
+        "",
+        "Each step:",
+        *(f"    {eq}" for eq in EQUATIONS[mode]),
+        "    y_t = W_hy h_t + b_y",
+        "",
+        "Parameters (shared by every step):",
+    ]
+    params = [(n.replace("_l0", ""), p) for n, p in layer.named_parameters()]
+    params += [("W_hy", head.weight), ("b_y", head.bias)]
+    lines.append("    " + ", ".join(f"{n} {tuple(p.shape)}" for n, p in params))
+    lines.append("")
+    zero = torch.zeros(H)
+    lines.append(f"h_0     {_vec(zero, decimals)}   (the initial state)")
+    if cs is not None:
+        lines.append(f"c_0     {_vec(zero, decimals)}")
+    for t in range(T):
+        lines.append("")
+        lines.append(f"t = {t + 1}")
+        lines.append(f"  x_{t + 1:<4}{_vec(x[t], decimals)}   input, I = {I}")
+        for g, v in gates.items():
+            lines.append(f"  {g[0]}{'':<5}{_vec(v[0, t], decimals)}   {g} gate")
+        if cs is not None:
+            lines.append(f"  c_{t + 1:<4}{_vec(cs[t][0], decimals)}   cell state")
+        lines.append(f"  h_{t + 1:<4}{_vec(hs[t][0], decimals)}   hidden state, H = {H}")
+        lines.append(f"  y_{t + 1:<4}{_vec(ys[t], decimals)}   output, O = {O}")
+    return "\n".join(lines)
