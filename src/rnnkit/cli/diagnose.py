@@ -263,7 +263,7 @@ def unroll(args, parser) -> int:
             rows = [[float(v) for v in step.split(",")] for step in args.input.split(";")]
             x = torch.tensor(rows)
         except ValueError:
-            parser.error(f"--input takes numbers, ',' within a step and ';' between steps")
+            parser.error("--input takes numbers, ',' within a step and ';' between steps")
         args.input_size = x.size(1)
     else:
         g = torch.Generator().manual_seed(args.seed)

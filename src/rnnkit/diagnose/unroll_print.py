@@ -17,13 +17,13 @@ EQUATIONS = {
     "RNN_TANH": ["h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)"],
     "RNN_RELU": ["h_t = relu(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)"],
     "LSTM": [
-        "i, f, g, o = σ, σ, tanh, σ of (W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)",
+        "i, f, g, o = sigmoid, sigmoid, tanh, sigmoid of (W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)",
         "c_t = f * c_{t-1} + i * g",
         "h_t = o * tanh(c_t)",
     ],
     "GRU": [
-        "r = σ(W_ir x_t + b_ir + W_hr h_{t-1} + b_hr)",
-        "z = σ(W_iz x_t + b_iz + W_hz h_{t-1} + b_hz)",
+        "r = sigmoid(W_ir x_t + b_ir + W_hr h_{t-1} + b_hr)",
+        "z = sigmoid(W_iz x_t + b_iz + W_hz h_{t-1} + b_hz)",
         "n = tanh(W_in x_t + b_in + r * (W_hn h_{t-1} + b_hn))",
         "h_t = (1 - z) * n + z * h_{t-1}",
     ],
@@ -86,7 +86,7 @@ def unrolled_text(layer: nn.Module, head: nn.Module, x: Tensor, decimals: int = 
     gates = gate_values(layer, x.unsqueeze(0))[0] if mode in ("LSTM", "GRU") else {}
     name = NAMES[mode]
     kind = f" ({mode[4:].lower()})" if mode.startswith("RNN_") else ""
-    H, I, O = layer.hidden_size, x.size(1), ys.size(1)
+    n_hidden, n_in, n_out = layer.hidden_size, x.size(1), ys.size(1)
     lines = [
         f"The unrolled {name}{kind}: one cell, the same weights at every step, over T = {T} steps.",
         "",
@@ -102,18 +102,18 @@ def unrolled_text(layer: nn.Module, head: nn.Module, x: Tensor, decimals: int = 
     params += [("W_hy", head.weight), ("b_y", head.bias)]
     lines.append("    " + ", ".join(f"{n} {tuple(p.shape)}" for n, p in params))
     lines.append("")
-    zero = torch.zeros(H)
+    zero = torch.zeros(n_hidden)
     lines.append(f"h_0     {_vec(zero, decimals)}   (the initial state)")
     if cs is not None:
         lines.append(f"c_0     {_vec(zero, decimals)}")
     for t in range(T):
         lines.append("")
         lines.append(f"t = {t + 1}")
-        lines.append(f"  x_{t + 1:<4}{_vec(x[t], decimals)}   input, I = {I}")
+        lines.append(f"  x_{t + 1:<4}{_vec(x[t], decimals)}   input, I = {n_in}")
         for g, v in gates.items():
             lines.append(f"  {g[0]}{'':<5}{_vec(v[0, t], decimals)}   {g} gate")
         if cs is not None:
             lines.append(f"  c_{t + 1:<4}{_vec(cs[t][0], decimals)}   cell state")
-        lines.append(f"  h_{t + 1:<4}{_vec(hs[t][0], decimals)}   hidden state, H = {H}")
-        lines.append(f"  y_{t + 1:<4}{_vec(ys[t], decimals)}   output, O = {O}")
+        lines.append(f"  h_{t + 1:<4}{_vec(hs[t][0], decimals)}   hidden state, H = {n_hidden}")
+        lines.append(f"  y_{t + 1:<4}{_vec(ys[t], decimals)}   output, O = {n_out}")
     return "\n".join(lines)
