@@ -259,3 +259,99 @@ def test_unroll_values_are_the_layers_own():
     out, _ = layer(x.unsqueeze(0))
     h2 = " ".join(f"{float(v):8.4f}" for v in out[0, 1])
     assert f"[{h2} ]" in text
+
+
+def test_text_features_on_python():
+    from rnnkit.diagnose.hidden import text_features
+
+    text = 'def f(a, b):\n    s = "x(y)"  # c\n    return [a]\n'
+    f = text_features(text)
+    at = {name: [int(v) for v in t.tolist()] for name, t in f.items()}
+    q = text.index('"x')
+    assert at["in_quotes"][q : q + 6] == [1] * 6 and at["in_quotes"][q - 1] == 0
+    assert at["in_quotes"][q + 6] == 0
+    assert at["bracket_depth"][text.index("a,")] == 1
+    assert at["bracket_depth"][text.index("y)")] == 0  # brackets inside a string do not count
+    assert at["in_comment"][text.index("c\n")] == 1 and at["in_comment"][text.index("return")] == 0
+    assert at["indentation"][text.index("return")] == 4 and at["indentation"][0] == 0
+    assert at["line_position"][text.index("return")] == 4
+
+
+def _tiny_char_lm(text):
+    from rnnkit.architectures import ManyToMany
+    from rnnkit.text.vocab import Vocab
+
+    vocab = Vocab.build(text, "char")
+    torch.manual_seed(0)
+    model = ManyToMany(len(vocab), vocab_size=len(vocab), embedding_size=8, hidden_size=12)
+    return model, vocab
+
+
+def test_hidden_trace_and_well_formed_html(tmp_path):
+    import xml.etree.ElementTree as ET
+
+    from rnnkit.diagnose.hidden import (
+        find_units,
+        heatmap_html,
+        heatmap_png,
+        hidden_trace,
+        text_features,
+    )
+
+    text = 'x = "a < b & c"\nif x:\n    y = (1, [2])\n' * 5
+    model, vocab = _tiny_char_lm(text)
+    trace = hidden_trace(model, vocab, text)
+    assert trace.values.shape == (len(text), 24) and trace.names[12] == "c0"
+    # the trace is the model's own hidden state
+    out, _ = model.rnn(model.embedding(vocab.encode(text).unsqueeze(0)))
+    torch.testing.assert_close(trace.values[:, :12], out[0].detach())
+    found = find_units(trace, text_features(text), top=2)
+    assert set(found) == {
+        "in_quotes",
+        "line_position",
+        "indentation",
+        "in_comment",
+        "bracket_depth",
+    }
+    assert all(-1 <= m.r <= 1 for ms in found.values() for m in ms)
+    page = heatmap_html(trace, [0, 13], tmp_path / "h.html", title="a <test>", notes={0: "x & y"})
+    source = page.read_text(encoding="utf-8")
+    root = ET.fromstring(source.split("\n", 1)[1])  # well-formed: parses as XML after DOCTYPE
+    assert root.tag == "html"
+    assert len(root.findall(".//pre")) == 2
+    assert len(root.findall(".//pre")[0].findall("span")) == len(text)
+    assert "a &lt;test&gt;" in source and "<script" not in source and "http" not in source
+    png = heatmap_png(trace, [0, 13], tmp_path / "h.png")
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cli_hidden_on_a_run(tmp_path, capsys):
+    from rnnkit.tasks import LMDataConfig, LMModelConfig
+    from rnnkit.tasks.lm_runs import train_lm
+    from rnnkit.training import TrainConfig
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text('def f(x):\n    return "s(%d)" % (x, )  # n\n' * 200)
+    run = tmp_path / "run"
+    train_lm(
+        LMModelConfig(hidden_size=16, embedding_size=8),
+        LMDataConfig(data=str(corpus), bptt=16),
+        TrainConfig(out=str(run), max_steps=3, batch_size=4, eval_every=3, progress=False),
+    )
+    stem = tmp_path / "pic"
+    args = ["diagnose", "hidden", str(run), "--length", "300", "--show", "100"]
+    assert main([*args, "--out", str(stem)]) == 0
+    out = capsys.readouterr().out
+    assert "bracket_depth" in out and "in_quotes" in out
+    assert (tmp_path / "pic.html").exists() and (tmp_path / "pic.png").exists()
+    assert main([*args, "--out", str(stem), "--units", "0,3", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["units"] == ["h0", "h3"] and data["characters"] == 300
+    # the gradient flow and gates of the trained checkpoint
+    args = ["diagnose", "gradients", "--checkpoint", str(run), "--steps", "20", "--json"]
+    assert main([*args, "--png", str(tmp_path / "g.png"), "--batch-size", "2"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["models"][0]["label"] == "run" and len(data["models"][0]["norms"][0]) == 20
+    args = ["diagnose", "gates", "--checkpoint", str(run), "--steps", "20"]
+    assert main([*args, "--png", str(tmp_path / "gates.png")]) == 0
+    assert "forget" in capsys.readouterr().out

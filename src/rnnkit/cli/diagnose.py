@@ -248,7 +248,78 @@ def gates(args, parser) -> int:
 
 
 def hidden(args, parser) -> int:
-    raise NotImplementedError
+    from rnnkit.diagnose.hidden import (
+        FEATURES,
+        find_units,
+        heatmap_html,
+        heatmap_png,
+        hidden_trace,
+        text_features,
+    )
+    from rnnkit.diagnose.lm import load_subject
+
+    if args.text is not None:
+        from rnnkit.tasks.lm_runs import load_model
+
+        model, vocab, _ = load_model(args.run_dir, args.which)
+        text = Path(args.text).read_text(encoding="utf-8")[args.offset :]
+    else:
+        subject = load_subject(args.run_dir, args.which, args.split)
+        model, vocab = subject.model, subject.vocab
+        ids = subject.ids[args.offset : args.offset + args.length + 2000]
+        text = vocab.decode(ids)
+        if "\n" in text[:2000]:
+            text = text[text.index("\n") + 1 :]  # start at a line, outside any string
+    text = text[: args.length]
+    if not text:
+        raise ValueError("the passage is empty (check --offset and --length)")
+    trace = hidden_trace(model, vocab, text, args.layer)
+    found = find_units(trace, text_features(text))
+    notes: dict[int, str] = {}
+    for feature, matches in found.items():
+        best = matches[0]
+        notes.setdefault(best.unit, f"tracks {feature} (r = {best.r:+.2f})")
+    if args.units == "auto":
+        units = list(notes)
+    else:
+        try:
+            units = [int(u) for u in _csv(args.units)]
+        except ValueError:
+            parser.error(f"--units takes unit indices or auto, got {args.units!r}")
+        bad = [u for u in units if not 0 <= u < len(trace.names)]
+        if bad:
+            parser.error(f"--units: {bad} out of range 0..{len(trace.names) - 1}")
+    shown = (
+        trace
+        if args.show >= len(text)
+        else type(trace)(text[: args.show], trace.values[: args.show], trace.names)
+    )
+    title = f"{Path(args.run_dir).name}: hidden units over {len(shown.text)} characters"
+    png = heatmap_png(shown, units, f"{args.out}.png", title=title, notes=notes)
+    page = heatmap_html(shown, units, f"{args.out}.html", title=title, notes=notes)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "characters": len(text),
+                    "png": str(png),
+                    "html": str(page),
+                    "units": [trace.names[u] for u in units],
+                    "features": {
+                        f: [{"unit": m.name, "index": m.unit, "r": m.r} for m in ms]
+                        for f, ms in found.items()
+                    },
+                }
+            )
+        )
+        return 0
+    print(f"units that track the text, Pearson's r over {len(text)} characters:")
+    for feature, matches in found.items():
+        best = "  ".join(f"{m.name:>5} {m.r:+.3f}" for m in matches)
+        print(f"  {feature:<15}{best}   ({FEATURES[feature]})")
+    print(f"\nunits drawn: {', '.join(trace.names[u] for u in units)}")
+    print(f"pictures: {png}, {page}")
+    return 0
 
 
 def unroll(args, parser) -> int:
