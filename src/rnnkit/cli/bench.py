@@ -46,6 +46,11 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also measure each trained model's memory horizon (gradient flow, loss at T)",
     )
+    p.add_argument(
+        "--all-lengths",
+        action="store_true",
+        help="run every length even after a cell has failed a shorter one (default: skip)",
+    )
     p.add_argument("--quick", action="store_true", help="a tiny smoke run (seconds; for tests)")
     p.add_argument("--png", default=None, help="where to draw [memory-TASK.png]")
     p.add_argument("--json", action="store_true", help="print the results as one JSON object")
@@ -127,7 +132,13 @@ def memory(args, parser) -> int:
         file=sys.stderr,
     )
     results = bench_memory(
-        args.task, cells, lengths, cfg, keep_models=args.horizons, progress=progress
+        args.task,
+        cells,
+        lengths,
+        cfg,
+        keep_models=args.horizons,
+        stop_after_fail=not args.all_lengths,
+        progress=progress,
     )
     png = args.png or f"memory-{args.task}.png"
     plot_memory(results, png)
@@ -140,7 +151,7 @@ def memory(args, parser) -> int:
             rows.append(row)
         print(json.dumps({"task": args.task, "config": cfg.__dict__, "png": png, "runs": rows}))
         return 0
-    print(format_table(results))
+    print(format_table(results, lengths))
     total = sum(r.seconds for r in results)
     print(f"total training time {total:.0f} s; plot: {png}")
     if args.horizons:

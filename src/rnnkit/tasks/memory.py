@@ -236,16 +236,24 @@ def bench_memory(
     cfg: MemoryConfig | None = None,
     *,
     keep_models: bool = False,
+    stop_after_fail: bool = True,
     progress: Callable[[MemoryResult], None] | None = None,
 ) -> list[MemoryResult]:
-    """Every cell at every length, each from the same seed; results in (cell, length) order."""
+    """Each cell at each length (shortest first), each run from the same seed.
+
+    With ``stop_after_fail`` a cell that fails a length is not tried at longer ones (they are
+    harder, and the longest runs are the costliest); ``format_table`` shows them as skipped.
+    Results are in (cell, length) order.
+    """
     results = []
     for cell in cells:
-        for length in lengths:
+        for length in sorted(lengths):
             r = train_memory(task, cell, length, cfg, keep_model=keep_models)
             if progress is not None:
                 progress(r)
             results.append(r)
+            if stop_after_fail and not r.solved:
+                break
     return results
 
 
@@ -259,16 +267,17 @@ def longest_solved(results: list[MemoryResult], cell: str) -> int | None:
     return best
 
 
-def format_table(results: list[MemoryResult]) -> str:
-    """One row per cell, one column per length: the metric, with a check mark where solved."""
+def format_table(results: list[MemoryResult], lengths: list[int] | None = None) -> str:
+    """One row per cell, one column per length (``lengths``, default those run): the metric,
+    starred where solved; "skipped" where a cell was not run after failing a shorter length."""
     if not results:
         return "(no runs)"
     task = results[0].task
-    lengths = sorted({r.length for r in results})
+    lengths = sorted(set(lengths or []) | {r.length for r in results})
     cells = list(dict.fromkeys(r.cell for r in results))
     by = {(r.cell, r.length): r for r in results}
     what = "test MSE (solved < 0.01)" if task == "adding" else "recall accuracy (solved >= 0.99)"
-    lines = [f"{task}: {what}; * = solved, [steps]"]
+    lines = [f"{task}: {what}; * = solved, [steps trained]"]
     head = f"{'cell':<10}" + "".join(f"{'T=' + str(t):>17}" for t in lengths) + "   solves up to"
     lines.append(head)
     for cell in cells:
@@ -276,7 +285,7 @@ def format_table(results: list[MemoryResult]) -> str:
         for t in lengths:
             r = by.get((cell, t))
             if r is None:
-                row += f"{'-':>17}"
+                row += f"{'skipped':>17}"
                 continue
             value = f"{r.metric:.4f}" if task == "adding" else f"{100 * r.metric:.1f}%"
             row += f"{(value + ('*' if r.solved else ' ') + f' [{r.steps}]'):>17}"

@@ -1,0 +1,84 @@
+"""The memory tasks: the data are what the papers describe; the quick benchmark runs end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from rnnkit.cli.main import main
+from rnnkit.tasks.memory import (
+    ADDING_BASELINE,
+    MemoryConfig,
+    MemoryResult,
+    adding_batch,
+    bench_memory,
+    copy_baseline,
+    copy_batch,
+    format_table,
+    longest_solved,
+    train_memory,
+)
+
+
+def test_adding_batch():
+    x, y = adding_batch(4000, 30, torch.Generator().manual_seed(0))
+    assert x.shape == (4000, 30, 2) and y.shape == (4000,)
+    markers = x[..., 1]
+    assert torch.all(markers.sum(1) == 2)
+    first, second = markers[:, :15].argmax(1), markers[:, 15:].argmax(1) + 15
+    assert torch.all(markers[:, :15].sum(1) == 1)  # one marker in each half
+    rows = torch.arange(4000)
+    torch.testing.assert_close(y, x[rows, first, 0] + x[rows, second, 0])
+    # always answering 1 scores the variance of a sum of two U(0, 1): 1/6
+    assert float(((y - 1) ** 2).mean()) == pytest.approx(ADDING_BASELINE, rel=0.05)
+
+
+def test_copy_batch_and_baseline():
+    T = 7
+    x, y = copy_batch(5, T, torch.Generator().manual_seed(0))
+    assert x.shape == y.shape == (5, T + 20)
+    assert torch.all((x[:, :10] >= 1) & (x[:, :10] <= 8))
+    assert torch.all(x[:, 10 : 10 + T - 1] == 0) and torch.all(x[:, 10 + T - 1] == 9)
+    assert torch.all(x[:, 10 + T :] == 0)
+    assert torch.all(y[:, :-10] == 0) and torch.equal(y[:, -10:], x[:, :10])
+    assert copy_baseline(100) == pytest.approx(10 * math.log(8) / 120)
+
+
+def test_a_short_adding_problem_is_solved():
+    """The machinery learns: an LSTM solves T = 5 within a few hundred steps."""
+    cfg = MemoryConfig(hidden_size=32, max_steps=600, eval_every=50, eval_size=256, lr=1e-2)
+    r = train_memory("adding", "lstm", 5, cfg, keep_model=True)
+    assert r.solved and r.metric < 0.01 and r.steps < 600
+    assert r.history[-1] == (r.steps, r.metric) and r.model is not None
+
+
+def test_table_and_stop_after_fail():
+    cfg = MemoryConfig(hidden_size=8, batch_size=8, max_steps=4, eval_every=2, eval_size=16)
+    results = bench_memory("copy", ["rnn", "gru"], [3, 2, 5], cfg)
+    assert [(r.cell, r.length) for r in results] == [("rnn", 2), ("gru", 2)]  # failed, skipped
+    table = format_table(results, [2, 3, 5])
+    assert "skipped" in table and "none" in table and "recall" in table
+    results = bench_memory("copy", ["rnn"], [2, 3], cfg, stop_after_fail=False)
+    assert len(results) == 2
+    fake = [
+        MemoryResult("adding", "lstm", t, t < 100, 10, 1.0, 0.001, 0.001, ADDING_BASELINE)
+        for t in (10, 50, 100)
+    ]
+    assert longest_solved(fake, "lstm") == 50
+    assert "T=50" in format_table(fake)
+
+
+def test_quick_benchmark_end_to_end(tmp_path, capsys):
+    png = tmp_path / "m.png"
+    assert main(["bench", "memory", "--quick", "--png", str(png), "--horizons"]) == 0
+    out = capsys.readouterr().out
+    assert "adding" in out and "solves up to" in out and "memory horizons" in out
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    args = ["bench", "memory", "--quick", "--task", "copy", "--cells", "lstm", "--json"]
+    assert main([*args, "--png", str(png)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["task"] == "copy" and data["runs"][0]["cell"] == "lstm"
+    assert data["runs"][0]["baseline"] == pytest.approx(copy_baseline(5))
