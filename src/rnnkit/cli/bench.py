@@ -33,10 +33,14 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--task", choices=["adding", "copy"], default="adding")
     p.add_argument("--cells", default="rnn,lstm,gru", help="comma-separated [%(default)s]")
     p.add_argument("--lengths", default=DEFAULT_LENGTHS, help="comma-separated [%(default)s]")
-    p.add_argument("--steps", type=int, default=d.max_steps, help="step budget per run")
+    p.add_argument("--steps", type=int, default=d.max_steps, help="step budget per run [%(default)s]")
     p.add_argument("--hidden-size", type=int, default=d.hidden_size)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument(
+        "--lr",
+        default=",".join(f"{c}={v:g}" for c, v in d.lr.items()),  # type: ignore[union-attr]
+        help="Adam's learning rate: one number, or cell=lr pairs [%(default)s]",
+    )
     p.add_argument("--eval-every", type=int, default=d.eval_every)
     p.add_argument("--eval-size", type=int, default=d.eval_size, help="test sequences")
     p.add_argument("--max-seconds", type=float, default=None, help="wall-clock cap per run")
@@ -54,6 +58,16 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="a tiny smoke run (seconds; for tests)")
     p.add_argument("--png", default=None, help="where to draw [memory-TASK.png]")
     p.add_argument("--json", action="store_true", help="print the results as one JSON object")
+
+
+def _parse_lr(text: str, parser) -> float | dict[str, float]:
+    try:
+        if "=" not in text:
+            return float(text)
+        pairs = [p.split("=") for p in text.split(",") if p.strip()]
+        return {cell.strip(): float(v) for cell, v in pairs}
+    except ValueError:
+        parser.error(f"--lr takes a number or cell=lr pairs (lstm=1e-2,rnn=5e-3), got {text!r}")
 
 
 def run(args, parser) -> int:
@@ -104,7 +118,7 @@ def memory(args, parser) -> int:
     cfg = MemoryConfig(
         hidden_size=args.hidden_size,
         batch_size=args.batch_size,
-        lr=args.lr,
+        lr=_parse_lr(args.lr, parser),
         max_steps=args.steps,
         eval_every=args.eval_every,
         eval_size=args.eval_size,
@@ -127,7 +141,7 @@ def memory(args, parser) -> int:
 
     print(
         f"budget: {cfg.max_steps} steps per run (stops when solved), batch {cfg.batch_size}, "
-        f"H={cfg.hidden_size}, Adam lr {cfg.lr:g}, clip {cfg.clip:g}, seed {cfg.seed}, "
+        f"H={cfg.hidden_size}, Adam lr {args.lr}, clip {cfg.clip:g}, seed {cfg.seed}, "
         f"{torch.get_num_threads()} threads",
         file=sys.stderr,
     )
