@@ -33,7 +33,9 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--task", choices=["adding", "copy"], default="adding")
     p.add_argument("--cells", default="rnn,lstm,gru", help="comma-separated [%(default)s]")
     p.add_argument("--lengths", default=DEFAULT_LENGTHS, help="comma-separated [%(default)s]")
-    p.add_argument("--steps", type=int, default=d.max_steps, help="step budget per run [%(default)s]")
+    p.add_argument(
+        "--steps", type=int, default=d.max_steps, help="step budget per run [%(default)s]"
+    )
     p.add_argument("--hidden-size", type=int, default=d.hidden_size)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument(

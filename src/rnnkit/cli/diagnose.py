@@ -142,9 +142,11 @@ def _fresh_models(args) -> list[tuple[str, object]]:
                 continue
             if cell == "lnlstm" and init != "default":
                 continue
-            biases = [None]
-            if args.forget_bias is not None and cell in ("lstm", "gru", "lnlstm"):
-                biases.append(args.forget_bias)
+            biases: list[float | None] = [None]
+            if args.forget_bias is not None and cell in ("lstm", "gru"):
+                biases.append(args.forget_bias)  # with and without, to compare
+            elif args.forget_bias is not None and cell == "lnlstm":
+                biases = [args.forget_bias]  # its constructor sets 1 by default
             for fb in biases:
                 layer = fresh_layer(
                     cell,

@@ -33,6 +33,7 @@ import torch
 from torch import Tensor, nn
 
 THRESHOLD = 1e-3
+FLOOR = 1e-12  # the plots' lower limit
 GROWTH = 10.0  # a gradient that grows more than this within the sequence is "exploding"
 
 LossFn = Callable[[Tensor], Tensor]
@@ -287,7 +288,14 @@ def plot_flows(flows: list[GradientFlow], out, title: str | None = None) -> None
     fig, axes = plt.subplots(
         1, 2 if with_jac else 1, figsize=(12 if with_jac else 7, 4.4), dpi=120, squeeze=False
     )
+    n_curves = sum(len(f.norms) for f in flows)
+    cmap = plt.get_cmap("tab10" if n_curves <= 10 else "tab20")
+    styles = [
+        dict(color=cmap(i % cmap.N), ls=["-", "--", ":"][(i // cmap.N) % 3])
+        for i in range(n_curves)
+    ]
     ax = axes[0][0]
+    i = 0
     for f in flows:
         for k, n in enumerate(f.norms):
             name = f.label + (f" layer {k}" if len(f.norms) > 1 else "")
@@ -298,20 +306,27 @@ def plot_flows(flows: list[GradientFlow], out, title: str | None = None) -> None
                 if h.verdict == "vanishing"
                 else ("exploding" if h.verdict == "exploding" else f"> {f.steps - 1}")
             )
-            ax.plot(range(len(rel)), rel, label=f"{name} ({tag})")
+            ax.plot(range(len(rel)), rel, label=f"{name} ({tag})", **styles[i])
+            i += 1
     ax.axhline(flows[0].threshold, ls="--", color="gray", lw=1)
     ax.set_yscale("log")
+    if ax.get_ylim()[0] < FLOOR:
+        ax.set_ylim(bottom=FLOOR)  # far below the threshold nothing more is learned
     ax.set_xlabel("distance back in time, T - t")
     ax.set_ylabel("||dL/dh_t|| / ||dL/dh_T||")
     ax.set_title(title or "gradient flow through time (loss at the last step)")
     ax.legend(fontsize=7)
     if with_jac:
         ax = axes[0][1]
+        i = 0
         for f in flows:
             for k, n in enumerate(f.jacobian_norms or []):
                 name = f.label + (f" layer {k}" if len(f.norms) > 1 else "")
-                ax.plot(range(len(n)), n[::-1], label=name)
+                ax.plot(range(len(n)), n[::-1], label=name, **styles[i])
+                i += 1
         ax.set_yscale("log")
+        if ax.get_ylim()[0] < FLOOR:
+            ax.set_ylim(bottom=FLOOR)
         ax.set_xlabel("distance back in time, T - t")
         ax.set_ylabel("spectral norm of dh_T/dh_t")
         ax.set_title("Jacobian norms (largest singular value)")
