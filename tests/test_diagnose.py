@@ -179,7 +179,8 @@ def test_cli_gradients_table_and_json(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "||dL/dh_t||" in out and "lstm:" in out and "rnn:" in out
     assert png.stat().st_size > 1000 and png.read_bytes()[:4] == b"\x89PNG"
-    assert main([*args, "--json", "--forget-bias", "1", "--init", "default,orthogonal"]) == 0
+    args += ["--json", "--forget-bias", "1", "--init", "default,orthogonal", "--no-jacobians"]
+    assert main(args) == 0
     data = json.loads(capsys.readouterr().out)
     labels = [m["label"] for m in data["models"]]
     assert labels == [
@@ -192,7 +193,7 @@ def test_cli_gradients_table_and_json(tmp_path, capsys):
     ]
     m = data["models"][0]
     assert len(m["norms"][0]) == 30 and "horizon" in m and m["verdict"] in ("vanishing", "holds")
-    assert len(m["singular_values"][0][0]) == 3
+    assert m["singular_values"] is None and m["jacobian_norms"] is None
 
 
 def test_gates_rebuild_the_states():
@@ -256,7 +257,8 @@ def test_unroll_values_are_the_layers_own():
     layer, head = small_model("gru", 2, 3, 1, seed=3)
     x = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     text = unrolled_text(layer, head, x, decimals=4)
-    out, _ = layer(x.unsqueeze(0))
+    with torch.no_grad():
+        out, _ = layer(x.unsqueeze(0))
     h2 = " ".join(f"{float(v):8.4f}" for v in out[0, 1])
     assert f"[{h2} ]" in text
 
