@@ -106,15 +106,13 @@ def evaluate(args, parser) -> int:
         print(json.dumps(m))
         return 0
     print(f"{'data':<18}{m['data']}\n{'checkpoint':<18}{m['checkpoint']}")
-    print(
-        f"{'examples':<18}{m['examples']:,}  (class ratio largest/smallest {m['imbalance']['ratio']})"
-    )
+    ratio = m["imbalance"]["ratio"]
+    print(f"{'examples':<18}{m['examples']:,}  (class ratio largest/smallest {ratio})")
     print(f"\n{'':<26}{'accuracy':>10}{'macro-F1':>10}")
     print(f"{'model':<26}{m['accuracy']:>10.4f}{m['macro_f1']:>10.4f}")
     major = m["majority"]
-    print(
-        f"{'majority (' + major['class'][:12] + ')':<26}{major['accuracy']:>10.4f}{major['macro_f1']:>10.4f}"
-    )
+    label = f"majority ({major['class'][:12]})"
+    print(f"{label:<26}{major['accuracy']:>10.4f}{major['macro_f1']:>10.4f}")
     print(f"\n{'class':<20}{'precision':>10}{'recall':>10}{'F1':>10}{'support':>9}{'share':>8}")
     for name, row in m["per_class"].items():
         share = m["imbalance"]["shares"][name]
