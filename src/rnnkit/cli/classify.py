@@ -37,11 +37,11 @@ def train(args, parser) -> int:
         audio = build_dataclass(AudioConfig, args, parser)
     result = train_classify(model_cfg, data_cfg, train_cfg, audio=audio, aligned=args.task == "tag")
     c, val = result.counters, result.last_val
-    scores = f"; last validation accuracy {val['accuracy']:.4f}" if "accuracy" in val else ""
+    last = f"; last validation accuracy {val['accuracy']:.4f}" if "accuracy" in val else ""
     print(
         f"{'interrupted' if result.interrupted else 'done'}: {c.step} steps, {c.tokens:,} "
-        f"examples, {c.elapsed:.0f} s; best validation loss {c.best_val:.4f} at step "
-        f"{c.best_step}{scores}; run folder {result.run_dir}"
+        f"examples, {c.elapsed:.0f} s; best validation accuracy {c.best_val:.4f} at step "
+        f"{c.best_step}{last}; run folder {result.run_dir}"
     )
     return 130 if result.interrupted else 0
 

@@ -150,7 +150,13 @@ def logits_of(model: nn.Module, x: Tensor, lengths: Tensor) -> Tensor:
 
 
 class ClassifyTask:
-    """The ``Task`` (see ``rnnkit.training.trainer``) of classifying or tagging sequences."""
+    """The ``Task`` (see ``rnnkit.training.trainer``) of classifying or tagging sequences.
+
+    The best checkpoint is the one of highest validation accuracy (``monitor``): the loss keeps
+    falling on confident right answers after the accuracy has peaked, and the other way round.
+    """
+
+    monitor = ("accuracy", "max")
 
     def __init__(
         self,
