@@ -307,6 +307,27 @@ def test_audio_classifier_on_generated_tones(tmp_path):
     )
 
 
+def test_numeric_classifier_from_a_long_table(tmp_path):
+    """Sequences of noisy rising or falling values, one row per step; then predict from .npy."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for seq in range(120):
+        label = "up" if seq % 3 else "down"
+        n = int(rng.integers(4, 12))
+        values = np.cumsum(rng.normal(0.5 if label == "up" else -0.5, 0.6, n))
+        for t in rng.permutation(n):  # rows out of order: --time-col sorts them
+            rows.append((f"s{seq}", int(t), float(values[t]), float(rng.normal()), label))
+    path = write_csv(tmp_path / "long.csv", rows, ("id", "t", "value", "noise", "label"))
+    data = ClassifyDataConfig(data=str(path), sequence_col="id", time_col="t")
+    model = ClassifyModelConfig(hidden_size=16, pooling="last", dropout=0.0)
+    train_classify(model, data, quick_train(tmp_path))
+    m = evaluate_run(tmp_path / "run", split="test", plot=None)
+    assert m["accuracy"] > max(0.9, m["majority"]["accuracy"] + 0.2)
+    rising = np.stack([np.arange(8.0) * 0.5, np.zeros(8)], axis=1)
+    np.save(tmp_path / "one.npy", rising)
+    assert main(["predict", str(tmp_path / "run"), str(tmp_path / "one.npy")]) == 0
+
+
 def test_tagger_learns_a_tag_that_needs_the_previous_token(tmp_path):
     """Tag each token with whether the token before it was 'not': memory of one step."""
     rng = random.Random(0)

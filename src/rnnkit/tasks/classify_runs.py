@@ -160,8 +160,9 @@ def load_classifier(run_dir: str | Path, which: str = "best", device: str = "cpu
 
 
 def read_inputs(source: str, task: dict) -> tuple[list, list[str]]:
-    """Unlabelled inputs for ``predict``, and a name for each: from a file, a folder of WAV
-    files, a WAV file, or (for a text model) the text itself."""
+    """Unlabelled inputs for ``predict``, and a name for each: a table's text column, an
+    ``.npz`` (array ``x``) or ``.npy`` (``(N, T, F)`` or one ``(T, F)``) of sequences, a ``.ts``
+    file, a WAV file or a folder of them, or (for a text model) the text itself."""
     from rnnkit.audio import log_mel, read_wav
 
     data_cfg = ClassifyDataConfig(**task["data"])
@@ -177,11 +178,14 @@ def read_inputs(source: str, task: dict) -> tuple[list, list[str]]:
         if not files:
             raise LabelledDataError(f"{path}: no .wav files")
         return [log_mel(*read_wav(f), audio).numpy() for f in files], [str(f) for f in files]
-    if path.suffix == ".npz":
+    if path.suffix in (".npz", ".npy"):
         try:
-            x = np.load(path, allow_pickle=True)["x"]
+            loaded = np.load(path, allow_pickle=True)
+            x = loaded["x"] if path.suffix == ".npz" else loaded
         except (KeyError, OSError, ValueError) as e:
-            raise LabelledDataError(f"{path}: needs an array 'x' ({e})") from e
+            raise LabelledDataError(f"{path}: needs an array 'x' of sequences ({e})") from e
+        if x.ndim == 2 and x.dtype != object:  # one (T, F) sequence
+            x = x[None]
         return [np.asarray(s, dtype=np.float32).reshape(len(s), -1) for s in x], [
             f"{path}[{i}]" for i in range(len(x))
         ]
@@ -197,8 +201,6 @@ def read_inputs(source: str, task: dict) -> tuple[list, list[str]]:
                 raise LabelledDataError(f"{path}, line {number}: no column {col!r}")
             texts.append(str(row[col]))
         return texts, [f"{path}:{i + 1}" for i in range(len(texts))]
-    if path.suffix == ".npy":
-        raise LabelledDataError(f"{path}: save sequences as .npz with an array 'x'")
     raise LabelledDataError(f"{path}: cannot read {kind} input from a {path.suffix!r} file")
 
 
