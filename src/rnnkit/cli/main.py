@@ -23,6 +23,7 @@ from types import ModuleType
 # task kind (as stored in a run's config.json) -> the module that serves it on the command line
 TASKS: dict[str, str] = {
     "lm": "rnnkit.cli.lm",
+    "forecast": "rnnkit.cli.forecast",
 }
 RUN_VERBS = {
     "evaluate": "metrics of a trained run on held-out data",
@@ -30,7 +31,7 @@ RUN_VERBS = {
     "sample": "generate from a trained model",
 }
 # verbs that are not about one run: name -> module with ``HELP``, ``add_flags(p)`` and ``run``
-TOOLS: dict[str, str] = {}
+TOOLS: dict[str, str] = {"backtest": "rnnkit.cli.backtest"}
 
 
 def _task_module(kind: str) -> ModuleType:
