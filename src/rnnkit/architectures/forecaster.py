@@ -49,9 +49,7 @@ class Forecaster(nn.Module):
     ) -> None:
         super().__init__()
         self.horizon, self.outputs = horizon, outputs
-        self.rnn = make_layer(
-            cell, input_size, hidden_size, num_layers=num_layers, dropout=dropout
-        )
+        self.rnn = make_layer(cell, input_size, hidden_size, num_layers=num_layers, dropout=dropout)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden_size, horizon * outputs)
 

@@ -76,7 +76,8 @@ def format_table(m: dict) -> str:
     if "coverage" in m["model"]:
         lo, hi = m["model"]["interval"]
         lines.append(
-            f"interval [{lo:g}, {hi:g}] (nominal {hi - lo:.0%}): coverage {m['model']['coverage']:.1%}"
+            f"interval [{lo:g}, {hi:g}] (nominal {hi - lo:.0%}): "
+            f"coverage {m['model']['coverage']:.1%}"
         )
     for series, form in m.get("ets_form", {}).items():
         lines.append(f"ETS form for {series}: {form} (chosen on the validation part)")

@@ -29,7 +29,9 @@ def mape(actual: np.ndarray, forecast: np.ndarray) -> float:
 def mase_scale(history: np.ndarray, season: int = 1) -> float:
     """In-sample mean absolute error of the seasonal naive forecast (``season`` 1: naive)."""
     if len(history) <= season:
-        raise ValueError(f"MASE needs more than {season} points before the tail, got {len(history)}")
+        raise ValueError(
+            f"MASE needs more than {season} points before the tail, got {len(history)}"
+        )
     scale = float(np.mean(np.abs(history[season:] - history[:-season])))
     return scale if scale > 0 else float("nan")
 

@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 
 
-def plot_forecasts(prep, fc: dict, out: str | Path, *, title: str = "", max_series: int = 4) -> Path:
+def plot_forecasts(
+    prep, fc: dict, out: str | Path, *, title: str = "", max_series: int = 4
+) -> Path:
     """Draw up to ``max_series`` series: history before the first origin, the actual values,
     and the model's (and the baselines') forecasts from non-overlapping origins.
 

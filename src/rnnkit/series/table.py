@@ -158,7 +158,9 @@ def read_series_csv(
         if not any(cell.strip() for cell in row):
             continue  # blank line
         if len(row) < len(header):
-            raise SeriesError(f"{path}, line {line}: {len(row)} cells, the header has {len(header)}")
+            raise SeriesError(
+                f"{path}, line {line}: {len(row)} cells, the header has {len(header)}"
+            )
         key = row[at[series_col]].strip() if series_col else path.name
         groups.setdefault(key, []).append((line, row))
     if not groups:

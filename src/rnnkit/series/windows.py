@@ -167,7 +167,7 @@ def scale_all(
     for s, b in zip(series, bounds):
         where = f"series {s.id!r}"
         scaler = Scaler.fit(s.values[: b.val_start], transform, where)
-        forward_transform(s.values, transform, where)  # a clear error for a non-positive later value
+        forward_transform(s.values, transform, where)  # a clear error for a later bad value
         scalers.append(scaler)
         scaled.append(scaler.scale(s.values))
     return scalers, scaled

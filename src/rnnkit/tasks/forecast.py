@@ -63,7 +63,7 @@ class ForecastDataConfig:
     """The series, the window, the held-out parts and the repairs allowed."""
 
     data: str
-    """A CSV file (.csv or .csv.gz) with a header row, or a data-set name (see `rnnkit datasets`)."""
+    """A CSV file (.csv, .csv.gz) with a header row, or a data-set name (`rnnkit datasets`)."""
     time_col: str | None = None
     """The timestamp column (numbers or dates); default: the named data set's."""
     target: str | None = None
@@ -81,7 +81,7 @@ class ForecastDataConfig:
     quantiles: str | None = None
     """Quantiles to forecast for prediction intervals, e.g. 0.1,0.5,0.9 (0.5 is added)."""
     season: int | None = None
-    """Season length in steps, for the seasonal baselines and MASE (default: the data set's, else 1)."""
+    """Season length in steps, for seasonal naive and MASE (default: the data set's, else 1)."""
     test_size: int | None = None
     """Points held out at the end of each series for testing (default: the horizon)."""
     val_size: int | None = None
@@ -146,9 +146,13 @@ class ForecastDataConfig:
         try:
             qs = {float(q) for q in self.quantiles.split(",") if q.strip()}
         except ValueError:
-            raise ValueError(f"--quantiles must be numbers like 0.1,0.5,0.9; got {self.quantiles!r}")
+            raise ValueError(
+                f"--quantiles must be numbers like 0.1,0.5,0.9; got {self.quantiles!r}"
+            ) from None
         if not all(0 < q < 1 for q in qs):
-            raise ValueError(f"--quantiles must lie strictly between 0 and 1; got {self.quantiles!r}")
+            raise ValueError(
+                f"--quantiles must lie strictly between 0 and 1; got {self.quantiles!r}"
+            )
         return sorted(qs | {0.5})
 
 
@@ -261,9 +265,9 @@ def forecast_raw(
             z = model.rollout(x, d.horizon, point)
     model.train(was_training)
     z = z.float().cpu().numpy() + w.ref[:, None, None]
-    return np.stack(
-        [prep.scalers[s].unscale_target(z[i]) for i, s in enumerate(w.series)]
-    ).astype(np.float64)
+    return np.stack([prep.scalers[s].unscale_target(z[i]) for i, s in enumerate(w.series)]).astype(
+        np.float64
+    )
 
 
 def build_forecaster(n_inputs: int, data: ForecastDataConfig, cfg: ForecastModelConfig):
