@@ -96,7 +96,9 @@ def test_non_numeric_cell_and_missing_column(tmp_path):
 
 def test_series_shorter_than_lookback_plus_horizon(tmp_path):
     path = write_csv(tmp_path / "s.csv", [(i, i) for i in range(20)])
-    with pytest.raises(SeriesError, match=r"20 points is too short: lookback \+ horizon \(24 \+ 6\)"):
+    with pytest.raises(
+        SeriesError, match=r"20 points is too short: lookback \+ horizon \(24 \+ 6\)"
+    ):
         Prepared(read_series_csv(path, time_col="t", target="y"), data_cfg(path))
 
 
@@ -177,7 +179,12 @@ def test_ets_baseline_beats_naive_on_a_seasonal_series():
     from rnnkit.series.baselines import ETSBaseline
 
     t = np.arange(144)
-    y = 10 + 0.02 * t + np.sin(2 * np.pi * t / 12) + 0.05 * np.random.default_rng(0).normal(size=144)
+    y = (
+        10
+        + 0.02 * t
+        + np.sin(2 * np.pi * t / 12)
+        + 0.05 * np.random.default_rng(0).normal(size=144)
+    )
     ets = ETSBaseline.fit(y, 108, 120, 12, 12)
     err = np.abs(ets.forecast(y, 120, 12) - y[120:132]).mean()
     assert err < 0.5 * np.abs(naive(y, 120, 12) - y[120:132]).mean()
@@ -191,7 +198,7 @@ def test_ets_baseline_beats_naive_on_a_seasonal_series():
 def test_learns_a_seasonal_series_to_mase_well_under_one(tmp_path):
     torch.set_num_threads(1)
     path = write_csv(tmp_path / "s.csv", list(enumerate(seasonal(240))))
-    cfg = data_cfg(path, test_size=24, val_size=24, relative=False)
+    cfg = data_cfg(path, test_size=24, val_size=24, reference="none")
     train = TrainConfig(out=str(tmp_path / "run"), max_steps=400, lr=1e-2, eval_every=100,
                         warmup_steps=20, progress=False)  # fmt: skip
     train_forecast(ForecastModelConfig(cell="gru", hidden_size=32), cfg, train)
@@ -232,7 +239,7 @@ def test_autoregressive_mode_trains_and_forecasts(tmp_path):
     train_forecast(ForecastModelConfig(hidden_size=8), cfg, train)
     rows = predict_run(tmp_path / "ar")
     assert len(rows) == 6 and all(np.isfinite(r["forecast"]) for r in rows)
-    with pytest.raises(ValueError, match="autoregressive .* takes no --features"):
+    with pytest.raises(ValueError, match=r"autoregressive .* takes no --features"):
         data_cfg(path, mode="autoregressive", features="x")
 
 
@@ -248,3 +255,16 @@ def test_backtest_walks_forward(tmp_path, capsys):
     m = json.loads(capsys.readouterr().out)
     assert m["folds"] == 2 and m["origins"] == 2
     assert sorted(p.name for p in (run / "backtest").iterdir()) == ["fold0", "fold1"]
+
+
+def test_seasonal_reference_is_the_seasonal_naive_forecast():
+    from rnnkit.series.windows import cut_windows
+
+    z = np.arange(20.0)[:, None] ** 2  # (T, 1)
+    w = cut_windows([z], [(0, 10)], 6, 5, reference="seasonal", season=4)
+    # step h takes z[10 - 4 + h % 4]: z[6], z[7], z[8], z[9], z[6]
+    np.testing.assert_array_equal(w.ref[0], [36, 49, 64, 81, 36])
+    np.testing.assert_array_equal(w.y[0], z[10:15, 0] - w.ref[0])
+    np.testing.assert_array_equal(w.x[0, :, 0], z[4:10, 0] - 81)
+    with pytest.raises(SeriesError, match="needs --lookback >= --season"):
+        cut_windows([z], [(0, 10)], 3, 5, reference="seasonal", season=4)

@@ -73,6 +73,10 @@ def format_table(m: dict) -> str:
             f"{label:<16}{r['mae']:>11.4g}{r['rmse']:>11.4g}{r['mape']:>9.2f}{r['mase']:>8.3f}"
             f"{direction}"
         )
+    lines.append(
+        f"directional accuracy: share of forecasts moving the right way from the last value; "
+        f"always 'up' scores {m['up_share']:.3f}"
+    )
     if "coverage" in m["model"]:
         lo, hi = m["model"]["interval"]
         lines.append(

@@ -19,6 +19,7 @@ import numpy as np
 from rnnkit.series.table import Series, SeriesError
 
 TransformName = Literal["none", "log"]
+ReferenceName = Literal["none", "last", "seasonal"]
 PARTS = ("train", "val", "test")
 
 
@@ -109,11 +110,12 @@ class Windows:
     """Windows cut from scaled series, ready for a model."""
 
     x: np.ndarray
-    """(N, lookback, F) scaled inputs (relative to ``ref`` when windows are relative)."""
+    """(N, lookback, F) scaled inputs (the target column less the last input target, unless
+    the reference is ``none``)."""
     y: np.ndarray
     """(N, horizon) scaled targets, on the same footing as ``x``."""
     ref: np.ndarray
-    """(N,) what was subtracted from the target column (0 unless relative)."""
+    """(N, horizon) what was subtracted from each target (0 for reference ``none``)."""
     series: np.ndarray
     """(N,) index of the series each window came from."""
     origin: np.ndarray
@@ -132,28 +134,43 @@ def cut_windows(
     lookback: int,
     horizon: int,
     *,
-    relative: bool,
+    reference: ReferenceName = "none",
+    season: int = 1,
 ) -> Windows:
     """Windows at ``picks`` (series index, origin) of scaled series ``(T, F)``.
 
-    With ``relative``, the target column of inputs and outputs is taken relative to the last
-    input target value: the model sees the window's shape, not its level, which is what lets it
-    extrapolate a trend past the range of the training part. Future targets of a forecast origin
-    need not exist (they are NaN) for forecasting.
+    ``reference`` says what the targets are taken relative to, using the inputs only:
+
+    - ``none``: nothing; the network forecasts scaled values;
+    - ``last``: the last input target value (the inputs' target column too): the network sees the
+      window's shape, not its level, which lets it extrapolate a trend past the training range;
+    - ``seasonal``: as ``last`` for the inputs, but each target less the seasonal naive forecast
+      for its step, so the network learns a correction to that baseline (needs
+      ``lookback >= season``).
+
+    Future targets of a forecast origin need not exist (they are NaN) for forecasting.
     """
     n, f = len(picks), scaled[0].shape[1]
+    if reference == "seasonal" and lookback < season:
+        raise SeriesError(f"--reference seasonal needs --lookback >= --season ({season})")
     x = np.empty((n, lookback, f))
     y = np.full((n, horizon), np.nan)
-    ref = np.zeros(n)
+    ref = np.zeros((n, horizon))
+    steps = np.arange(horizon)
     for i, (s, o) in enumerate(picks):
         z = scaled[s]
         x[i] = z[o - lookback : o]
         tail = z[o : o + horizon, 0]
         y[i, : len(tail)] = tail
-        if relative:
-            ref[i] = x[i, -1, 0]
-            x[i, :, 0] -= ref[i]
-            y[i] -= ref[i]
+        if reference == "none":
+            continue
+        last = x[i, -1, 0]
+        x[i, :, 0] -= last
+        if reference == "seasonal":
+            ref[i] = z[o - season + steps % season, 0]
+        else:
+            ref[i] = last
+        y[i] -= ref[i]
     series = np.array([s for s, _ in picks], dtype=np.int64)
     origin = np.array([o for _, o in picks], dtype=np.int64)
     return Windows(x, y, ref, series, origin)

@@ -23,6 +23,7 @@ from rnnkit.architectures.many_to_many import CellName
 from rnnkit.series.table import FillName, Series, read_series_csv
 from rnnkit.series.windows import (
     Bounds,
+    ReferenceName,
     Scaler,
     TransformName,
     Windows,
@@ -88,8 +89,8 @@ class ForecastDataConfig:
     """Points before the test tail for validation (default: the test size)."""
     transform: TransformName = "none"
     """log: model the log of the series (for positive series with multiplicative swings)."""
-    relative: bool = True
-    """Take each window relative to its last observed value (lets trends pass the train range)."""
+    reference: ReferenceName = "last"
+    """Forecast relative to: none, last (the last input value) or seasonal (seasonal naive)."""
     fill: FillName = "none"
     """Missing values: none (an error), linear (interpolate) or previous (carry forward)."""
     sort: bool = False
@@ -132,6 +133,10 @@ class ForecastDataConfig:
                 "--mode autoregressive feeds its own forecasts back, so it takes no --features "
                 "(their future values are unknown); use --mode direct"
             )
+        if self.reference not in ("none", "last", "seasonal"):
+            raise ValueError(f"--reference must be none, last or seasonal; got {self.reference!r}")
+        if self.mode == "autoregressive" and self.reference == "seasonal":
+            raise ValueError("--reference seasonal works with --mode direct only")
         self.quantile_list  # noqa: B018 (validates)
 
     @property
@@ -228,7 +233,9 @@ class Prepared:
 
     def windows(self, picks: list[tuple[int, int]]) -> Windows:
         d = self.data
-        return cut_windows(self.scaled, picks, d.lookback, d.horizon, relative=d.relative)
+        return cut_windows(
+            self.scaled, picks, d.lookback, d.horizon, reference=d.reference, season=d.season
+        )
 
 
 def model_inputs(w: Windows, mode: str) -> tuple[Tensor, Tensor]:
@@ -264,7 +271,7 @@ def forecast_raw(
             point = d.quantile_list.index(0.5) if d.quantile_list else 0
             z = model.rollout(x, d.horizon, point)
     model.train(was_training)
-    z = z.float().cpu().numpy() + w.ref[:, None, None]
+    z = z.float().cpu().numpy() + w.ref[:, :, None]
     return np.stack([prep.scalers[s].unscale_target(z[i]) for i, s in enumerate(w.series)]).astype(
         np.float64
     )

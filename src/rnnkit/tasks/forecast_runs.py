@@ -149,9 +149,12 @@ def score(fc: dict, quantiles: list[float]) -> dict:
         if name not in fc:
             continue
         m = point_metrics(a, fc[name], scale)
-        if name != "naive":  # the naive forecast never moves, so it has no direction
+        if (fc[name] != fc["last"][:, None]).any():  # a forecast that never moves has no direction
             m["direction"] = directional_accuracy(fc["last"][:, None], a, fc[name])
         result[name] = m
+    # the accuracy of always forecasting "up", the bar for directional accuracy
+    moves = np.sign(a - fc["last"][:, None])
+    result["up_share"] = float(np.mean(moves[moves != 0] > 0)) if (moves != 0).any() else 0.0
     if "lower" in fc:
         result["model"]["coverage"] = coverage(a, fc["lower"], fc["upper"])
         result["model"]["interval"] = [quantiles[0], quantiles[-1]]
