@@ -34,9 +34,10 @@ SETS: dict[str, dict] = {
         "train": dict(max_steps=1500, batch_size=32, lr=3e-3, eval_every=50, warmup_steps=50),
         "published": "ETS ~5 % MAPE; an LSTM ~2.7 % on a 6-month backtest from 1959",
     },
-    # last 40 years held out, 11-year-ahead forecasts from every origin in them
+    # last 40 years held out, 11-year-ahead forecasts from every origin in them; reference
+    # none was chosen over last/seasonal and lookback 22 by validation MASE (2 seeds each)
     "sunspots": {
-        "data": dict(lookback=33, horizon=11, test_size=40, val_size=40, reference="seasonal"),
+        "data": dict(lookback=33, horizon=11, test_size=40, val_size=40, reference="none"),
         "model": dict(hidden_size=64),
         "train": dict(max_steps=1500, batch_size=32, lr=3e-3, eval_every=50, warmup_steps=50),
         "published": "seasonal naive (11 years) is the bar the issue sets",
