@@ -25,6 +25,7 @@ TASKS: dict[str, str] = {
     "lm": "rnnkit.cli.lm",
     "classify": "rnnkit.cli.classify",
     "tag": "rnnkit.cli.classify",
+    "forecast": "rnnkit.cli.forecast",
 }
 RUN_VERBS = {
     "evaluate": "metrics of a trained run on held-out data",
@@ -32,7 +33,7 @@ RUN_VERBS = {
     "sample": "generate from a trained model",
 }
 # verbs that are not about one run: name -> module with ``HELP``, ``add_flags(p)`` and ``run``
-TOOLS: dict[str, str] = {}
+TOOLS: dict[str, str] = {"backtest": "rnnkit.cli.backtest"}
 
 
 def _task_module(kind: str) -> ModuleType:
