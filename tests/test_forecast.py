@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from rnnkit.architectures import ForecasterEnsemble
 from rnnkit.cli.main import main
 from rnnkit.series.baselines import naive, seasonal_naive
 from rnnkit.series.metrics import coverage, directional_accuracy, mase_scale, point_metrics
@@ -23,7 +24,7 @@ from rnnkit.tasks.forecast import (
     forecast_raw,
     pinball_loss,
 )
-from rnnkit.tasks.forecast_runs import evaluate_run, predict_run, train_forecast
+from rnnkit.tasks.forecast_runs import evaluate_run, load_model, predict_run, train_forecast
 from rnnkit.training.config import TrainConfig
 
 
@@ -144,6 +145,33 @@ def test_scaler_is_fitted_on_the_training_part_only():
     np.testing.assert_allclose(s.unscale_target(s.scale(values)[:, 0]), values[:, 0])
 
 
+def test_sqrt_transform_by_hand_round_trips_and_refuses_negative_values():
+    values = np.array([0.0, 1.0, 4.0, 9.0, 16.0])[:, None]
+    s = Scaler.fit(values, "sqrt")
+    assert s.mean[0] == pytest.approx(2.0)  # the mean of the roots 0, 1, 2, 3, 4
+    assert s.std[0] == pytest.approx(np.std([0, 1, 2, 3, 4]))
+    np.testing.assert_allclose(s.scale(values)[:, 0], (np.arange(5) - 2.0) / s.std[0])
+    np.testing.assert_allclose(s.unscale_target(s.scale(values)[:, 0]), values[:, 0])
+    # a forecast root below zero is a count of zero, never a positive square
+    assert s.unscale_target(np.array([-5.0]))[0] == 0.0
+    assert Scaler.from_json(s.to_json()).transform == "sqrt"
+    with pytest.raises(SeriesError, match="sqrt needs values >= 0"):
+        Scaler.fit(np.array([[1.0], [-0.5]]), "sqrt")
+
+
+def test_cli_accepts_transform_sqrt(tmp_path, capsys):
+    y = seasonal(120) ** 2  # positive counts
+    path = write_csv(tmp_path / "s.csv", list(enumerate(y)))
+    out = tmp_path / "run"
+    argv = ["train", "forecast", "--data", str(path), "--time-col", "t", "--target", "y",
+            "--lookback", "24", "--horizon", "6", "--season", "12", "--transform", "sqrt",
+            "--hidden-size", "8", "--max-steps", "20", "--out", str(out),
+            "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    assert json.loads((out / "config.json").read_text())["task"]["data"]["transform"] == "sqrt"
+    assert evaluate_run(out)["model"]["mase"] > 0
+
+
 # -- baselines and metrics by hand ---------------------------------------------------------------
 def test_baselines_match_hand_computed_values():
     h = np.array([5.0, 1, 2, 3, 4, 6, 7, 8])
@@ -206,6 +234,31 @@ def test_learns_a_seasonal_series_to_mase_well_under_one(tmp_path):
     assert m["origins"] == 19  # every origin whose 6 steps lie in the 24-step tail
     assert m["model"]["mase"] < 0.5
     assert m["model"]["mase"] < 0.6 * m["seasonal_naive"]["mase"]
+
+
+def test_ensemble_trains_every_member_and_forecasts_their_mean(tmp_path):
+    torch.set_num_threads(1)
+    path = write_csv(tmp_path / "s.csv", list(enumerate(seasonal(120))))
+    cfg = data_cfg(path, test_size=12, val_size=12, quantiles="0.1,0.9")
+    out = tmp_path / "run"
+    train = TrainConfig(out=str(out), max_steps=30, lr=1e-2, eval_every=10, progress=False)
+    train_forecast(ForecastModelConfig(hidden_size=8, members=3), cfg, train)
+    model, data, scalers = load_model(out)
+    assert isinstance(model, ForecasterEnsemble) and len(model.members) == 3
+    # each member moved from its own initialisation, and they differ from each other
+    a, b = (m.head.weight for m in model.members[:2])
+    assert not torch.allclose(a, b)
+    prep = Prepared(read_series_csv(path, time_col="t", target="y"), data, scalers)
+    picks = prep.picks("test")
+    both = forecast_raw(model, prep, picks, torch.device("cpu"))
+    x = torch.tensor(prep.windows(picks).x, dtype=torch.float32)
+    with torch.no_grad():
+        mean = torch.stack([m(x)[0][:, -1] for m in model.members]).mean(0)
+        np.testing.assert_allclose(model(x)[0][:, -1].numpy(), mean.numpy(), rtol=1e-6)
+    assert both.shape == (len(picks), 6, 3)
+    assert evaluate_run(out)["model"]["mase"] > 0
+    with pytest.raises(ValueError, match="--members"):
+        ForecastModelConfig(members=0)
 
 
 def test_cli_train_evaluate_predict_several_series_with_quantiles(tmp_path, capsys):

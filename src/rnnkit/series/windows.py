@@ -18,7 +18,7 @@ import numpy as np
 
 from rnnkit.series.table import Series, SeriesError
 
-TransformName = Literal["none", "log"]
+TransformName = Literal["none", "log", "sqrt"]
 ReferenceName = Literal["none", "last", "seasonal"]
 PARTS = ("train", "val", "test")
 
@@ -59,14 +59,16 @@ def split_bounds(
 
 @dataclass
 class Scaler:
-    """Per-column standardisation, after an optional log, fitted on a series' training part."""
+    """Per-column standardisation, after an optional log or square root, fitted on a series'
+    training part."""
 
     mean: np.ndarray
     """(F,) column means on the training part (after the transform)."""
     std: np.ndarray
     """(F,) column standard deviations (1 where a column is constant)."""
     transform: TransformName = "none"
-    """``log`` takes the natural log first (for positive, multiplicative series)."""
+    """``log`` takes the natural log first (for positive, multiplicative series); ``sqrt`` the
+    square root (for non-negative counts whose spread grows with their level, e.g. sunspots)."""
 
     @classmethod
     def fit(cls, train: np.ndarray, transform: TransformName = "none", where: str = "") -> Scaler:
@@ -82,7 +84,11 @@ class Scaler:
     def unscale_target(self, z: np.ndarray) -> np.ndarray:
         """Scaled target values (any shape) -> raw target values."""
         x = z * self.std[0] + self.mean[0]
-        return np.exp(x) if self.transform == "log" else x
+        if self.transform == "log":
+            return np.exp(x)
+        if self.transform == "sqrt":
+            return np.square(np.maximum(x, 0.0))  # a forecast root below 0 means a count of 0
+        return x
 
     def to_json(self) -> dict:
         return {"mean": self.mean.tolist(), "std": self.std.tolist(), "transform": self.transform}
@@ -102,7 +108,14 @@ def forward_transform(values: np.ndarray, transform: str, where: str = "") -> np
                 f"{float(values.min())}; use --transform none"
             )
         return np.log(values)
-    raise SeriesError(f"--transform must be none or log, got {transform!r}")
+    if transform == "sqrt":
+        if (values < 0).any():
+            raise SeriesError(
+                f"{where or 'the data'}: --transform sqrt needs values >= 0, found "
+                f"{float(values.min())}; use --transform none"
+            )
+        return np.sqrt(values)
+    raise SeriesError(f"--transform must be none, log or sqrt, got {transform!r}")
 
 
 @dataclass
