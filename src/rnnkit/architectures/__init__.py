@@ -1,5 +1,7 @@
 """Architectures: compositions of rnnkit layers for one-to-many, many-to-one, many-to-many."""
 
+from rnnkit.architectures.forecaster import Forecaster, ForecasterEnsemble
 from rnnkit.architectures.many_to_many import ManyToMany, make_layer
+from rnnkit.architectures.many_to_one import ManyToOne
 
-__all__ = ["ManyToMany", "make_layer"]
+__all__ = ["Forecaster", "ForecasterEnsemble", "ManyToMany", "ManyToOne", "make_layer"]

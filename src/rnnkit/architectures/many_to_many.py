@@ -7,18 +7,22 @@ vocabulary out; a tagger may be bidirectional. The recurrent part is any rnnkit 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 from torch import Tensor, nn
 
-from rnnkit.layers import GRU, LSTM, RNN
+from rnnkit.layers import GRU, LSTM, RNN, Recurrent
 from rnnkit.state import State
 
 CellName = Literal["rnn", "rnn_relu", "lstm", "gru"]
+CELL_NAMES = ("rnn", "rnn_relu", "lstm", "gru")
+CellSpec = CellName | Callable[..., nn.Module]
+"""A standard cell's name, or a custom cell class (``cell(in_size, hidden_size)``)."""
 
 
 def make_layer(
-    cell: CellName,
+    cell: CellSpec,
     input_size: int,
     hidden_size: int,
     *,
@@ -27,7 +31,21 @@ def make_layer(
     bidirectional: bool = False,
     batch_first: bool = True,
 ) -> nn.Module:
-    """Build the rnnkit layer named by ``cell``, with torch.nn's arguments."""
+    """Build the rnnkit layer named by ``cell``, with torch.nn's arguments.
+
+    ``cell`` is ``"rnn"`` (tanh), ``"rnn_relu"``, ``"lstm"``, ``"gru"``, or a custom cell class,
+    which ``rnnkit.Recurrent`` unrolls the same way (see ``rnnkit.LayerNormLSTMCell``).
+    """
+    if not isinstance(cell, str):
+        return Recurrent(
+            cell,
+            input_size,
+            hidden_size,
+            num_layers=num_layers,
+            dropout=dropout if num_layers > 1 else 0.0,
+            bidirectional=bidirectional,
+            batch_first=batch_first,
+        )
     kwargs = dict(
         num_layers=num_layers,
         dropout=dropout if num_layers > 1 else 0.0,
@@ -53,7 +71,8 @@ class ManyToMany(nn.Module):
             otherwise inputs are features ``(B, T, input_size)``.
         embedding_size: the embedding width (token input only).
         input_size: features per step (feature input only).
-        cell, hidden_size, num_layers, dropout, bidirectional: the recurrent layers.
+        cell, hidden_size, num_layers, dropout, bidirectional: the recurrent layers (``cell``:
+            a standard cell's name or a custom cell class, see ``make_layer``).
 
     Shapes: ``(B, T)`` ids or ``(B, T, I)`` features in; ``(B, T, output_size)`` out, and the
     final state.
@@ -73,7 +92,7 @@ class ManyToMany(nn.Module):
         vocab_size: int | None = None,
         embedding_size: int = 64,
         input_size: int | None = None,
-        cell: CellName = "lstm",
+        cell: CellSpec = "lstm",
         hidden_size: int = 256,
         num_layers: int = 1,
         dropout: float = 0.0,

@@ -23,6 +23,9 @@ from types import ModuleType
 # task kind (as stored in a run's config.json) -> the module that serves it on the command line
 TASKS: dict[str, str] = {
     "lm": "rnnkit.cli.lm",
+    "classify": "rnnkit.cli.classify",
+    "tag": "rnnkit.cli.classify",
+    "forecast": "rnnkit.cli.forecast",
 }
 RUN_VERBS = {
     "evaluate": "metrics of a trained run on held-out data",
@@ -31,6 +34,7 @@ RUN_VERBS = {
 }
 # verbs that are not about one run: name -> module with ``HELP``, ``add_flags(p)`` and ``run``
 TOOLS: dict[str, str] = {
+    "backtest": "rnnkit.cli.backtest",
     "diagnose": "rnnkit.cli.diagnose",
     "bench": "rnnkit.cli.bench",
 }
@@ -75,11 +79,12 @@ def _parser() -> argparse.ArgumentParser:
             sub.add_argument(
                 "--json", action="store_true", help="print the metrics as one JSON object"
             )
-        for kind in TASKS:
-            module = _task_module(kind)
+        for path in dict.fromkeys(TASKS.values()):  # a module may serve several kinds
+            module = importlib.import_module(path)
             add = getattr(module, f"add_{verb}_flags", None)
             if add is not None:
-                add(sub.add_argument_group(f"{kind} runs"))
+                kinds = "/".join(k for k, p in TASKS.items() if p == path)
+                add(sub.add_argument_group(f"{kinds} runs"))
 
     plot = verbs.add_parser("plot", help="draw a run's loss curve (loss.png)")
     plot.add_argument("run_dir")

@@ -54,6 +54,9 @@ class Task(Protocol):
     def describe(self) -> dict:
         """Everything needed to rebuild the task and model (JSON), for config.json."""
 
+    # Optional: ``monitor = ("accuracy", "max")`` picks the validation figure that decides the
+    # best checkpoint and early stopping (default ``("loss", "min")``).
+
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
@@ -96,6 +99,7 @@ class Counters:
     tokens: int = 0
     elapsed: float = 0.0
     best_val: float = math.inf
+    """The best validation figure so far (the task's ``monitor``, by default the loss)."""
     best_step: int = -1
     evals_without_gain: int = 0
     stopped_early: bool = False
@@ -324,8 +328,11 @@ class Trainer:
         val = self.evaluate(model, "val")
         record = {"step": c.step, **{f"val_{k}": v for k, v in val.items()}}
         self._log(record)
-        if val["loss"] < c.best_val:
-            c.best_val, c.best_step, c.evals_without_gain = val["loss"], c.step, 0
+        key, mode = getattr(self.task, "monitor", ("loss", "min"))
+        value = val[key]
+        better = value < c.best_val if mode == "min" else value > c.best_val
+        if better or c.best_step < 0:
+            c.best_val, c.best_step, c.evals_without_gain = value, c.step, 0
             self._save_best(model, val)
         else:
             c.evals_without_gain += 1
@@ -360,7 +367,8 @@ class Trainer:
             f"step {record['step']} loss {record['loss']:.3f} {record['tokens_per_s']:,.0f} tok/s"
         )
         if math.isfinite(self.counters.best_val):
-            post += f" best val {self.counters.best_val:.3f}"
+            key = getattr(self.task, "monitor", ("loss", "min"))[0]
+            post += f" best val {key} {self.counters.best_val:.3f}"
         bar.set_postfix_str(post, refresh=True)
 
     def _plot(self) -> None:

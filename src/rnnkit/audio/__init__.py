@@ -1,0 +1,5 @@
+"""Audio in: WAV files read with the standard library, log-mel features computed with torch."""
+
+from rnnkit.audio.features import AudioConfig, log_mel, mel_filterbank, read_wav
+
+__all__ = ["AudioConfig", "log_mel", "mel_filterbank", "read_wav"]

@@ -1,0 +1,125 @@
+"""Classification and tagging on the command line: ``train classify``, ``train tag``,
+``predict`` and ``evaluate`` for their runs. See ``rnnkit.cli.lm`` for the module pattern."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from rnnkit.audio import AudioConfig
+from rnnkit.cli.dataclass_args import add_dataclass_flags, build_dataclass
+from rnnkit.tasks.classify import ClassifyDataConfig, ClassifyModelConfig
+from rnnkit.training.config import TrainConfig
+
+HELP = "a sequence classifier (text, numbers, audio); `train tag` labels every step"
+
+
+def add_train_flags(parser: argparse.ArgumentParser) -> None:
+    add_dataclass_flags(parser.add_argument_group("data"), ClassifyDataConfig)
+    add_dataclass_flags(parser.add_argument_group("model"), ClassifyModelConfig)
+    add_dataclass_flags(parser.add_argument_group("audio (a folder of CLASS/*.wav)"), AudioConfig)
+    add_dataclass_flags(parser.add_argument_group("training"), TrainConfig)
+    for action in parser._actions:  # --data may come from the run itself with --resume
+        if action.dest == "data":
+            action.required = False
+
+
+def train(args, parser) -> int:
+    from rnnkit.tasks.classify_runs import train_classify
+
+    train_cfg = build_dataclass(TrainConfig, args, parser)
+    model_cfg = data_cfg = audio = None
+    if not train_cfg.resume:
+        if args.data is None:
+            parser.error("--data is required (a labelled file, a folder of WAVs, or a data set)")
+        model_cfg = build_dataclass(ClassifyModelConfig, args, parser)
+        data_cfg = build_dataclass(ClassifyDataConfig, args, parser)
+        audio = build_dataclass(AudioConfig, args, parser)
+    result = train_classify(model_cfg, data_cfg, train_cfg, audio=audio, aligned=args.task == "tag")
+    c, val = result.counters, result.last_val
+    last = f"; last validation accuracy {val['accuracy']:.4f}" if "accuracy" in val else ""
+    print(
+        f"{'interrupted' if result.interrupted else 'done'}: {c.step} steps, {c.tokens:,} "
+        f"examples, {c.elapsed:.0f} s; best validation accuracy {c.best_val:.4f} at step "
+        f"{c.best_step}{last}; run folder {result.run_dir}"
+    )
+    return 130 if result.interrupted else 0
+
+
+def add_predict_flags(group) -> None:
+    group.add_argument(
+        "inputs",
+        nargs="*",
+        help="classify runs: files (.csv/.jsonl text column, .npz, .ts, .wav or a folder of "
+        "them), or for a text model the texts themselves",
+    )
+    group.add_argument("--top", type=int, default=1, help="show the k most likely classes")
+    group.add_argument("--json", action="store_true", help="one JSON object per input")
+
+
+def predict(args, parser) -> int:
+    from rnnkit.tasks.classify_runs import predict as run_predict
+    from rnnkit.tasks.classify_runs import read_inputs, read_run_config
+
+    if not args.inputs:
+        raise ValueError("give something to classify: files, or texts for a text model")
+    task = read_run_config(args.run_dir)["task"]
+    items, names = [], []
+    for source in args.inputs:
+        got, got_names = read_inputs(source, task)
+        items += got
+        names += got_names
+    results = run_predict(
+        args.run_dir, items, which=args.checkpoint, device=args.device, top=args.top
+    )
+    for name, result in zip(names, results):
+        if args.json:
+            print(json.dumps({"input": name, **result}))
+        else:
+            shown = "  ".join(f"{label} {p:.3f}" for label, p in result["top"])
+            print(f"{shown}\t{name}")
+    return 0
+
+
+def add_evaluate_flags(group) -> None:
+    group.add_argument(
+        "--plot",
+        default="",
+        help="classify/tag runs: where to write the confusion-matrix PNG "
+        "(default RUN_DIR/confusion-SPLIT.png; 'none' for none)",
+    )
+
+
+def evaluate(args, parser) -> int:
+    from rnnkit.tasks.classify_runs import evaluate_run
+
+    plot = None if str(args.plot).lower() == "none" else args.plot
+    m = evaluate_run(
+        args.run_dir,
+        data=args.data,
+        split=args.split,
+        which=args.checkpoint,
+        device=args.device,
+        plot=plot,
+    )
+    if args.json:
+        print(json.dumps(m))
+        return 0
+    print(f"{'data':<18}{m['data']}\n{'checkpoint':<18}{m['checkpoint']}")
+    ratio = m["imbalance"]["ratio"]
+    print(f"{'examples':<18}{m['examples']:,}  (class ratio largest/smallest {ratio})")
+    print(f"\n{'':<26}{'accuracy':>10}{'macro-F1':>10}")
+    print(f"{'model':<26}{m['accuracy']:>10.4f}{m['macro_f1']:>10.4f}")
+    major = m["majority"]
+    label = f"majority ({major['class'][:12]})"
+    print(f"{label:<26}{major['accuracy']:>10.4f}{major['macro_f1']:>10.4f}")
+    print(f"\n{'class':<20}{'precision':>10}{'recall':>10}{'F1':>10}{'support':>9}{'share':>8}")
+    for name, row in m["per_class"].items():
+        share = m["imbalance"]["shares"][name]
+        print(
+            f"{name[:19]:<20}{row['precision']:>10.4f}{row['recall']:>10.4f}{row['f1']:>10.4f}"
+            f"{row['support']:>9}{share:>8.3f}"
+        )
+    if "confusion_png" in m:
+        print(f"\nconfusion matrix: {m['confusion_png']}")
+    return 0

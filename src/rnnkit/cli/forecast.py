@@ -1,0 +1,131 @@
+"""The forecasting task on the command line: ``train forecast``, ``evaluate``, ``predict``.
+
+``backtest`` (walk-forward retraining) is a tool verb of its own: ``rnnkit.cli.backtest``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from rnnkit.cli.dataclass_args import add_dataclass_flags, build_dataclass
+from rnnkit.tasks.forecast import ForecastDataConfig, ForecastModelConfig
+from rnnkit.training.config import TrainConfig
+
+HELP = "a forecaster of ordered numbers (prices, counts, sensors) from a CSV file"
+
+
+def add_train_flags(parser: argparse.ArgumentParser) -> None:
+    add_dataclass_flags(parser.add_argument_group("data"), ForecastDataConfig)
+    add_dataclass_flags(parser.add_argument_group("model"), ForecastModelConfig)
+    add_dataclass_flags(parser.add_argument_group("training"), TrainConfig)
+    for action in parser._actions:  # --data may come from the run itself with --resume
+        if action.dest == "data":
+            action.required = False
+
+
+def train(args, parser) -> int:
+    from rnnkit.tasks.forecast_runs import train_forecast
+
+    train_cfg = build_dataclass(TrainConfig, args, parser)
+    if train_cfg.resume:
+        model_cfg = data_cfg = None
+    else:
+        if args.data is None:
+            parser.error("--data is required (a CSV file or a data-set name)")
+        model_cfg = build_dataclass(ForecastModelConfig, args, parser)
+        data_cfg = build_dataclass(ForecastDataConfig, args, parser)
+    result = train_forecast(model_cfg, data_cfg, train_cfg)
+    c = result.counters
+    print(
+        f"{'interrupted' if result.interrupted else 'done'}: {c.step} steps, {c.elapsed:.0f} s; "
+        f"best validation loss {c.best_val:.4f} (scaled units) at step {c.best_step}; "
+        f"run folder {result.run_dir}\nnext: rnnkit evaluate {result.run_dir}"
+    )
+    return 130 if result.interrupted else 0
+
+
+def add_evaluate_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--origin-stride",
+        type=int,
+        default=None,
+        help="steps between forecast origins in the held-out part (default: the run's --stride)",
+    )
+    parser.add_argument("--plot", default=None, help="write a PNG of history, forecasts, intervals")
+
+
+def format_table(m: dict) -> str:
+    """The model's metrics and the baselines', one row each."""
+    lines = [
+        f"data {m['data']} [{m['split']}]: {m['series']} series, {m['origins']} origins x "
+        f"{m['horizon']} steps, season {m['season']}, checkpoint {m['checkpoint']}",
+        f"{'':<16}{'MAE':>11}{'RMSE':>11}{'MAPE %':>9}{'MASE':>8}{'dir.acc':>9}",
+    ]
+    names = {"model": "model", "naive": "naive (last)", "seasonal_naive": "seasonal naive",
+             "ets": "ETS"}  # fmt: skip
+    for key, label in names.items():
+        if key not in m:
+            continue
+        r = m[key]
+        direction = f"{r['direction']:>9.3f}" if "direction" in r else f"{'-':>9}"
+        lines.append(
+            f"{label:<16}{r['mae']:>11.4g}{r['rmse']:>11.4g}{r['mape']:>9.2f}{r['mase']:>8.3f}"
+            f"{direction}"
+        )
+    lines.append(
+        f"directional accuracy: share of forecasts moving the right way from the last value; "
+        f"always 'up' scores {m['up_share']:.3f}"
+    )
+    if "coverage" in m["model"]:
+        lo, hi = m["model"]["interval"]
+        lines.append(
+            f"interval [{lo:g}, {hi:g}] (nominal {hi - lo:.0%}): "
+            f"coverage {m['model']['coverage']:.1%}"
+        )
+    for series, form in m.get("ets_form", {}).items():
+        lines.append(f"ETS form for {series}: {form} (chosen on the validation part)")
+    if "ets_missing" in m:
+        lines.append(f"ETS: not computed ({m['ets_missing']})")
+    if "plot" in m:
+        lines.append(f"plot: {m['plot']}")
+    return "\n".join(lines)
+
+
+def evaluate(args, parser) -> int:
+    from rnnkit.tasks.forecast_runs import evaluate_run
+
+    m = evaluate_run(
+        args.run_dir,
+        data=args.data,
+        split=args.split,
+        which=args.checkpoint,
+        device=args.device,
+        stride=args.origin_stride,
+        plot=args.plot,
+    )
+    print(json.dumps(m) if args.json else format_table(m))
+    return 0
+
+
+def add_predict_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data", default=None, help="forecast past the end of this CSV (default: the run's data)"
+    )
+    parser.add_argument("--format", choices=["table", "csv", "json"], default="table")
+
+
+def predict(args, parser) -> int:
+    from rnnkit.tasks.forecast_runs import predict_run
+
+    rows = predict_run(args.run_dir, data=args.data, which=args.checkpoint, device=args.device)
+    fmt = getattr(args, "format", "table")
+    if fmt == "json":
+        print(json.dumps(rows))
+        return 0
+    keys = list(rows[0])
+    sep = "," if fmt == "csv" else "\t"
+    print(sep.join(keys))
+    for row in rows:
+        print(sep.join(f"{v:.6g}" if isinstance(v, float) else str(v) for v in row.values()))
+    return 0

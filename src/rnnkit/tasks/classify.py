@@ -1,0 +1,297 @@
+"""Classify whole sequences (many-to-one) or tag every step (aligned many-to-many).
+
+The model is ``ManyToOne`` (classify) or ``ManyToMany`` (tag) over token ids (text) or
+standardised features (numbers, audio). Each optimiser step takes a batch of examples of similar
+length (less padding) from a shuffled pass over the training split; ``lengths`` keep padding out
+of the answer. The loss is the cross-entropy; evaluation adds accuracy and macro-F1.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rnnkit.architectures import ManyToMany, ManyToOne
+from rnnkit.architectures.many_to_many import CELL_NAMES, CellName
+from rnnkit.architectures.many_to_one import POOLINGS, Pooling
+from rnnkit.audio import AudioConfig
+from rnnkit.datasets.labelled import Columns, Labelled
+from rnnkit.tasks.classification_metrics import classification_report
+from rnnkit.tasks.sequence_inputs import InputEncoder, LabelEncoder, collate, collate_tags
+
+
+@dataclass(kw_only=True)
+class ClassifyModelConfig:
+    """The network: [embedding] -> recurrent layers -> pooling (classify) -> linear head."""
+
+    cell: CellName = "gru"
+    """Recurrent cell: lstm, gru, rnn (tanh) or rnn_relu."""
+    hidden_size: int = 128
+    """Hidden units per layer and direction."""
+    num_layers: int = 1
+    """Stacked recurrent layers."""
+    bidirectional: bool = True
+    """Read each sequence both ways and join the two directions."""
+    dropout: float = 0.3
+    """Dropout on the embedding, between layers and before the head, in training."""
+    embedding_size: int = 128
+    """Width of the token embedding (text input)."""
+    pooling: Pooling = "max"
+    """How a sequence becomes one vector (classify): last, mean, max or attention."""
+
+    def __post_init__(self) -> None:
+        if self.cell not in CELL_NAMES:
+            raise ValueError(f"--cell must be one of {', '.join(CELL_NAMES)}; got {self.cell!r}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(
+                f"--pooling must be one of {', '.join(POOLINGS)}; got {self.pooling!r}"
+            )
+        for flag, value in (
+            ("--hidden-size", self.hidden_size),
+            ("--num-layers", self.num_layers),
+            ("--embedding-size", self.embedding_size),
+        ):
+            if value < 1:
+                raise ValueError(f"{flag} must be >= 1, got {value}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"--dropout must lie in [0, 1), got {self.dropout}")
+
+
+@dataclass(kw_only=True)
+class ClassifyDataConfig:
+    """Where the labelled sequences are and how to read and split them."""
+
+    data: str
+    """A labelled file (.csv .tsv .jsonl .conll .npz .ts), a folder of CLASS/*.wav, or a data
+    set (rotten-tomatoes, japanese-vowels)."""
+    val_data: str | None = None
+    """A separate validation file (default: carved from --data by --split)."""
+    test_data: str | None = None
+    """A separate test file (default: carved from --data by --split)."""
+    text_col: str = "text"
+    """Column of the text (or, for tagging, of the token lists)."""
+    label_col: str = "label"
+    """Column of the label (or, for tagging, of the per-token label lists)."""
+    sequence_col: str | None = None
+    """Numeric long format: the column naming the sequence each row (time step) belongs to."""
+    time_col: str | None = None
+    """Numeric long format: a column to order the rows of a sequence by."""
+    feature_cols: str | None = None
+    """Numeric long format: comma-separated feature columns (default: all others)."""
+    tokens: Literal["word", "char"] = "word"
+    """Text as words (lower-cased, punctuation apart) or as characters."""
+    max_vocab: int | None = 20000
+    """Keep at most this many tokens (the most frequent; the rest read as <unk>)."""
+    min_count: int = 1
+    """Drop tokens seen fewer times than this in training."""
+    max_length: int = 400
+    """Cut sequences to this many steps (tokens or frames)."""
+    split: str = "0.8,0.1,0.1"
+    """Train, validation and test fractions when the data has no split of its own."""
+    split_seed: int = 0
+    """Seed of that split (fixed, so evaluation later sees the same test set)."""
+
+    def __post_init__(self) -> None:
+        if self.max_length < 1:
+            raise ValueError(f"--max-length must be >= 1, got {self.max_length}")
+        if self.tokens not in ("word", "char"):
+            raise ValueError(f"--tokens must be word or char, got {self.tokens!r}")
+        try:
+            parts = [float(p) for p in self.split.split(",")]
+        except ValueError:
+            parts = []
+        if len(parts) != 3 or min(parts) < 0 or parts[0] <= 0 or abs(sum(parts) - 1) > 1e-6:
+            raise ValueError(f"--split must be three fractions adding up to 1; got {self.split!r}")
+
+    @property
+    def fractions(self) -> tuple[float, float, float]:
+        a, b, c = (float(p) for p in self.split.split(","))
+        return a, b, c
+
+    @property
+    def columns(self) -> Columns:
+        features = tuple(c.strip() for c in (self.feature_cols or "").split(",") if c.strip())
+        return Columns(
+            text_col=self.text_col,
+            label_col=self.label_col,
+            sequence_col=self.sequence_col,
+            time_col=self.time_col,
+            feature_cols=features,
+        )
+
+
+def build_classifier(
+    model_cfg: ClassifyModelConfig, encoder: InputEncoder, n_classes: int, aligned: bool
+) -> nn.Module:
+    """The model a run's configs describe (``ManyToMany`` when tagging)."""
+    common = dict(
+        vocab_size=encoder.vocab_size,
+        embedding_size=model_cfg.embedding_size,
+        input_size=encoder.feature_size,
+        cell=model_cfg.cell,
+        hidden_size=model_cfg.hidden_size,
+        num_layers=model_cfg.num_layers,
+        dropout=model_cfg.dropout,
+        bidirectional=model_cfg.bidirectional,
+    )
+    if aligned:
+        return ManyToMany(n_classes, **common)
+    return ManyToOne(n_classes, pooling=model_cfg.pooling, **common)
+
+
+def logits_of(model: nn.Module, x: Tensor, lengths: Tensor) -> Tensor:
+    out = model(x, lengths=lengths)
+    return out[0] if isinstance(out, tuple) else out  # ManyToMany also returns its state
+
+
+class ClassifyTask:
+    """The ``Task`` (see ``rnnkit.training.trainer``) of classifying or tagging sequences.
+
+    The best checkpoint is the one of highest validation accuracy (``monitor``): the loss keeps
+    falling on confident right answers after the accuracy has peaked, and the other way round.
+    """
+
+    monitor = ("accuracy", "max")
+
+    def __init__(
+        self,
+        model_cfg: ClassifyModelConfig,
+        data_cfg: ClassifyDataConfig,
+        splits: dict[str, Labelled],
+        *,
+        batch_size: int,
+        seed: int,
+        device: torch.device,
+        encoder: InputEncoder | None = None,
+        labels: LabelEncoder | None = None,
+        audio: AudioConfig | None = None,
+    ) -> None:
+        train = splits["train"]
+        self.kind = "tag" if train.aligned else "classify"
+        self.model_cfg, self.data_cfg = model_cfg, data_cfg
+        self.aligned, self.input_kind = train.aligned, train.kind
+        self.batch_size, self.seed, self.device = batch_size, seed, device
+        self.audio = audio or AudioConfig()
+        self.encoder = encoder or InputEncoder.fit(
+            train.kind,
+            train.inputs,
+            level=data_cfg.tokens,
+            max_vocab=data_cfg.max_vocab,
+            min_count=data_cfg.min_count,
+            max_length=data_cfg.max_length,
+        )
+        self.labels = labels or LabelEncoder.fit(train.labels, train.aligned)
+        self.data = {name: self.encode(split) for name, split in splits.items()}
+        self.sizes = {name: len(split) for name, split in splits.items()}
+        self._plan: tuple[int, list[list[int]]] | None = None
+
+    def encode(self, split: Labelled) -> tuple[list[Tensor], list]:
+        """A split's inputs as tensors and its labels as ids (an unseen label is an error)."""
+        if split.kind != self.input_kind and {split.kind, self.input_kind} != {"numeric", "audio"}:
+            raise ValueError(
+                f"{split.source}: {split.kind} input, but the model reads {self.input_kind}"
+            )
+        xs = [self.encoder.encode(item) for item in split.inputs]
+        ys = self.labels.encode_all(split.labels, self.aligned)
+        if self.aligned:
+            ys = [y[: len(x)] for x, y in zip(xs, ys)]
+        return xs, ys
+
+    # -- the Task protocol ----------------------------------------------------------------------
+    def build_model(self) -> nn.Module:
+        return build_classifier(
+            self.model_cfg, self.encoder, len(self.labels.classes), self.aligned
+        )
+
+    def _epoch_plan(self, epoch: int) -> list[list[int]]:
+        """Batches of one pass: shuffled, then sorted by length within pools of 50 batches."""
+        if self._plan is not None and self._plan[0] == epoch:
+            return self._plan[1]
+        xs, _ = self.data["train"]
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        order = torch.randperm(len(xs), generator=g).tolist()
+        pool = self.batch_size * 50
+        batches = []
+        for start in range(0, len(order), pool):
+            chunk = sorted(order[start : start + pool], key=lambda i: len(xs[i]))
+            batches += [
+                chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)
+            ]
+        shuffled = [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]
+        self._plan = (epoch, shuffled)
+        return shuffled
+
+    def train_batch(self, step: int):
+        per_epoch = math.ceil(self.sizes["train"] / self.batch_size)
+        return self.batch("train", self._epoch_plan(step // per_epoch)[step % per_epoch])
+
+    def batch(self, split: str, indices: list[int]):
+        xs, ys = self.data[split]
+        x, lengths = collate([xs[i] for i in indices])
+        y = (
+            collate_tags([ys[i] for i in indices])
+            if self.aligned
+            else torch.tensor([ys[i] for i in indices])
+        )
+        return x.to(self.device), lengths, y.to(self.device)
+
+    def batch_loss(self, model: nn.Module, batch) -> tuple[Tensor, int]:
+        x, lengths, y = batch
+        logits = logits_of(model, x, lengths)
+        if self.aligned:
+            return F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=-100), int(
+                lengths.sum()
+            )
+        return F.cross_entropy(logits, y), len(y)
+
+    def predictions(self, model: nn.Module, split: str) -> tuple[Tensor, Tensor, Tensor, float]:
+        """True ids, predicted ids, probabilities, and the mean loss over a split."""
+        xs, _ = self.data[split]
+        order = sorted(range(len(xs)), key=lambda i: len(xs[i]))
+        trues, probs, loss_sum, count = [], [], 0.0, 0
+        for start in range(0, len(order), 256):
+            x, lengths, y = self.batch(split, order[start : start + 256])
+            logits = logits_of(model, x, lengths).float()
+            if self.aligned:
+                keep = y != -100
+                logits, y = logits[keep], y[keep]
+            loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
+            count += len(y)
+            trues.append(y.cpu())
+            probs.append(torch.softmax(logits, -1).cpu())
+        true, prob = torch.cat(trues), torch.cat(probs)
+        if not self.aligned:  # back to the split's order
+            inverse = torch.empty(len(order), dtype=torch.long)
+            inverse[torch.tensor(order)] = torch.arange(len(order))
+            true, prob = true[inverse], prob[inverse]
+        return true, prob.argmax(-1), prob, loss_sum / max(count, 1)
+
+    def evaluate(self, model: nn.Module, split: str, max_tokens: int | None = None) -> dict:
+        true, pred, _, loss = self.predictions(model, split)
+        report = classification_report(true, pred, self.labels.classes)
+        return {"loss": loss, "accuracy": report["accuracy"], "macro_f1": report["macro_f1"]}
+
+    def carry(self) -> dict[str, Tensor]:
+        return {}
+
+    def restore_carry(self, tensors: dict[str, Tensor]) -> None:
+        pass
+
+    def describe(self) -> dict:
+        return {
+            "kind": self.kind,
+            "model": asdict(self.model_cfg),
+            "data": asdict(self.data_cfg),
+            "input": self.encoder.to_json(),
+            "classes": self.labels.classes,
+            "aligned": self.aligned,
+            "input_kind": self.input_kind,
+            "audio": asdict(self.audio),
+            "batch_size": self.batch_size,
+            "sizes": self.sizes,
+        }

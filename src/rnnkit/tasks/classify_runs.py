@@ -1,0 +1,300 @@
+"""A classification (or tagging) run from start to finish: train, load, predict, evaluate.
+
+Each function is one call a Python user can make too::
+
+    from rnnkit.tasks.classify import ClassifyDataConfig, ClassifyModelConfig
+    from rnnkit.tasks.classify_runs import train_classify, evaluate_run, predict
+    train_classify(ClassifyModelConfig(), ClassifyDataConfig(data="reviews.csv"),
+                   TrainConfig(out="runs/reviews", max_steps=2000))
+    evaluate_run("runs/reviews")                     # the test split, with a confusion PNG
+    predict("runs/reviews", ["a joyless, tedious film"])
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rnnkit.audio import AudioConfig
+from rnnkit.datasets.classification_sets import split_indices
+from rnnkit.datasets.labelled import (
+    TEXT_SUFFIXES,
+    Labelled,
+    LabelledDataError,
+    load_labelled,
+    read_ts,
+    table_rows,
+)
+from rnnkit.tasks.classification_metrics import (
+    classification_report,
+    imbalance,
+    majority_baseline,
+    plot_confusion,
+)
+from rnnkit.tasks.classify import (
+    ClassifyDataConfig,
+    ClassifyModelConfig,
+    ClassifyTask,
+    build_classifier,
+    logits_of,
+)
+from rnnkit.tasks.sequence_inputs import InputEncoder, LabelEncoder, collate
+from rnnkit.training import checkpoint as ckpt
+from rnnkit.training.config import TrainConfig
+from rnnkit.training.trainer import BEST, CONFIG, LAST, RunResult, Trainer, resolve_device
+
+KINDS = ("classify", "tag")
+
+
+def read_splits(
+    data_cfg: ClassifyDataConfig, audio: AudioConfig, aligned: bool
+) -> dict[str, Labelled]:
+    """Train, validation and test examples: given files, the set's own split, or a fixed cut."""
+    data = load_labelled(data_cfg.data, data_cfg.columns, aligned=aligned, audio=audio)
+    if data.aligned != aligned:
+        raise LabelledDataError(
+            f"{data_cfg.data} has {'per-step' if data.aligned else 'one label per sequence'} "
+            f"labels; use `rnnkit train {'tag' if data.aligned else 'classify'}`"
+        )
+    extra = {
+        name: load_labelled(path, data_cfg.columns, aligned=aligned, audio=audio)
+        for name, path in (("val", data_cfg.val_data), ("test", data_cfg.test_data))
+        if path
+    }
+    if data.given_splits:
+        cut = data.given_splits
+    elif extra:
+        cut = {"train": list(range(len(data)))}
+        if "val" not in extra or "test" not in extra:  # carve what is missing from --data
+            rest = split_indices(len(data), data_cfg.fractions, data_cfg.split_seed)
+            cut = {"train": rest["train"]}
+            for name in ("val", "test"):
+                if name not in extra:
+                    cut[name] = rest[name]
+            cut["train"] += [i for name in ("val", "test") if name in extra for i in rest[name]]
+    else:
+        cut = split_indices(len(data), data_cfg.fractions, data_cfg.split_seed)
+    splits = {name: data.subset(sorted(idx)) for name, idx in cut.items()}
+    splits.update(extra)
+    for name in ("train", "val", "test"):
+        if name not in splits or len(splits[name]) == 0:
+            raise LabelledDataError(
+                f"{data_cfg.data}: the {name} split is empty ({len(data)} examples); give more "
+                "data, other --split fractions, or --val-data/--test-data"
+            )
+    return splits
+
+
+def read_run_config(run_dir: str | Path) -> dict:
+    """The stored ``config.json`` of a run, checked to be a classify or tag run."""
+    config = ckpt.read_json(Path(run_dir) / CONFIG, "run config")
+    if config.get("task", {}).get("kind") not in KINDS:
+        raise ckpt.CheckpointError(f"{run_dir} is not a classify or tag run (config.json)")
+    return config
+
+
+def _task(model_cfg, data_cfg, train_cfg, audio, aligned, stored=None) -> ClassifyTask:
+    splits = read_splits(data_cfg, audio, aligned)
+    return ClassifyTask(
+        model_cfg,
+        data_cfg,
+        splits,
+        batch_size=train_cfg.batch_size if stored is None else stored["batch_size"],
+        seed=train_cfg.seed,
+        device=resolve_device(train_cfg.device),
+        encoder=InputEncoder.from_json(stored["input"]) if stored else None,
+        labels=LabelEncoder(stored["classes"]) if stored else None,
+        audio=audio,
+    )
+
+
+def train_classify(
+    model_cfg: ClassifyModelConfig | None,
+    data_cfg: ClassifyDataConfig | None,
+    train_cfg: TrainConfig,
+    *,
+    audio: AudioConfig | None = None,
+    aligned: bool = False,
+    callbacks=(),
+) -> RunResult:
+    """Train (or with ``train_cfg.resume``, continue) a classifier or tagger into ``out``.
+
+    On resume the model, data, vocabulary and classes come from the run's config.json.
+    """
+    stored = None
+    if train_cfg.resume:
+        stored = read_run_config(train_cfg.out)["task"]
+        model_cfg = ClassifyModelConfig(**stored["model"])
+        data_cfg = ClassifyDataConfig(**stored["data"])
+        audio = AudioConfig(**stored["audio"])
+        aligned = stored["aligned"]
+    if model_cfg is None or data_cfg is None:
+        raise ValueError("--data is required to start a run (only --resume reads it from the run)")
+    task = _task(model_cfg, data_cfg, train_cfg, audio or AudioConfig(), aligned, stored)
+    return Trainer(task, train_cfg, callbacks).run()
+
+
+def load_classifier(run_dir: str | Path, which: str = "best", device: str = "cpu"):
+    """A run's model (``best`` or ``last`` weights), input encoder, classes and stored config."""
+    if which not in ("best", "last"):
+        raise ValueError(f"--checkpoint must be best or last, got {which!r}")
+    run_dir = Path(run_dir)
+    task = read_run_config(run_dir)["task"]
+    encoder = InputEncoder.from_json(task["input"])
+    labels = LabelEncoder(task["classes"])
+    model = build_classifier(
+        ClassifyModelConfig(**task["model"]), encoder, len(labels.classes), task["aligned"]
+    )
+    path = run_dir / (BEST if which == "best" else LAST)
+    if which == "best" and not path.exists():
+        path = run_dir / LAST
+    tensors, _ = ckpt.load(path)
+    try:
+        model.load_state_dict(ckpt.strip_prefix("model", tensors))
+    except RuntimeError as e:
+        raise ckpt.CheckpointError(f"{path} does not fit the model in config.json: {e}") from e
+    return model.to(resolve_device(device)).eval(), encoder, labels, task
+
+
+def read_inputs(source: str, task: dict) -> tuple[list, list[str]]:
+    """Unlabelled inputs for ``predict``, and a name for each: a table's text column, an
+    ``.npz`` (array ``x``) or ``.npy`` (``(N, T, F)`` or one ``(T, F)``) of sequences, a ``.ts``
+    file, a WAV file or a folder of them, or (for a text model) the text itself."""
+    from rnnkit.audio import log_mel, read_wav
+
+    data_cfg = ClassifyDataConfig(**task["data"])
+    path = Path(source)
+    kind = task["input_kind"]
+    if not path.exists():
+        if kind == "text":
+            return [source], [source]
+        raise LabelledDataError(f"no such file or folder: {source}")
+    audio = AudioConfig(**task["audio"])
+    if path.is_dir() or path.suffix.lower() == ".wav":
+        files = sorted(path.rglob("*.wav")) if path.is_dir() else [path]
+        if not files:
+            raise LabelledDataError(f"{path}: no .wav files")
+        return [log_mel(*read_wav(f), audio).numpy() for f in files], [str(f) for f in files]
+    if path.suffix in (".npz", ".npy"):
+        try:
+            loaded = np.load(path, allow_pickle=True)
+            x = loaded["x"] if path.suffix == ".npz" else loaded
+        except (KeyError, OSError, ValueError) as e:
+            raise LabelledDataError(f"{path}: needs an array 'x' of sequences ({e})") from e
+        if x.ndim == 2 and x.dtype != object:  # one (T, F) sequence
+            x = x[None]
+        return [np.asarray(s, dtype=np.float32).reshape(len(s), -1) for s in x], [
+            f"{path}[{i}]" for i in range(len(x))
+        ]
+    if path.suffix == ".ts":
+        data = read_ts(path)
+        return data.inputs, [f"{path}:{i}" for i in range(len(data))]
+    suffix = Path(path.stem).suffix if path.suffix == ".bz2" else path.suffix
+    if suffix in TEXT_SUFFIXES and kind == "text":
+        col = data_cfg.text_col
+        texts = []
+        for number, row in table_rows(path):
+            if col not in row:
+                raise LabelledDataError(f"{path}, line {number}: no column {col!r}")
+            texts.append(str(row[col]))
+        return texts, [f"{path}:{i + 1}" for i in range(len(texts))]
+    raise LabelledDataError(f"{path}: cannot read {kind} input from a {path.suffix!r} file")
+
+
+@torch.no_grad()
+def predict(run_dir: str | Path, inputs: list, *, which="best", device="cpu", top=1) -> list[dict]:
+    """The ``top`` classes (with probabilities) of each input (text, ``(T, F)`` array)."""
+    model, encoder, labels, task = load_classifier(run_dir, which, device)
+    if task["aligned"]:
+        raise ValueError("predict serves classify runs; a tag run is scored with evaluate")
+    out = []
+    for start in range(0, len(inputs), 256):
+        x, lengths = collate([encoder.encode(item) for item in inputs[start : start + 256]])
+        probs = torch.softmax(logits_of(model, x.to(model.head.weight.device), lengths), -1)
+        values, ids = probs.topk(min(top, probs.size(-1)), dim=-1)
+        for v, i in zip(values.tolist(), ids.tolist()):
+            out.append(
+                {
+                    "label": labels.classes[i[0]],
+                    "top": [[labels.classes[k], p] for k, p in zip(i, v)],
+                }
+            )
+    return out
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    *,
+    data: str | None = None,
+    split: str = "test",
+    which: str = "best",
+    device: str = "cpu",
+    plot: str | Path | None = "",
+) -> dict:
+    """Accuracy, macro-F1, per-class figures and the confusion matrix of a run on held-out data.
+
+    With ``data``, that labelled file (read with the run's column settings) is scored; otherwise
+    ``split`` of the run's own data, cut as in training. The majority-class baseline (the most
+    common training class) and the class shares are reported beside the model. ``plot``: where
+    to write the confusion-matrix PNG (default ``RUN_DIR/confusion-<split>.png``; None: none).
+    """
+    model, encoder, labels, stored = load_classifier(run_dir, which, device)
+    data_cfg = ClassifyDataConfig(**stored["data"])
+    audio = AudioConfig(**stored["audio"])
+    aligned = stored["aligned"]
+    splits = read_splits(data_cfg, audio, aligned)
+    if data is not None:
+        scored = load_labelled(data, data_cfg.columns, aligned=aligned, audio=audio)
+        name = data
+    else:
+        if split not in splits:
+            raise ValueError(f"--split must be train, val or test, got {split!r}")
+        scored, name = splits[split], f"{data_cfg.data} [{split}]"
+    task = ClassifyTask(
+        ClassifyModelConfig(**stored["model"]),
+        data_cfg,
+        {"train": splits["train"], "scored": scored},
+        batch_size=stored["batch_size"],
+        seed=0,
+        device=next(model.parameters()).device,
+        encoder=encoder,
+        labels=labels,
+        audio=audio,
+    )
+    with torch.no_grad():
+        true, pred, _, loss = task.predictions(model, "scored")
+    report = classification_report(true, pred, labels.classes)
+    _, train_y = task.data["train"]
+    train_ids = torch.cat(train_y) if aligned else torch.tensor(train_y)
+    result = {
+        "data": name,
+        "checkpoint": which,
+        "loss": loss,
+        **report,
+        "majority": majority_baseline(train_ids, true, labels.classes),
+        "imbalance": imbalance(true, labels.classes),
+        "classes": labels.classes,
+    }
+    if plot is not None:
+        target = (
+            Path(plot)
+            if plot
+            else Path(run_dir) / f"confusion-{split if data is None else 'data'}.png"
+        )
+        try:
+            result["confusion_png"] = str(
+                plot_confusion(report["confusion"], labels.classes, target, title=name)
+            )
+        except ImportError as e:
+            result["confusion_png"] = f"(not drawn: {e})"
+    return result
+
+
+def describe_config(task: dict) -> dict:
+    """The parts of a stored task config worth printing."""
+    return {k: task[k] for k in ("kind", "input_kind", "sizes") if k in task} | {
+        "model": asdict(ClassifyModelConfig(**task["model"]))
+    }

@@ -1,0 +1,93 @@
+"""Walk-forward backtest with an expanding window: retrain, forecast one horizon, step on.
+
+Fold ``k`` of ``K`` ends each series ``(K - k) * horizon`` points before its end; the run's
+configuration is trained from scratch on everything before that origin (its own validation part
+included, as in the run) and forecasts the next ``horizon`` points, beside the baselines fitted
+on the same data. Folds never see their own future, and the last fold's origin is one horizon
+before the end of the data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from rnnkit.series.table import Series
+from rnnkit.tasks.forecast import ForecastDataConfig, ForecastModelConfig, Prepared, load_series
+from rnnkit.tasks.forecast_runs import (
+    forecast_part,
+    load_model,
+    read_run_config,
+    score,
+    train_forecast,
+)
+from rnnkit.training.config import TrainConfig
+
+
+def _head(s: Series, n: int) -> Series:
+    return Series(s.id, s.times[:n], s.values[:n], s.lines[:n])
+
+
+def backtest_run(
+    run_dir: str | Path,
+    *,
+    folds: int = 3,
+    data: str | None = None,
+    max_steps: int | None = None,
+    plot: str | Path | None = None,
+) -> dict:
+    """Backtest a forecasting run's configuration; fold runs go to ``RUN_DIR/backtest/``.
+
+    Returns the metrics of the model and the baselines over all folds' forecasts (as
+    ``evaluate_run`` does), with ``folds``.
+    """
+    if folds < 1:
+        raise ValueError(f"--folds must be >= 1, got {folds}")
+    config = read_run_config(run_dir)
+    model_cfg = ForecastModelConfig(**config["task"]["model"])
+    data_cfg = ForecastDataConfig(**config["task"]["data"])
+    fold_cfg = dataclasses.replace(data_cfg, test_size=data_cfg.horizon)
+    train = {k: v for k, v in config["train"].items() if k not in ("out", "resume")}
+    train.update(progress=False, max_steps=max_steps or train["max_steps"])
+    series = load_series(data_cfg, data)
+    h = data_cfg.horizon
+    root = Path(run_dir) / "backtest"
+    shutil.rmtree(root, ignore_errors=True)  # our own output of an earlier backtest
+    parts, fold_preps = [], []
+    for k in range(folds):
+        cut = [len(s) - (folds - k - 1) * h for s in series]
+        fold_series = [_head(s, n) for s, n in zip(series, cut)]
+        out = root / f"fold{k}"
+        train_forecast(model_cfg, fold_cfg, TrainConfig(out=str(out), **train), series=fold_series)
+        model, _, scalers = load_model(out)
+        prep = Prepared(fold_series, fold_cfg, scalers)
+        parts.append(forecast_part(model, prep, "test", stride=h))
+        fold_preps.append(prep)
+    fc = {
+        key: np.concatenate([p[key] for p in parts])
+        for key in parts[0]
+        if isinstance(parts[0][key], np.ndarray)
+    }
+    fc["picks"] = [pick for p in parts for pick in p["picks"]]
+    result = {
+        "data": data or data_cfg.data,
+        "split": f"backtest, {folds} folds",
+        "checkpoint": "best",
+        "series": len(series),
+        "origins": len(fc["picks"]),
+        "horizon": h,
+        "season": data_cfg.season,
+        "folds": folds,
+        **score(fc, data_cfg.quantile_list),
+    }
+    if "ets_missing" in parts[0]:
+        result["ets_missing"] = parts[0]["ets_missing"]
+    if plot is not None:
+        from rnnkit.series.plot import plot_forecasts
+
+        full = Prepared.for_future(series, data_cfg, {})
+        result["plot"] = str(plot_forecasts(full, fc, plot, title=f"{result['data']} backtest"))
+    return result

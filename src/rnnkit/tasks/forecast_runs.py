@@ -1,0 +1,245 @@
+"""A forecasting run from start to finish: train, load, evaluate beside baselines, predict.
+
+Each function is one call a Python user can make too::
+
+    from rnnkit.tasks.forecast_runs import train_forecast, evaluate_run, predict_run
+    train_forecast(ForecastModelConfig(), ForecastDataConfig(data="airline", lookback=36),
+                   TrainConfig(out="runs/air", max_steps=1500))
+    evaluate_run("runs/air")["model"]["mape"]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from rnnkit.series.baselines import ETSBaseline, naive, seasonal_naive
+from rnnkit.series.metrics import coverage, directional_accuracy, mase_scale, point_metrics
+from rnnkit.series.table import Series
+from rnnkit.series.windows import Scaler
+from rnnkit.tasks.forecast import (
+    ForecastDataConfig,
+    ForecastModelConfig,
+    ForecastTask,
+    Prepared,
+    build_forecaster,
+    forecast_raw,
+    load_series,
+)
+from rnnkit.training import checkpoint as ckpt
+from rnnkit.training.config import TrainConfig
+from rnnkit.training.trainer import BEST, CONFIG, LAST, RunResult, Trainer, resolve_device
+
+BASELINES = ("naive", "seasonal_naive", "ets")
+
+
+def read_run_config(run_dir: str | Path) -> dict:
+    """The stored ``config.json`` of a run, checked to be a forecasting run."""
+    config = ckpt.read_json(Path(run_dir) / CONFIG, "run config")
+    if config.get("task", {}).get("kind") != "forecast":
+        raise ckpt.CheckpointError(f"{run_dir} is not a forecasting run (config.json)")
+    return config
+
+
+def train_forecast(
+    model_cfg: ForecastModelConfig | None,
+    data_cfg: ForecastDataConfig | None,
+    train_cfg: TrainConfig,
+    *,
+    series: list[Series] | None = None,
+    callbacks=(),
+) -> RunResult:
+    """Train (or with ``train_cfg.resume``, continue) a forecaster into ``train_cfg.out``.
+
+    ``series`` replaces reading ``data_cfg.data`` (the backtest trains on cut-down copies).
+    On resume the model and data configs come from the run's config.json.
+    """
+    if train_cfg.resume:
+        stored = read_run_config(train_cfg.out)["task"]
+        model_cfg = ForecastModelConfig(**stored["model"])
+        data_cfg = ForecastDataConfig(**stored["data"])
+    if model_cfg is None or data_cfg is None:
+        raise ValueError("--data is required to start a run (only --resume reads it from the run)")
+    series = series if series is not None else load_series(data_cfg)
+    task = ForecastTask(
+        model_cfg,
+        data_cfg,
+        series,
+        batch_size=train_cfg.batch_size,
+        seed=train_cfg.seed,
+        device=resolve_device(train_cfg.device),
+    )
+    return Trainer(task, train_cfg, callbacks).run()
+
+
+def load_model(run_dir: str | Path, which: str = "best", device: str = "cpu"):
+    """Rebuild a run's forecaster from its config, load ``best`` or ``last`` weights; also
+    return the data config and the stored per-series scalers."""
+    if which not in ("best", "last"):
+        raise ValueError(f"--checkpoint must be best or last, got {which!r}")
+    run_dir = Path(run_dir)
+    task = read_run_config(run_dir)["task"]
+    data_cfg = ForecastDataConfig(**task["data"])
+    model = build_forecaster(task["inputs"], data_cfg, ForecastModelConfig(**task["model"]))
+    path = run_dir / (BEST if which == "best" else LAST)
+    if which == "best" and not path.exists():
+        path = run_dir / LAST
+    tensors, _ = ckpt.load(path)
+    try:
+        model.load_state_dict(ckpt.strip_prefix("model", tensors))
+    except RuntimeError as e:
+        raise ckpt.CheckpointError(f"{path} does not fit the model in config.json: {e}") from e
+    scalers = {k: Scaler.from_json(v) for k, v in task["scalers"].items()}
+    return model.to(resolve_device(device)).eval(), data_cfg, scalers
+
+
+def forecast_part(
+    model,
+    prep: Prepared,
+    part: str,
+    *,
+    stride: int,
+    baselines: bool = True,
+) -> dict:
+    """Model and baseline forecasts for every origin of ``part`` in every series, with actuals.
+
+    Returns arrays (N origins, horizon): ``actual``, ``model`` (the point forecast), one per
+    baseline, ``lower``/``upper`` (the outermost quantiles, when there are any), ``last`` (the
+    value before each origin), ``scale`` (each row's MASE denominator), plus ``picks``.
+    """
+    d = prep.data
+    picks = prep.picks(part, stride)
+    if not picks:
+        raise ValueError(f"the {part} part holds no complete forecast window")
+    device = next(model.parameters()).device
+    raw = forecast_raw(model, prep, picks, device)  # (N, H, Q)
+    qs = d.quantile_list
+    mid = qs.index(0.5) if qs else 0
+    out: dict = {"picks": picks, "model": raw[:, :, mid]}
+    if qs:
+        out["lower"], out["upper"] = raw[:, :, 0], raw[:, :, -1]
+    ys = [s.target for s in prep.series]
+    out["actual"] = np.stack([ys[s][o : o + d.horizon] for s, o in picks])
+    out["last"] = np.array([ys[s][o - 1] for s, o in picks])
+    scales = [mase_scale(y[: b.test_start], d.season) for y, b in zip(ys, prep.bounds)]
+    out["scale"] = np.array([scales[s] for s, _ in picks])
+    if baselines:
+        out["naive"] = np.stack([naive(ys[s], o, d.horizon) for s, o in picks])
+        out["seasonal_naive"] = np.stack(
+            [seasonal_naive(ys[s], o, d.horizon, d.season) for s, o in picks]
+        )
+        try:
+            ets = [
+                ETSBaseline.fit(y, b.val_start, b.test_start, d.horizon, d.season)
+                for y, b in zip(ys, prep.bounds)
+            ]
+            out["ets"] = np.stack([ets[s].forecast(ys[s], o, d.horizon) for s, o in picks])
+            out["ets_form"] = {prep.series[i].id: e.describe() for i, e in enumerate(ets)}
+        except ImportError as e:
+            out["ets_missing"] = str(e)
+    return out
+
+
+def score(fc: dict, quantiles: list[float]) -> dict:
+    """Metrics of the model and each baseline present in ``fc`` (see ``forecast_part``)."""
+    a, scale = fc["actual"], fc["scale"][:, None]
+    result: dict = {}
+    for name in ("model", *BASELINES):
+        if name not in fc:
+            continue
+        m = point_metrics(a, fc[name], scale)
+        if (fc[name] != fc["last"][:, None]).any():  # a forecast that never moves has no direction
+            m["direction"] = directional_accuracy(fc["last"][:, None], a, fc[name])
+        result[name] = m
+    # the accuracy of always forecasting "up", the bar for directional accuracy
+    moves = np.sign(a - fc["last"][:, None])
+    result["up_share"] = float(np.mean(moves[moves != 0] > 0)) if (moves != 0).any() else 0.0
+    if "lower" in fc:
+        result["model"]["coverage"] = coverage(a, fc["lower"], fc["upper"])
+        result["model"]["interval"] = [quantiles[0], quantiles[-1]]
+    return result
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    *,
+    data: str | None = None,
+    split: str = "test",
+    which: str = "best",
+    device: str = "cpu",
+    stride: int | None = None,
+    plot: str | Path | None = None,
+) -> dict:
+    """Forecast the held-out ``split`` (test: the tail) of the run's data or of ``data`` (a CSV
+    with the run's columns), from every ``stride``-th origin, beside the baselines.
+
+    A series the run was trained on is scaled with its stored training statistics; a new one with
+    statistics of its own part before the held-out tail.
+    """
+    if split not in ("val", "test"):
+        raise ValueError(f"--split must be val or test for a forecasting run, got {split!r}")
+    model, data_cfg, scalers = load_model(run_dir, which, device)
+    series = load_series(data_cfg, data)
+    prep = Prepared(series, data_cfg, scalers)
+    stride = stride or data_cfg.stride
+    fc = forecast_part(model, prep, split, stride=stride)
+    result = {
+        "data": data or data_cfg.data,
+        "split": split,
+        "checkpoint": which,
+        "series": len(series),
+        "origins": len(fc["picks"]),
+        "horizon": data_cfg.horizon,
+        "season": data_cfg.season,
+        **score(fc, data_cfg.quantile_list),
+    }
+    if "ets_form" in fc:
+        result["ets_form"] = fc["ets_form"]
+    if "ets_missing" in fc:
+        result["ets_missing"] = fc["ets_missing"]
+    if plot is not None:
+        from rnnkit.series.plot import plot_forecasts
+
+        result["plot"] = str(plot_forecasts(prep, fc, plot, title=f"{result['data']} [{split}]"))
+    return result
+
+
+def predict_run(
+    run_dir: str | Path, *, data: str | None = None, which: str = "best", device: str = "cpu"
+) -> list[dict]:
+    """Forecast the ``horizon`` steps after the end of each series of the run's data (or of
+    ``data``): one row per series and step, with the quantiles when the run has them."""
+    model, data_cfg, scalers = load_model(run_dir, which, device)
+    series = load_series(data_cfg, data)
+    for s in series:
+        if len(s) < data_cfg.lookback:
+            raise ValueError(
+                f"series {s.id!r} has {len(s)} points; forecasting needs the last "
+                f"--lookback {data_cfg.lookback}"
+            )
+    prep = Prepared.for_future(series, data_cfg, scalers)
+    picks = [(i, len(s)) for i, s in enumerate(series)]
+    raw = forecast_raw(model, prep, picks, next(model.parameters()).device)
+    qs = data_cfg.quantile_list
+    rows = []
+    for i, s in enumerate(series):
+        times = future_times(s.times, data_cfg.horizon)
+        for h in range(data_cfg.horizon):
+            row = {"series": s.id, "step": h + 1, "time": str(times[h])}
+            if qs:
+                row["forecast"] = float(raw[i, h, qs.index(0.5)])
+                row.update({f"q{q:g}": float(raw[i, h, j]) for j, q in enumerate(qs)})
+            else:
+                row["forecast"] = float(raw[i, h, 0])
+            rows.append(row)
+    return rows
+
+
+def future_times(times: np.ndarray, horizon: int) -> np.ndarray:
+    """The next ``horizon`` timestamps, one median step apart (an estimate where steps vary,
+    e.g. trading days across weekends)."""
+    step = np.median(np.diff(times)) if len(times) > 1 else 1
+    if np.issubdtype(times.dtype, np.datetime64):
+        step = np.timedelta64(int(step.astype(np.int64)), np.datetime_data(times.dtype)[0])
+    return times[-1] + step * np.arange(1, horizon + 1)

@@ -1,0 +1,323 @@
+"""Forecasting: reading and bad input, no look-ahead, baselines and metrics by hand, learning a
+seasonal series, and the CLI end to end on small synthetic CSV files."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from rnnkit.architectures import ForecasterEnsemble
+from rnnkit.cli.main import main
+from rnnkit.series.baselines import naive, seasonal_naive
+from rnnkit.series.metrics import coverage, directional_accuracy, mase_scale, point_metrics
+from rnnkit.series.table import SeriesError, read_series_csv
+from rnnkit.series.windows import Scaler
+from rnnkit.tasks.forecast import (
+    ForecastDataConfig,
+    ForecastModelConfig,
+    Prepared,
+    build_forecaster,
+    forecast_raw,
+    pinball_loss,
+)
+from rnnkit.tasks.forecast_runs import evaluate_run, load_model, predict_run, train_forecast
+from rnnkit.training.config import TrainConfig
+
+
+def write_csv(path, rows, header="t,y"):
+    path.write_text(header + "\n" + "\n".join(",".join(map(str, r)) for r in rows) + "\n")
+    return path
+
+
+def seasonal(n=240, seed=0):
+    """Two cycles (12 and 5.3 steps) and a little noise: seasonal naive is imperfect."""
+    t = np.arange(n)
+    rng = np.random.default_rng(seed)
+    return (
+        10 + np.sin(2 * np.pi * t / 12) + 0.5 * np.sin(2 * np.pi * t / 5.3)
+        + 0.05 * rng.standard_normal(n)
+    )  # fmt: skip
+
+
+def data_cfg(path, **kw):
+    base = dict(data=str(path), time_col="t", target="y", lookback=24, horizon=6, season=12)
+    return ForecastDataConfig(**(base | kw))
+
+
+# -- reading and bad input ---------------------------------------------------------------------
+def test_reads_dates_features_and_several_series(tmp_path):
+    path = write_csv(
+        tmp_path / "s.csv",
+        [("2020-01", "a", 1, 5), ("2020-02", "a", 2, 6), ("2020-01", "b", 3, 7),
+         ("2020-02", "b", 4, 8)],
+        header="month,id,y,x",
+    )  # fmt: skip
+    series = read_series_csv(path, time_col="month", target="y", features=["x"], series_col="id")
+    assert [s.id for s in series] == ["a", "b"]
+    np.testing.assert_array_equal(series[1].values, [[3, 7], [4, 8]])
+    assert series[0].times.dtype == np.dtype("datetime64[M]")
+
+
+def test_missing_values_error_names_line_and_column_then_fill(tmp_path):
+    path = write_csv(tmp_path / "m.csv", [(1, 1.0), (2, ""), (3, 3.0), (4, "NA"), (5, 9.0)])
+    with pytest.raises(SeriesError, match=r"column 'y': 2 missing value\(s\), the first at line 3"):
+        read_series_csv(path, time_col="t", target="y")
+    linear = read_series_csv(path, time_col="t", target="y", fill="linear")[0].target
+    np.testing.assert_allclose(linear, [1, 2, 3, 6, 9])
+    previous = read_series_csv(path, time_col="t", target="y", fill="previous")[0].target
+    np.testing.assert_allclose(previous, [1, 1, 3, 3, 9])
+
+
+def test_unsorted_timestamps_error_then_sort(tmp_path):
+    path = write_csv(tmp_path / "u.csv", [(1, 10), (3, 30), (2, 20)])
+    with pytest.raises(SeriesError, match=r"not in order: line 4 \(2.0\) comes after line 3"):
+        read_series_csv(path, time_col="t", target="y")
+    fixed = read_series_csv(path, time_col="t", target="y", sort=True)[0]
+    np.testing.assert_array_equal(fixed.target, [10, 20, 30])
+
+
+def test_duplicate_timestamps_are_refused_even_with_sort(tmp_path):
+    path = write_csv(tmp_path / "d.csv", [(1, 10), (2, 20), (2, 21)])
+    for sort in (False, True):
+        with pytest.raises(SeriesError, match=r"timestamp 2.0 appears twice \(lines 3 and 4\)"):
+            read_series_csv(path, time_col="t", target="y", sort=sort)
+
+
+def test_non_numeric_cell_and_missing_column(tmp_path):
+    path = write_csv(tmp_path / "n.csv", [(1, 10), (2, "ten")])
+    with pytest.raises(SeriesError, match=r"line 3, column 'y': 'ten' is not a number"):
+        read_series_csv(path, time_col="t", target="y")
+    with pytest.raises(SeriesError, match=r"no column 'price'; the header has: 't', 'y'"):
+        read_series_csv(path, time_col="t", target="price")
+
+
+def test_series_shorter_than_lookback_plus_horizon(tmp_path):
+    path = write_csv(tmp_path / "s.csv", [(i, i) for i in range(20)])
+    with pytest.raises(
+        SeriesError, match=r"20 points is too short: lookback \+ horizon \(24 \+ 6\)"
+    ):
+        Prepared(read_series_csv(path, time_col="t", target="y"), data_cfg(path))
+
+
+def test_cli_reports_bad_input_without_traceback(tmp_path, capsys):
+    path = write_csv(tmp_path / "u.csv", [(i, i) for i in (1, 3, 2)])
+    code = main(["train", "forecast", "--data", str(path), "--time-col", "t", "--target", "y",
+                 "--out", str(tmp_path / "run"), "--max-steps", "1", "--no-progress"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "error:" in err and "pass --sort" in err and "Traceback" not in err
+
+
+# -- no look-ahead -----------------------------------------------------------------------------
+def test_future_values_never_change_the_scaler_windows_or_a_past_forecast(tmp_path):
+    y = seasonal(120)
+    path = write_csv(tmp_path / "s.csv", list(enumerate(y)))
+    cfg = data_cfg(path, test_size=12, val_size=12, transform="log", quantiles="0.1,0.9")
+    series = read_series_csv(path, time_col="t", target="y")
+    changed = read_series_csv(path, time_col="t", target="y")
+    origin = 100  # a forecast origin in the test tail
+    changed[0].values[origin:, 0] *= 3.0  # the future after it: wildly different
+    a, b = Prepared(series, cfg), Prepared(changed, cfg)
+    assert a.scalers[0].to_json() == b.scalers[0].to_json()
+    wa, wb = a.windows(a.picks("train")), b.windows(b.picks("train"))
+    np.testing.assert_array_equal(wa.x, wb.x)
+    np.testing.assert_array_equal(wa.y, wb.y)
+    torch.manual_seed(0)
+    model = build_forecaster(1, cfg, ForecastModelConfig(hidden_size=8))
+    fa = forecast_raw(model, a, [(0, origin)], torch.device("cpu"))
+    fb = forecast_raw(model, b, [(0, origin)], torch.device("cpu"))
+    np.testing.assert_array_equal(fa, fb)
+    # ...and a change before the origin does change it (the test can fail)
+    changed[0].values[origin - 1, 0] *= 3.0
+    fc = forecast_raw(model, Prepared(changed, cfg), [(0, origin)], torch.device("cpu"))
+    assert not np.allclose(fa, fc)
+
+
+def test_scaler_is_fitted_on_the_training_part_only():
+    values = np.arange(1.0, 11.0)[:, None]
+    s = Scaler.fit(values[:6])
+    assert s.mean[0] == pytest.approx(3.5)
+    assert s.std[0] == pytest.approx(np.std([1, 2, 3, 4, 5, 6]))
+    np.testing.assert_allclose(s.unscale_target(s.scale(values)[:, 0]), values[:, 0])
+
+
+def test_sqrt_transform_by_hand_round_trips_and_refuses_negative_values():
+    values = np.array([0.0, 1.0, 4.0, 9.0, 16.0])[:, None]
+    s = Scaler.fit(values, "sqrt")
+    assert s.mean[0] == pytest.approx(2.0)  # the mean of the roots 0, 1, 2, 3, 4
+    assert s.std[0] == pytest.approx(np.std([0, 1, 2, 3, 4]))
+    np.testing.assert_allclose(s.scale(values)[:, 0], (np.arange(5) - 2.0) / s.std[0])
+    np.testing.assert_allclose(s.unscale_target(s.scale(values)[:, 0]), values[:, 0])
+    # a forecast root below zero is a count of zero, never a positive square
+    assert s.unscale_target(np.array([-5.0]))[0] == 0.0
+    assert Scaler.from_json(s.to_json()).transform == "sqrt"
+    with pytest.raises(SeriesError, match="sqrt needs values >= 0"):
+        Scaler.fit(np.array([[1.0], [-0.5]]), "sqrt")
+
+
+def test_cli_accepts_transform_sqrt(tmp_path, capsys):
+    y = seasonal(120) ** 2  # positive counts
+    path = write_csv(tmp_path / "s.csv", list(enumerate(y)))
+    out = tmp_path / "run"
+    argv = ["train", "forecast", "--data", str(path), "--time-col", "t", "--target", "y",
+            "--lookback", "24", "--horizon", "6", "--season", "12", "--transform", "sqrt",
+            "--hidden-size", "8", "--max-steps", "20", "--out", str(out),
+            "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    assert json.loads((out / "config.json").read_text())["task"]["data"]["transform"] == "sqrt"
+    assert evaluate_run(out)["model"]["mase"] > 0
+
+
+# -- baselines and metrics by hand ---------------------------------------------------------------
+def test_baselines_match_hand_computed_values():
+    h = np.array([5.0, 1, 2, 3, 4, 6, 7, 8])
+    np.testing.assert_array_equal(naive(h, 6, 3), [6, 6, 6])
+    # season 4, origin 6: steps t=6,7,8 take h[2], h[3], h[4]; t=10 wraps to h[2] again
+    np.testing.assert_array_equal(seasonal_naive(h, 6, 5, 4), [2, 3, 4, 6, 2])
+    np.testing.assert_array_equal(seasonal_naive(h, 6, 2, 1), [6, 6])
+
+
+def test_metrics_match_hand_computed_values():
+    a, f = np.array([2.0, 4.0, 5.0]), np.array([1.0, 5.0, 5.0])
+    m = point_metrics(a, f, scale=np.array([2.0, 2.0, 2.0]))
+    assert m["mae"] == pytest.approx(2 / 3)
+    assert m["rmse"] == pytest.approx(math.sqrt(2 / 3))
+    assert m["mape"] == pytest.approx(100 * (0.5 + 0.25) / 3)
+    assert m["mase"] == pytest.approx(1 / 3)
+    # seasonal naive in-sample errors with m=2: |3-1|, |4-2|, |9-3| -> 10/3
+    assert mase_scale(np.array([1.0, 2, 3, 4, 9]), 2) == pytest.approx(10 / 3)
+    assert coverage(a, a - 1, np.array([3.0, 3.0, 6.0])) == pytest.approx(2 / 3)
+    # last 3: up/up/up actual; forecasts down/up/up -> 2 of 3
+    assert directional_accuracy(np.array(3.0), a + 2, f + 1) == pytest.approx(2 / 3)
+
+
+def test_pinball_loss_by_hand():
+    pred = torch.tensor([[1.0, 2.0]])
+    q = torch.tensor([0.1, 0.9])
+    # y=3: errors 2 and 1 above both: 0.1*2 and 0.9*1 -> mean 0.55
+    assert pinball_loss(pred, torch.tensor([3.0]), q).item() == pytest.approx(0.55)
+
+
+def test_ets_baseline_beats_naive_on_a_seasonal_series():
+    pytest.importorskip("statsmodels")
+    from rnnkit.series.baselines import ETSBaseline
+
+    t = np.arange(144)
+    y = (
+        10
+        + 0.02 * t
+        + np.sin(2 * np.pi * t / 12)
+        + 0.05 * np.random.default_rng(0).normal(size=144)
+    )
+    ets = ETSBaseline.fit(y, 108, 120, 12, 12)
+    err = np.abs(ets.forecast(y, 120, 12) - y[120:132]).mean()
+    assert err < 0.5 * np.abs(naive(y, 120, 12) - y[120:132]).mean()
+    # the same fitted model run on to a later origin, only over data before it
+    later = y.copy()
+    later[125:] = 0
+    np.testing.assert_array_equal(ets.forecast(y, 125, 6), ets.forecast(later, 125, 6))
+
+
+# -- learning and the command line ---------------------------------------------------------------
+def test_learns_a_seasonal_series_to_mase_well_under_one(tmp_path):
+    torch.set_num_threads(1)
+    path = write_csv(tmp_path / "s.csv", list(enumerate(seasonal(240))))
+    cfg = data_cfg(path, test_size=24, val_size=24, reference="none")
+    train = TrainConfig(out=str(tmp_path / "run"), max_steps=400, lr=1e-2, eval_every=100,
+                        warmup_steps=20, progress=False)  # fmt: skip
+    train_forecast(ForecastModelConfig(cell="gru", hidden_size=32), cfg, train)
+    m = evaluate_run(tmp_path / "run")
+    assert m["origins"] == 19  # every origin whose 6 steps lie in the 24-step tail
+    assert m["model"]["mase"] < 0.5
+    assert m["model"]["mase"] < 0.6 * m["seasonal_naive"]["mase"]
+
+
+def test_ensemble_trains_every_member_and_forecasts_their_mean(tmp_path):
+    torch.set_num_threads(1)
+    path = write_csv(tmp_path / "s.csv", list(enumerate(seasonal(120))))
+    cfg = data_cfg(path, test_size=12, val_size=12, quantiles="0.1,0.9")
+    out = tmp_path / "run"
+    train = TrainConfig(out=str(out), max_steps=30, lr=1e-2, eval_every=10, progress=False)
+    train_forecast(ForecastModelConfig(hidden_size=8, members=3), cfg, train)
+    model, data, scalers = load_model(out)
+    assert isinstance(model, ForecasterEnsemble) and len(model.members) == 3
+    # each member moved from its own initialisation, and they differ from each other
+    a, b = (m.head.weight for m in model.members[:2])
+    assert not torch.allclose(a, b)
+    prep = Prepared(read_series_csv(path, time_col="t", target="y"), data, scalers)
+    picks = prep.picks("test")
+    both = forecast_raw(model, prep, picks, torch.device("cpu"))
+    x = torch.tensor(prep.windows(picks).x, dtype=torch.float32)
+    with torch.no_grad():
+        mean = torch.stack([m(x)[0][:, -1] for m in model.members]).mean(0)
+        np.testing.assert_allclose(model(x)[0][:, -1].numpy(), mean.numpy(), rtol=1e-6)
+    assert both.shape == (len(picks), 6, 3)
+    assert evaluate_run(out)["model"]["mase"] > 0
+    with pytest.raises(ValueError, match="--members"):
+        ForecastModelConfig(members=0)
+
+
+def test_cli_train_evaluate_predict_several_series_with_quantiles(tmp_path, capsys):
+    rows = [(t, name, v) for name, seed in (("a", 1), ("b", 2))
+            for t, v in enumerate(seasonal(96, seed) * (1 if name == "a" else 3))]  # fmt: skip
+    path = write_csv(tmp_path / "two.csv", rows, header="t,id,y")
+    run = tmp_path / "run"
+    assert main(["train", "forecast", "--data", str(path), "--time-col", "t", "--target", "y",
+                 "--series-col", "id", "--lookback", "24", "--horizon", "6", "--season", "12",
+                 "--quantiles", "0.1,0.9", "--out", str(run), "--max-steps", "30",
+                 "--eval-every", "10", "--no-progress"]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--json", "--plot", str(tmp_path / "f.png")]) == 0
+    m = json.loads(capsys.readouterr().out)
+    assert m["series"] == 2 and m["origins"] == 2  # one 6-step origin per series
+    assert {"naive", "seasonal_naive", "model"} <= set(m)
+    assert 0 <= m["model"]["coverage"] <= 1 and m["model"]["interval"] == [0.1, 0.9]
+    assert (tmp_path / "f.png").stat().st_size > 0
+    assert main(["predict", str(run), "--format", "json"]) == 0
+    pred = json.loads(capsys.readouterr().out)
+    assert [(p["series"], p["step"]) for p in pred[:7]] == [("a", h) for h in range(1, 7)] + [
+        ("b", 1)
+    ]
+    assert pred[0]["time"] == "96.0"
+
+
+def test_autoregressive_mode_trains_and_forecasts(tmp_path):
+    path = write_csv(tmp_path / "s.csv", list(enumerate(seasonal(120))))
+    cfg = data_cfg(path, mode="autoregressive", quantiles="0.2,0.8")
+    train = TrainConfig(out=str(tmp_path / "ar"), max_steps=5, eval_every=5, progress=False)
+    train_forecast(ForecastModelConfig(hidden_size=8), cfg, train)
+    rows = predict_run(tmp_path / "ar")
+    assert len(rows) == 6 and all(np.isfinite(r["forecast"]) for r in rows)
+    with pytest.raises(ValueError, match=r"autoregressive .* takes no --features"):
+        data_cfg(path, mode="autoregressive", features="x")
+
+
+def test_backtest_walks_forward(tmp_path, capsys):
+    path = write_csv(tmp_path / "s.csv", list(enumerate(seasonal(100))))
+    run = tmp_path / "run"
+    train_forecast(
+        ForecastModelConfig(hidden_size=8),
+        data_cfg(path, lookback=12, horizon=4, season=12),
+        TrainConfig(out=str(run), max_steps=3, eval_every=3, progress=False),
+    )
+    assert main(["backtest", str(run), "--folds", "2", "--json"]) == 0
+    m = json.loads(capsys.readouterr().out)
+    assert m["folds"] == 2 and m["origins"] == 2
+    assert sorted(p.name for p in (run / "backtest").iterdir()) == ["fold0", "fold1"]
+
+
+def test_seasonal_reference_is_the_seasonal_naive_forecast():
+    from rnnkit.series.windows import cut_windows
+
+    z = np.arange(20.0)[:, None] ** 2  # (T, 1)
+    w = cut_windows([z], [(0, 10)], 6, 5, reference="seasonal", season=4)
+    # step h takes z[10 - 4 + h % 4]: z[6], z[7], z[8], z[9], z[6]
+    np.testing.assert_array_equal(w.ref[0], [36, 49, 64, 81, 36])
+    np.testing.assert_array_equal(w.y[0], z[10:15, 0] - w.ref[0])
+    np.testing.assert_array_equal(w.x[0, :, 0], z[4:10, 0] - 81)
+    with pytest.raises(SeriesError, match="needs --lookback >= --season"):
+        cut_windows([z], [(0, 10)], 3, 5, reference="seasonal", season=4)
