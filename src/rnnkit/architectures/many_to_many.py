@@ -7,18 +7,19 @@ vocabulary out; a tagger may be bidirectional. The recurrent part is any rnnkit 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 from torch import Tensor, nn
 
-from rnnkit.layers import GRU, LSTM, RNN
+from rnnkit.layers import GRU, LSTM, RNN, Recurrent
 from rnnkit.state import State
 
 CellName = Literal["rnn", "rnn_relu", "lstm", "gru"]
 
 
 def make_layer(
-    cell: CellName,
+    cell: CellName | Callable[..., nn.Module],
     input_size: int,
     hidden_size: int,
     *,
@@ -27,13 +28,19 @@ def make_layer(
     bidirectional: bool = False,
     batch_first: bool = True,
 ) -> nn.Module:
-    """Build the rnnkit layer named by ``cell``, with torch.nn's arguments."""
+    """Build the rnnkit layer named by ``cell``, with torch.nn's arguments.
+
+    ``cell`` may also be a custom cell class (such as ``rnnkit.LayerNormLSTMCell``), unrolled by
+    ``rnnkit.Recurrent``.
+    """
     kwargs = dict(
         num_layers=num_layers,
         dropout=dropout if num_layers > 1 else 0.0,
         bidirectional=bidirectional,
         batch_first=batch_first,
     )
+    if not isinstance(cell, str):
+        return Recurrent(cell, input_size, hidden_size, **kwargs)
     if cell == "lstm":
         return LSTM(input_size, hidden_size, **kwargs)
     if cell == "gru":

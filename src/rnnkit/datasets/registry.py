@@ -165,7 +165,7 @@ _CORE: dict[str, DatasetSpec] = {
 
 # Modules that each define ``SPECS: tuple[DatasetSpec, ...]``, one module per task family (the
 # classification sets, the forecasting series, ...). Read on first use, to keep imports light.
-SPEC_MODULES: tuple[str, ...] = ()
+SPEC_MODULES: tuple[str, ...] = ("rnnkit.datasets.seq2seq_sets",)
 _REGISTRY: dict[str, DatasetSpec] = {}
 
 
