@@ -23,6 +23,8 @@ from types import ModuleType
 # task kind (as stored in a run's config.json) -> the module that serves it on the command line
 TASKS: dict[str, str] = {
     "lm": "rnnkit.cli.lm",
+    "seq2seq": "rnnkit.cli.seq2seq",
+    "generate": "rnnkit.cli.generate",
 }
 RUN_VERBS = {
     "evaluate": "metrics of a trained run on held-out data",
