@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import random
 
@@ -194,6 +195,11 @@ def test_cli_train_predict_evaluate(tmp_path, capsys, monkeypatch):
     assert 0 <= metrics["sequence_error_rate"] <= 1 and metrics["token_error_rate"] >= 0
     assert metrics["baseline_sequence_error_rate"] > 0.9
     assert png.stat().st_size > 1000
+    assert main(["evaluate", str(run), "--data", str(pairs), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["sequences"] == len(reversal_pairs(200))
+    monkeypatch.setattr("sys.stdin", io.StringIO("dcba\n"))
+    assert main(["predict", str(run)]) == 0
+    assert capsys.readouterr().out.startswith("dcba\t")
 
 
 def test_split_by_source_keeps_all_targets_of_a_source_together():

@@ -60,6 +60,16 @@ def load_pairs(data: str) -> list[tuple[str, str]]:
     return read_pairs(data)
 
 
+def group_references(pairs: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
+    """``{source: [its distinct targets, in file order]}``."""
+    references: dict[str, list[str]] = {}
+    for source, target in pairs:
+        targets = references.setdefault(source, [])
+        if target not in targets:
+            targets.append(target)
+    return references
+
+
 def split_by_source(
     pairs: Sequence[tuple[str, str]], val_fraction: float, test_fraction: float, seed: int
 ) -> dict[str, dict[str, list[str]]]:
@@ -68,11 +78,7 @@ def split_by_source(
     The unique sources are sorted, shuffled with ``seed`` and cut: test and val take
     ``round(n * fraction)`` sources each (at least one each), train the rest.
     """
-    references: dict[str, list[str]] = {}
-    for source, target in pairs:
-        targets = references.setdefault(source, [])
-        if target not in targets:
-            targets.append(target)
+    references = group_references(pairs)
     sources = sorted(references)
     random.Random(seed).shuffle(sources)
     n = len(sources)

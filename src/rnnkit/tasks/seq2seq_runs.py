@@ -26,7 +26,13 @@ from rnnkit.tasks.seq2seq import (
     evaluate_seq2seq,
     translate,
 )
-from rnnkit.tasks.seq2seq_data import error_rates, load_pairs, read_pairs, split_by_source
+from rnnkit.tasks.seq2seq_data import (
+    error_rates,
+    group_references,
+    load_pairs,
+    read_pairs,
+    split_by_source,
+)
 from rnnkit.text.tokens import TokenVocab, tokenize
 from rnnkit.training import checkpoint as ckpt
 from rnnkit.training.config import TrainConfig
@@ -146,8 +152,7 @@ def evaluate_run(
         data_cfg.split_seed,
     )
     if data is not None:
-        refs = split_by_source(read_pairs(data), 0.01, 0.01, 0)
-        refs = {s: t for part in refs.values() for s, t in part.items()}
+        refs = group_references(read_pairs(data))
         scored = data
     else:
         if split not in splits:
