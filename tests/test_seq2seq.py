@@ -240,3 +240,20 @@ def test_wordfreq_reader_decodes_msgpack_buckets(tmp_path):
     path = tmp_path / "small_xx.msgpack.gz"
     path.write_bytes(gzip.compress(body))
     assert read_wordfreq(path) == ["the", "of", "zebra"]
+
+
+def test_teacher_forcing_schedule_and_scheduled_sampling_step():
+    cfg = Seq2SeqModelConfig(
+        hidden_size=16, embedding_size=8, teacher_forcing_final=0.5, teacher_forcing_steps=100
+    )
+    assert [cfg.teacher_forcing_at(s) for s in (0, 50, 100, 500)] == [1.0, 0.75, 0.5, 0.5]
+    with pytest.raises(ValueError, match="--teacher-forcing-final must lie in"):
+        Seq2SeqModelConfig(teacher_forcing_final=1.5)
+    task = Seq2SeqTask(cfg, Seq2SeqDataConfig(data="-"), reversal_pairs(100), batch_size=8)
+    model = task.build_model()
+    batch = task.train_batch(60)
+    assert batch.teacher_forcing == pytest.approx(0.7)
+    loss, n = task.batch_loss(model, batch)
+    loss.backward()
+    assert n == int((batch.target_out != 0).sum()) and torch.isfinite(loss)
+    assert task.train_batch(60).source.equal(batch.source)  # a pure function of the step
