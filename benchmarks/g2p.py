@@ -26,11 +26,13 @@ from pathlib import Path
 import torch
 
 from rnnkit.tasks.seq2seq import Seq2SeqDataConfig, Seq2SeqModelConfig
+from rnnkit.tasks.seq2seq_data import load_pairs, split_by_source
 from rnnkit.tasks.seq2seq_runs import evaluate_run, predict, train_seq2seq
 from rnnkit.training.config import TrainConfig
 
 PUBLISHED = "PER 5.5-7 %, WER 22-29 % (LSTM encoder-decoders, CMUdict)"
-WORDS = ["rnnkit", "pytorch", "encoder", "attention", "phoneme", "zweig", "quixotic"]
+NEW_WORDS = ["rnnkit", "pytorch", "encoder", "tokenizer", "backprop", "chatbot"]
+"""Words that are not in CMUdict at all."""
 
 
 def main() -> None:
@@ -97,8 +99,15 @@ def main() -> None:
         )
     print(f"{'published':<34}{PUBLISHED}")
     print(f"\n(training wall time this call: {train_s / 60:.1f} min)")
-    for word, phones in zip(WORDS, predict(out, WORDS, beam=args.beam)):
-        print(f"  {word:<12}{phones}")
+    test = split_by_source(load_pairs("cmudict"), 0.05, 0.05, 0)["test"]
+    sample = sorted(test)[::800]
+    print(f"\ntest words (beam {args.beam}), with their listed pronunciations:")
+    for word, phones in zip(sample, predict(out, sample, beam=args.beam)):
+        mark = "ok " if phones in test[word] else "   "
+        print(f"  {mark}{word:<16}{phones:<28}{' | '.join(test[word])}")
+    print("words not in CMUdict:")
+    for word, phones in zip(NEW_WORDS, predict(out, NEW_WORDS, beam=args.beam)):
+        print(f"     {word:<16}{phones}")
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=1))
 
