@@ -36,22 +36,14 @@ def make_layer(
     ``cell`` is ``"rnn"`` (tanh), ``"rnn_relu"``, ``"lstm"``, ``"gru"``, or a custom cell class,
     which ``rnnkit.Recurrent`` unrolls the same way (see ``rnnkit.LayerNormLSTMCell``).
     """
-    if not isinstance(cell, str):
-        return Recurrent(
-            cell,
-            input_size,
-            hidden_size,
-            num_layers=num_layers,
-            dropout=dropout if num_layers > 1 else 0.0,
-            bidirectional=bidirectional,
-            batch_first=batch_first,
-        )
     kwargs = dict(
         num_layers=num_layers,
         dropout=dropout if num_layers > 1 else 0.0,
         bidirectional=bidirectional,
         batch_first=batch_first,
     )
+    if not isinstance(cell, str):
+        return Recurrent(cell, input_size, hidden_size, **kwargs)
     if cell == "lstm":
         return LSTM(input_size, hidden_size, **kwargs)
     if cell == "gru":

@@ -26,6 +26,8 @@ TASKS: dict[str, str] = {
     "classify": "rnnkit.cli.classify",
     "tag": "rnnkit.cli.classify",
     "forecast": "rnnkit.cli.forecast",
+    "seq2seq": "rnnkit.cli.seq2seq",
+    "generate": "rnnkit.cli.generate",
 }
 RUN_VERBS = {
     "evaluate": "metrics of a trained run on held-out data",

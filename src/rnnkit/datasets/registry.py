@@ -168,6 +168,7 @@ _CORE: dict[str, DatasetSpec] = {
 SPEC_MODULES: tuple[str, ...] = (
     "rnnkit.datasets.classification_sets",
     "rnnkit.datasets.series_sets",
+    "rnnkit.datasets.seq2seq_sets",
 )
 _REGISTRY: dict[str, DatasetSpec] = {}
 

@@ -1,0 +1,278 @@
+"""Encoder-decoder with attention: read a source sequence, write a target sequence.
+
+``source -> embedding -> encoder (layers, optionally bidirectional)`` gives one output per
+source step; the encoder's final state, through a learned bridge, starts the decoder.
+At each target step the decoder reads the previous target token; its output queries the source
+(``rnnkit.architectures.attention``), and ``tanh(W_c [context; output])`` is projected onto the
+target vocabulary (Luong, Pham & Manning 2015, section 3).
+
+Training feeds the true previous tokens (teacher forcing): then the whole target runs through
+the decoder layer in one call, fused kernels included, and attention is one batched product.
+With ``teacher_forcing < 1`` each step instead feeds, with that probability, the true token and
+otherwise the model's own previous guess (scheduled sampling, Bengio et al. 2015), one step
+at a time. Decoding is greedy, sampled or beam search (``rnnkit.generate.beam``), batched, and
+returns the attention weights of every output step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from rnnkit.architectures.attention import Attention, AttentionKind, Memory
+from rnnkit.architectures.many_to_many import CellName, make_layer
+from rnnkit.generate.beam import Hypothesis, beam_search, decode_steps
+from rnnkit.generate.decoding import SamplingConfig
+from rnnkit.state import State, map_state
+
+
+def _leaves(state: State) -> tuple[Tensor, ...]:
+    return (state,) if isinstance(state, Tensor) else tuple(state)
+
+
+def _rebuild(like: State, leaves: list[Tensor]) -> State:
+    return leaves[0] if isinstance(like, Tensor) else tuple(leaves)
+
+
+@dataclass
+class DecoderState:
+    """What one decoding step needs: the decoder's recurrent state and the encoded source."""
+
+    rnn: State
+    """The decoder layer's state, each tensor ``(L, B, ...)``."""
+    memory: Memory
+    """The encoded source."""
+
+    def index_select(self, index: Tensor) -> DecoderState:
+        return DecoderState(
+            map_state(lambda t: t[:, index], self.rnn), self.memory.index_select(index)
+        )
+
+
+@dataclass
+class Decoded:
+    """A decoded batch: one output per item."""
+
+    tokens: list[list[int]]
+    """The ids of each output, without ``<bos>``, and without ``<eos>``."""
+    attention: list[Tensor]
+    """Per item, the attention weights ``(T_out, S)`` of each output step (``<eos>`` included)
+    over its source steps (``S`` = that item's source length)."""
+    scores: list[float]
+    """The log-probability of each output (length-normalised for beam search)."""
+
+
+class Seq2Seq(nn.Module):
+    """An attentional encoder-decoder over token ids.
+
+    Args:
+        source_vocab_size, target_vocab_size: the two vocabularies (``<pad>`` = 0).
+        embedding_size: width of both token embeddings.
+        hidden_size: hidden units of every encoder and decoder layer, H.
+        encoder_layers, decoder_layers: stacked layers on each side.
+        bidirectional: read the source both ways (encoder outputs are ``2H`` wide).
+        cell: ``"lstm"``, ``"gru"``, ``"rnn"``, ``"rnn_relu"``, or a custom cell class (such as
+            ``rnnkit.LayerNormLSTMCell``), used on both sides.
+        attention: ``"additive"`` or ``"dot"``.
+        dropout: on embeddings, between layers and before the output layer, in training.
+        bos_id, eos_id, pad_id: the special ids of the target vocabulary.
+
+    Shapes: ``forward(source (B, S), source_lengths (B,), target_in (B, T))`` returns logits
+    ``(B, T, target_vocab_size)`` and attention weights ``(B, T, S)``.
+
+    Example::
+
+        >>> model = Seq2Seq(30, 40, hidden_size=32, embedding_size=16)
+        >>> src, lengths = torch.randint(4, 30, (2, 7)), torch.tensor([7, 5])
+        >>> logits, weights = model(src, lengths, torch.randint(4, 40, (2, 6)))
+        >>> logits.shape, weights.shape
+        (torch.Size([2, 6, 40]), torch.Size([2, 6, 7]))
+        >>> out = model.generate(src, lengths, beam=3, max_length=10)
+    """
+
+    def __init__(
+        self,
+        source_vocab_size: int,
+        target_vocab_size: int,
+        *,
+        embedding_size: int = 128,
+        hidden_size: int = 256,
+        encoder_layers: int = 1,
+        decoder_layers: int = 1,
+        bidirectional: bool = True,
+        cell: CellName | Callable[..., nn.Module] = "lstm",
+        attention: AttentionKind = "additive",
+        dropout: float = 0.0,
+        bos_id: int = 2,
+        eos_id: int = 3,
+        pad_id: int = 0,
+    ) -> None:
+        super().__init__()
+        self.bos_id, self.eos_id, self.pad_id = bos_id, eos_id, pad_id
+        D = 2 if bidirectional else 1
+        self.num_directions = D
+        self.source_embedding = nn.Embedding(source_vocab_size, embedding_size, padding_idx=pad_id)
+        self.target_embedding = nn.Embedding(target_vocab_size, embedding_size, padding_idx=pad_id)
+        self.encoder = make_layer(
+            cell,
+            embedding_size,
+            hidden_size,
+            num_layers=encoder_layers,
+            dropout=dropout,
+            bidirectional=bidirectional,
+        )
+        self.decoder = make_layer(
+            cell, embedding_size, hidden_size, num_layers=decoder_layers, dropout=dropout
+        )
+        # one bridge per state tensor (h, or h and c): the top encoder layer's final states
+        # (both directions side by side) -> every decoder layer's initial state
+        enc_leaves = _leaves(self.encoder.initial_state(1))
+        dec_leaves = _leaves(self.decoder.initial_state(1))
+        if len(enc_leaves) != len(dec_leaves):
+            raise ValueError("the encoder and decoder cells must have the same state structure")
+        self.bridges = nn.ModuleList(
+            nn.Linear(D * e.size(-1), decoder_layers * d.size(-1))
+            for e, d in zip(enc_leaves, dec_leaves)
+        )
+        self.attention = Attention(hidden_size, D * hidden_size, kind=attention)
+        self.combine = nn.Linear(D * hidden_size + hidden_size, hidden_size)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden_size, target_vocab_size)
+
+    # -- the pieces --------------------------------------------------------------------------------
+    def encode(self, source: Tensor, source_lengths: Tensor) -> DecoderState:
+        """Encode a padded source batch; return the decoder's starting state."""
+        emb = self.dropout(self.source_embedding(source))  # (B, S, E)
+        outputs, final = self.encoder(emb, lengths=source_lengths)  # (B, S, D*H)
+        memory = self.attention.prepare(outputs, source_lengths)
+        B, D = source.size(0), self.num_directions
+        start = self.decoder.initial_state(B, dtype=outputs.dtype, device=outputs.device)
+        leaves = []
+        for bridge, enc, dec in zip(self.bridges, _leaves(final), _leaves(start)):
+            top = enc[-D:].transpose(0, 1).reshape(B, -1)  # (B, D*H): the top layer's final
+            init = torch.tanh(bridge(top)).view(B, dec.size(0), -1).transpose(0, 1)  # (L, B, H)
+            leaves.append(init.contiguous())
+        return DecoderState(_rebuild(start, leaves), memory)
+
+    def _output(self, dec_out: Tensor, memory: Memory) -> tuple[Tensor, Tensor]:
+        context, weights = self.attention(dec_out, memory)  # (B, T, D*H), (B, T, S)
+        combined = torch.tanh(self.combine(torch.cat([context, dec_out], -1)))  # (B, T, H)
+        return self.head(self.dropout(combined)), weights
+
+    def step(self, tokens: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState, Tensor]:
+        """One decoding step: previous tokens ``(B,)`` -> logits ``(B, V)``, state, weights."""
+        emb = self.dropout(self.target_embedding(tokens)).unsqueeze(1)  # (B, 1, E)
+        out, rnn = self.decoder(emb, state.rnn)  # (B, 1, H)
+        logits, weights = self._output(out, state.memory)
+        return logits.squeeze(1), DecoderState(rnn, state.memory), weights.squeeze(1)
+
+    # -- training ----------------------------------------------------------------------------------
+    def forward(
+        self,
+        source: Tensor,
+        source_lengths: Tensor,
+        target_in: Tensor,
+        *,
+        teacher_forcing: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """Logits ``(B, T, V)`` for ``target_in`` (``<bos>`` + target); weights ``(B, T, S)``."""
+        state = self.encode(source, source_lengths)
+        if teacher_forcing >= 1.0:
+            emb = self.dropout(self.target_embedding(target_in))  # (B, T, E)
+            out, _ = self.decoder(emb, state.rnn)  # (B, T, H)
+            return self._output(out, state.memory)
+        logits_steps, weight_steps = [], []
+        tokens = target_in[:, 0]
+        for t in range(target_in.size(1)):
+            logits, state, weights = self.step(tokens, state)
+            logits_steps.append(logits)
+            weight_steps.append(weights)
+            if t + 1 < target_in.size(1):
+                keep = torch.rand(tokens.shape, generator=generator, device=tokens.device)
+                guess = logits.detach().argmax(-1)
+                tokens = torch.where(keep < teacher_forcing, target_in[:, t + 1], guess)
+        return torch.stack(logits_steps, 1), torch.stack(weight_steps, 1)
+
+    # -- decoding ----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(
+        self,
+        source: Tensor,
+        source_lengths: Tensor,
+        *,
+        beam: int = 1,
+        max_length: int | None = None,
+        length_penalty: float = 1.0,
+        sampling: SamplingConfig | None = None,
+    ) -> Decoded:
+        """Decode a batch: greedy (``beam=1``, the default), beam search, or sampling.
+
+        Args:
+            source, source_lengths: the padded source ids ``(B, S)`` and their lengths ``(B,)``.
+            beam: beam width; 1 is greedy decoding.
+            max_length: the most output tokens (default ``2 * S + 10``).
+            length_penalty: beam scores are log-probabilities / length ** this.
+            sampling: sample instead of searching (only with ``beam=1``).
+        """
+        was_training = self.training
+        self.eval()
+        B, S = source.shape
+        max_length = max_length or 2 * S + 10
+        state = self.encode(source, source_lengths)
+        lengths = source_lengths.tolist()
+        if beam == 1:
+            ids, out_lengths, weights = decode_steps(
+                self.step,
+                state,
+                B,
+                bos_id=self.bos_id,
+                eos_id=self.eos_id,
+                max_length=max_length,
+                sampling=sampling,
+                device=source.device,
+            )
+            log_probs = self._score(state, ids, out_lengths)
+            result = Decoded([], [], [])
+            for b in range(B):
+                n = int(out_lengths[b])
+                result.tokens.append([t for t in ids[b, :n].tolist() if t != self.eos_id])
+                result.attention.append(weights[b, :n, : lengths[b]].cpu())  # type: ignore[index]
+                result.scores.append(float(log_probs[b]))
+        else:
+            if sampling is not None:
+                raise ValueError("sampling and beam search do not mix: give one of them")
+            best: list[Hypothesis] = [
+                hyps[0]
+                for hyps in beam_search(
+                    self.step,
+                    DecoderState.index_select,
+                    state,
+                    B,
+                    bos_id=self.bos_id,
+                    eos_id=self.eos_id,
+                    width=beam,
+                    max_length=max_length,
+                    length_penalty=length_penalty,
+                    device=source.device,
+                )
+            ]
+            result = Decoded([], [], [])
+            for b, hyp in enumerate(best):
+                result.tokens.append([t for t in hyp.tokens if t != self.eos_id])
+                result.attention.append(hyp.extras[:, : lengths[b]].cpu())  # type: ignore[index]
+                result.scores.append(hyp.score)
+        self.train(was_training)
+        return result
+
+    def _score(self, state: DecoderState, ids: Tensor, lengths: Tensor) -> Tensor:
+        """The log-probability of each decoded output (up to and including its ``<eos>``)."""
+        bos = torch.full_like(ids[:, :1], self.bos_id)
+        out, _ = self.decoder(self.target_embedding(torch.cat([bos, ids[:, :-1]], 1)), state.rnn)
+        logits, _ = self._output(out, state.memory)
+        log_probs = torch.log_softmax(logits.float(), -1).gather(-1, ids[..., None]).squeeze(-1)
+        valid = torch.arange(ids.size(1), device=ids.device)[None, :] < lengths[:, None]
+        return (log_probs * valid).sum(1)

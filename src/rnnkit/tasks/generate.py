@@ -1,0 +1,309 @@
+"""Conditional generation: a category (a CSV column) -> a token sequence (another column).
+
+The model is ``OneToMany`` with a class input: each distinct value of the condition column in
+the training split is a class. Rows are split at random (seeded) into train, val and test;
+training minimises the cross-entropy of each target token given the condition and the previous
+tokens, and evaluation reports that loss per token on a held-out split, beside the unigram
+baseline (the entropy of the training targets' token frequencies).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import random
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rnnkit.architectures.many_to_many import CellName
+from rnnkit.architectures.one_to_many import OneToMany
+from rnnkit.tasks.seq2seq_data import length_bucketed_batches
+from rnnkit.text.tokens import TokenLevel, TokenVocab, pad_batch
+
+
+class TableError(ValueError):
+    """A table is missing, malformed, or lacks a column; the message names file and line."""
+
+
+@dataclass(kw_only=True)
+class GenerateModelConfig:
+    """The network: condition embedding -> recurrent decoder -> vocabulary."""
+
+    cell: CellName = "lstm"
+    """Recurrent cell: lstm, gru, rnn (tanh) or rnn_relu."""
+    hidden_size: int = 256
+    """Hidden units per layer."""
+    num_layers: int = 1
+    """Stacked recurrent layers."""
+    embedding_size: int = 64
+    """Width of the token embedding."""
+    condition_embedding_size: int = 32
+    """Width of the condition's embedding."""
+    init_state: bool = True
+    """The condition sets the decoder's initial state."""
+    feed: bool = True
+    """The condition is fed to the decoder at every step."""
+    dropout: float = 0.0
+    """Dropout on embeddings, between layers and before the head, in training."""
+
+    def __post_init__(self) -> None:
+        if self.cell not in ("lstm", "gru", "rnn", "rnn_relu"):
+            raise ValueError(f"--cell must be lstm, gru, rnn or rnn_relu; got {self.cell!r}")
+        for flag, value in (
+            ("--hidden-size", self.hidden_size),
+            ("--num-layers", self.num_layers),
+            ("--embedding-size", self.embedding_size),
+            ("--condition-embedding-size", self.condition_embedding_size),
+        ):
+            if value < 1:
+                raise ValueError(f"{flag} must be >= 1, got {value}")
+        if not (self.init_state or self.feed):
+            raise ValueError("--no-init-state and --no-feed together leave the condition unused")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"--dropout must lie in [0, 1), got {self.dropout}")
+
+
+@dataclass(kw_only=True)
+class GenerateDataConfig:
+    """The table, its two columns, and how its rows are divided."""
+
+    data: str
+    """A CSV file with a header row, or a data-set name (wordfreq: columns language, word)."""
+    condition_col: str
+    """The column whose value conditions the generation (a category)."""
+    target_col: str
+    """The column to generate."""
+    target_level: TokenLevel = "char"
+    """Target tokens: char, word, or space."""
+    val_fraction: float = 0.05
+    """Share of rows held out for validation."""
+    test_fraction: float = 0.05
+    """Share of rows held out for the test split."""
+    split_seed: int = 0
+    """Seed of the shuffle that assigns rows to train, val and test."""
+
+    def __post_init__(self) -> None:
+        if self.target_level not in ("char", "word", "space"):
+            raise ValueError(
+                f"--target-level must be char, word or space; got {self.target_level!r}"
+            )
+        for flag, v in (
+            ("--val-fraction", self.val_fraction),
+            ("--test-fraction", self.test_fraction),
+        ):
+            if not 0 < v < 0.5:
+                raise ValueError(f"{flag} must lie in (0, 0.5), got {v}")
+
+
+def read_table(data: str, condition_col: str, target_col: str) -> list[tuple[str, str]]:
+    """``(condition, target)`` rows of a CSV file (or a table data set), checked."""
+    from rnnkit.datasets.seq2seq_sets import ROW_SETS
+
+    if data in ROW_SETS:
+        rows: list[dict[str, str]] = ROW_SETS[data]()
+        columns = list(rows[0]) if rows else []
+        where = f"data set {data}"
+        numbered = [(i + 1, r) for i, r in enumerate(rows)]
+    else:
+        path = Path(data)
+        if not path.is_file():
+            raise TableError(f"{data}: no such file (expected a CSV file with a header row)")
+        try:
+            with open(path, encoding="utf-8", newline="") as f:
+                reader = csv.DictReader(f)
+                columns = list(reader.fieldnames or [])
+                numbered = [(reader.line_num, r) for r in reader]
+        except UnicodeDecodeError as e:
+            raise TableError(f"{data}: not UTF-8 text (byte {e.start})") from None
+        where = str(data)
+    for flag, col in (("--condition-col", condition_col), ("--target-col", target_col)):
+        if col not in columns:
+            raise TableError(f"{flag} {col!r}: no such column in {where}; columns: {columns}")
+    out = []
+    for line, row in numbered:
+        condition, target = row.get(condition_col), row.get(target_col)
+        if condition is None or target is None:
+            raise TableError(f"{where}, line {line}: the row has too few fields")
+        if not condition.strip():
+            raise TableError(f"{where}, line {line}: the {condition_col!r} value is empty")
+        if not target.strip():
+            raise TableError(f"{where}, line {line}: the {target_col!r} value is empty")
+        out.append((condition.strip(), target.strip()))
+    if not out:
+        raise TableError(f"{where}: no rows")
+    return out
+
+
+def split_rows(
+    rows: list[tuple[str, str]], val_fraction: float, test_fraction: float, seed: int
+) -> dict[str, list[tuple[str, str]]]:
+    """Shuffle the rows with ``seed`` and cut them into test, val and train."""
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    n = len(rows)
+    n_test, n_val = max(1, round(n * test_fraction)), max(1, round(n * val_fraction))
+    if n - n_test - n_val < 1:
+        raise TableError(f"only {n} rows: too few to split into train, val and test")
+    pick = [rows[i] for i in order]
+    return {
+        "test": pick[:n_test],
+        "val": pick[n_test : n_test + n_val],
+        "train": pick[n_test + n_val :],
+    }
+
+
+def condition_index(conditions: list[str], value: str) -> int:
+    """The class id of a condition value; an unseen one is an error listing the known ones."""
+    try:
+        return conditions.index(value)
+    except ValueError:
+        known = ", ".join(conditions[:20]) + (" ..." if len(conditions) > 20 else "")
+        raise ValueError(
+            f"condition {value!r} was not seen in training; known values: {known}"
+        ) from None
+
+
+def build_generator(vocab_size: int, num_conditions: int, cfg: GenerateModelConfig) -> OneToMany:
+    return OneToMany(
+        vocab_size,
+        num_conditions=num_conditions,
+        condition_embedding_size=cfg.condition_embedding_size,
+        embedding_size=cfg.embedding_size,
+        hidden_size=cfg.hidden_size,
+        num_layers=cfg.num_layers,
+        dropout=cfg.dropout,
+        cell=cfg.cell,
+        init_state=cfg.init_state,
+        feed=cfg.feed,
+    )
+
+
+class GenerateTask:
+    """The ``generate`` task for the trainer (see ``rnnkit.training.Task``)."""
+
+    kind = "generate"
+
+    def __init__(
+        self,
+        model_cfg: GenerateModelConfig,
+        data_cfg: GenerateDataConfig,
+        rows: list[tuple[str, str]],
+        *,
+        batch_size: int,
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+        vocab: TokenVocab | None = None,
+        conditions: list[str] | None = None,
+    ) -> None:
+        self.model_cfg, self.data_cfg = model_cfg, data_cfg
+        self.batch_size, self.seed = batch_size, seed
+        self.device = torch.device(device)
+        self.splits = split_rows(
+            rows, data_cfg.val_fraction, data_cfg.test_fraction, data_cfg.split_seed
+        )
+        train = self.splits["train"]
+        self.vocab = vocab or TokenVocab.build([t for _, t in train], data_cfg.target_level)
+        self.conditions = conditions or sorted({c for c, _ in train})
+        self.train_items = self.encode(train)
+        self._lengths = [len(t) for _, t in self.train_items]
+        self._epoch, self._epoch_batches = -1, []
+
+    def encode(self, rows: list[tuple[str, str]]) -> list[tuple[int, list[int]]]:
+        """Rows as (class id, ``<bos>`` + target ids + ``<eos>``); unseen conditions dropped."""
+        known = {c: i for i, c in enumerate(self.conditions)}
+        return [(known[c], self.vocab.encode(t, bos=True, eos=True)) for c, t in rows if c in known]
+
+    # -- Task protocol -------------------------------------------------------------------------
+    def build_model(self) -> nn.Module:
+        return build_generator(len(self.vocab), len(self.conditions), self.model_cfg)
+
+    def train_batch(self, step: int) -> tuple[Tensor, Tensor]:
+        per_epoch = -(-len(self.train_items) // self.batch_size)
+        epoch = step // per_epoch
+        if epoch != self._epoch:
+            self._epoch = epoch
+            self._epoch_batches = length_bucketed_batches(
+                self._lengths, self.batch_size, seed=self.seed * 100_003 + epoch
+            )
+        items = [self.train_items[i] for i in self._epoch_batches[step % per_epoch]]
+        return collate_rows(items)
+
+    def batch_loss(self, model: nn.Module, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, int]:
+        conditions, targets = (t.to(self.device) for t in batch)
+        logits = model(conditions, targets[:, :-1])
+        gold = targets[:, 1:]
+        loss = F.cross_entropy(logits.flatten(0, 1).float(), gold.flatten(), ignore_index=0)
+        return loss, int((gold != 0).sum())
+
+    def evaluate(self, model: nn.Module, split: str, max_tokens: int | None = None) -> dict:
+        items = self.encode(self.splits[split])
+        if max_tokens is not None:
+            kept, tokens = [], 0
+            for item in items:
+                if tokens >= max_tokens:
+                    break
+                kept.append(item)
+                tokens += len(item[1]) - 1
+            items = kept
+        loss = sequence_loss(model, items, self.batch_size, self.device)
+        return {
+            "loss": loss,
+            "unigram_loss": unigram_loss(self.train_items),
+            "items": len(items),
+        }
+
+    def carry(self) -> dict[str, Tensor]:
+        return {}
+
+    def restore_carry(self, tensors: dict[str, Tensor]) -> None:
+        pass
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "model": asdict(self.model_cfg),
+            "data": asdict(self.data_cfg),
+            "vocab": self.vocab.to_json(),
+            "conditions": self.conditions,
+            "batch_size": self.batch_size,
+        }
+
+
+def collate_rows(items: list[tuple[int, list[int]]]) -> tuple[Tensor, Tensor]:
+    targets, _ = pad_batch([t for _, t in items])
+    return torch.tensor([c for c, _ in items], dtype=torch.long), targets
+
+
+def sequence_loss(
+    model: nn.Module, items: list[tuple[int, list[int]]], batch_size: int, device
+) -> float:
+    """Mean cross-entropy per target token (``<eos>`` included), teacher-forced."""
+    was_training = model.training
+    model.eval()
+    total = count = 0.0
+    with torch.no_grad():
+        for start in range(0, len(items), batch_size):
+            conditions, targets = (
+                t.to(device) for t in collate_rows(items[start : start + batch_size])
+            )
+            logits = model(conditions, targets[:, :-1])
+            gold = targets[:, 1:]
+            total += F.cross_entropy(
+                logits.flatten(0, 1).float(), gold.flatten(), ignore_index=0, reduction="sum"
+            ).item()
+            count += int((gold != 0).sum())
+    model.train(was_training)
+    return total / max(count, 1)
+
+
+def unigram_loss(items: list[tuple[int, list[int]]]) -> float:
+    """The entropy (nats) of the training targets' token frequencies: a context-free baseline."""
+    counts = Counter(t for _, ids in items for t in ids[1:])
+    total = sum(counts.values())
+    return -sum(n / total * math.log(n / total) for n in counts.values())

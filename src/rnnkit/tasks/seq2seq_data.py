@@ -1,0 +1,201 @@
+"""Sequence pairs for an encoder-decoder: read, check, split by source, batch by length.
+
+A pairs file has one ``source<TAB>target`` per line (blank lines are skipped). A source may be
+listed with several targets (a word with two pronunciations): the split goes by *unique source*,
+so all of a source's targets fall in the same split, and evaluation counts an output as right
+when it matches any of them.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch import Tensor
+
+from rnnkit.text.tokens import TokenVocab, pad_batch
+
+
+class PairsError(ValueError):
+    """A pairs file is missing or malformed; the message names the file and the line."""
+
+
+def read_pairs(path: str | Path) -> list[tuple[str, str]]:
+    """``(source, target)`` pairs of a UTF-8 ``source<TAB>target`` file."""
+    path = Path(path)
+    if not path.is_file():
+        raise PairsError(f"{path}: no such file (expected source<TAB>target lines)")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise PairsError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    pairs = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        if "\t" not in line:
+            raise PairsError(f"{path}, line {number}: no tab between source and target: {line!r}")
+        source, target = line.split("\t", 1)
+        if "\t" in target:
+            raise PairsError(
+                f"{path}, line {number}: more than one tab (expected source<TAB>target)"
+            )
+        for side, value in (("source", source), ("target", target)):
+            if not value.strip():
+                raise PairsError(f"{path}, line {number}: the {side} is empty: {line!r}")
+        pairs.append((source.strip(), target.strip()))
+    if not pairs:
+        raise PairsError(f"{path}: no source<TAB>target lines")
+    return pairs
+
+
+def load_pairs(data: str) -> list[tuple[str, str]]:
+    """Pairs from a data-set name (``cmudict``) or a pairs file."""
+    from rnnkit.datasets.seq2seq_sets import PAIR_SETS
+
+    if data in PAIR_SETS:
+        return PAIR_SETS[data]()
+    return read_pairs(data)
+
+
+def group_references(pairs: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
+    """``{source: [its distinct targets, in file order]}``."""
+    references: dict[str, list[str]] = {}
+    for source, target in pairs:
+        targets = references.setdefault(source, [])
+        if target not in targets:
+            targets.append(target)
+    return references
+
+
+def split_by_source(
+    pairs: Sequence[tuple[str, str]], val_fraction: float, test_fraction: float, seed: int
+) -> dict[str, dict[str, list[str]]]:
+    """Split into ``train``/``val``/``test``, each ``{source: [targets...]}``, by unique source.
+
+    The unique sources are sorted, shuffled with ``seed`` and cut: test and val take
+    ``round(n * fraction)`` sources each (at least one each), train the rest.
+    """
+    references = group_references(pairs)
+    sources = sorted(references)
+    random.Random(seed).shuffle(sources)
+    n = len(sources)
+    n_test, n_val = max(1, round(n * test_fraction)), max(1, round(n * val_fraction))
+    if n - n_test - n_val < 1:
+        raise PairsError(f"only {n} distinct sources: too few to split into train, val and test")
+    cuts = {
+        "test": sources[:n_test],
+        "val": sources[n_test : n_test + n_val],
+        "train": sources[n_test + n_val :],
+    }
+    return {name: {s: references[s] for s in part} for name, part in cuts.items()}
+
+
+@dataclass
+class PairBatch:
+    """A padded batch of encoded pairs."""
+
+    source: Tensor
+    """Source ids ``(B, S)``, right-padded with 0."""
+    source_lengths: Tensor
+    """``(B,)``."""
+    target_in: Tensor
+    """``<bos>`` + target ids ``(B, T)``: the decoder's inputs."""
+    target_out: Tensor
+    """Target ids + ``<eos>`` ``(B, T)``: what it should predict (0 = padding, ignored)."""
+    teacher_forcing: float = 1.0
+    """The probability of feeding the true previous token at each step (training only)."""
+
+
+def encode_pairs(
+    refs: dict[str, list[str]], source_vocab: TokenVocab, target_vocab: TokenVocab
+) -> list[tuple[list[int], list[int]]]:
+    """Every (source, target) of a split, encoded (the target framed by ``<bos>``/``<eos>``)."""
+    out = []
+    for source, targets in refs.items():
+        src = source_vocab.encode(source)
+        for target in targets:
+            out.append((src, target_vocab.encode(target, bos=True, eos=True)))
+    return out
+
+
+def collate(items: Sequence[tuple[list[int], list[int]]]) -> PairBatch:
+    """Pad encoded pairs into a ``PairBatch``."""
+    source, lengths = pad_batch([s for s, _ in items])
+    target_in, _ = pad_batch([t[:-1] for _, t in items])
+    target_out, _ = pad_batch([t[1:] for _, t in items])
+    return PairBatch(source, lengths, target_in, target_out)
+
+
+def length_bucketed_batches(
+    lengths: Sequence[int], batch_size: int, seed: int, pool: int = 50
+) -> list[list[int]]:
+    """Index batches of similar lengths, in a seeded random order.
+
+    The items are shuffled, cut into pools of ``pool`` batches, each pool sorted by length and
+    cut into batches, and the batch order shuffled: little padding, yet a fresh mix every epoch.
+    """
+    rng = random.Random(seed)
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    batches = []
+    size = batch_size * pool
+    for start in range(0, len(order), size):
+        chunk = sorted(order[start : start + size], key=lambda i: lengths[i])
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def edit_distance(a: Sequence, b: Sequence) -> int:
+    """Levenshtein distance: the fewest insertions, deletions and substitutions from a to b."""
+    previous = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        current = [i]
+        for j, y in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
+        previous = current
+    return previous[-1]
+
+
+def error_rates(
+    outputs: Sequence[list[str]], references: Sequence[Sequence[list[str]]]
+) -> dict[str, float]:
+    """Token and sequence error rates of tokenised outputs against their reference lists.
+
+    Each output is scored against its closest reference: the token error rate is the sum of
+    edit distances over the sum of those references' lengths; the sequence error rate is the
+    share of outputs that match none of their references exactly.
+    """
+    errors = total = wrong = 0
+    for out, refs in zip(outputs, references, strict=True):
+        distance, length = min((edit_distance(out, r), len(r)) for r in refs)
+        errors += distance
+        total += length
+        wrong += distance > 0
+    return {
+        "token_error_rate": errors / max(total, 1),
+        "sequence_error_rate": wrong / max(len(outputs), 1),
+    }
+
+
+def batched(items: Sequence, size: int) -> list[Sequence]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def source_batch(sources: Sequence[str], vocab: TokenVocab) -> tuple[Tensor, Tensor]:
+    """Encode and pad source texts; an empty one is an error (it has nothing to read)."""
+    encoded = []
+    for text in sources:
+        ids = vocab.encode(text)
+        if not ids:
+            raise PairsError(f"an empty source cannot be translated: {text!r}")
+        encoded.append(ids)
+    return pad_batch(encoded)
+
+
+def sort_by_length(sources: Sequence[str]) -> list[int]:
+    """Indices ordering ``sources`` longest first (less padding when decoding in batches)."""
+    return sorted(range(len(sources)), key=lambda i: -len(sources[i]))
