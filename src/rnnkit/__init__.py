@@ -2,9 +2,11 @@
 
 Drop-in ``torch.nn`` layers (``RNN``, ``LSTM``, ``GRU`` and their cells) with a readable
 reference loop beside the fused kernels, ``lengths=``, per-step states, and ``Recurrent`` to
-unroll any custom cell.
+unroll any custom cell; the architectures built from them (``ManyToOne``, ``ManyToMany``,
+``OneToMany``, ``Seq2Seq``).
 """
 
+from rnnkit.architectures import ManyToMany, ManyToOne, OneToMany, Seq2Seq
 from rnnkit.cells import GRUCell, LayerNormLSTMCell, LSTMCell, RNNCell
 from rnnkit.layers import GRU, LSTM, RNN, Recurrent
 from rnnkit.state import State, StepStates, detach_state
@@ -18,8 +20,12 @@ __all__ = [
     "GRUCell",
     "LSTMCell",
     "LayerNormLSTMCell",
+    "ManyToMany",
+    "ManyToOne",
+    "OneToMany",
     "RNNCell",
     "Recurrent",
+    "Seq2Seq",
     "State",
     "StepStates",
     "__version__",
