@@ -159,6 +159,11 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return handler(args, parser)
+    except BrokenPipeError:  # output piped into `head` and the like: stop quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (
         CorpusError,
         DatasetError,
