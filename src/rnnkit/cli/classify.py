@@ -7,43 +7,37 @@ import argparse
 import json
 
 from rnnkit.audio import AudioConfig
-from rnnkit.cli.dataclass_args import add_dataclass_flags, build_dataclass
+from rnnkit.cli.train_flags import add_train_groups, build_configs, report
 from rnnkit.tasks.classify import ClassifyDataConfig, ClassifyModelConfig
-from rnnkit.training.config import TrainConfig
 
 HELP = "a sequence classifier (text, numbers, audio); `train tag` labels every step"
 
 
 def add_train_flags(parser: argparse.ArgumentParser) -> None:
-    add_dataclass_flags(parser.add_argument_group("data"), ClassifyDataConfig)
-    add_dataclass_flags(parser.add_argument_group("model"), ClassifyModelConfig)
-    add_dataclass_flags(parser.add_argument_group("audio (a folder of CLASS/*.wav)"), AudioConfig)
-    add_dataclass_flags(parser.add_argument_group("training"), TrainConfig)
-    for action in parser._actions:  # --data may come from the run itself with --resume
-        if action.dest == "data":
-            action.required = False
+    add_train_groups(
+        parser,
+        {
+            "data": ClassifyDataConfig,
+            "model": ClassifyModelConfig,
+            "audio (a folder of CLASS/*.wav)": AudioConfig,
+        },
+    )
 
 
 def train(args, parser) -> int:
     from rnnkit.tasks.classify_runs import train_classify
 
-    train_cfg = build_dataclass(TrainConfig, args, parser)
-    model_cfg = data_cfg = audio = None
-    if not train_cfg.resume:
-        if args.data is None:
-            parser.error("--data is required (a labelled file, a folder of WAVs, or a data set)")
-        model_cfg = build_dataclass(ClassifyModelConfig, args, parser)
-        data_cfg = build_dataclass(ClassifyDataConfig, args, parser)
-        audio = build_dataclass(AudioConfig, args, parser)
-    result = train_classify(model_cfg, data_cfg, train_cfg, audio=audio, aligned=args.task == "tag")
-    c, val = result.counters, result.last_val
-    last = f"; last validation accuracy {val['accuracy']:.4f}" if "accuracy" in val else ""
-    print(
-        f"{'interrupted' if result.interrupted else 'done'}: {c.step} steps, {c.tokens:,} "
-        f"examples, {c.elapsed:.0f} s; best validation accuracy {c.best_val:.4f} at step "
-        f"{c.best_step}{last}; run folder {result.run_dir}"
+    train_cfg, configs = build_configs(
+        args,
+        parser,
+        (ClassifyModelConfig, ClassifyDataConfig, AudioConfig),
+        hint=" (a labelled file, a folder of WAVs, or a data set)",
     )
-    return 130 if result.interrupted else 0
+    model_cfg, data_cfg, audio = configs or (None, None, None)
+    result = train_classify(model_cfg, data_cfg, train_cfg, audio=audio, aligned=args.task == "tag")
+    val = result.last_val
+    last = f"; last validation accuracy {val['accuracy']:.4f}" if "accuracy" in val else ""
+    return report(result, count="examples", best="accuracy", tail=last)
 
 
 def add_predict_flags(group) -> None:

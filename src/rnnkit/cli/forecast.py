@@ -8,41 +8,30 @@ from __future__ import annotations
 import argparse
 import json
 
-from rnnkit.cli.dataclass_args import add_dataclass_flags, build_dataclass
+from rnnkit.cli.train_flags import add_train_groups, build_configs, report
 from rnnkit.tasks.forecast import ForecastDataConfig, ForecastModelConfig
-from rnnkit.training.config import TrainConfig
 
 HELP = "a forecaster of ordered numbers (prices, counts, sensors) from a CSV file"
 
 
 def add_train_flags(parser: argparse.ArgumentParser) -> None:
-    add_dataclass_flags(parser.add_argument_group("data"), ForecastDataConfig)
-    add_dataclass_flags(parser.add_argument_group("model"), ForecastModelConfig)
-    add_dataclass_flags(parser.add_argument_group("training"), TrainConfig)
-    for action in parser._actions:  # --data may come from the run itself with --resume
-        if action.dest == "data":
-            action.required = False
+    add_train_groups(parser, {"data": ForecastDataConfig, "model": ForecastModelConfig})
 
 
 def train(args, parser) -> int:
     from rnnkit.tasks.forecast_runs import train_forecast
 
-    train_cfg = build_dataclass(TrainConfig, args, parser)
-    if train_cfg.resume:
-        model_cfg = data_cfg = None
-    else:
-        if args.data is None:
-            parser.error("--data is required (a CSV file or a data-set name)")
-        model_cfg = build_dataclass(ForecastModelConfig, args, parser)
-        data_cfg = build_dataclass(ForecastDataConfig, args, parser)
-    result = train_forecast(model_cfg, data_cfg, train_cfg)
-    c = result.counters
-    print(
-        f"{'interrupted' if result.interrupted else 'done'}: {c.step} steps, {c.elapsed:.0f} s; "
-        f"best validation loss {c.best_val:.4f} (scaled units) at step {c.best_step}; "
-        f"run folder {result.run_dir}\nnext: rnnkit evaluate {result.run_dir}"
+    train_cfg, configs = build_configs(
+        args,
+        parser,
+        (ForecastModelConfig, ForecastDataConfig),
+        hint=" (a CSV file or a data-set name)",
     )
-    return 130 if result.interrupted else 0
+    model_cfg, data_cfg = configs or (None, None)
+    result = train_forecast(model_cfg, data_cfg, train_cfg)
+    status = report(result, count="windows", best="loss (scaled units)")
+    print(f"next: rnnkit evaluate {result.run_dir}")
+    return status
 
 
 def add_evaluate_flags(parser: argparse.ArgumentParser) -> None:

@@ -10,46 +10,31 @@ from __future__ import annotations
 import argparse
 
 from rnnkit.cli.dataclass_args import add_dataclass_flags, build_dataclass
+from rnnkit.cli.train_flags import add_train_groups, build_configs, report
 from rnnkit.generate.decoding import SamplingConfig
 from rnnkit.tasks.generate import GenerateDataConfig, GenerateModelConfig
-from rnnkit.training.config import TrainConfig
 
 HELP = "a one-to-many generator: a CSV column's category -> a sequence from another column"
 
 
+FROM_RUN = ("data", "condition_col", "target_col")  # stored in the run: not needed to resume
+
+
 def add_train_flags(parser: argparse.ArgumentParser) -> None:
-    add_dataclass_flags(parser.add_argument_group("data"), GenerateDataConfig)
-    add_dataclass_flags(parser.add_argument_group("model"), GenerateModelConfig)
-    add_dataclass_flags(parser.add_argument_group("training"), TrainConfig)
-    for action in parser._actions:  # these may come from the run itself with --resume
-        if action.dest in ("data", "condition_col", "target_col"):
-            action.required = False
+    add_train_groups(
+        parser, {"data": GenerateDataConfig, "model": GenerateModelConfig}, from_run=FROM_RUN
+    )
 
 
 def train(args, parser) -> int:
     from rnnkit.tasks.generate_runs import train_generate
 
-    train_cfg = build_dataclass(TrainConfig, args, parser)
-    if train_cfg.resume:
-        model_cfg = data_cfg = None
-    else:
-        for flag, value in (
-            ("--data", args.data),
-            ("--condition-col", args.condition_col),
-            ("--target-col", args.target_col),
-        ):
-            if value is None:
-                parser.error(f"{flag} is required")
-        model_cfg = build_dataclass(GenerateModelConfig, args, parser)
-        data_cfg = build_dataclass(GenerateDataConfig, args, parser)
-    result = train_generate(model_cfg, data_cfg, train_cfg)
-    c = result.counters
-    print(
-        f"{'interrupted' if result.interrupted else 'done'}: {c.step} steps, {c.tokens:,} "
-        f"tokens, {c.elapsed:.0f} s; best validation loss {c.best_val:.4f} nats/token at step "
-        f"{c.best_step}; run folder {result.run_dir}"
+    train_cfg, configs = build_configs(
+        args, parser, (GenerateModelConfig, GenerateDataConfig), from_run=FROM_RUN
     )
-    return 130 if result.interrupted else 0
+    model_cfg, data_cfg = configs or (None, None)
+    result = train_generate(model_cfg, data_cfg, train_cfg)
+    return report(result, count="tokens", best="loss (nats/token)")
 
 
 def add_sample_flags(parser) -> None:

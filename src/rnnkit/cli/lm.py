@@ -11,41 +11,28 @@ import argparse
 import sys
 
 from rnnkit.cli.dataclass_args import add_dataclass_flags, build_dataclass
+from rnnkit.cli.train_flags import add_train_groups, build_configs, report
 from rnnkit.generate.decoding import SamplingConfig
 from rnnkit.tasks.language_model import LMDataConfig, LMModelConfig
-from rnnkit.training.config import TrainConfig
 
 HELP = "a character (or byte) language model on text"
 
 
 def add_train_flags(parser: argparse.ArgumentParser) -> None:
-    add_dataclass_flags(parser.add_argument_group("data"), LMDataConfig)
-    add_dataclass_flags(parser.add_argument_group("model"), LMModelConfig)
-    add_dataclass_flags(parser.add_argument_group("training"), TrainConfig)
-    for action in parser._actions:  # --data may come from the run itself with --resume
-        if action.dest == "data":
-            action.required = False
+    add_train_groups(parser, {"data": LMDataConfig, "model": LMModelConfig})
 
 
 def train(args, parser) -> int:
     from rnnkit.tasks.lm_runs import train_lm
 
-    train_cfg = build_dataclass(TrainConfig, args, parser)
-    if train_cfg.resume:
-        model_cfg = data_cfg = None
-    else:
-        if args.data is None:
-            parser.error("--data is required (a data-set name, a file, a folder or a glob)")
-        model_cfg = build_dataclass(LMModelConfig, args, parser)
-        data_cfg = build_dataclass(LMDataConfig, args, parser)
-    result = train_lm(model_cfg, data_cfg, train_cfg)
-    c = result.counters
-    print(
-        f"{'interrupted' if result.interrupted else 'done'}: {c.step} steps, "
-        f"{c.tokens:,} tokens, {c.elapsed:.0f} s; best validation loss {c.best_val:.4f} nats "
-        f"at step {c.best_step}; run folder {result.run_dir}"
+    train_cfg, configs = build_configs(
+        args,
+        parser,
+        (LMModelConfig, LMDataConfig),
+        hint=" (a data-set name, a file, a folder or a glob)",
     )
-    return 130 if result.interrupted else 0
+    model_cfg, data_cfg = configs or (None, None)
+    return report(train_lm(model_cfg, data_cfg, train_cfg), count="tokens", best="loss (nats)")
 
 
 def add_sample_flags(parser: argparse.ArgumentParser) -> None:

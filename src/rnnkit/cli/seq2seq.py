@@ -10,47 +10,35 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rnnkit.cli.dataclass_args import add_dataclass_flags, build_dataclass
+from rnnkit.cli.train_flags import add_train_groups, build_configs, report
 from rnnkit.tasks.seq2seq import Seq2SeqDataConfig, Seq2SeqModelConfig
-from rnnkit.training.config import TrainConfig
 
 HELP = "an encoder-decoder with attention on source<TAB>target pairs"
 
 
 def add_train_flags(parser: argparse.ArgumentParser) -> None:
-    add_dataclass_flags(parser.add_argument_group("data"), Seq2SeqDataConfig)
-    add_dataclass_flags(parser.add_argument_group("model"), Seq2SeqModelConfig)
-    add_dataclass_flags(parser.add_argument_group("training"), TrainConfig)
-    for action in parser._actions:  # --data may come from the run itself with --resume
-        if action.dest == "data":
-            action.required = False
+    add_train_groups(parser, {"data": Seq2SeqDataConfig, "model": Seq2SeqModelConfig})
 
 
 def train(args, parser) -> int:
     from rnnkit.tasks.seq2seq_runs import train_seq2seq
 
-    train_cfg = build_dataclass(TrainConfig, args, parser)
-    if train_cfg.resume:
-        model_cfg = data_cfg = None
-    else:
-        if args.data is None:
-            parser.error("--data is required (a source<TAB>target file, or cmudict)")
-        model_cfg = build_dataclass(Seq2SeqModelConfig, args, parser)
-        data_cfg = build_dataclass(Seq2SeqDataConfig, args, parser)
+    train_cfg, configs = build_configs(
+        args,
+        parser,
+        (Seq2SeqModelConfig, Seq2SeqDataConfig),
+        hint=" (a source<TAB>target file, or cmudict)",
+    )
+    model_cfg, data_cfg = configs or (None, None)
     result = train_seq2seq(model_cfg, data_cfg, train_cfg)
-    c, val = result.counters, result.last_val
+    val = result.last_val
     tail = ""
     if "token_error_rate" in val:
         tail = (
             f"; last validation: token error {100 * val['token_error_rate']:.2f} %, "
             f"sequence error {100 * val['sequence_error_rate']:.2f} %"
         )
-    print(
-        f"{'interrupted' if result.interrupted else 'done'}: {c.step} steps, {c.tokens:,} target "
-        f"tokens, {c.elapsed:.0f} s; best validation loss {c.best_val:.4f} at step "
-        f"{c.best_step}{tail}; run folder {result.run_dir}"
-    )
-    return 130 if result.interrupted else 0
+    return report(result, count="target tokens", best="loss", tail=tail)
 
 
 def _add_decoding_flags(parser) -> None:

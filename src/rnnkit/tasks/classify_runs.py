@@ -42,9 +42,10 @@ from rnnkit.tasks.classify import (
     logits_of,
 )
 from rnnkit.tasks.sequence_inputs import InputEncoder, LabelEncoder, collate
-from rnnkit.training import checkpoint as ckpt
+from rnnkit.training import runs
 from rnnkit.training.config import TrainConfig
-from rnnkit.training.trainer import BEST, CONFIG, LAST, RunResult, Trainer, resolve_device
+from rnnkit.training.runs import load_weights
+from rnnkit.training.trainer import RunResult, Trainer, resolve_device
 
 KINDS = ("classify", "tag")
 
@@ -90,10 +91,7 @@ def read_splits(
 
 def read_run_config(run_dir: str | Path) -> dict:
     """The stored ``config.json`` of a run, checked to be a classify or tag run."""
-    config = ckpt.read_json(Path(run_dir) / CONFIG, "run config")
-    if config.get("task", {}).get("kind") not in KINDS:
-        raise ckpt.CheckpointError(f"{run_dir} is not a classify or tag run (config.json)")
-    return config
+    return runs.read_run_config(run_dir, KINDS, "classify or tag")
 
 
 def _task(model_cfg, data_cfg, train_cfg, audio, aligned, stored=None) -> ClassifyTask:
@@ -139,8 +137,6 @@ def train_classify(
 
 def load_classifier(run_dir: str | Path, which: str = "best", device: str = "cpu"):
     """A run's model (``best`` or ``last`` weights), input encoder, classes and stored config."""
-    if which not in ("best", "last"):
-        raise ValueError(f"--checkpoint must be best or last, got {which!r}")
     run_dir = Path(run_dir)
     task = read_run_config(run_dir)["task"]
     encoder = InputEncoder.from_json(task["input"])
@@ -148,15 +144,8 @@ def load_classifier(run_dir: str | Path, which: str = "best", device: str = "cpu
     model = build_classifier(
         ClassifyModelConfig(**task["model"]), encoder, len(labels.classes), task["aligned"]
     )
-    path = run_dir / (BEST if which == "best" else LAST)
-    if which == "best" and not path.exists():
-        path = run_dir / LAST
-    tensors, _ = ckpt.load(path)
-    try:
-        model.load_state_dict(ckpt.strip_prefix("model", tensors))
-    except RuntimeError as e:
-        raise ckpt.CheckpointError(f"{path} does not fit the model in config.json: {e}") from e
-    return model.to(resolve_device(device)).eval(), encoder, labels, task
+    model = load_weights(model, run_dir, which, device)
+    return model, encoder, labels, task
 
 
 def read_inputs(source: str, task: dict) -> tuple[list, list[str]]:

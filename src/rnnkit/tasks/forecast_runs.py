@@ -27,19 +27,17 @@ from rnnkit.tasks.forecast import (
     forecast_raw,
     load_series,
 )
-from rnnkit.training import checkpoint as ckpt
+from rnnkit.training import runs
 from rnnkit.training.config import TrainConfig
-from rnnkit.training.trainer import BEST, CONFIG, LAST, RunResult, Trainer, resolve_device
+from rnnkit.training.runs import load_weights
+from rnnkit.training.trainer import RunResult, Trainer, resolve_device
 
 BASELINES = ("naive", "seasonal_naive", "ets")
 
 
 def read_run_config(run_dir: str | Path) -> dict:
     """The stored ``config.json`` of a run, checked to be a forecasting run."""
-    config = ckpt.read_json(Path(run_dir) / CONFIG, "run config")
-    if config.get("task", {}).get("kind") != "forecast":
-        raise ckpt.CheckpointError(f"{run_dir} is not a forecasting run (config.json)")
-    return config
+    return runs.read_run_config(run_dir, ("forecast",), "forecasting")
 
 
 def train_forecast(
@@ -76,22 +74,13 @@ def train_forecast(
 def load_model(run_dir: str | Path, which: str = "best", device: str = "cpu"):
     """Rebuild a run's forecaster from its config, load ``best`` or ``last`` weights; also
     return the data config and the stored per-series scalers."""
-    if which not in ("best", "last"):
-        raise ValueError(f"--checkpoint must be best or last, got {which!r}")
     run_dir = Path(run_dir)
     task = read_run_config(run_dir)["task"]
     data_cfg = ForecastDataConfig(**task["data"])
     model = build_forecaster(task["inputs"], data_cfg, ForecastModelConfig(**task["model"]))
-    path = run_dir / (BEST if which == "best" else LAST)
-    if which == "best" and not path.exists():
-        path = run_dir / LAST
-    tensors, _ = ckpt.load(path)
-    try:
-        model.load_state_dict(ckpt.strip_prefix("model", tensors))
-    except RuntimeError as e:
-        raise ckpt.CheckpointError(f"{path} does not fit the model in config.json: {e}") from e
+    model = load_weights(model, run_dir, which, device)
     scalers = {k: Scaler.from_json(v) for k, v in task["scalers"].items()}
-    return model.to(resolve_device(device)).eval(), data_cfg, scalers
+    return model, data_cfg, scalers
 
 
 def forecast_part(

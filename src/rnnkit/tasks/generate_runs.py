@@ -28,17 +28,15 @@ from rnnkit.tasks.generate import (
     read_table,
 )
 from rnnkit.text.tokens import TokenVocab
-from rnnkit.training import checkpoint as ckpt
+from rnnkit.training import runs
 from rnnkit.training.config import TrainConfig
-from rnnkit.training.trainer import BEST, CONFIG, LAST, RunResult, Trainer, resolve_device
+from rnnkit.training.runs import load_weights
+from rnnkit.training.trainer import RunResult, Trainer, resolve_device
 
 
 def read_run_config(run_dir: str | Path) -> dict:
     """The stored ``config.json`` of a run, checked to be a generate run."""
-    config = ckpt.read_json(Path(run_dir) / CONFIG, "run config")
-    if config.get("task", {}).get("kind") != "generate":
-        raise ckpt.CheckpointError(f"{run_dir} is not a generate run (config.json)")
-    return config
+    return runs.read_run_config(run_dir, ("generate",), "generate")
 
 
 def make_task(
@@ -97,22 +95,13 @@ def load_model(
     run_dir: str | Path, which: str = "best", device: str = "cpu"
 ) -> tuple[OneToMany, TokenVocab, list[str], dict]:
     """Rebuild a run's model; return it, its vocabulary, its condition values and its config."""
-    if which not in ("best", "last"):
-        raise ValueError(f"--checkpoint must be best or last, got {which!r}")
     run_dir = Path(run_dir)
     task = read_run_config(run_dir)["task"]
     vocab = TokenVocab.from_json(task["vocab"])
     conditions = list(task["conditions"])
     model = build_generator(len(vocab), len(conditions), GenerateModelConfig(**task["model"]))
-    path = run_dir / (BEST if which == "best" else LAST)
-    if which == "best" and not path.exists():
-        path = run_dir / LAST
-    tensors, _ = ckpt.load(path)
-    try:
-        model.load_state_dict(ckpt.strip_prefix("model", tensors))
-    except RuntimeError as e:
-        raise ckpt.CheckpointError(f"{path} does not fit the model in config.json: {e}") from e
-    return model.to(resolve_device(device)).eval(), vocab, conditions, task
+    model = load_weights(model, run_dir, which, device)
+    return model, vocab, conditions, task
 
 
 def generate_texts(

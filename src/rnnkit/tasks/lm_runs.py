@@ -23,17 +23,15 @@ from rnnkit.tasks.language_model import (
 )
 from rnnkit.text.streams import unigram_entropy
 from rnnkit.text.vocab import Vocab
-from rnnkit.training import checkpoint as ckpt
+from rnnkit.training import runs
 from rnnkit.training.config import TrainConfig
-from rnnkit.training.trainer import BEST, CONFIG, LAST, RunResult, Trainer, resolve_device
+from rnnkit.training.runs import load_weights
+from rnnkit.training.trainer import RunResult, Trainer, resolve_device
 
 
 def read_run_config(run_dir: str | Path) -> dict:
     """The stored ``config.json`` of a run, checked to be a language-model run."""
-    config = ckpt.read_json(Path(run_dir) / CONFIG, "run config")
-    if config.get("task", {}).get("kind") != "lm":
-        raise ckpt.CheckpointError(f"{run_dir} is not a language-model run (config.json)")
-    return config
+    return runs.read_run_config(run_dir, ("lm",), "language-model")
 
 
 def train_lm(
@@ -66,21 +64,12 @@ def train_lm(
 
 def load_model(run_dir: str | Path, which: str = "best", device: str = "cpu"):
     """Rebuild a run's model from its config and load ``best`` or ``last`` weights."""
-    if which not in ("best", "last"):
-        raise ValueError(f"--checkpoint must be best or last, got {which!r}")
     run_dir = Path(run_dir)
     task = read_run_config(run_dir)["task"]
     vocab = Vocab.from_json(task["vocab"])
     model = build_lm(len(vocab), LMModelConfig(**task["model"]))
-    path = run_dir / (BEST if which == "best" else LAST)
-    if which == "best" and not path.exists():
-        path = run_dir / LAST  # no validation has run yet
-    tensors, _ = ckpt.load(path)
-    try:
-        model.load_state_dict(ckpt.strip_prefix("model", tensors))
-    except RuntimeError as e:
-        raise ckpt.CheckpointError(f"{path} does not fit the model in config.json: {e}") from e
-    return model.to(resolve_device(device)).eval(), vocab, task
+    model = load_weights(model, run_dir, which, device)
+    return model, vocab, task
 
 
 def evaluate_run(

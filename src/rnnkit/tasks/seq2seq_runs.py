@@ -34,17 +34,15 @@ from rnnkit.tasks.seq2seq_data import (
     split_by_source,
 )
 from rnnkit.text.tokens import TokenVocab, tokenize
-from rnnkit.training import checkpoint as ckpt
+from rnnkit.training import runs
 from rnnkit.training.config import TrainConfig
-from rnnkit.training.trainer import BEST, CONFIG, LAST, RunResult, Trainer, resolve_device
+from rnnkit.training.runs import load_weights
+from rnnkit.training.trainer import RunResult, Trainer, resolve_device
 
 
 def read_run_config(run_dir: str | Path) -> dict:
     """The stored ``config.json`` of a run, checked to be a seq2seq run."""
-    config = ckpt.read_json(Path(run_dir) / CONFIG, "run config")
-    if config.get("task", {}).get("kind") != "seq2seq":
-        raise ckpt.CheckpointError(f"{run_dir} is not a seq2seq run (config.json)")
-    return config
+    return runs.read_run_config(run_dir, ("seq2seq",), "seq2seq")
 
 
 def train_seq2seq(
@@ -82,22 +80,13 @@ def load_model(
     run_dir: str | Path, which: str = "best", device: str = "cpu"
 ) -> tuple[Seq2Seq, TokenVocab, TokenVocab, dict]:
     """Rebuild a run's model from its config and load ``best`` or ``last`` weights."""
-    if which not in ("best", "last"):
-        raise ValueError(f"--checkpoint must be best or last, got {which!r}")
     run_dir = Path(run_dir)
     task = read_run_config(run_dir)["task"]
     source_vocab = TokenVocab.from_json(task["source_vocab"])
     target_vocab = TokenVocab.from_json(task["target_vocab"])
     model = build_seq2seq(len(source_vocab), len(target_vocab), Seq2SeqModelConfig(**task["model"]))
-    path = run_dir / (BEST if which == "best" else LAST)
-    if which == "best" and not path.exists():
-        path = run_dir / LAST  # no validation has run yet
-    tensors, _ = ckpt.load(path)
-    try:
-        model.load_state_dict(ckpt.strip_prefix("model", tensors))
-    except RuntimeError as e:
-        raise ckpt.CheckpointError(f"{path} does not fit the model in config.json: {e}") from e
-    return model.to(resolve_device(device)).eval(), source_vocab, target_vocab, task
+    model = load_weights(model, run_dir, which, device)
+    return model, source_vocab, target_vocab, task
 
 
 def predict(
