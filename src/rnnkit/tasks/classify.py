@@ -17,11 +17,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.architectures import ManyToMany, ManyToOne
-from rnnkit.architectures.many_to_many import CELL_NAMES, CellName
+from rnnkit.architectures.many_to_many import CellName
 from rnnkit.architectures.many_to_one import POOLINGS, Pooling
 from rnnkit.audio import AudioConfig
 from rnnkit.datasets.labelled import Columns, Labelled
 from rnnkit.tasks.classification_metrics import classification_report
+from rnnkit.tasks.network_config import check_network
 from rnnkit.tasks.sequence_inputs import InputEncoder, LabelEncoder, collate, collate_tags
 
 
@@ -45,21 +46,11 @@ class ClassifyModelConfig:
     """How a sequence becomes one vector (classify): last, mean, max or attention."""
 
     def __post_init__(self) -> None:
-        if self.cell not in CELL_NAMES:
-            raise ValueError(f"--cell must be one of {', '.join(CELL_NAMES)}; got {self.cell!r}")
+        check_network(self, ("hidden_size", "num_layers", "embedding_size"))
         if self.pooling not in POOLINGS:
             raise ValueError(
                 f"--pooling must be one of {', '.join(POOLINGS)}; got {self.pooling!r}"
             )
-        for flag, value in (
-            ("--hidden-size", self.hidden_size),
-            ("--num-layers", self.num_layers),
-            ("--embedding-size", self.embedding_size),
-        ):
-            if value < 1:
-                raise ValueError(f"{flag} must be >= 1, got {value}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"--dropout must lie in [0, 1), got {self.dropout}")
 
 
 @dataclass(kw_only=True)

@@ -32,6 +32,7 @@ from rnnkit.series.windows import (
     scale_all,
     split_bounds,
 )
+from rnnkit.tasks.network_config import check_network
 
 ModeName = Literal["direct", "autoregressive"]
 
@@ -53,17 +54,7 @@ class ForecastModelConfig:
     is their mean (lower variance on small series; training takes ``members`` times as long)."""
 
     def __post_init__(self) -> None:
-        if self.cell not in ("lstm", "gru", "rnn", "rnn_relu"):
-            raise ValueError(f"--cell must be lstm, gru, rnn or rnn_relu; got {self.cell!r}")
-        for flag, value in (
-            ("--hidden-size", self.hidden_size),
-            ("--num-layers", self.num_layers),
-            ("--members", self.members),
-        ):
-            if value < 1:
-                raise ValueError(f"{flag} must be >= 1, got {value}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"--dropout must lie in [0, 1), got {self.dropout}")
+        check_network(self, ("hidden_size", "num_layers", "members"))
 
 
 @dataclass(kw_only=True)

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from rnnkit.architectures.many_to_many import CellName
 from rnnkit.architectures.one_to_many import OneToMany
+from rnnkit.tasks.network_config import check_network
 from rnnkit.tasks.seq2seq_data import length_bucketed_batches
 from rnnkit.text.tokens import TokenLevel, TokenVocab, pad_batch
 
@@ -53,20 +54,11 @@ class GenerateModelConfig:
     """Dropout on embeddings, between layers and before the head, in training."""
 
     def __post_init__(self) -> None:
-        if self.cell not in ("lstm", "gru", "rnn", "rnn_relu"):
-            raise ValueError(f"--cell must be lstm, gru, rnn or rnn_relu; got {self.cell!r}")
-        for flag, value in (
-            ("--hidden-size", self.hidden_size),
-            ("--num-layers", self.num_layers),
-            ("--embedding-size", self.embedding_size),
-            ("--condition-embedding-size", self.condition_embedding_size),
-        ):
-            if value < 1:
-                raise ValueError(f"{flag} must be >= 1, got {value}")
+        check_network(
+            self, ("hidden_size", "num_layers", "embedding_size", "condition_embedding_size")
+        )
         if not (self.init_state or self.feed):
             raise ValueError("--no-init-state and --no-feed together leave the condition unused")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"--dropout must lie in [0, 1), got {self.dropout}")
 
 
 @dataclass(kw_only=True)

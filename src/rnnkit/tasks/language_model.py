@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from rnnkit.architectures import ManyToMany
 from rnnkit.architectures.many_to_many import CellName
 from rnnkit.state import State, detach_state
+from rnnkit.tasks.network_config import check_network
 from rnnkit.text.streams import StreamBatcher, Window, eval_windows, split_by_position
 from rnnkit.text.vocab import TokenizerName, Vocab
 
@@ -41,17 +42,7 @@ class LMModelConfig:
     """Width of the token embedding."""
 
     def __post_init__(self) -> None:
-        if self.cell not in ("lstm", "gru", "rnn", "rnn_relu"):
-            raise ValueError(f"--cell must be lstm, gru, rnn or rnn_relu; got {self.cell!r}")
-        for flag, value in (
-            ("--hidden-size", self.hidden_size),
-            ("--num-layers", self.num_layers),
-            ("--embedding-size", self.embedding_size),
-        ):
-            if value < 1:
-                raise ValueError(f"{flag} must be >= 1, got {value}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"--dropout must lie in [0, 1), got {self.dropout}")
+        check_network(self, ("hidden_size", "num_layers", "embedding_size"))
 
 
 @dataclass(kw_only=True)

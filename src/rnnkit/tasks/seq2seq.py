@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from rnnkit.architectures.attention import AttentionKind
 from rnnkit.architectures.many_to_many import CellName
 from rnnkit.architectures.seq2seq import Seq2Seq
+from rnnkit.tasks.network_config import check_network
 from rnnkit.tasks.seq2seq_data import (
     PairBatch,
     batched,
@@ -63,21 +64,18 @@ class Seq2SeqModelConfig:
     """Steps over which the teacher-forcing probability moves to its final value."""
 
     def __post_init__(self) -> None:
-        if self.cell not in ("lstm", "gru", "rnn", "rnn_relu"):
-            raise ValueError(f"--cell must be lstm, gru, rnn or rnn_relu; got {self.cell!r}")
+        check_network(
+            self,
+            (
+                "hidden_size",
+                "embedding_size",
+                "encoder_layers",
+                "decoder_layers",
+                "teacher_forcing_steps",
+            ),
+        )
         if self.attention not in ("additive", "dot"):
             raise ValueError(f"--attention must be additive or dot; got {self.attention!r}")
-        for flag, value in (
-            ("--hidden-size", self.hidden_size),
-            ("--embedding-size", self.embedding_size),
-            ("--encoder-layers", self.encoder_layers),
-            ("--decoder-layers", self.decoder_layers),
-            ("--teacher-forcing-steps", self.teacher_forcing_steps),
-        ):
-            if value < 1:
-                raise ValueError(f"{flag} must be >= 1, got {value}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"--dropout must lie in [0, 1), got {self.dropout}")
         for flag, p in (
             ("--teacher-forcing", self.teacher_forcing),
             ("--teacher-forcing-final", self.teacher_forcing_final),
