@@ -75,19 +75,11 @@ def predict(args, parser) -> int:
     return 0
 
 
-def add_evaluate_flags(group) -> None:
-    group.add_argument(
-        "--plot",
-        default="",
-        help="classify/tag runs: where to write the confusion-matrix PNG "
-        "(default RUN_DIR/confusion-SPLIT.png; 'none' for none)",
-    )
-
-
 def evaluate(args, parser) -> int:
     from rnnkit.tasks.classify_runs import evaluate_run
 
-    plot = None if str(args.plot).lower() == "none" else args.plot
+    # the shared --plot: default RUN_DIR/confusion-SPLIT.png (""), or "none" for no picture
+    plot = "" if args.plot is None else None if args.plot.lower() == "none" else args.plot
     m = evaluate_run(
         args.run_dir,
         data=args.data,

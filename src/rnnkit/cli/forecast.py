@@ -41,7 +41,6 @@ def add_evaluate_flags(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="steps between forecast origins in the held-out part (default: the run's --stride)",
     )
-    parser.add_argument("--plot", default=None, help="write a PNG of history, forecasts, intervals")
 
 
 def format_table(m: dict) -> str:

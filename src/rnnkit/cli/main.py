@@ -81,6 +81,13 @@ def _parser() -> argparse.ArgumentParser:
             sub.add_argument(
                 "--json", action="store_true", help="print the metrics as one JSON object"
             )
+            sub.add_argument(
+                "--plot",
+                default=None,
+                help="write the run's picture here: a classifier's confusion matrix (default "
+                "RUN_DIR/confusion-SPLIT.png; 'none': no picture), a forecaster's history, "
+                "forecasts and intervals (default: no picture)",
+            )
         for path in dict.fromkeys(TASKS.values()):  # a module may serve several kinds
             module = importlib.import_module(path)
             add = getattr(module, f"add_{verb}_flags", None)

@@ -101,6 +101,9 @@ class Counters:
     best_val: float = math.inf
     """The best validation figure so far (the task's ``monitor``, by default the loss)."""
     best_step: int = -1
+    best_loss: float = math.inf
+    """The validation loss at the best step: it breaks ties of a monitored figure other than the
+    loss (two checkpoints with the same accuracy: the one with the lower loss is better)."""
     evals_without_gain: int = 0
     stopped_early: bool = False
 
@@ -331,8 +334,10 @@ class Trainer:
         key, mode = getattr(self.task, "monitor", ("loss", "min"))
         value = val[key]
         better = value < c.best_val if mode == "min" else value > c.best_val
-        if better or c.best_step < 0:
+        tie_won = key != "loss" and value == c.best_val and val["loss"] < c.best_loss
+        if better or tie_won or c.best_step < 0:
             c.best_val, c.best_step, c.evals_without_gain = value, c.step, 0
+            c.best_loss = val["loss"]
             self._save_best(model, val)
         else:
             c.evals_without_gain += 1
