@@ -173,6 +173,9 @@ def test_unreadable_wav_is_named(tmp_path):
         read_wav(bad)
     with pytest.raises(AudioError, match="--f-max"):
         mel_filterbank(8000, 256, AudioConfig(f_max=8000))
+    write_wav(tmp_path / "click.wav", tone(440.0, 0.001))  # 16 samples: under one window
+    with pytest.raises(AudioError, match=r"click\.wav is shorter \(16 samples\)"):
+        log_mel(*read_wav(tmp_path / "click.wav"), name=str(tmp_path / "click.wav"))
 
 
 # -- data readers and bad input -------------------------------------------------------------------
@@ -200,6 +203,13 @@ def test_bad_tables_get_clear_errors(tmp_path):
         load_labelled(tmp_path / "binary.csv", cols)
     with pytest.raises(LabelledDataError, match="no such file"):
         load_labelled(tmp_path / "missing.csv", cols)
+    (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04 not really")
+    with pytest.raises(LabelledDataError, match=r"cannot read .*junk\.npz"):
+        load_labelled(tmp_path / "junk.npz", cols)
+    ragged = np.array([np.zeros((3, 2)), np.zeros((4, 2))], dtype=object)
+    np.savez(tmp_path / "ragged.npz", x=ragged, y=np.array([0, 1]))
+    with pytest.raises(LabelledDataError, match=r"Python objects.*lengths"):
+        load_labelled(tmp_path / "ragged.npz", cols)  # never unpickled
     (tmp_path / "x.jsonl").write_text('{"text": "a", "label": "b"}\n{oops\n')
     with pytest.raises(LabelledDataError, match="line 2: not JSON"):
         load_labelled(tmp_path / "x.jsonl", cols)

@@ -108,14 +108,24 @@ def mel_filterbank(rate: int, n_fft: int, cfg: AudioConfig) -> Tensor:
     return torch.from_numpy(np.maximum(0, np.minimum(rising, falling)).astype(np.float32))
 
 
-def log_mel(samples: Tensor, rate: int, cfg: AudioConfig | None = None) -> Tensor:
-    """``(T, n_mels)`` log-mel energies of mono ``samples`` at ``rate`` Hz."""
+def log_mel(
+    samples: Tensor, rate: int, cfg: AudioConfig | None = None, *, name: str = "the sound"
+) -> Tensor:
+    """``(T, n_mels)`` log-mel energies of mono ``samples`` at ``rate`` Hz (``name`` says which
+    file, in errors)."""
     cfg = cfg or AudioConfig()
     window = max(1, round(rate * cfg.window_ms / 1000))
     hop = max(1, round(rate * cfg.hop_ms / 1000))
     n_fft = 2 ** math.ceil(math.log2(window))
     if samples.numel() < window:
-        samples = torch.nn.functional.pad(samples, (0, window - samples.numel()))
+        raise AudioError(
+            f"{name} is shorter ({samples.numel()} samples) than one {cfg.window_ms:g} ms window "
+            f"({window} samples at {rate} Hz)"
+        )
     frames = samples.unfold(0, window, hop) * torch.hann_window(window, periodic=False)
     power = torch.fft.rfft(frames, n=n_fft).abs().pow(2)  # (T, n_fft/2 + 1)
-    return torch.log(power @ mel_filterbank(rate, n_fft, cfg) + 1e-6)
+    try:
+        bank = mel_filterbank(rate, n_fft, cfg)
+    except AudioError as e:
+        raise AudioError(f"{name}: {e}") from None
+    return torch.log(power @ bank + 1e-6)

@@ -9,8 +9,8 @@ one per step.
   every other column), ordered by ``columns.time_col`` if given, else as written;
 - ``.jsonl`` with list-valued columns for aligned tagging (``{"tokens": [...], "tags": [...]}``);
 - ``.conll`` / ``.bio``: ``token<TAB>tag`` lines, a blank line between sequences (tagging);
-- ``.npz``: arrays ``x`` (``(N, T, F)``, or an object array of ``(T_i, F)`` arrays), ``y``
-  (``(N,)`` labels, or ``(N, T)`` for tagging) and optionally ``lengths`` (``(N,)``);
+- ``.npz``: arrays ``x`` (``(N, T, F)``, padded), ``y`` (``(N,)`` labels, or ``(N, T)`` for
+  tagging) and optionally ``lengths`` (``(N,)``); read without unpickling;
 - ``.ts``: the sktime/UEA time-series format (multivariate, unequal lengths, class labels);
 - a folder with one sub-folder of ``.wav`` files per class (audio; see ``rnnkit.audio``);
 - a registered data-set name (``rotten-tomatoes``, ``japanese-vowels``), which also fixes its
@@ -234,14 +234,7 @@ def read_long(path: Path, columns: Columns, aligned: bool) -> Labelled:
 
 def read_npz(path: Path) -> Labelled:
     """Arrays ``x``, ``y`` and optionally ``lengths`` from an ``.npz`` file."""
-    try:
-        data = np.load(path, allow_pickle=True)
-        x, y = data["x"], data["y"]
-        lengths = data["lengths"] if "lengths" in data.files else None
-    except KeyError as e:
-        raise LabelledDataError(f"{path}: needs arrays 'x' and 'y' (missing {e})") from e
-    except (OSError, ValueError) as e:
-        raise LabelledDataError(f"cannot read {path} as .npz: {e}") from e
+    x, y, lengths = load_arrays(path, ("x", "y"), optional=("lengths",))
     if len(x) != len(y):
         raise LabelledDataError(f"{path}: x has {len(x)} sequences but y has {len(y)} labels")
     inputs = []
@@ -263,6 +256,33 @@ def read_npz(path: Path) -> Labelled:
     else:
         labels = [str(t) for t in y]
     return Labelled("numeric", inputs, labels, aligned, str(path))
+
+
+def load_arrays(path: Path, names: tuple[str, ...], optional: tuple[str, ...] = ()) -> list:
+    """Named arrays of an ``.npz`` file (or the one array of an ``.npy``), without unpickling:
+    a file from elsewhere cannot run code here, and a damaged one is an error that names it."""
+    import pickle
+    import zipfile
+
+    try:
+        data = np.load(path, allow_pickle=False)
+        if isinstance(data, np.ndarray):  # .npy: one array
+            return [data]
+        missing = [n for n in names if n not in data.files]
+        if missing:
+            raise LabelledDataError(
+                f"{path}: needs arrays {', '.join(names)}; it has {', '.join(data.files) or 'none'}"
+            )
+        return [data[n] for n in names] + [data[n] if n in data.files else None for n in optional]
+    except ValueError as e:
+        if "allow_pickle" in str(e):
+            raise LabelledDataError(
+                f"{path} holds Python objects (ragged arrays?); save x padded to (N, T, F) with "
+                "an array 'lengths' instead"
+            ) from e
+        raise LabelledDataError(f"cannot read {path} as numpy arrays: {e}") from e
+    except (OSError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError) as e:
+        raise LabelledDataError(f"cannot read {path} as numpy arrays: {e}") from e
 
 
 def read_ts(path: Path) -> Labelled:
@@ -305,7 +325,7 @@ def read_audio_folder(path: Path, audio) -> Labelled:
         files = sorted(folder.glob("*.wav")) + sorted(folder.glob("*.WAV"))
         for file in files:
             wave, rate = read_wav(file)
-            inputs.append(log_mel(wave, rate, audio).numpy())
+            inputs.append(log_mel(wave, rate, audio, name=str(file)).numpy())
             labels.append(folder.name)
     if not inputs:
         raise LabelledDataError(f"{path}: no .wav files in its class sub-folders")

@@ -24,6 +24,7 @@ from rnnkit.datasets.labelled import (
     TEXT_SUFFIXES,
     Labelled,
     LabelledDataError,
+    load_arrays,
     load_labelled,
     read_ts,
     table_rows,
@@ -48,6 +49,8 @@ from rnnkit.training.runs import load_weights
 from rnnkit.training.trainer import RunResult, Trainer, resolve_device
 
 KINDS = ("classify", "tag")
+# what `predict` reads as a file (for a text model, anything else is text to classify)
+READABLE = (*TEXT_SUFFIXES, ".bz2", ".npz", ".npy", ".ts", ".wav")
 
 
 def read_splits(
@@ -157,24 +160,33 @@ def read_inputs(source: str, task: dict) -> tuple[list, list[str]]:
     data_cfg = ClassifyDataConfig(**task["data"])
     path = Path(source)
     kind = task["input_kind"]
+    if kind == "text" and (not path.exists() or path.suffix.lower() not in READABLE):
+        if not source.strip():
+            raise LabelledDataError("an empty text has nothing to classify")
+        return [source], [source]
     if not path.exists():
-        if kind == "text":
-            return [source], [source]
         raise LabelledDataError(f"no such file or folder: {source}")
     audio = AudioConfig(**task["audio"])
     if path.is_dir() or path.suffix.lower() == ".wav":
         files = sorted(path.rglob("*.wav")) if path.is_dir() else [path]
         if not files:
             raise LabelledDataError(f"{path}: no .wav files")
-        return [log_mel(*read_wav(f), audio).numpy() for f in files], [str(f) for f in files]
+        features = [log_mel(*read_wav(f), audio, name=str(f)).numpy() for f in files]
+        return features, [str(f) for f in files]
     if path.suffix in (".npz", ".npy"):
-        try:
-            loaded = np.load(path, allow_pickle=True)
-            x = loaded["x"] if path.suffix == ".npz" else loaded
-        except (KeyError, OSError, ValueError) as e:
-            raise LabelledDataError(f"{path}: needs an array 'x' of sequences ({e})") from e
-        if x.ndim == 2 and x.dtype != object:  # one (T, F) sequence
+        x, lengths = (
+            load_arrays(path, ("x",), optional=("lengths",))
+            if path.suffix == ".npz"
+            else (*load_arrays(path, ()), None)
+        )
+        if x.ndim == 2:  # one (T, F) sequence
             x = x[None]
+        if x.ndim != 3 or not np.issubdtype(x.dtype, np.number):
+            raise LabelledDataError(f"{path}: x has shape {x.shape}; want (N, T, F) numbers")
+        if not np.isfinite(x).all():
+            raise LabelledDataError(f"{path} holds NaN or infinite values")
+        if lengths is not None:
+            x = [seq[: int(n)] for seq, n in zip(x, lengths)]
         return [np.asarray(s, dtype=np.float32).reshape(len(s), -1) for s in x], [
             f"{path}[{i}]" for i in range(len(x))
         ]
