@@ -137,7 +137,8 @@ def test_future_values_never_change_the_scaler_windows_or_a_past_forecast(tmp_pa
     assert not np.allclose(fa, fc)
 
 
-def test_scaler_is_fitted_on_the_training_part_only():
+def test_scaler_statistics_and_round_trip():
+    """The scaler itself; that only the training part reaches it is the leakage test above."""
     values = np.arange(1.0, 11.0)[:, None]
     s = Scaler.fit(values[:6])
     assert s.mean[0] == pytest.approx(3.5)

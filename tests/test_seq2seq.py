@@ -192,8 +192,9 @@ def test_cli_train_predict_evaluate(tmp_path, capsys, monkeypatch):
     png = tmp_path / "attention.png"
     assert main(["evaluate", str(run), "--json", "--heatmap", str(png), "--example", "2"]) == 0
     metrics = json.loads(capsys.readouterr().out)
-    assert 0 <= metrics["sequence_error_rate"] <= 1 and metrics["token_error_rate"] >= 0
     assert metrics["baseline_sequence_error_rate"] > 0.9
+    # 6 steps: plumbing only here (learning is asserted above); the figures are all reported
+    assert {"token_error_rate", "sequence_error_rate", "loss", "sequences"} <= set(metrics)
     assert png.stat().st_size > 1000
     assert main(["evaluate", str(run), "--data", str(pairs), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["sequences"] == len(reversal_pairs(200))
