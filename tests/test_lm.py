@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sysconfig
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from rnnkit.datasets import CorpusError
 from rnnkit.generate import SamplingConfig, Stepper, pick_next
 from rnnkit.tasks import LanguageModelTask, LMDataConfig, LMModelConfig
 from rnnkit.tasks.lm_runs import evaluate_run, load_model, train_lm
-from rnnkit.text.streams import StreamBatcher, unigram_entropy
+from rnnkit.text.streams import StreamBatcher, unigram_cross_entropy, unigram_entropy
 from rnnkit.text.vocab import Vocab
 from rnnkit.training import CheckpointError, TrainConfig
 
@@ -237,6 +238,9 @@ def test_stream_windows_continue_each_other():
     assert torch.equal(w0.y, w0.x + 1)
     assert b.window(len(b)).starts_pass
     assert unigram_entropy(torch.tensor([0, 1, 0, 1]), 2) == pytest.approx(0.6931, abs=1e-4)
+    # training counts [2, 1] + 1 -> p = [0.6, 0.4]; held-out [1, 1, 0] costs -(2 ln .4 + ln .6)/3
+    held_out = unigram_cross_entropy(torch.tensor([0, 0, 1]), torch.tensor([1, 1, 0]), 2)
+    assert held_out == pytest.approx(-(2 * math.log(0.4) + math.log(0.6)) / 3)
 
 
 def test_early_stopping_ends_a_run_that_no_longer_improves(run_root, monkeypatch):

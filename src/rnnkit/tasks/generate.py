@@ -246,7 +246,7 @@ class GenerateTask:
         loss = sequence_loss(model, items, self.batch_size, self.device)
         return {
             "loss": loss,
-            "unigram_loss": unigram_loss(self.train_items),
+            "unigram_loss": unigram_loss(self.train_items, items),
             "items": len(items),
         }
 
@@ -294,8 +294,13 @@ def sequence_loss(
     return total / max(count, 1)
 
 
-def unigram_loss(items: list[tuple[int, list[int]]]) -> float:
-    """The entropy (nats) of the training targets' token frequencies: a context-free baseline."""
-    counts = Counter(t for _, ids in items for t in ids[1:])
-    total = sum(counts.values())
-    return -sum(n / total * math.log(n / total) for n in counts.values())
+def unigram_loss(train: list[tuple[int, list[int]]], scored: list[tuple[int, list[int]]]) -> float:
+    """Loss (nats per token) on ``scored`` of the context-free model that predicts each target
+    token with its training frequency (add-one smoothed): the trivial baseline."""
+    counts = Counter(t for _, ids in train for t in ids[1:])
+    vocab = set(counts) | {t for _, ids in scored for t in ids[1:]}
+    total = sum(counts.values()) + len(vocab)
+    scored_tokens = [t for _, ids in scored for t in ids[1:]]
+    return -sum(math.log((counts[t] + 1) / total) for t in scored_tokens) / max(
+        len(scored_tokens), 1
+    )

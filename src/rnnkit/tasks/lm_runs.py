@@ -21,7 +21,7 @@ from rnnkit.tasks.language_model import (
     encode_corpus,
     evaluate_lm,
 )
-from rnnkit.text.streams import unigram_entropy
+from rnnkit.text.streams import unigram_cross_entropy
 from rnnkit.text.vocab import Vocab
 from rnnkit.training import runs
 from rnnkit.training.config import TrainConfig
@@ -85,7 +85,8 @@ def evaluate_run(
 
     With ``data``, the whole of that text (a file, folder, glob or data-set name) is scored;
     otherwise ``split`` (train, val or test) of the run's own corpus, cut as in training.
-    A unigram baseline (the entropy of the training split's token frequencies) is reported
+    A unigram baseline (each token predicted with its training frequency, add-one smoothed,
+    scored on the same text) is reported
     beside it. Text is scored in ``batch_size`` streams (default: the run's, as in validation).
     """
     model, vocab, task = load_model(run_dir, which, device)
@@ -100,7 +101,7 @@ def evaluate_run(
         ids, scored = splits[split], f"{data_cfg.data} [{split}]"
     batch_size = batch_size or task["batch_size"]
     metrics = evaluate_lm(model, ids, batch_size, data_cfg.bptt, next(model.parameters()).device)
-    baseline = unigram_entropy(splits["train"], len(vocab))
+    baseline = unigram_cross_entropy(splits["train"], ids, len(vocab))
     return {
         "data": scored,
         "checkpoint": which,

@@ -110,3 +110,12 @@ def unigram_entropy(ids: Tensor, vocab_size: int) -> float:
     counts = torch.bincount(ids, minlength=vocab_size).double()
     p = counts[counts > 0] / counts.sum()
     return float(-(p * p.log()).sum())
+
+
+def unigram_cross_entropy(train_ids: Tensor, scored_ids: Tensor, vocab_size: int) -> float:
+    """Loss in nats per token on ``scored_ids`` of the context-free model that predicts every
+    token with its training frequency (add-one smoothed, so an unseen token costs a finite
+    amount): the trivial baseline on held-out text."""
+    counts = torch.bincount(train_ids, minlength=vocab_size).double() + 1.0
+    log_p = (counts / counts.sum()).log()
+    return float(-log_p[scored_ids].mean())
