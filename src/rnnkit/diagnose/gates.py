@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from rnnkit.plotting import pyplot
+
 LOW, HIGH = 0.05, 0.95
 GATES = {"LSTM": ("input", "forget", "output"), "GRU": ("reset", "update")}
 
@@ -122,10 +124,7 @@ def format_table(stats: list[GateStats]) -> str:
 
 def plot_gates(stats: list[GateStats], out, title: str | None = None) -> None:
     """Left: mean gate value per step; right: the distribution of gate values."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot("gate plots")
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.4), dpi=120)
     centres = [(i + 0.5) / 20 for i in range(20)]

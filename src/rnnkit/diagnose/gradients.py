@@ -32,6 +32,8 @@ from dataclasses import dataclass, field, fields
 import torch
 from torch import Tensor, nn
 
+from rnnkit.plotting import pyplot
+
 THRESHOLD = 1e-3
 FLOOR = 1e-12  # the plots' lower limit
 GROWTH = 10.0  # a gradient that grows more than this within the sequence is "exploding"
@@ -279,10 +281,7 @@ def format_table(flows: list[GradientFlow], every: int | None = None) -> str:
 def plot_flows(flows: list[GradientFlow], out, title: str | None = None) -> None:
     """Log-scale gradient norm against distance from T, one curve per model and layer; with
     Jacobians, a second panel of their spectral norms."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot("gradient-flow plots")
 
     with_jac = any(f.jacobian_norms for f in flows)
     fig, axes = plt.subplots(

@@ -18,6 +18,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from rnnkit.plotting import pyplot
+
 FEATURES = {
     "in_quotes": "inside a string literal ('...', \"...\", triple quotes)",
     "line_position": "characters since the start of the line",
@@ -213,10 +215,7 @@ def heatmap_png(
     notes: dict | None = None,
 ) -> Path:
     """The passage as a character grid per unit, each cell coloured by the unit's value."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot("hidden-state heat maps")
     import numpy as np
 
     rows: list[list[tuple[str, int]]] = [[]]

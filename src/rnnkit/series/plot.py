@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnkit.plotting import pyplot
+
 
 def plot_forecasts(
     prep, fc: dict, out: str | Path, *, title: str = "", max_series: int = 4
@@ -19,10 +21,7 @@ def plot_forecasts(
         out: the PNG's path.
     """
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot("forecast plots")
     except ImportError as e:
         raise ImportError("plots need matplotlib: pip install 'rnnkit[plot]'") from e
     out = Path(out)

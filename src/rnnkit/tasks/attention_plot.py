@@ -6,6 +6,8 @@ from pathlib import Path
 
 from torch import Tensor
 
+from rnnkit.plotting import pyplot
+
 
 def plot_attention(
     weights: Tensor,
@@ -16,15 +18,7 @@ def plot_attention(
     title: str = "",
 ) -> Path:
     """Write the weights ``(T_out, S)`` of one decoded example as a PNG; return its path."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as e:
-        raise ImportError(
-            "the attention heat map needs matplotlib: pip install 'rnnkit[plot]'"
-        ) from e
+    plt = pyplot("attention heat maps")
     w = weights.detach().float().cpu().numpy()
     rows, cols = w.shape
     fig, ax = plt.subplots(figsize=(1.5 + 0.45 * cols, 1.2 + 0.4 * rows))

@@ -12,6 +12,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from rnnkit.plotting import pyplot
+
 
 def confusion_matrix(true: Tensor, pred: Tensor, n_classes: int) -> Tensor:
     """``(C, C)`` counts, rows the true class and columns the predicted one."""
@@ -70,15 +72,7 @@ def imbalance(labels: Tensor, classes: list[str]) -> dict:
 
 def plot_confusion(confusion: list[list[int]], classes: list[str], path: str | Path, title=""):
     """Write the confusion matrix as a PNG: counts in the cells, rows normalised for colour."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as e:
-        raise ImportError(
-            "the confusion-matrix plot needs matplotlib: pip install 'rnnkit[plot]'"
-        ) from e
+    plt = pyplot("confusion-matrix plots")
     cm = torch.tensor(confusion, dtype=torch.float64)
     rows = cm / cm.sum(1, keepdim=True).clamp(min=1)
     n = len(classes)

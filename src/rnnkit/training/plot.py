@@ -6,6 +6,8 @@ import json
 import math
 from pathlib import Path
 
+from rnnkit.plotting import pyplot
+
 
 def read_metrics(run_dir: Path) -> list[dict]:
     path = Path(run_dir) / "metrics.jsonl"
@@ -23,10 +25,7 @@ def read_metrics(run_dir: Path) -> list[dict]:
 def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Draw ``loss.png`` in the run folder (or ``out``) and return its path."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot("loss plots")
     except ImportError as e:
         raise ImportError("plots need matplotlib: pip install 'rnnkit[plot]'") from e
     run_dir = Path(run_dir)
