@@ -7,7 +7,7 @@ validates it, and the held-out 20 % ("real held-out words") is never seen by the
 1. The generator: ``OneToMany`` (the language's embedding sets the initial state of an LSTM and
    is fed at every step), trained with ``rnnkit``'s trainer for ``--time-budget``.
 2. A judge: a character-level bidirectional GRU classifier, trained here on 80 % of the real
-   held-out words and scored on the other 20 % (its accuracy on real words is the ceiling).
+   held-out words and scored on the other 20 % (its accuracy on real words is the reference).
 3. ``--per-language`` words are sampled per language; the judge labels them. The accuracy on
    generated words is printed beside chance (1 / 11) and beside the judge's accuracy on real
    words, with the confusion matrix, and the share of generated words that copy a training word.

@@ -422,3 +422,28 @@ def test_report_matches_hand_computed_figures():
     assert r["confusion"] == [[2, 1, 0], [0, 1, 1], [0, 0, 1]]
     base = majority_baseline(torch.tensor([1, 1, 0]), true, ["a", "b", "c"])
     assert base["class"] == "b" and base["accuracy"] == pytest.approx(2 / 6)
+
+
+# -- quality on real data (slow: downloads the sktime wheel once, trains a minute) ----------------
+@pytest.mark.slow
+def test_japanese_vowels_speaker_accuracy(tmp_path):
+    from rnnkit.datasets import DatasetError
+
+    try:
+        load_labelled("japanese-vowels", Columns())
+    except DatasetError as e:
+        pytest.skip(f"japanese-vowels not available here: {e}")
+    model = ClassifyModelConfig(hidden_size=64, pooling="last")
+    cfg = TrainConfig(
+        out=str(tmp_path / "jv"),
+        max_steps=300,
+        batch_size=16,
+        lr=3e-3,
+        eval_every=50,
+        device="cpu",
+        progress=False,
+    )
+    train_classify(model, ClassifyDataConfig(data="japanese-vowels"), cfg)
+    m = evaluate_run(tmp_path / "jv", split="test", plot=None)
+    assert m["examples"] == 370
+    assert m["accuracy"] > max(0.95, m["majority"]["accuracy"] + 0.5)
