@@ -82,3 +82,24 @@ def test_quick_benchmark_end_to_end(tmp_path, capsys):
     data = json.loads(capsys.readouterr().out)
     assert data["task"] == "copy" and data["runs"][0]["cell"] == "lstm"
     assert data["runs"][0]["baseline"] == pytest.approx(copy_baseline(5))
+
+
+def test_each_task_has_its_own_default_budget(monkeypatch, tmp_path, capsys):
+    """The copy task gets its own steps, width and lengths; flags given still win."""
+    import rnnkit.tasks.memory as memory
+
+    seen = {}
+
+    def fake_bench(task, cells, lengths, cfg, **kw):
+        seen[task] = (lengths, cfg.max_steps, cfg.hidden_size)
+        return [MemoryResult(task, "gru", lengths[0], True, 1, 0.0, 1.0, 0.0, 0.5)]
+
+    monkeypatch.setattr(memory, "bench_memory", fake_bench)
+    monkeypatch.setattr(memory, "plot_memory", lambda results, out: None)
+    png = str(tmp_path / "m.png")
+    assert main(["bench", "memory", "--task", "copy", "--png", png]) == 0
+    assert main(["bench", "memory", "--task", "adding", "--png", png]) == 0
+    assert seen["copy"] == ([10, 20, 50], 6000, 128)
+    assert seen["adding"] == ([10, 20, 50, 100, 200, 400], 2500, 64)
+    assert main(["bench", "memory", "--task", "copy", "--steps", "9", "--png", png]) == 0
+    assert seen["copy"] == ([10, 20, 50], 9, 128)
