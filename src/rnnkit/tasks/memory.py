@@ -309,10 +309,9 @@ def format_table(results: list[MemoryResult], lengths: list[int] | None = None) 
 
 def plot_memory(results: list[MemoryResult], out) -> None:
     """Metric against length, one line per cell, log-scale length; the solve threshold dashed."""
-    import matplotlib
+    from rnnkit.plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot("memory-benchmark plots")
 
     task = results[0].task
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
