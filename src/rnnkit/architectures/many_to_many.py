@@ -54,6 +54,21 @@ def make_layer(
     raise ValueError(f"cell must be one of rnn, rnn_relu, lstm, gru; got {cell!r}")
 
 
+def input_layer(
+    vocab_size: int | None,
+    embedding_size: int,
+    input_size: int | None,
+    padding_idx: int | None = None,
+) -> tuple[nn.Embedding | None, int]:
+    """What reads the input before the recurrent layers: an embedding for token ids
+    (``vocab_size``), or nothing for features (``input_size``); and the width it hands on."""
+    if (vocab_size is None) == (input_size is None):
+        raise ValueError("give exactly one of vocab_size (token input) or input_size")
+    if vocab_size is not None:
+        return nn.Embedding(vocab_size, embedding_size, padding_idx=padding_idx), embedding_size
+    return None, input_size  # type: ignore[return-value]
+
+
 class ManyToMany(nn.Module):
     """One output per input step.
 
@@ -91,14 +106,7 @@ class ManyToMany(nn.Module):
         bidirectional: bool = False,
     ) -> None:
         super().__init__()
-        if (vocab_size is None) == (input_size is None):
-            raise ValueError("give exactly one of vocab_size (token input) or input_size")
-        if vocab_size is not None:
-            self.embedding: nn.Module | None = nn.Embedding(vocab_size, embedding_size)
-            rnn_in = embedding_size
-        else:
-            self.embedding = None
-            rnn_in = input_size  # type: ignore[assignment]
+        self.embedding, rnn_in = input_layer(vocab_size, embedding_size, input_size)
         self.rnn = make_layer(
             cell,
             rnn_in,

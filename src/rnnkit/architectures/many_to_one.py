@@ -20,7 +20,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from rnnkit.architectures.many_to_many import CellSpec, make_layer
+from rnnkit.architectures.many_to_many import CellSpec, input_layer, make_layer
 
 Pooling = Literal["last", "mean", "max", "attention"]
 POOLINGS = ("last", "mean", "max", "attention")
@@ -117,20 +117,11 @@ class ManyToOne(nn.Module):
         padding_idx: int | None = 0,
     ) -> None:
         super().__init__()
-        if (vocab_size is None) == (input_size is None):
-            raise ValueError("give exactly one of vocab_size (token input) or input_size")
         if pooling not in POOLINGS:
             raise ValueError(f"--pooling must be one of {', '.join(POOLINGS)}; got {pooling!r}")
         self.pooling = pooling
         self.directions = 2 if bidirectional else 1
-        if vocab_size is not None:
-            self.embedding: nn.Module | None = nn.Embedding(
-                vocab_size, embedding_size, padding_idx=padding_idx
-            )
-            rnn_in = embedding_size
-        else:
-            self.embedding = None
-            rnn_in = input_size  # type: ignore[assignment]
+        self.embedding, rnn_in = input_layer(vocab_size, embedding_size, input_size, padding_idx)
         self.rnn = make_layer(
             cell,
             rnn_in,

@@ -12,7 +12,6 @@ Each function is one call a Python user can make too::
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -125,15 +124,12 @@ def train_classify(
 
     On resume the model, data, vocabulary and classes come from the run's config.json.
     """
-    stored = None
-    if train_cfg.resume:
-        stored = read_run_config(train_cfg.out)["task"]
-        model_cfg = ClassifyModelConfig(**stored["model"])
-        data_cfg = ClassifyDataConfig(**stored["data"])
+    model_cfg, data_cfg, stored = runs.run_configs(
+        train_cfg, read_run_config, ClassifyModelConfig, ClassifyDataConfig, model_cfg, data_cfg
+    )
+    if stored is not None:
         audio = AudioConfig(**stored["audio"])
         aligned = stored["aligned"]
-    if model_cfg is None or data_cfg is None:
-        raise ValueError("--data is required to start a run (only --resume reads it from the run)")
     task = _task(model_cfg, data_cfg, train_cfg, audio or AudioConfig(), aligned, stored)
     return Trainer(task, train_cfg, callbacks).run()
 
@@ -292,10 +288,3 @@ def evaluate_run(
         except ImportError as e:
             result["confusion_png"] = f"(not drawn: {e})"
     return result
-
-
-def describe_config(task: dict) -> dict:
-    """The parts of a stored task config worth printing."""
-    return {k: task[k] for k in ("kind", "input_kind", "sizes") if k in task} | {
-        "model": asdict(ClassifyModelConfig(**task["model"]))
-    }

@@ -53,12 +53,9 @@ def train_forecast(
     ``series`` replaces reading ``data_cfg.data`` (the backtest trains on cut-down copies).
     On resume the model and data configs come from the run's config.json.
     """
-    if train_cfg.resume:
-        stored = read_run_config(train_cfg.out)["task"]
-        model_cfg = ForecastModelConfig(**stored["model"])
-        data_cfg = ForecastDataConfig(**stored["data"])
-    if model_cfg is None or data_cfg is None:
-        raise ValueError("--data is required to start a run (only --resume reads it from the run)")
+    model_cfg, data_cfg, _ = runs.run_configs(
+        train_cfg, read_run_config, ForecastModelConfig, ForecastDataConfig, model_cfg, data_cfg
+    )
     series = series if series is not None else load_series(data_cfg)
     task = ForecastTask(
         model_cfg,

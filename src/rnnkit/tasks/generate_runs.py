@@ -73,13 +73,9 @@ def train_generate(
     callbacks=(),
 ) -> RunResult:
     """Train (or with ``train_cfg.resume``, continue) a conditional generator."""
-    stored = None
-    if train_cfg.resume:
-        stored = read_run_config(train_cfg.out)["task"]
-        model_cfg = GenerateModelConfig(**stored["model"])
-        data_cfg = GenerateDataConfig(**stored["data"])
-    if model_cfg is None or data_cfg is None:
-        raise ValueError("--data is required to start a run (only --resume reads it from the run)")
+    model_cfg, data_cfg, stored = runs.run_configs(
+        train_cfg, read_run_config, GenerateModelConfig, GenerateDataConfig, model_cfg, data_cfg
+    )
     task = make_task(
         model_cfg,
         data_cfg,

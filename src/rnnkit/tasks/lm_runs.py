@@ -47,13 +47,11 @@ def train_lm(
     given for them are ignored, and the training flags given now apply (a longer budget, say).
     """
     vocab = None
-    if train_cfg.resume:
-        stored = read_run_config(train_cfg.out)["task"]
-        model_cfg = LMModelConfig(**stored["model"])
-        data_cfg = LMDataConfig(**stored["data"])
+    model_cfg, data_cfg, stored = runs.run_configs(
+        train_cfg, read_run_config, LMModelConfig, LMDataConfig, model_cfg, data_cfg
+    )
+    if stored is not None:
         vocab = Vocab.from_json(stored["vocab"])
-    if model_cfg is None or data_cfg is None:
-        raise ValueError("--data is required to start a run (only --resume reads it from the run)")
     device = resolve_device(train_cfg.device)
     text = load_corpus(data_cfg.data)
     task = LanguageModelTask(

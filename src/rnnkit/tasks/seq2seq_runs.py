@@ -54,16 +54,14 @@ def train_seq2seq(
 ) -> RunResult:
     """Train (or with ``train_cfg.resume``, continue) an encoder-decoder into ``train_cfg.out``."""
     vocabs = None
-    if train_cfg.resume:
-        stored = read_run_config(train_cfg.out)["task"]
-        model_cfg = Seq2SeqModelConfig(**stored["model"])
-        data_cfg = Seq2SeqDataConfig(**stored["data"])
+    model_cfg, data_cfg, stored = runs.run_configs(
+        train_cfg, read_run_config, Seq2SeqModelConfig, Seq2SeqDataConfig, model_cfg, data_cfg
+    )
+    if stored is not None:
         vocabs = (
             TokenVocab.from_json(stored["source_vocab"]),
             TokenVocab.from_json(stored["target_vocab"]),
         )
-    if model_cfg is None or data_cfg is None:
-        raise ValueError("--data is required to start a run (only --resume reads it from the run)")
     task = Seq2SeqTask(
         model_cfg,
         data_cfg,

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from rnnkit.text.tokens import TokenVocab, pad_batch
+from rnnkit.text.tokens import TokenVocab
 
 
 @dataclass
@@ -55,10 +55,8 @@ class InputEncoder:
             ids = self.vocab.encode(item)[: self.max_length]  # type: ignore[union-attr]
             return torch.tensor(ids or [self.vocab.unk_id], dtype=torch.long)  # type: ignore[union-attr]
         if self.kind == "tokens":
-            index = self.vocab._index  # type: ignore[union-attr]
-            return torch.tensor(
-                [index.get(t, TokenVocab.unk_id) for t in item[: self.max_length]], dtype=torch.long
-            )
+            ids = self.vocab.encode_tokens(item[: self.max_length])  # type: ignore[union-attr]
+            return torch.tensor(ids, dtype=torch.long)
         array = np.asarray(item, dtype=np.float32)
         if array.ndim != 2 or array.shape[1] != len(self.mean):  # type: ignore[arg-type]
             raise ValueError(
@@ -94,29 +92,24 @@ class LabelEncoder:
         seen = {t for row in labels for t in row} if aligned else set(labels)
         return cls(sorted(seen))
 
+    def __post_init__(self) -> None:
+        self._index = {c: i for i, c in enumerate(self.classes)}
+
     def encode(self, label: str) -> int:
-        try:
-            return self.classes.index(label)
-        except ValueError:
+        if label not in self._index:
             shown = ", ".join(self.classes[:20]) + (" ..." if len(self.classes) > 20 else "")
-            raise ValueError(
-                f"label {label!r} was not seen in training; the model knows: {shown}"
-            ) from None
+            raise ValueError(f"label {label!r} was not seen in training; the model knows: {shown}")
+        return self._index[label]
 
     def encode_all(self, labels: list, aligned: bool) -> list:
-        index = {c: i for i, c in enumerate(self.classes)}
         if aligned:
-            return [torch.tensor([self._lookup(index, t) for t in row]) for row in labels]
-        return [self._lookup(index, t) for t in labels]
-
-    def _lookup(self, index: dict, label: str) -> int:
-        return index[label] if label in index else self.encode(label)
+            return [torch.tensor([self.encode(t) for t in row]) for row in labels]
+        return [self.encode(t) for t in labels]
 
 
 def collate(items: list[Tensor]) -> tuple[Tensor, Tensor]:
-    """Pad ``(T,)`` id or ``(T, F)`` float sequences into a batch and its lengths."""
-    if items[0].dim() == 1 and not items[0].is_floating_point():
-        return pad_batch([t.tolist() for t in items])
+    """Pad ``(T,)`` id or ``(T, F)`` float sequences into a batch (ids with ``<pad>`` = 0) and
+    its lengths."""
     lengths = torch.tensor([len(t) for t in items], dtype=torch.long)
     return torch.nn.utils.rnn.pad_sequence(items, batch_first=True), lengths
 

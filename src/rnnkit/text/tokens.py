@@ -111,8 +111,12 @@ class TokenVocab:
 
     def encode(self, text: str, *, bos: bool = False, eos: bool = False) -> list[int]:
         """Text to ids, unknown tokens as ``<unk>``, optionally framed by ``<bos>``/``<eos>``."""
-        ids = [self._index.get(t, self.unk_id) for t in tokenize(text, self.level)]
+        ids = self.encode_tokens(tokenize(text, self.level))
         return [self.bos_id] * bos + ids + [self.eos_id] * eos
+
+    def encode_tokens(self, tokens: Iterable[str]) -> list[int]:
+        """Tokens already split (a tagger's input) to ids, unknown ones as ``<unk>``."""
+        return [self._index.get(t, self.unk_id) for t in tokens]
 
     def decode(self, ids: Iterable[int], *, strip: bool = True) -> str:
         """Ids to text; ``strip`` drops ``<pad>`` and ``<bos>``, and stops at ``<eos>``."""
@@ -125,15 +129,6 @@ class TokenVocab:
                 continue
             out.append(self.tokens[i])
         return ("" if self.level == "char" else " ").join(out)
-
-    def unknown_share(self, texts: Iterable[str]) -> float:
-        """The fraction of tokens of ``texts`` that this vocabulary reads as ``<unk>``."""
-        total = unknown = 0
-        for text in texts:
-            tokens = tokenize(text, self.level)
-            total += len(tokens)
-            unknown += sum(t not in self._index for t in tokens)
-        return unknown / max(total, 1)
 
     def to_json(self) -> dict:
         return {"level": self.level, "tokens": self.tokens}

@@ -38,3 +38,18 @@ def load_weights(model: nn.Module, run_dir: str | Path, which: str, device: str)
     except RuntimeError as e:
         raise ckpt.CheckpointError(f"{path} does not fit the model in config.json: {e}") from e
     return model.to(resolve_device(device)).eval()
+
+
+def run_configs(train_cfg, read_config, model_cls: type, data_cls: type, model_cfg, data_cfg):
+    """The model and data configs of a run about to train, and the stored task (or ``None``).
+
+    On ``--resume`` they come from the run's ``config.json`` (``read_config(run_dir)``) and the
+    ones given are ignored; otherwise the given ones are needed.
+    """
+    stored = None
+    if train_cfg.resume:
+        stored = read_config(train_cfg.out)["task"]
+        model_cfg, data_cfg = model_cls(**stored["model"]), data_cls(**stored["data"])
+    if model_cfg is None or data_cfg is None:
+        raise ValueError("--data is required to start a run (only --resume reads it from the run)")
+    return model_cfg, data_cfg, stored
