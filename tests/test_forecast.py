@@ -3,6 +3,7 @@ seasonal series, and the CLI end to end on small synthetic CSV files."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -12,7 +13,7 @@ import torch
 
 from rnnkit.architectures import ForecasterEnsemble
 from rnnkit.cli.main import main
-from rnnkit.series.baselines import naive, seasonal_naive
+from rnnkit.series.baselines import blend_weights, naive, seasonal_naive
 from rnnkit.series.metrics import coverage, directional_accuracy, mase_scale, point_metrics
 from rnnkit.series.table import SeriesError, read_series_csv
 from rnnkit.series.windows import Scaler
@@ -24,7 +25,17 @@ from rnnkit.tasks.forecast import (
     forecast_raw,
     pinball_loss,
 )
-from rnnkit.tasks.forecast_runs import evaluate_run, load_model, predict_run, train_forecast
+from rnnkit.tasks.forecast_runs import (
+    blended,
+    evaluate_run,
+    forecast_part,
+    load_model,
+    predict_run,
+    read_blend,
+    train_forecast,
+)
+from rnnkit.training import checkpoint as ckpt
+from rnnkit.training.checkpoint import CheckpointError
 from rnnkit.training.config import TrainConfig
 
 
@@ -137,6 +148,50 @@ def test_future_values_never_change_the_scaler_windows_or_a_past_forecast(tmp_pa
     assert not np.allclose(fa, fc)
 
 
+def test_refit_scaler_and_windows_reach_the_validation_part_never_the_test_tail(tmp_path):
+    path = write_csv(tmp_path / "s.csv", list(enumerate(seasonal(120))))
+    cfg = data_cfg(path, test_size=12, val_size=12, refit=True)
+    series = read_series_csv(path, time_col="t", target="y")
+    prep = Prepared(series, cfg)
+    test_start = prep.bounds[0].test_start  # 108
+    expected = Scaler.fit(series[0].values[:test_start])
+    np.testing.assert_allclose(prep.scalers[0].mean, expected.mean)
+    picks = prep.picks("train+val")
+    assert picks[-1] == (0, test_start - cfg.horizon)  # the last window ends at the tail
+    changed = read_series_csv(path, time_col="t", target="y")
+    changed[0].values[test_start:, 0] *= 3.0
+    other = Prepared(changed, cfg)
+    assert other.scalers[0].to_json() == prep.scalers[0].to_json()
+    np.testing.assert_array_equal(prep.windows(picks).y, other.windows(picks).y)
+    changed[0].values[test_start - 1, 0] *= 3.0  # inside validation: a refit sees it
+    assert Prepared(changed, cfg).scalers[0].to_json() != prep.scalers[0].to_json()
+
+
+def test_refit_trains_twice_for_the_steps_validation_chose(tmp_path, capsys):
+    torch.set_num_threads(1)
+    path = write_csv(tmp_path / "s.csv", list(enumerate(seasonal(120))))
+    cfg = data_cfg(path, test_size=12, val_size=12, refit=True)
+    out = tmp_path / "run"
+    train = TrainConfig(out=str(out), max_steps=40, lr=1e-2, eval_every=10, warmup_steps=5,
+                        progress=False)  # fmt: skip
+    result = train_forecast(ForecastModelConfig(hidden_size=8), cfg, train)
+    first = json.loads((out / "select" / "config.json").read_text())
+    final = json.loads((out / "config.json").read_text())
+    assert first["task"]["data"]["refit"] is False and final["task"]["data"]["refit"] is True
+    chosen = ckpt.load(out / "select" / "best.safetensors")[1]["step"]
+    assert final["train"]["max_steps"] == chosen == result.counters.step
+    # the first run saw 120 - 24 points for training, the refit 120 - 12
+    assert final["task"]["scalers"] != first["task"]["scalers"]
+    m = evaluate_run(out)
+    assert m["model"]["mase"] > 0 and evaluate_run(out / "select")["model"]["mase"] > 0
+    with pytest.raises(ValueError, match="refitted on its validation part"):
+        evaluate_run(out, split="val")
+    # resuming a finished refit run trains nothing more and keeps its weights
+    before = (out / "best.safetensors").read_bytes()
+    train_forecast(None, None, dataclasses.replace(train, resume=True))
+    assert (out / "best.safetensors").read_bytes() == before
+
+
 def test_scaler_statistics_and_round_trip():
     """The scaler itself; that only the training part reaches it is the leakage test above."""
     values = np.arange(1.0, 11.0)[:, None]
@@ -196,6 +251,20 @@ def test_metrics_match_hand_computed_values():
     assert directional_accuracy(np.array(3.0), a + 2, f + 1) == pytest.approx(2 / 3)
 
 
+def test_blend_weights_and_blended_forecasts_by_hand():
+    actual = np.array([[1.0, 2.0], [3.0, 4.0]])
+    net = np.array([[1.0, 0.0], [3.0, 0.0]])  # right at step 1, wrong at step 2
+    base = np.array([[5.0, 2.0], [7.0, 4.0]])  # wrong at step 1, right at step 2
+    np.testing.assert_array_equal(blend_weights(net, base, actual), [1.0, 0.0])
+    # the actual halfway between them: weight 0.5 at every step
+    np.testing.assert_allclose(blend_weights(actual - 1, actual + 1, actual), [0.5, 0.5])
+    raw = np.stack([net - 1, net, net + 2], axis=-1)  # quantiles around the point (index 1)
+    out = blended(raw, 1, base, np.array([0.25, 1.0]))
+    np.testing.assert_allclose(out[:, 0, 1], 0.25 * net[:, 0] + 0.75 * base[:, 0])
+    np.testing.assert_allclose(out[:, 1], raw[:, 1])  # weight 1: the network unchanged
+    np.testing.assert_allclose(out[..., 2] - out[..., 0], raw[..., 2] - raw[..., 0])
+
+
 def test_pinball_loss_by_hand():
     pred = torch.tensor([[1.0, 2.0]])
     q = torch.tensor([0.1, 0.9])
@@ -235,6 +304,42 @@ def test_learns_a_seasonal_series_to_mase_well_under_one(tmp_path):
     assert m["origins"] == 19  # every origin whose 6 steps lie in the 24-step tail
     assert m["model"]["mase"] < 0.5
     assert m["model"]["mase"] < 0.6 * m["seasonal_naive"]["mase"]
+    by_step = m["model"]["mase_by_step"]  # every step's own MASE; their mean is the whole's
+    assert len(by_step) == 6 and np.mean(by_step) == pytest.approx(m["model"]["mase"], abs=1e-3)
+
+
+def test_blend_with_seasonal_naive_is_chosen_on_validation_and_used_everywhere(tmp_path):
+    torch.set_num_threads(1)
+    path = write_csv(tmp_path / "s.csv", list(enumerate(seasonal(120))))
+    cfg = data_cfg(path, test_size=12, val_size=12, blend="seasonal", refit=True,
+                   quantiles="0.1,0.9")  # fmt: skip
+    out = tmp_path / "run"
+    train = TrainConfig(out=str(out), max_steps=30, lr=1e-2, eval_every=10, progress=False)
+    train_forecast(ForecastModelConfig(hidden_size=8), cfg, train)
+    series = read_series_csv(path, time_col="t", target="y")
+    # the weights were chosen on the first run's validation part, which it held out
+    model, first_cfg, scalers = load_model(out / "select")
+    val = forecast_part(model, Prepared(series, first_cfg, scalers), "val", stride=1)
+    expected = blend_weights(val["model"], val["seasonal_naive"], val["actual"])
+    weights = read_blend(out, cfg)
+    np.testing.assert_array_equal(weights, expected)
+    np.testing.assert_array_equal(weights, read_blend(out / "select", first_cfg))
+    # evaluation scores the combination as the model, and the network alone beside it
+    model, final_cfg, scalers = load_model(out)
+    fc = forecast_part(model, Prepared(series, final_cfg, scalers), "test", stride=1, blend=weights)
+    np.testing.assert_allclose(
+        fc["model"], weights * fc["network"] + (1 - weights) * fc["seasonal_naive"]
+    )
+    m = evaluate_run(out)
+    assert m["model"]["mae"] == pytest.approx(np.abs(fc["model"] - fc["actual"]).mean())
+    assert "network" in m and m["network"]["mae"] != m["model"]["mae"]
+    # predictions past the end blend too: all weight on seasonal naive gives its values
+    (out / "blend.json").write_text(json.dumps({"weights": [0.0] * 6}))
+    rows = predict_run(out)
+    np.testing.assert_allclose([r["forecast"] for r in rows], series[0].target[108:114])
+    (out / "blend.json").unlink()
+    with pytest.raises(CheckpointError, match=r"no blend\.json"):
+        evaluate_run(out)
 
 
 def test_ensemble_trains_every_member_and_forecasts_their_mean(tmp_path):

@@ -50,8 +50,8 @@ def format_table(m: dict) -> str:
         f"{m['horizon']} steps, season {m['season']}, checkpoint {m['checkpoint']}",
         f"{'':<16}{'MAE':>11}{'RMSE':>11}{'MAPE %':>9}{'MASE':>8}{'dir.acc':>9}",
     ]
-    names = {"model": "model", "naive": "naive (last)", "seasonal_naive": "seasonal naive",
-             "ets": "ETS"}  # fmt: skip
+    names = {"model": "model", "network": "network alone", "naive": "naive (last)",
+             "seasonal_naive": "seasonal naive", "ets": "ETS"}  # fmt: skip
     for key, label in names.items():
         if key not in m:
             continue
@@ -65,6 +65,11 @@ def format_table(m: dict) -> str:
         f"directional accuracy: share of forecasts moving the right way from the last value; "
         f"always 'up' scores {m['up_share']:.3f}"
     )
+    if m["horizon"] <= 12 and "mase_by_step" in m["model"]:
+        for key in ("model", "seasonal_naive"):
+            if key in m:
+                steps = " ".join(f"{v:.2f}" for v in m[key]["mase_by_step"])
+                lines.append(f"MASE by step, {names[key]}: {steps}")
     if "coverage" in m["model"]:
         lo, hi = m["model"]["interval"]
         lines.append(

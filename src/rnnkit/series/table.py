@@ -67,6 +67,10 @@ class Series:
     def target(self) -> np.ndarray:
         return self.values[:, 0]
 
+    def head(self, n: int) -> Series:
+        """The first ``n`` points (a negative ``n`` drops that many from the end)."""
+        return Series(self.id, self.times[:n], self.values[:n], self.lines[:n])
+
 
 def _open_text(path: Path) -> str:
     try:

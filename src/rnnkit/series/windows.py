@@ -136,8 +136,9 @@ class Windows:
 
 
 def origins(bounds: Bounds, part: str, lookback: int, horizon: int, stride: int = 1) -> range:
-    """Origins whose ``horizon`` targets all lie in ``part`` and whose inputs exist."""
-    start, end = bounds.part(part)
+    """Origins whose ``horizon`` targets all lie in ``part`` (``train+val``: in either) and whose
+    inputs exist."""
+    start, end = (0, bounds.test_start) if part == "train+val" else bounds.part(part)
     return range(max(start, lookback), end - horizon + 1, stride)
 
 
@@ -190,13 +191,19 @@ def cut_windows(
 
 
 def scale_all(
-    series: Sequence[Series], bounds: Sequence[Bounds], transform: TransformName
+    series: Sequence[Series],
+    bounds: Sequence[Bounds],
+    transform: TransformName,
+    *,
+    with_val: bool = False,
 ) -> tuple[list[Scaler], list[np.ndarray]]:
-    """One scaler per series, fitted on its training part; and every series scaled with it."""
+    """One scaler per series, fitted on its training part (``with_val``: on its training and
+    validation parts, for a refitted run); and every series scaled with it."""
     scalers, scaled = [], []
     for s, b in zip(series, bounds):
         where = f"series {s.id!r}"
-        scaler = Scaler.fit(s.values[: b.val_start], transform, where)
+        end = b.test_start if with_val else b.val_start
+        scaler = Scaler.fit(s.values[:end], transform, where)
         forward_transform(s.values, transform, where)  # a clear error for a later bad value
         scalers.append(scaler)
         scaled.append(scaler.scale(s.values))

@@ -35,6 +35,7 @@ from rnnkit.series.windows import (
 from rnnkit.tasks.network_config import check_network
 
 ModeName = Literal["direct", "autoregressive"]
+BlendName = Literal["none", "seasonal"]
 
 
 @dataclass(kw_only=True)
@@ -96,6 +97,15 @@ class ForecastDataConfig:
     """Sort rows by time instead of refusing timestamps out of order."""
     stride: int = 1
     """Steps between forecast origins when evaluating a held-out part."""
+    blend: BlendName = "none"
+    """seasonal: forecast each horizon step as w * network + (1 - w) * seasonal naive, with w
+    in 0, 0.05, ..., 1 chosen per step by the mean absolute error on the validation part (a
+    forecast combination; evaluate reports the network alone beside it)."""
+    refit: bool = False
+    """After training (the validation part picks the number of steps; that run is kept in
+    RUN/select), train again from the same start on the training and validation parts together
+    for that many steps, with the scaler refitted on both: the run forecasts from all the data
+    before the test tail, as the ETS baseline does. The test tail stays unseen."""
 
     def __post_init__(self) -> None:
         from rnnkit.datasets.series_sets import series_defaults
@@ -134,6 +144,8 @@ class ForecastDataConfig:
             )
         if self.reference not in ("none", "last", "seasonal"):
             raise ValueError(f"--reference must be none, last or seasonal; got {self.reference!r}")
+        if self.blend not in ("none", "seasonal"):
+            raise ValueError(f"--blend must be none or seasonal, got {self.blend!r}")
         if self.mode == "autoregressive" and self.reference == "seasonal":
             raise ValueError("--reference seasonal works with --mode direct only")
         self.quantile_list  # noqa: B018 (validates)
@@ -202,7 +214,7 @@ class Prepared:
             )
             for s in series
         ]
-        fitted, _ = scale_all(series, self.bounds, data.transform)
+        fitted, _ = scale_all(series, self.bounds, data.transform, with_val=data.refit)
         known = scalers or {}
         self.scalers = [known.get(s.id, f) for s, f in zip(series, fitted)]
         self.scaled = [sc.scale(s.values) for sc, s in zip(self.scalers, series)]
@@ -254,6 +266,11 @@ def predictions(model: nn.Module, x: Tensor, mode: str) -> Tensor:
     return out[:, -1] if mode == "direct" else out[:, :, 0]
 
 
+def point_index(data: ForecastDataConfig) -> int:
+    """Which output is the point forecast: the median with quantiles, else the only one."""
+    return data.quantile_list.index(0.5) if data.quantile_list else 0
+
+
 def forecast_raw(
     model: Forecaster | ForecasterEnsemble,
     prep: Prepared,
@@ -270,8 +287,7 @@ def forecast_raw(
         if d.mode == "direct":
             z = model(x)[0][:, -1]
         else:
-            point = d.quantile_list.index(0.5) if d.quantile_list else 0
-            z = model.rollout(x, d.horizon, point)
+            z = model.rollout(x, d.horizon, point_index(d))
     model.train(was_training)
     z = z.float().cpu().numpy() + w.ref[:, :, None]
     return np.stack([prep.scalers[s].unscale_target(z[i]) for i, s in enumerate(w.series)]).astype(
@@ -312,8 +328,9 @@ class ForecastTask:
         self.batch_size, self.seed = batch_size, seed
         self.device = torch.device(device)
         self.prep = Prepared(series, data_cfg)
+        fit_part = "train+val" if data_cfg.refit else "train"
         self.train_x, self.train_y = model_inputs(
-            self.prep.windows(self.prep.picks("train")), data_cfg.mode
+            self.prep.windows(self.prep.picks(fit_part)), data_cfg.mode
         )
         self.val_x, self.val_y = model_inputs(
             self.prep.windows(self.prep.picks("val")), data_cfg.mode

@@ -15,20 +15,16 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnkit.series.table import Series
 from rnnkit.tasks.forecast import ForecastDataConfig, ForecastModelConfig, Prepared, load_series
 from rnnkit.tasks.forecast_runs import (
     forecast_part,
     load_model,
+    read_blend,
     read_run_config,
     score,
     train_forecast,
 )
 from rnnkit.training.config import TrainConfig
-
-
-def _head(s: Series, n: int) -> Series:
-    return Series(s.id, s.times[:n], s.values[:n], s.lines[:n])
 
 
 def backtest_run(
@@ -59,12 +55,13 @@ def backtest_run(
     parts, fold_preps = [], []
     for k in range(folds):
         cut = [len(s) - (folds - k - 1) * h for s in series]
-        fold_series = [_head(s, n) for s, n in zip(series, cut)]
+        fold_series = [s.head(n) for s, n in zip(series, cut)]
         out = root / f"fold{k}"
         train_forecast(model_cfg, fold_cfg, TrainConfig(out=str(out), **train), series=fold_series)
         model, _, scalers = load_model(out)
         prep = Prepared(fold_series, fold_cfg, scalers)
-        parts.append(forecast_part(model, prep, "test", stride=h))
+        blend = read_blend(out, fold_cfg)
+        parts.append(forecast_part(model, prep, "test", stride=h, blend=blend))
         fold_preps.append(prep)
     fc = {
         key: np.concatenate([p[key] for p in parts])

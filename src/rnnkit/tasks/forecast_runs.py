@@ -10,11 +10,13 @@ Each function is one call a Python user can make too::
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
 from pathlib import Path
 
 import numpy as np
 
-from rnnkit.series.baselines import ETSBaseline, naive, seasonal_naive
+from rnnkit.series.baselines import ETSBaseline, blend_weights, naive, seasonal_naive
 from rnnkit.series.metrics import coverage, directional_accuracy, mase_scale, point_metrics
 from rnnkit.series.table import Series
 from rnnkit.series.windows import Scaler
@@ -26,18 +28,26 @@ from rnnkit.tasks.forecast import (
     build_forecaster,
     forecast_raw,
     load_series,
+    point_index,
 )
+from rnnkit.training import checkpoint as ckpt
 from rnnkit.training import runs
 from rnnkit.training.config import TrainConfig
 from rnnkit.training.runs import load_weights
-from rnnkit.training.trainer import RunResult, Trainer, resolve_device
+from rnnkit.training.trainer import CONFIG, LAST, RunResult, Trainer, resolve_device
 
 BASELINES = ("naive", "seasonal_naive", "ets")
+BLEND = "blend.json"
+"""A ``--blend`` run's weights per horizon step, chosen on the validation part after training."""
 
 
 def read_run_config(run_dir: str | Path) -> dict:
     """The stored ``config.json`` of a run, checked to be a forecasting run."""
     return runs.read_run_config(run_dir, ("forecast",), "forecasting")
+
+
+SELECT = "select"
+"""The sub-folder of a ``refit`` run holding its first run (the one validation scored)."""
 
 
 def train_forecast(
@@ -51,12 +61,52 @@ def train_forecast(
     """Train (or with ``train_cfg.resume``, continue) a forecaster into ``train_cfg.out``.
 
     ``series`` replaces reading ``data_cfg.data`` (the backtest trains on cut-down copies).
-    On resume the model and data configs come from the run's config.json.
+    On resume the model and data configs come from the run's config.json. With
+    ``data_cfg.refit`` the run trains twice: into ``out/select`` on the training part (the
+    validation part picks the best step), then into ``out`` from the same seed on the training
+    and validation parts for that many steps; the second is the run's network.
     """
-    model_cfg, data_cfg, _ = runs.run_configs(
-        train_cfg, read_run_config, ForecastModelConfig, ForecastDataConfig, model_cfg, data_cfg
-    )
+    run = Path(train_cfg.out)
+    if train_cfg.resume and not (run / CONFIG).exists() and (run / SELECT / CONFIG).exists():
+        stored = read_run_config(run / SELECT)["task"]  # a refit run stopped in its first part
+        model_cfg = ForecastModelConfig(**stored["model"])
+        data_cfg = dataclasses.replace(ForecastDataConfig(**stored["data"]), refit=True)
+    else:
+        model_cfg, data_cfg, _ = runs.run_configs(
+            train_cfg, read_run_config, ForecastModelConfig, ForecastDataConfig, model_cfg, data_cfg
+        )
     series = series if series is not None else load_series(data_cfg)
+    if not data_cfg.refit:
+        result = _train(model_cfg, data_cfg, train_cfg, series, callbacks)
+        if data_cfg.blend != "none" and not result.interrupted:
+            fit_blend(run, series)
+        return result
+    select = dataclasses.replace(
+        train_cfg, out=str(run / SELECT), resume=train_cfg.resume and (run / SELECT / LAST).exists()
+    )
+    first = _train(model_cfg, dataclasses.replace(data_cfg, refit=False), select, series, callbacks)
+    if first.interrupted:
+        return first
+    if data_cfg.blend != "none":
+        fit_blend(run / SELECT, series)
+    steps = max(first.counters.best_step, 1)
+    final = dataclasses.replace(
+        train_cfg,
+        max_steps=steps,
+        time_budget=None,
+        token_budget=None,
+        patience=None,
+        eval_every=steps,  # one evaluation, at the end: the last weights are the run's
+        resume=train_cfg.resume and (run / LAST).exists(),
+    )
+    result = _train(model_cfg, data_cfg, final, series, callbacks)
+    if data_cfg.blend != "none" and not result.interrupted:
+        # the refit network's validation part is not held out: it keeps the first run's weights
+        shutil.copyfile(run / SELECT / BLEND, run / BLEND)
+    return result
+
+
+def _train(model_cfg, data_cfg, train_cfg, series, callbacks) -> RunResult:
     task = ForecastTask(
         model_cfg,
         data_cfg,
@@ -87,12 +137,15 @@ def forecast_part(
     *,
     stride: int,
     baselines: bool = True,
+    blend: np.ndarray | None = None,
 ) -> dict:
     """Model and baseline forecasts for every origin of ``part`` in every series, with actuals.
 
-    Returns arrays (N origins, horizon): ``actual``, ``model`` (the point forecast), one per
-    baseline, ``lower``/``upper`` (the outermost quantiles, when there are any), ``last`` (the
-    value before each origin), ``scale`` (each row's MASE denominator), plus ``picks``.
+    Returns arrays (N origins, horizon): ``actual``, ``model`` (the point forecast),
+    ``seasonal_naive``, the other baselines with ``baselines``, ``lower``/``upper`` (the
+    outermost quantiles, when there are any), ``last`` (the value before each origin),
+    ``scale`` (each row's MASE denominator), plus ``picks``. With ``blend`` weights (see
+    ``read_blend``) ``model`` is the combination and ``network`` the network alone.
     """
     d = prep.data
     picks = prep.picks(part, stride)
@@ -100,21 +153,21 @@ def forecast_part(
         raise ValueError(f"the {part} part holds no complete forecast window")
     device = next(model.parameters()).device
     raw = forecast_raw(model, prep, picks, device)  # (N, H, Q)
-    qs = d.quantile_list
-    mid = qs.index(0.5) if qs else 0
-    out: dict = {"picks": picks, "model": raw[:, :, mid]}
-    if qs:
-        out["lower"], out["upper"] = raw[:, :, 0], raw[:, :, -1]
     ys = [s.target for s in prep.series]
+    snaive = np.stack([seasonal_naive(ys[s], o, d.horizon, d.season) for s, o in picks])
+    out: dict = {"picks": picks, "seasonal_naive": snaive}
+    if blend is not None:
+        out["network"] = raw[:, :, point_index(d)]
+        raw = blended(raw, point_index(d), snaive, blend)
+    out["model"] = raw[:, :, point_index(d)]
+    if d.quantile_list:
+        out["lower"], out["upper"] = raw[:, :, 0], raw[:, :, -1]
     out["actual"] = np.stack([ys[s][o : o + d.horizon] for s, o in picks])
     out["last"] = np.array([ys[s][o - 1] for s, o in picks])
     scales = [mase_scale(y[: b.test_start], d.season) for y, b in zip(ys, prep.bounds)]
     out["scale"] = np.array([scales[s] for s, _ in picks])
     if baselines:
         out["naive"] = np.stack([naive(ys[s], o, d.horizon) for s, o in picks])
-        out["seasonal_naive"] = np.stack(
-            [seasonal_naive(ys[s], o, d.horizon, d.season) for s, o in picks]
-        )
         try:
             ets = [
                 ETSBaseline.fit(y, b.val_start, b.test_start, d.horizon, d.season)
@@ -127,14 +180,49 @@ def forecast_part(
     return out
 
 
+def blended(raw: np.ndarray, point: int, snaive: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Forecasts (N, H, Q) whose point output is ``w * network + (1 - w) * seasonal naive`` per
+    step; the other quantiles move with it, so intervals keep their width."""
+    shift = (weights - 1.0) * (raw[:, :, point] - snaive)
+    return raw + shift[:, :, None]
+
+
+def fit_blend(run_dir: str | Path, series: list[Series]) -> np.ndarray:
+    """Choose a run's blend weights on the validation part of ``series`` with its best weights;
+    store them in ``run_dir/blend.json``."""
+    model, data_cfg, scalers = load_model(run_dir)
+    fc = forecast_part(model, Prepared(series, data_cfg, scalers), "val", stride=1, baselines=False)
+    weights = blend_weights(fc["model"], fc["seasonal_naive"], fc["actual"])
+    ckpt.atomic_write_json(Path(run_dir) / BLEND, {"weights": weights.tolist()})
+    return weights
+
+
+def read_blend(run_dir: str | Path, data_cfg: ForecastDataConfig) -> np.ndarray | None:
+    """A run's blend weights (None when it has no ``--blend``)."""
+    if data_cfg.blend == "none":
+        return None
+    path = Path(run_dir) / BLEND
+    if not path.exists():
+        raise ckpt.CheckpointError(
+            f"{run_dir} was trained with --blend {data_cfg.blend} but has no {BLEND}: its training "
+            "did not finish; continue it with --resume"
+        )
+    weights = np.array(ckpt.read_json(path, "blend weights")["weights"], dtype=float)
+    if weights.shape != (data_cfg.horizon,):
+        raise ckpt.CheckpointError(f"{path} holds {weights.size} weights, not one per step")
+    return weights
+
+
 def score(fc: dict, quantiles: list[float]) -> dict:
     """Metrics of the model and each baseline present in ``fc`` (see ``forecast_part``)."""
     a, scale = fc["actual"], fc["scale"][:, None]
     result: dict = {}
-    for name in ("model", *BASELINES):
+    for name in ("model", "network", *BASELINES):
         if name not in fc:
             continue
         m = point_metrics(a, fc[name], scale)
+        # MASE of each horizon step: where a forecast beats a baseline, and where it stops
+        m["mase_by_step"] = np.mean(np.abs(a - fc[name]) / scale, axis=0).round(4).tolist()
         if (fc[name] != fc["last"][:, None]).any():  # a forecast that never moves has no direction
             m["direction"] = directional_accuracy(fc["last"][:, None], a, fc[name])
         result[name] = m
@@ -156,9 +244,11 @@ def evaluate_run(
     device: str = "cpu",
     stride: int | None = None,
     plot: str | Path | None = None,
+    series: list[Series] | None = None,
 ) -> dict:
     """Forecast the held-out ``split`` (test: the tail) of the run's data or of ``data`` (a CSV
-    with the run's columns), from every ``stride``-th origin, beside the baselines.
+    with the run's columns) or of ``series``, from every ``stride``-th origin, beside the
+    baselines.
 
     A series the run was trained on is scaled with its stored training statistics; a new one with
     statistics of its own part before the held-out tail.
@@ -166,10 +256,16 @@ def evaluate_run(
     if split not in ("val", "test"):
         raise ValueError(f"--split must be val or test for a forecasting run, got {split!r}")
     model, data_cfg, scalers = load_model(run_dir, which, device)
-    series = load_series(data_cfg, data)
+    if split == "val" and data_cfg.refit:
+        raise ValueError(
+            f"{run_dir} was refitted on its validation part (--refit), so that part is not "
+            f"held out; score its first run instead: rnnkit evaluate {Path(run_dir) / SELECT} "
+            "--split val"
+        )
+    series = series if series is not None else load_series(data_cfg, data)
     prep = Prepared(series, data_cfg, scalers)
     stride = stride or data_cfg.stride
-    fc = forecast_part(model, prep, split, stride=stride)
+    fc = forecast_part(model, prep, split, stride=stride, blend=read_blend(run_dir, data_cfg))
     result = {
         "data": data or data_cfg.data,
         "split": split,
@@ -207,6 +303,11 @@ def predict_run(
     prep = Prepared.for_future(series, data_cfg, scalers)
     picks = [(i, len(s)) for i, s in enumerate(series)]
     raw = forecast_raw(model, prep, picks, next(model.parameters()).device)
+    weights = read_blend(run_dir, data_cfg)
+    if weights is not None:
+        h, m = data_cfg.horizon, data_cfg.season
+        snaive = np.stack([seasonal_naive(s.target, len(s), h, m) for s in series])
+        raw = blended(raw, point_index(data_cfg), snaive, weights)
     qs = data_cfg.quantile_list
     rows = []
     for i, s in enumerate(series):
@@ -214,7 +315,7 @@ def predict_run(
         for h in range(data_cfg.horizon):
             row = {"series": s.id, "step": h + 1, "time": str(times[h])}
             if qs:
-                row["forecast"] = float(raw[i, h, qs.index(0.5)])
+                row["forecast"] = float(raw[i, h, point_index(data_cfg)])
                 row.update({f"q{q:g}": float(raw[i, h, j]) for j, q in enumerate(qs)})
             else:
                 row["forecast"] = float(raw[i, h, 0])
