@@ -19,7 +19,7 @@ def add_train_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def train(args, parser) -> int:
-    from rnnkit.tasks.forecast_runs import train_forecast
+    from rnnkit.tasks.forecast_runs import SELECT, read_run_config, train_forecast
 
     train_cfg, configs = build_configs(
         args,
@@ -30,6 +30,12 @@ def train(args, parser) -> int:
     model_cfg, data_cfg = configs or (None, None)
     result = train_forecast(model_cfg, data_cfg, train_cfg)
     status = report(result, count="windows", best="loss (scaled units)")
+    refit = read_run_config(result.run_dir)["task"]["data"].get("refit")
+    if refit and not result.interrupted:
+        print(
+            f"refit: {result.counters.step} steps on training + validation (the step "
+            f"{result.run_dir / SELECT} chose); its validation loss above is not held out"
+        )
     print(f"next: rnnkit evaluate {result.run_dir}")
     return status
 
