@@ -25,6 +25,7 @@ from rnnkit.tasks.forecast import (
     forecast_raw,
     pinball_loss,
 )
+from rnnkit.tasks.forecast_backtest import backtest_run
 from rnnkit.tasks.forecast_runs import (
     blended,
     evaluate_run,
@@ -228,6 +229,19 @@ def test_cli_accepts_transform_sqrt(tmp_path, capsys):
     assert evaluate_run(out)["model"]["mase"] > 0
 
 
+def test_cli_refit_says_what_it_retrained_and_refuses_its_validation_split(tmp_path, capsys):
+    path = write_csv(tmp_path / "s.csv", list(enumerate(seasonal(120))))
+    out = tmp_path / "run"
+    argv = ["train", "forecast", "--data", str(path), "--time-col", "t", "--target", "y",
+            "--lookback", "24", "--horizon", "6", "--season", "12", "--refit",
+            "--hidden-size", "8", "--max-steps", "20", "--eval-every", "10", "--out", str(out),
+            "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    assert "on training + validation" in capsys.readouterr().out
+    assert main(["evaluate", str(out), "--split", "val"]) != 0
+    assert "refitted on its validation part" in capsys.readouterr().err
+
+
 # -- baselines and metrics by hand ---------------------------------------------------------------
 def test_baselines_match_hand_computed_values():
     h = np.array([5.0, 1, 2, 3, 4, 6, 7, 8])
@@ -306,6 +320,73 @@ def test_learns_a_seasonal_series_to_mase_well_under_one(tmp_path):
     assert m["model"]["mase"] < 0.6 * m["seasonal_naive"]["mase"]
     by_step = m["model"]["mase_by_step"]  # every step's own MASE; their mean is the whole's
     assert len(by_step) == 6 and np.mean(by_step) == pytest.approx(m["model"]["mase"], abs=1e-3)
+
+
+def _stop_at(run_dir, step):
+    """A trainer callback that presses Ctrl-C in ``run_dir`` at ``step``."""
+
+    def callback(trainer, record):
+        if trainer.run_dir == run_dir and record["step"] == step:
+            raise KeyboardInterrupt
+
+    return callback
+
+
+@pytest.mark.parametrize("part", ["select", "final"])
+def test_refit_run_interrupted_in_either_part_resumes_to_the_same_forecasts(tmp_path, part):
+    torch.set_num_threads(1)
+    path = write_csv(tmp_path / "s.csv", list(enumerate(seasonal(120))))
+    cfg = data_cfg(path, test_size=12, val_size=12, refit=True, blend="seasonal")
+    model = ForecastModelConfig(hidden_size=8)
+    kw = dict(max_steps=40, lr=1e-2, eval_every=10, warmup_steps=5, progress=False)
+    whole = tmp_path / "whole"
+    train_forecast(model, cfg, TrainConfig(out=str(whole), **kw))
+    out = tmp_path / "run"
+    where = out / "select" if part == "select" else out
+    stop = 20 if part == "select" else 1
+    result = train_forecast(
+        model, cfg, TrainConfig(out=str(out), **kw), callbacks=[_stop_at(where, stop)]
+    )
+    assert result.interrupted and result.run_dir == out  # resume the refit run, not its part
+    train_forecast(None, None, TrainConfig(out=str(out), resume=True, **kw))
+    assert json.loads((out / "config.json").read_text())["task"]["data"]["refit"] is True
+    assert read_blend(out, cfg).tolist() == read_blend(whole, cfg).tolist()
+    assert evaluate_run(out)["model"]["mae"] == pytest.approx(evaluate_run(whole)["model"]["mae"])
+
+
+def test_refit_into_a_used_folder_is_refused_before_training(tmp_path):
+    path = write_csv(tmp_path / "s.csv", list(enumerate(seasonal(120))))
+    out = tmp_path / "run"
+    train = TrainConfig(out=str(out), max_steps=5, eval_every=5, progress=False)
+    train_forecast(ForecastModelConfig(hidden_size=4), data_cfg(path), train)
+    with pytest.raises(FileExistsError, match="already holds a run"):
+        train_forecast(ForecastModelConfig(hidden_size=4), data_cfg(path, refit=True), train)
+    assert not (out / "select").exists()
+
+
+def test_backtest_of_a_refit_run_repeats_its_first_part(tmp_path):
+    torch.set_num_threads(1)
+    path = write_csv(tmp_path / "s.csv", list(enumerate(seasonal(120))))
+    cfg = data_cfg(path, test_size=12, val_size=12, refit=True, blend="seasonal")
+    out = tmp_path / "run"
+    train = TrainConfig(out=str(out), max_steps=40, lr=1e-2, eval_every=10, progress=False)
+    train_forecast(ForecastModelConfig(hidden_size=8), cfg, train)
+    m = backtest_run(out, folds=2)
+    assert m["origins"] == 2 and "network" in m
+    for k in range(2):
+        fold = out / "backtest" / f"fold{k}"
+        first = json.loads((fold / "select" / "config.json").read_text())["train"]
+        assert (first["max_steps"], first["eval_every"]) == (40, 10)
+        assert (fold / "blend.json").exists()
+
+
+def test_a_training_part_shorter_than_a_season_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="needs a full season"):
+        seasonal_naive(np.arange(16.0), 11, 2, 12)
+    path = write_csv(tmp_path / "s.csv", list(enumerate(seasonal(60))))
+    cfg = data_cfg(path, lookback=4, horizon=4, season=24, test_size=24, val_size=24)
+    with pytest.raises(SeriesError, match="shorter than one season"):
+        Prepared(read_series_csv(path, time_col="t", target="y"), cfg)
 
 
 def test_blend_with_seasonal_naive_is_chosen_on_validation_and_used_everywhere(tmp_path):

@@ -30,6 +30,10 @@ def seasonal_naive(history: np.ndarray, origin: int, horizon: int, season: int) 
     """(horizon,) the value one season before each forecast step."""
     if season <= 1:
         return naive(history, origin, horizon)
+    if origin < season:
+        raise ValueError(
+            f"seasonal naive from origin {origin} needs a full season ({season} steps) before it"
+        )
     steps = np.arange(horizon)
     return history[origin - season + steps % season].astype(float)
 
@@ -161,7 +165,7 @@ def blend_weights(
     rows (origins) of ``actual``; ties go to the smaller weight. A combination of forecasts whose
     errors differ often beats both (Bates & Granger 1969); the weights are fitted on a part that
     is not scored."""
-    ws = np.linspace(0.0, 1.0, grid)
+    ws = np.arange(grid) / (grid - 1)  # 0.95, not 0.9500000000000001
     mixed = ws[:, None, None] * forecast + (1 - ws[:, None, None]) * baseline  # (grid, N, H)
     err = np.abs(mixed - actual).mean(axis=1)  # (grid, H)
     return ws[np.argmin(err, axis=0)]

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from rnnkit.architectures.forecaster import Forecaster, ForecasterEnsemble
 from rnnkit.architectures.many_to_many import CellName
-from rnnkit.series.table import FillName, Series, read_series_csv
+from rnnkit.series.table import FillName, Series, SeriesError, read_series_csv
 from rnnkit.series.windows import (
     Bounds,
     ReferenceName,
@@ -99,13 +99,14 @@ class ForecastDataConfig:
     """Steps between forecast origins when evaluating a held-out part."""
     blend: BlendName = "none"
     """seasonal: forecast each horizon step as w * network + (1 - w) * seasonal naive, with w
-    in 0, 0.05, ..., 1 chosen per step by the mean absolute error on the validation part (a
-    forecast combination; evaluate reports the network alone beside it)."""
+    in 0, 0.05, ..., 1 chosen per step by the MASE on the validation part (a forecast
+    combination; evaluate reports the network alone beside it)."""
     refit: bool = False
     """After training (the validation part picks the number of steps; that run is kept in
-    RUN/select), train again from the same start on the training and validation parts together
-    for that many steps, with the scaler refitted on both: the run forecasts from all the data
-    before the test tail, as the ETS baseline does. The test tail stays unseen."""
+    RUN/select), train again from the same seed on the training and validation parts together
+    for that many steps (the learning-rate schedule runs its course in them), with the scaler
+    refitted on both: the run forecasts from all the data before the test tail, as the ETS
+    baseline does. The test tail stays unseen."""
 
     def __post_init__(self) -> None:
         from rnnkit.datasets.series_sets import series_defaults
@@ -214,6 +215,14 @@ class Prepared:
             )
             for s in series
         ]
+        for s, b in zip(series, self.bounds):
+            if b.val_start < data.season:
+                raise SeriesError(
+                    f"series {s.id!r}: its training part ({b.val_start} points) is shorter than "
+                    f"one season ({data.season}); seasonal naive, MASE and --blend need a full "
+                    "season before the first held-out forecast; lower --season or the held-out "
+                    "sizes"
+                )
         fitted, _ = scale_all(series, self.bounds, data.transform, with_val=data.refit)
         known = scalers or {}
         self.scalers = [known.get(s.id, f) for s, f in zip(series, fitted)]

@@ -17,6 +17,7 @@ import numpy as np
 
 from rnnkit.tasks.forecast import ForecastDataConfig, ForecastModelConfig, Prepared, load_series
 from rnnkit.tasks.forecast_runs import (
+    SELECT,
     forecast_part,
     load_model,
     read_blend,
@@ -46,7 +47,9 @@ def backtest_run(
     model_cfg = ForecastModelConfig(**config["task"]["model"])
     data_cfg = ForecastDataConfig(**config["task"]["data"])
     fold_cfg = dataclasses.replace(data_cfg, test_size=data_cfg.horizon)
-    train = {k: v for k, v in config["train"].items() if k not in ("out", "resume")}
+    # a refit run's own train flags are its second part's; its first part's are the run's
+    trained = read_run_config(Path(run_dir) / SELECT) if data_cfg.refit else config
+    train = {k: v for k, v in trained["train"].items() if k not in ("out", "resume")}
     train.update(progress=False, max_steps=max_steps or train["max_steps"])
     series = load_series(data_cfg, data)
     h = data_cfg.horizon

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -39,15 +40,13 @@ from rnnkit.training.trainer import CONFIG, LAST, RunResult, Trainer, resolve_de
 BASELINES = ("naive", "seasonal_naive", "ets")
 BLEND = "blend.json"
 """A ``--blend`` run's weights per horizon step, chosen on the validation part after training."""
+SELECT = "select"
+"""The sub-folder of a ``refit`` run holding its first run (the one validation scored)."""
 
 
 def read_run_config(run_dir: str | Path) -> dict:
     """The stored ``config.json`` of a run, checked to be a forecasting run."""
     return runs.read_run_config(run_dir, ("forecast",), "forecasting")
-
-
-SELECT = "select"
-"""The sub-folder of a ``refit`` run holding its first run (the one validation scored)."""
 
 
 def train_forecast(
@@ -67,7 +66,8 @@ def train_forecast(
     and validation parts for that many steps; the second is the run's network.
     """
     run = Path(train_cfg.out)
-    if train_cfg.resume and not (run / CONFIG).exists() and (run / SELECT / CONFIG).exists():
+    refit_started = (run / CONFIG).exists()  # for a refit run: its first part is done
+    if train_cfg.resume and not refit_started and (run / SELECT / CONFIG).exists():
         stored = read_run_config(run / SELECT)["task"]  # a refit run stopped in its first part
         model_cfg = ForecastModelConfig(**stored["model"])
         data_cfg = dataclasses.replace(ForecastDataConfig(**stored["data"]), refit=True)
@@ -81,15 +81,26 @@ def train_forecast(
         if data_cfg.blend != "none" and not result.interrupted:
             fit_blend(run, series)
         return result
-    select = dataclasses.replace(
-        train_cfg, out=str(run / SELECT), resume=train_cfg.resume and (run / SELECT / LAST).exists()
-    )
-    first = _train(model_cfg, dataclasses.replace(data_cfg, refit=False), select, series, callbacks)
-    if first.interrupted:
-        return first
-    if data_cfg.blend != "none":
-        fit_blend(run / SELECT, series)
-    steps = max(first.counters.best_step, 1)
+    if not train_cfg.resume and (refit_started or (run / LAST).exists()):
+        raise FileExistsError(
+            f"{run} already holds a run; continue it with --resume, or choose another --out "
+            "(nothing there was changed)"
+        )
+    if train_cfg.resume and refit_started:
+        steps = read_run_config(run)["train"]["max_steps"]  # the step the first part chose
+    else:
+        select = dataclasses.replace(
+            train_cfg, out=str(run / SELECT), resume=train_cfg.resume and (run / SELECT).exists()
+        )
+        first = _train(
+            model_cfg, dataclasses.replace(data_cfg, refit=False), select, series, callbacks
+        )
+        if first.interrupted:
+            print(f"(a --refit run: continue it with --resume --out {run})", file=sys.stderr)
+            return dataclasses.replace(first, run_dir=run)
+        if data_cfg.blend != "none":
+            fit_blend(run / SELECT, series)
+        steps = max(first.counters.best_step, 1)
     final = dataclasses.replace(
         train_cfg,
         max_steps=steps,
@@ -97,7 +108,7 @@ def train_forecast(
         token_budget=None,
         patience=None,
         eval_every=steps,  # one evaluation, at the end: the last weights are the run's
-        resume=train_cfg.resume and (run / LAST).exists(),
+        resume=train_cfg.resume and refit_started,
     )
     result = _train(model_cfg, data_cfg, final, series, callbacks)
     if data_cfg.blend != "none" and not result.interrupted:
@@ -192,7 +203,8 @@ def fit_blend(run_dir: str | Path, series: list[Series]) -> np.ndarray:
     store them in ``run_dir/blend.json``."""
     model, data_cfg, scalers = load_model(run_dir)
     fc = forecast_part(model, Prepared(series, data_cfg, scalers), "val", stride=1, baselines=False)
-    weights = blend_weights(fc["model"], fc["seasonal_naive"], fc["actual"])
+    scale = fc["scale"][:, None]  # MASE units, so that no one series' size decides
+    weights = blend_weights(fc["model"] / scale, fc["seasonal_naive"] / scale, fc["actual"] / scale)
     ckpt.atomic_write_json(Path(run_dir) / BLEND, {"weights": weights.tolist()})
     return weights
 
@@ -259,8 +271,9 @@ def evaluate_run(
     if split == "val" and data_cfg.refit:
         raise ValueError(
             f"{run_dir} was refitted on its validation part (--refit), so that part is not "
-            f"held out; score its first run instead: rnnkit evaluate {Path(run_dir) / SELECT} "
-            "--split val"
+            f"held out. Its first run, {Path(run_dir) / SELECT}, can be scored there, but that "
+            "part also chose its checkpoint (and any blend), so the figures flatter it; "
+            "benchmarks/forecast.py --split val shows how to hold a part out for choosing"
         )
     series = series if series is not None else load_series(data_cfg, data)
     prep = Prepared(series, data_cfg, scalers)
@@ -314,11 +327,8 @@ def predict_run(
         times = future_times(s.times, data_cfg.horizon)
         for h in range(data_cfg.horizon):
             row = {"series": s.id, "step": h + 1, "time": str(times[h])}
-            if qs:
-                row["forecast"] = float(raw[i, h, point_index(data_cfg)])
-                row.update({f"q{q:g}": float(raw[i, h, j]) for j, q in enumerate(qs)})
-            else:
-                row["forecast"] = float(raw[i, h, 0])
+            row["forecast"] = float(raw[i, h, point_index(data_cfg)])
+            row.update({f"q{q:g}": float(raw[i, h, j]) for j, q in enumerate(qs)})
             rows.append(row)
     return rows
 
