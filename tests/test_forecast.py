@@ -30,6 +30,7 @@ from rnnkit.tasks.forecast_runs import (
     blended,
     evaluate_run,
     forecast_part,
+    future_times,
     load_model,
     predict_run,
     read_blend,
@@ -72,6 +73,16 @@ def test_reads_dates_features_and_several_series(tmp_path):
     assert [s.id for s in series] == ["a", "b"]
     np.testing.assert_array_equal(series[1].values, [[3, 7], [4, 8]])
     assert series[0].times.dtype == np.dtype("datetime64[M]")
+
+
+def test_time_format_reads_compact_dates_that_would_read_as_numbers(tmp_path):
+    path = write_csv(tmp_path / "w.csv", [(19580329, 1.0), (19580405, 2.0), (19580412, 3.0)])
+    assert read_series_csv(path, time_col="t", target="y")[0].times[0] == 19580329.0
+    s = read_series_csv(path, time_col="t", target="y", time_format="%Y%m%d")[0]
+    assert s.times.dtype == np.dtype("datetime64[D]") and str(s.times[1]) == "1958-04-05"
+    assert str(future_times(s.times, 2)[-1]) == "1958-04-26"  # a week on, not 19580426
+    with pytest.raises(SeriesError, match=r"line 2: timestamp '19580329' does not match"):
+        read_series_csv(path, time_col="t", target="y", time_format="%Y-%m-%d")
 
 
 def test_missing_values_error_names_line_and_column_then_fill(tmp_path):

@@ -75,7 +75,7 @@ SPECS = (
 SERIES: dict[str, dict] = {
     "sp500": {"time_col": "Date", "target": "Adj Close", "season": 1},
     "sunspots": {"time_col": "YEAR", "target": "SUNACTIVITY", "season": 11},
-    "co2": {"time_col": "date", "target": "co2", "season": 52},
+    "co2": {"time_col": "date", "time_format": "%Y%m%d", "target": "co2", "season": 52},
     "airline": {"time_col": "Date", "target": "Passengers", "season": 12},
 }
 

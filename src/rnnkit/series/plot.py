@@ -29,16 +29,16 @@ def plot_forecasts(
     horizon = fc["actual"].shape[1]
     shown = sorted({s for s, _ in fc["picks"]})[:max_series]
     fig, axes = plt.subplots(len(shown), 1, figsize=(10, 3.2 * len(shown)), squeeze=False)
-    colours = {"model": "C3", "ets": "C2", "seasonal_naive": "C1", "naive": "C7"}
+    colours = {"model": "C3", "network": "C4", "ets": "C2", "seasonal_naive": "C1", "naive": "C7"}
     for ax, s in zip(axes[:, 0], shown):
         series = prep.series[s]
         rows = [i for i, (k, _) in enumerate(fc["picks"]) if k == s]
         first = fc["picks"][rows[0]][1]
         end = fc["picks"][rows[-1]][1] + horizon
         start = max(0, first - 4 * max(horizon, prep.data.lookback))
-        t = np.arange(len(series))
+        t = series.times  # years, indices or dates, as the file gives them
         ax.plot(t[start:end], series.target[start:end], color="black", lw=1, label="actual")
-        ax.axvline(first - 0.5, color="grey", ls=":", lw=1)
+        ax.axvline(t[first - 1], color="grey", ls=":", lw=1)  # the last point before the part
         last_drawn = -np.inf
         for i in rows:
             o = fc["picks"][i][1]
@@ -51,9 +51,12 @@ def plot_forecasts(
             for name, colour in colours.items():
                 if name in fc:
                     label = name.replace("_", " ") if o == fc["picks"][rows[0]][1] else None
-                    ax.plot(steps, fc[name][i], color=colour, lw=1.2, label=label)
+                    if name == "network":
+                        label = label and "network alone"
+                    style = "--" if name == "network" else "-"
+                    ax.plot(steps, fc[name][i], color=colour, lw=1.2, ls=style, label=label)
         ax.set_title(f"{title} series {series.id}" if len(prep.series) > 1 else title)
-        ax.set_xlabel("step")
+        ax.set_xlabel(prep.data.time_col)
         ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     fig.savefig(out, dpi=110)

@@ -85,16 +85,29 @@ def _open_text(path: Path) -> str:
         raise SeriesError(f"{path}: not UTF-8 text ({e})") from None
 
 
-def parse_times(cells: Sequence[str], lines: Sequence[int], where: str) -> np.ndarray:
-    """Timestamps as floats when every cell is a number, else as numpy datetime64."""
-    try:
-        return np.array([float(c) for c in cells])
-    except ValueError:
-        pass
-    for fmt, unit in DATE_FORMATS:
+def parse_times(
+    cells: Sequence[str], lines: Sequence[int], where: str, time_format: str | None = None
+) -> np.ndarray:
+    """Timestamps as dates in ``time_format`` (a ``strptime`` format) when it is given; else as
+    floats when every cell is a number, else as numpy datetime64 in the first of
+    ``DATE_FORMATS`` that reads the first cell."""
+    if time_format:
+        timed = any(code in time_format for code in ("%H", "%M", "%S", "%I"))
+        formats: Sequence[tuple[str, str]] = [(time_format, "s" if timed else "D")]
+    else:
+        try:
+            return np.array([float(c) for c in cells])
+        except ValueError:
+            formats = DATE_FORMATS
+    for fmt, unit in formats:
         try:
             datetime.strptime(cells[0].strip(), fmt)
         except ValueError:
+            if time_format:
+                raise SeriesError(
+                    f"{where}, line {lines[0]}: timestamp {cells[0]!r} does not match "
+                    f"--time-format {time_format!r}"
+                ) from None
             continue
         out = []
         for cell, line in zip(cells, lines):
@@ -122,12 +135,15 @@ def read_series_csv(
     series_col: str | None = None,
     fill: FillName = "none",
     sort: bool = False,
+    time_format: str | None = None,
 ) -> list[Series]:
     """Read, check and (when asked) repair the series in a CSV file.
 
     Args:
         path: the CSV file (``.csv`` or ``.csv.gz``) with a header row.
         time_col: the column of timestamps (numbers or dates, see ``DATE_FORMATS``).
+        time_format: a ``strptime`` format for the timestamps (e.g. ``%Y%m%d``), for dates
+            that would otherwise read as numbers or in no known format.
         target: the column to forecast.
         features: more numeric input columns.
         series_col: a column whose value says which series a row belongs to.
@@ -177,7 +193,7 @@ def read_series_csv(
         for cell, line in zip(time_cells, lines):
             if cell.lower() in MISSING:
                 raise SeriesError(f"{where}, line {line}: column {time_col!r} has no timestamp")
-        times = parse_times(time_cells, lines, f"{where}, column {time_col!r}")
+        times = parse_times(time_cells, lines, f"{where}, column {time_col!r}", time_format)
         values = np.empty((len(rows), len(value_cols)))
         for j, name in enumerate(value_cols):
             values[:, j] = _numbers([row[at[name]] for _, row in rows], lines, where, name)

@@ -66,6 +66,9 @@ class ForecastDataConfig:
     """A CSV file (.csv, .csv.gz) with a header row, or a data-set name (`rnnkit datasets`)."""
     time_col: str | None = None
     """The timestamp column (numbers or dates); default: the named data set's."""
+    time_format: str | None = None
+    """A strptime format for the timestamps, e.g. %Y%m%d for 19580329 (default: numbers, or
+    dates like 2020-01-31, 2020-01, 1/31/2020; the named data set's where it has one)."""
     target: str | None = None
     """The column to forecast; default: the named data set's."""
     features: str | None = None
@@ -112,7 +115,7 @@ class ForecastDataConfig:
         from rnnkit.datasets.series_sets import series_defaults
 
         defaults = series_defaults(self.data)
-        for name in ("time_col", "target", "season"):
+        for name in ("time_col", "time_format", "target", "season"):
             if getattr(self, name) is None and name in defaults:
                 setattr(self, name, defaults[name])
         if self.time_col is None or self.target is None:
@@ -185,6 +188,7 @@ def load_series(data: ForecastDataConfig, source: str | None = None) -> list[Ser
         series_col=data.series_col,
         fill=data.fill,
         sort=data.sort,
+        time_format=data.time_format,
     )
 
 
