@@ -190,21 +190,19 @@ def cut_windows(
     return Windows(x, y, ref, series, origin)
 
 
-def scale_all(
+def fit_scalers(
     series: Sequence[Series],
     bounds: Sequence[Bounds],
     transform: TransformName,
     *,
     with_val: bool = False,
-) -> tuple[list[Scaler], list[np.ndarray]]:
+) -> list[Scaler]:
     """One scaler per series, fitted on its training part (``with_val``: on its training and
-    validation parts, for a refitted run); and every series scaled with it."""
-    scalers, scaled = [], []
+    validation parts, for a refitted run)."""
+    scalers = []
     for s, b in zip(series, bounds):
         where = f"series {s.id!r}"
         end = b.test_start if with_val else b.val_start
-        scaler = Scaler.fit(s.values[:end], transform, where)
+        scalers.append(Scaler.fit(s.values[:end], transform, where))
         forward_transform(s.values, transform, where)  # a clear error for a later bad value
-        scalers.append(scaler)
-        scaled.append(scaler.scale(s.values))
-    return scalers, scaled
+    return scalers

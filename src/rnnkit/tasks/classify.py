@@ -8,7 +8,6 @@ of the answer. The loss is the cross-entropy; evaluation adds accuracy and macro
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -24,6 +23,7 @@ from rnnkit.datasets.labelled import Columns, Labelled
 from rnnkit.tasks.classification_metrics import classification_report
 from rnnkit.tasks.network_config import check_network
 from rnnkit.tasks.sequence_inputs import InputEncoder, LabelEncoder, collate, collate_tags
+from rnnkit.training.batching import BatchPlan, torch_shuffle
 
 
 @dataclass(kw_only=True)
@@ -179,7 +179,12 @@ class ClassifyTask:
         self.labels = labels or LabelEncoder.fit(train.labels, train.aligned)
         self.data = {name: self.encode(split) for name, split in splits.items()}
         self.sizes = {name: len(split) for name, split in splits.items()}
-        self._plan: tuple[int, list[list[int]]] | None = None
+        seed = self.seed
+        self._plan = BatchPlan(
+            [len(x) for x in self.data["train"][0]],
+            batch_size,
+            lambda epoch: torch_shuffle(seed * 1_000_003 + epoch),
+        )
 
     def encode(self, split: Labelled) -> tuple[list[Tensor], list]:
         """A split's inputs as tensors and its labels as ids (an unseen label is an error)."""
@@ -199,27 +204,8 @@ class ClassifyTask:
             self.model_cfg, self.encoder, len(self.labels.classes), self.aligned
         )
 
-    def _epoch_plan(self, epoch: int) -> list[list[int]]:
-        """Batches of one pass: shuffled, then sorted by length within pools of 50 batches."""
-        if self._plan is not None and self._plan[0] == epoch:
-            return self._plan[1]
-        xs, _ = self.data["train"]
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        order = torch.randperm(len(xs), generator=g).tolist()
-        pool = self.batch_size * 50
-        batches = []
-        for start in range(0, len(order), pool):
-            chunk = sorted(order[start : start + pool], key=lambda i: len(xs[i]))
-            batches += [
-                chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)
-            ]
-        shuffled = [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]
-        self._plan = (epoch, shuffled)
-        return shuffled
-
     def train_batch(self, step: int):
-        per_epoch = math.ceil(self.sizes["train"] / self.batch_size)
-        return self.batch("train", self._epoch_plan(step // per_epoch)[step % per_epoch])
+        return self.batch("train", self._plan(step))
 
     def batch(self, split: str, indices: list[int]):
         xs, ys = self.data[split]

@@ -28,8 +28,8 @@ from rnnkit.series.windows import (
     TransformName,
     Windows,
     cut_windows,
+    fit_scalers,
     origins,
-    scale_all,
     split_bounds,
 )
 from rnnkit.tasks.network_config import check_network
@@ -227,7 +227,7 @@ class Prepared:
                     "season before the first held-out forecast; lower --season or the held-out "
                     "sizes"
                 )
-        fitted, _ = scale_all(series, self.bounds, data.transform, with_val=data.refit)
+        fitted = fit_scalers(series, self.bounds, data.transform, with_val=data.refit)
         known = scalers or {}
         self.scalers = [known.get(s.id, f) for s, f in zip(series, fitted)]
         self.scaled = [sc.scale(s.values) for sc, s in zip(self.scalers, series)]

@@ -55,7 +55,7 @@ def backtest_run(
     h = data_cfg.horizon
     root = Path(run_dir) / "backtest"
     shutil.rmtree(root, ignore_errors=True)  # our own output of an earlier backtest
-    parts, fold_preps = [], []
+    parts = []
     for k in range(folds):
         cut = [len(s) - (folds - k - 1) * h for s in series]
         fold_series = [s.head(n) for s, n in zip(series, cut)]
@@ -65,7 +65,6 @@ def backtest_run(
         prep = Prepared(fold_series, fold_cfg, scalers)
         blend = read_blend(out, fold_cfg)
         parts.append(forecast_part(model, prep, "test", stride=h, blend=blend))
-        fold_preps.append(prep)
     fc = {
         key: np.concatenate([p[key] for p in parts])
         for key in parts[0]

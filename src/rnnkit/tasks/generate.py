@@ -24,8 +24,8 @@ from torch import Tensor, nn
 from rnnkit.architectures.many_to_many import CellName
 from rnnkit.architectures.one_to_many import OneToMany
 from rnnkit.tasks.network_config import check_network
-from rnnkit.tasks.seq2seq_data import length_bucketed_batches
 from rnnkit.text.tokens import TokenLevel, TokenVocab, pad_batch
+from rnnkit.training.batching import BatchPlan, python_shuffle
 
 
 class TableError(ValueError):
@@ -203,8 +203,12 @@ class GenerateTask:
         self.vocab = vocab or TokenVocab.build([t for _, t in train], data_cfg.target_level)
         self.conditions = conditions or sorted({c for c, _ in train})
         self.train_items = self.encode(train)
-        self._lengths = [len(t) for _, t in self.train_items]
-        self._epoch, self._epoch_batches = -1, []
+        seed = self.seed
+        self._plan = BatchPlan(
+            [len(t) for _, t in self.train_items],
+            batch_size,
+            lambda epoch: python_shuffle(seed * 100_003 + epoch),
+        )
 
     def encode(self, rows: list[tuple[str, str]]) -> list[tuple[int, list[int]]]:
         """Rows as (class id, ``<bos>`` + target ids + ``<eos>``); unseen conditions dropped."""
@@ -216,14 +220,7 @@ class GenerateTask:
         return build_generator(len(self.vocab), len(self.conditions), self.model_cfg)
 
     def train_batch(self, step: int) -> tuple[Tensor, Tensor]:
-        per_epoch = -(-len(self.train_items) // self.batch_size)
-        epoch = step // per_epoch
-        if epoch != self._epoch:
-            self._epoch = epoch
-            self._epoch_batches = length_bucketed_batches(
-                self._lengths, self.batch_size, seed=self.seed * 100_003 + epoch
-            )
-        items = [self.train_items[i] for i in self._epoch_batches[step % per_epoch]]
+        items = [self.train_items[i] for i in self._plan(step)]
         return collate_rows(items)
 
     def batch_loss(self, model: nn.Module, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, int]:

@@ -28,12 +28,12 @@ from rnnkit.tasks.seq2seq_data import (
     collate,
     encode_pairs,
     error_rates,
-    length_bucketed_batches,
     sort_by_length,
     source_batch,
     split_by_source,
 )
 from rnnkit.text.tokens import TokenLevel, TokenVocab, tokenize
+from rnnkit.training.batching import BatchPlan, python_shuffle
 
 
 @dataclass(kw_only=True)
@@ -174,22 +174,19 @@ class Seq2SeqTask:
             )
         self.source_vocab, self.target_vocab = vocabs
         self.train_items = encode_pairs(self.splits["train"], *vocabs)
-        self._lengths = [len(s) + len(t) for s, t in self.train_items]
-        self._epoch, self._epoch_batches = -1, []
+        seed = self.seed
+        self._plan = BatchPlan(
+            [len(s) + len(t) for s, t in self.train_items],
+            batch_size,
+            lambda epoch: python_shuffle(seed * 100_003 + epoch),
+        )
 
     # -- Task protocol -------------------------------------------------------------------------
     def build_model(self) -> nn.Module:
         return build_seq2seq(len(self.source_vocab), len(self.target_vocab), self.model_cfg)
 
     def train_batch(self, step: int) -> PairBatch:
-        per_epoch = -(-len(self.train_items) // self.batch_size)
-        epoch = step // per_epoch
-        if epoch != self._epoch:
-            self._epoch = epoch
-            self._epoch_batches = length_bucketed_batches(
-                self._lengths, self.batch_size, seed=self.seed * 100_003 + epoch
-            )
-        batch = collate([self.train_items[i] for i in self._epoch_batches[step % per_epoch]])
+        batch = collate([self.train_items[i] for i in self._plan(step)])
         batch.teacher_forcing = self.model_cfg.teacher_forcing_at(step)
         return batch
 

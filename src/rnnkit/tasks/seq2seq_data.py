@@ -129,26 +129,6 @@ def collate(items: Sequence[tuple[list[int], list[int]]]) -> PairBatch:
     return PairBatch(source, lengths, target_in, target_out)
 
 
-def length_bucketed_batches(
-    lengths: Sequence[int], batch_size: int, seed: int, pool: int = 50
-) -> list[list[int]]:
-    """Index batches of similar lengths, in a seeded random order.
-
-    The items are shuffled, cut into pools of ``pool`` batches, each pool sorted by length and
-    cut into batches, and the batch order shuffled: little padding, yet a fresh mix every epoch.
-    """
-    rng = random.Random(seed)
-    order = list(range(len(lengths)))
-    rng.shuffle(order)
-    batches = []
-    size = batch_size * pool
-    for start in range(0, len(order), size):
-        chunk = sorted(order[start : start + size], key=lambda i: lengths[i])
-        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
-    rng.shuffle(batches)
-    return batches
-
-
 def edit_distance(a: Sequence, b: Sequence) -> int:
     """Levenshtein distance: the fewest insertions, deletions and substitutions from a to b."""
     previous = list(range(len(b) + 1))
