@@ -179,7 +179,7 @@ class OneToMany(nn.Module):
             )
             out = [[t for t in h[0].tokens if t != self.eos_id] for h in hyps]
         else:
-            ids, lengths, _ = decode_steps(
+            ids, lengths, _, _ = decode_steps(
                 self.step,
                 state,
                 B,

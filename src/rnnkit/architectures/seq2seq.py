@@ -177,7 +177,6 @@ class Seq2Seq(nn.Module):
         target_in: Tensor,
         *,
         teacher_forcing: float = 1.0,
-        generator: torch.Generator | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Logits ``(B, T, V)`` for ``target_in`` (``<bos>`` + target); weights ``(B, T, S)``."""
         state = self.encode(source, source_lengths)
@@ -192,7 +191,7 @@ class Seq2Seq(nn.Module):
             logits_steps.append(logits)
             weight_steps.append(weights)
             if t + 1 < target_in.size(1):
-                keep = torch.rand(tokens.shape, generator=generator, device=tokens.device)
+                keep = torch.rand(tokens.shape, device=tokens.device)
                 guess = logits.detach().argmax(-1)
                 tokens = torch.where(keep < teacher_forcing, target_in[:, t + 1], guess)
         return torch.stack(logits_steps, 1), torch.stack(weight_steps, 1)
@@ -225,7 +224,7 @@ class Seq2Seq(nn.Module):
         state = self.encode(source, source_lengths)
         lengths = source_lengths.tolist()
         if beam == 1:
-            ids, out_lengths, weights = decode_steps(
+            ids, out_lengths, weights, log_probs = decode_steps(
                 self.step,
                 state,
                 B,
@@ -235,7 +234,6 @@ class Seq2Seq(nn.Module):
                 sampling=sampling,
                 device=source.device,
             )
-            log_probs = self._score(state, ids, out_lengths)
             result = Decoded([], [], [])
             for b in range(B):
                 n = int(out_lengths[b])
@@ -267,12 +265,3 @@ class Seq2Seq(nn.Module):
                 result.scores.append(hyp.score)
         self.train(was_training)
         return result
-
-    def _score(self, state: DecoderState, ids: Tensor, lengths: Tensor) -> Tensor:
-        """The log-probability of each decoded output (up to and including its ``<eos>``)."""
-        bos = torch.full_like(ids[:, :1], self.bos_id)
-        out, _ = self.decoder(self.target_embedding(torch.cat([bos, ids[:, :-1]], 1)), state.rnn)
-        logits, _ = self._output(out, state.memory)
-        log_probs = torch.log_softmax(logits.float(), -1).gather(-1, ids[..., None]).squeeze(-1)
-        valid = torch.arange(ids.size(1), device=ids.device)[None, :] < lengths[:, None]
-        return (log_probs * valid).sum(1)

@@ -58,10 +58,6 @@ def sample(args, parser) -> int:
     return 0
 
 
-def add_evaluate_flags(parser: argparse.ArgumentParser) -> None:
-    """The LM uses the shared ``--data``, ``--split`` and ``--json``; nothing of its own."""
-
-
 def evaluate(args, parser) -> int:
     import json
 

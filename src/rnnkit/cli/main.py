@@ -108,15 +108,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def _run_verb(args, parser) -> int:
     """Hand ``evaluate``/``predict``/``sample`` to the CLI module of the run's task."""
-    from pathlib import Path
+    from rnnkit.training.runs import read_run_config
 
-    from rnnkit.training import checkpoint as ckpt
-    from rnnkit.training.trainer import CONFIG
-
-    config = ckpt.read_json(Path(args.run_dir) / CONFIG, "run config")
-    kind = config.get("task", {}).get("kind")
-    if kind not in TASKS:
-        raise ckpt.CheckpointError(f"{args.run_dir}: unknown task {kind!r} in config.json")
+    kind = read_run_config(args.run_dir, tuple(TASKS), "recognised")["task"]["kind"]
     handler = getattr(_task_module(kind), args.verb, None)
     if handler is None:
         raise ValueError(f"a {kind} run has no '{args.verb}'; see rnnkit {args.verb} -h")

@@ -103,6 +103,11 @@ def cmudict_pairs() -> list[tuple[str, str]]:
 
 
 # -- msgpack, the little of it that wordfreq's lists use ----------------------------------------
+def _uint(data: bytes, pos: int, size: int) -> tuple[int, int]:
+    """A big-endian unsigned integer of ``size`` bytes at ``pos``, and the position after it."""
+    return int.from_bytes(data[pos : pos + size], "big"), pos + size
+
+
 def _unpack(data: bytes, pos: int) -> tuple[object, int]:
     """Decode one msgpack value at ``pos``: arrays, maps, strings and unsigned integers only."""
     b = data[pos]
@@ -110,40 +115,24 @@ def _unpack(data: bytes, pos: int) -> tuple[object, int]:
     if b <= 0x7F:
         return b, pos
     if 0x80 <= b <= 0x8F or b in (0xDE, 0xDF):
-        if b <= 0x8F:
-            n = b & 0x0F
-        else:
-            size = 2 if b == 0xDE else 4
-            n = int.from_bytes(data[pos : pos + size], "big")
-            pos += size
+        n, pos = (b & 0x0F, pos) if b <= 0x8F else _uint(data, pos, 2 if b == 0xDE else 4)
         out: dict = {}
         for _ in range(n):
             key, pos = _unpack(data, pos)
             out[key], pos = _unpack(data, pos)  # type: ignore[index]
         return out, pos
     if 0x90 <= b <= 0x9F or b in (0xDC, 0xDD):
-        if b <= 0x9F:
-            n = b & 0x0F
-        else:
-            size = 2 if b == 0xDC else 4
-            n = int.from_bytes(data[pos : pos + size], "big")
-            pos += size
+        n, pos = (b & 0x0F, pos) if b <= 0x9F else _uint(data, pos, 2 if b == 0xDC else 4)
         items = []
         for _ in range(n):
             item, pos = _unpack(data, pos)
             items.append(item)
         return items, pos
     if 0xA0 <= b <= 0xBF or b in (0xD9, 0xDA, 0xDB):
-        if b <= 0xBF:
-            n = b & 0x1F
-        else:
-            size = {0xD9: 1, 0xDA: 2, 0xDB: 4}[b]
-            n = int.from_bytes(data[pos : pos + size], "big")
-            pos += size
+        n, pos = (b & 0x1F, pos) if b <= 0xBF else _uint(data, pos, {0xD9: 1, 0xDA: 2, 0xDB: 4}[b])
         return data[pos : pos + n].decode("utf-8"), pos + n
     if b in (0xCC, 0xCD, 0xCE, 0xCF):
-        size = {0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8}[b]
-        return int.from_bytes(data[pos : pos + size], "big"), pos + size
+        return _uint(data, pos, {0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8}[b])
     if b == 0xCB:
         return struct.unpack(">d", data[pos : pos + 8])[0], pos + 8
     raise DatasetError(f"msgpack type 0x{b:02x} at byte {pos - 1} is not supported here")

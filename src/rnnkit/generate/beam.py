@@ -53,11 +53,12 @@ def decode_steps(
     max_length: int,
     sampling: SamplingConfig | None = None,
     device: torch.device | str = "cpu",
-) -> tuple[Tensor, Tensor, Tensor | None]:
+) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
     """Decode a batch token by token, greedily (the default) or by sampling.
 
     Returns the ids ``(B, T)`` (``<eos>`` included; rows that finished early are padded with
-    ``<eos>``), the lengths ``(B,)`` counting the ``<eos>``, and the stacked extras ``(B, T, ...)``.
+    ``<eos>``), the lengths ``(B,)`` counting the ``<eos>``, the stacked extras ``(B, T, ...)``
+    and each output's log-probability ``(B,)`` (up to and including its ``<eos>``).
     """
     sampling = sampling or SamplingConfig(argmax=True)
     generator = None
@@ -66,11 +67,14 @@ def decode_steps(
     tokens = torch.full((batch_size,), bos_id, dtype=torch.long, device=device)
     finished = torch.zeros(batch_size, dtype=torch.bool, device=device)
     lengths = torch.full((batch_size,), max_length, dtype=torch.long, device=device)
+    log_prob = torch.zeros(batch_size, device=device)
     out: list[Tensor] = []
     extras: list[Tensor] = []
     for t in range(max_length):
         logits, state, extra = step(tokens, state)
         tokens = pick_next(logits, sampling, generator)
+        chosen = torch.log_softmax(logits.float(), -1).gather(-1, tokens[:, None]).squeeze(-1)
+        log_prob += chosen.masked_fill(finished, 0.0)
         tokens = tokens.masked_fill(finished, eos_id)
         out.append(tokens)
         if extra is not None:
@@ -81,7 +85,7 @@ def decode_steps(
         if bool(finished.all()):
             break
     stacked = torch.stack(extras, 1) if extras else None
-    return torch.stack(out, 1), lengths, stacked
+    return torch.stack(out, 1), lengths, stacked, log_prob
 
 
 def beam_search(

@@ -145,7 +145,9 @@ class Trainer:
         self.task, self.cfg, self.callbacks = task, cfg, callbacks
         self.run_dir = Path(cfg.out)
         self.device = resolve_device(cfg.device)
-        self.counters = Counters()
+        self.monitor: tuple[str, str] = getattr(task, "monitor", ("loss", "min"))
+        # the worst figure to start from, so that a NaN never counts as the best
+        self.counters = Counters(best_val=-math.inf if self.monitor[1] == "max" else math.inf)
 
     # -- budgets ---------------------------------------------------------------------------------
     def progress(self) -> float:
@@ -331,11 +333,11 @@ class Trainer:
         val = self.evaluate(model, "val")
         record = {"step": c.step, **{f"val_{k}": v for k, v in val.items()}}
         self._log(record)
-        key, mode = getattr(self.task, "monitor", ("loss", "min"))
+        key, mode = self.monitor
         value = val[key]
         better = value < c.best_val if mode == "min" else value > c.best_val
         tie_won = key != "loss" and value == c.best_val and val["loss"] < c.best_loss
-        if better or tie_won or c.best_step < 0:
+        if better or tie_won:
             c.best_val, c.best_step, c.evals_without_gain = value, c.step, 0
             c.best_loss = val["loss"]
             self._save_best(model, val)
@@ -372,8 +374,7 @@ class Trainer:
             f"step {record['step']} loss {record['loss']:.3f} {record['tokens_per_s']:,.0f} tok/s"
         )
         if math.isfinite(self.counters.best_val):
-            key = getattr(self.task, "monitor", ("loss", "min"))[0]
-            post += f" best val {key} {self.counters.best_val:.3f}"
+            post += f" best val {self.monitor[0]} {self.counters.best_val:.3f}"
         bar.set_postfix_str(post, refresh=True)
 
     def _plot(self) -> None:
