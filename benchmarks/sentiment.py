@@ -27,9 +27,10 @@ import time
 import torch
 
 from rnnkit.datasets.labelled import Columns, load_labelled
-from rnnkit.tasks.classification_metrics import classification_report
+from rnnkit.tasks.classification_metrics import classification_report, majority_baseline
 from rnnkit.tasks.classify import ClassifyDataConfig, ClassifyModelConfig
 from rnnkit.tasks.classify_runs import predict, train_classify
+from rnnkit.tasks.sequence_inputs import LabelEncoder
 from rnnkit.tasks.text_baselines import BagOfWordsLogReg
 from rnnkit.training.config import TrainConfig
 
@@ -59,12 +60,13 @@ def main() -> None:
 
     data = load_labelled("rotten-tomatoes", Columns())
     splits = {name: data.subset(idx) for name, idx in data.given_splits.items()}
-    classes = sorted(set(data.labels))
-    y = {k: torch.tensor([classes.index(t) for t in s.labels]) for k, s in splits.items()}
+    labels = LabelEncoder.fit(splits["train"].labels, aligned=False)  # as the classifier's
+    classes = labels.classes
+    y = {k: torch.tensor(labels.encode_all(s.labels, aligned=False)) for k, s in splits.items()}
     test = splits["test"]
     results: dict[str, dict] = {}
-    majority = int(torch.bincount(y["train"]).argmax())
-    results["majority class"] = scores(y["test"], torch.full_like(y["test"], majority), classes)
+    majority = majority_baseline(y["train"], y["test"], classes)
+    results["majority class"] = {k: majority[k] for k in ("accuracy", "macro_f1")}
     for ngrams, name in (
         (1, "bag of words + logistic regr."),
         (2, "bag of 1-2 grams + log. regr."),

@@ -17,10 +17,18 @@ from rnnkit.architectures import ManyToMany, ManyToOne
 from rnnkit.audio import AudioConfig, log_mel, mel_filterbank, read_wav
 from rnnkit.audio.features import AudioError
 from rnnkit.cli.main import main
+from rnnkit.datasets.classification_sets import split_indices
 from rnnkit.datasets.labelled import Columns, LabelledDataError, load_labelled
 from rnnkit.tasks.classification_metrics import classification_report, majority_baseline
 from rnnkit.tasks.classify import ClassifyDataConfig, ClassifyModelConfig
-from rnnkit.tasks.classify_runs import evaluate_run, predict, train_classify
+from rnnkit.tasks.classify_runs import (
+    evaluate_run,
+    predict,
+    read_inputs,
+    read_splits,
+    train_classify,
+)
+from rnnkit.tasks.sequence_inputs import InputEncoder
 from rnnkit.text.tokens import TokenVocab, tokenize
 from rnnkit.training.config import TrainConfig
 
@@ -118,6 +126,23 @@ def test_word_and_character_vocabularies_round_trip():
         assert again == vocab and again.encode("good film") == vocab.encode("good film")
     with pytest.raises(ValueError, match="--max-vocab"):
         TokenVocab.build(texts, max_size=3)
+
+
+def test_a_tagging_vocabulary_keeps_tokens_whole():
+    sentences = [["New York", "is", "big"], ["York", "is", "old"], ["is", "it", "big"]]
+    encoder = InputEncoder.fit(
+        "tokens", sentences, level="word", max_vocab=None, min_count=1, max_length=10
+    )
+    vocab = encoder.vocab
+    assert "New York" in vocab and "New" not in vocab
+    assert vocab.unk_id not in encoder.encode(["New York", "is", "old"]).tolist()
+    assert encoder.encode(["New", "York"]).tolist() == [vocab.unk_id, vocab.encode("York")[0]]
+    # for tokens without spaces, the vocabulary is the one of the text written out
+    plain = [["b", "a", "c", "a"], ["c", "d", "a"], ["e", "b"]]
+    for kwargs in ({}, {"max_size": 6}, {"min_count": 2}):
+        assert TokenVocab.from_tokens(plain, **kwargs) == TokenVocab.build(
+            [" ".join(t) for t in plain], "space", **kwargs
+        )
 
 
 # -- audio ----------------------------------------------------------------------------------------
@@ -270,7 +295,7 @@ def sentiment_rows(n: int, seed: int = 0):
     return rows
 
 
-def quick_train(tmp_path, name="run", **data_kwargs):
+def quick_train(tmp_path, name="run"):
     return TrainConfig(
         out=str(tmp_path / name),
         max_steps=120,
@@ -295,7 +320,7 @@ def test_text_classifier_learns_beyond_the_majority(tmp_path):
     assert [o["label"] for o in out] == ["pos", "neg"]
 
 
-def test_audio_classifier_on_generated_tones(tmp_path):
+def test_audio_classifier_on_generated_tones(tmp_path, capsys):
     rng = np.random.default_rng(0)
     for label, base in (("low", 300.0), ("high", 2500.0)):
         (tmp_path / "sounds" / label).mkdir(parents=True)
@@ -312,12 +337,14 @@ def test_audio_classifier_on_generated_tones(tmp_path):
     train_classify(model, data, cfg, audio=AudioConfig(n_mels=20))
     m = evaluate_run(tmp_path / "run", split="test", plot=None)
     assert m["accuracy"] == 1.0 > m["majority"]["accuracy"]
-    assert (
-        main(["predict", str(tmp_path / "run"), str(tmp_path / "sounds" / "high" / "0.wav")]) == 0
-    )
+    capsys.readouterr()
+    wav = tmp_path / "sounds" / "high" / "0.wav"
+    assert main(["predict", str(tmp_path / "run"), str(wav)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("high ") and lines[0].endswith(str(wav))
 
 
-def test_numeric_classifier_from_a_long_table(tmp_path):
+def test_numeric_classifier_from_a_long_table(tmp_path, capsys):
     """Sequences of noisy rising or falling values, one row per step; then predict from .npy."""
     rng = np.random.default_rng(0)
     rows = []
@@ -335,7 +362,19 @@ def test_numeric_classifier_from_a_long_table(tmp_path):
     assert m["accuracy"] > max(0.9, m["majority"]["accuracy"] + 0.2)
     rising = np.stack([np.arange(8.0) * 0.5, np.zeros(8)], axis=1)
     np.save(tmp_path / "one.npy", rising)
+    capsys.readouterr()
     assert main(["predict", str(tmp_path / "run"), str(tmp_path / "one.npy")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("up ")
+    # a padded .npz with lengths: each sequence cut to its length before the model reads it
+    falling = np.stack([-np.arange(8.0) * 0.5, np.zeros(8)], axis=1)
+    padded = np.stack([rising, np.concatenate([falling[:5], np.full((3, 2), 99.0)])])
+    np.savez(tmp_path / "two.npz", x=padded, lengths=np.array([8, 5]))
+    task = json.loads((tmp_path / "run" / "config.json").read_text())["task"]
+    inputs, names = read_inputs(str(tmp_path / "two.npz"), task)
+    assert [x.shape for x in inputs] == [(8, 2), (5, 2)] and names[1].endswith("two.npz[1]")
+    out = predict(tmp_path / "run", inputs)
+    assert [o["label"] for o in out] == ["up", "down"]
 
 
 def test_tagger_learns_a_tag_that_needs_the_previous_token(tmp_path):
@@ -407,6 +446,49 @@ def test_cli_classify_end_to_end_and_bad_inputs(tmp_path, capsys):
     )
     assert "x.wav" in capsys.readouterr().err
     assert not (tmp_path / "b").exists() and not (tmp_path / "w").exists()
+
+
+def test_given_validation_and_test_files_replace_their_share(tmp_path):
+    rows = sentiment_rows(50)
+    path = write_csv(tmp_path / "data.csv", rows)
+    val = write_csv(tmp_path / "val.csv", sentiment_rows(7, seed=1))
+    test = write_csv(tmp_path / "test.csv", sentiment_rows(9, seed=2))
+    cut = split_indices(len(rows), (0.8, 0.1, 0.1), 0)
+    texts = [r[0] for r in rows]
+
+    def read(**files):
+        splits = read_splits(ClassifyDataConfig(data=str(path), **files), AudioConfig(), False)
+        return {name: len(split) for name, split in splits.items()}, splits
+
+    sizes, splits = read()
+    assert sizes == {"train": 40, "val": 5, "test": 5}
+    assert splits["test"].inputs == [texts[i] for i in cut["test"]]
+    sizes, splits = read(val_data=str(val), test_data=str(test))
+    assert sizes == {"train": 50, "val": 7, "test": 9}  # all of --data trains
+    assert splits["train"].inputs == texts
+    sizes, splits = read(val_data=str(val))
+    assert sizes == {"train": 45, "test": 5, "val": 7}
+    assert splits["train"].inputs == [texts[i] for i in sorted(cut["train"] + cut["val"])]
+    assert splits["test"].inputs == [texts[i] for i in cut["test"]]
+    sizes, splits = read(test_data=str(test))
+    assert sizes == {"train": 45, "val": 5, "test": 9}
+    assert splits["val"].inputs == [texts[i] for i in cut["val"]]
+
+
+def test_a_label_only_in_the_test_split_does_not_stop_training(tmp_path, capsys):
+    data = write_csv(tmp_path / "data.csv", sentiment_rows(60))
+    val = write_csv(tmp_path / "val.csv", sentiment_rows(10, seed=1))
+    test = write_csv(tmp_path / "test.csv", [("a film", "meh"), ("a superb film", "pos")])
+    run = tmp_path / "run"
+    args = ["train", "classify", "--data", str(data), "--val-data", str(val)]
+    args += ["--test-data", str(test), "--out", str(run), "--max-steps", "4"]
+    assert main([*args, "--hidden-size", "8", "--eval-every", "2", "--no-progress"]) == 0
+    task = json.loads((run / "config.json").read_text())["task"]
+    assert task["sizes"] == {"train": 60, "val": 10, "test": 2}
+    assert task["classes"] == ["neg", "pos"]
+    capsys.readouterr()
+    assert main(["evaluate", str(run)]) == 2  # scoring the test split is where it counts
+    assert "label 'meh' was not seen in training" in capsys.readouterr().err
 
 
 # -- metrics --------------------------------------------------------------------------------------

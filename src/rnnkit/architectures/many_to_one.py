@@ -53,7 +53,6 @@ def pool(
 ) -> Tensor:
     """Pool ``(B, T, D*H)`` outputs over each sequence's valid steps to ``(B, D*H)``."""
     batch, steps, _ = y.shape
-    mask = valid_mask(lengths, batch, steps, y.device)
     if how == "last":
         last = (
             lengths.to(y.device) - 1
@@ -65,6 +64,7 @@ def pool(
             return forward
         hidden = y.size(-1) // 2
         return torch.cat([forward[:, :hidden], y[:, 0, hidden:]], dim=-1)
+    mask = valid_mask(lengths, batch, steps, y.device)
     if how == "mean":
         total = (y * mask[..., None]).sum(1)
         return total / mask.sum(1, keepdim=True).clamp(min=1)
@@ -135,20 +135,22 @@ class ManyToOne(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(width, output_size)
 
-    def summarize(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
-        """The pooled ``(B, D*H)`` summary of each sequence, before the head."""
+    def _outputs(self, x: Tensor, lengths: Tensor | None) -> Tensor:
         if self.embedding is not None:
             x = self.dropout(self.embedding(x))  # (B, T, E)
-        y, _ = self.rnn(x, lengths=lengths)  # (B, T, D*H)
+        return self.rnn(x, lengths=lengths)[0]  # (B, T, D*H)
+
+    def summarize(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """The pooled ``(B, D*H)`` summary of each sequence, before the head."""
+        y = self._outputs(x, lengths)
         return pool(y, lengths, self.pooling, directions=self.directions, attention=self.attention)
 
     def attention_weights(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
-        """``(B, T)`` attention-pooling weights (zero on padding); attention pooling only."""
+        """``(B, T)`` attention-pooling weights (zero on padding) of the outputs that
+        ``summarize`` pools; attention pooling only."""
         if self.attention is None:
             raise ValueError(f"this model pools with {self.pooling!r}, not attention")
-        if self.embedding is not None:
-            x = self.embedding(x)
-        y, _ = self.rnn(x, lengths=lengths)
+        y = self._outputs(x, lengths)
         return self.attention(y, valid_mask(lengths, y.size(0), y.size(1), y.device))[1]
 
     def forward(self, x: Tensor, *, lengths: Tensor | None = None) -> Tensor:

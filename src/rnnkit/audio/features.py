@@ -16,6 +16,7 @@ standardises every feature with the mean and spread of the training set.
 
 from __future__ import annotations
 
+import functools
 import math
 import wave
 from dataclasses import dataclass
@@ -96,16 +97,28 @@ def _hz(m):
 
 def mel_filterbank(rate: int, n_fft: int, cfg: AudioConfig) -> Tensor:
     """``(n_fft // 2 + 1, n_mels)`` triangular filters on the mel scale."""
-    if cfg.f_max > rate / 2:
+    return _mel_filters(rate, n_fft, cfg.f_min, cfg.f_max, cfg.n_mels).clone()
+
+
+# every file of a data set at one rate needs the same filters and window: built once, and never
+# written to (log_mel only reads them; mel_filterbank hands out a copy)
+@functools.lru_cache(maxsize=16)
+def _mel_filters(rate: int, n_fft: int, f_min: float, f_max: float, n_mels: int) -> Tensor:
+    if f_max > rate / 2:
         raise AudioError(
-            f"--f-max {cfg.f_max:g} Hz is above half the sample rate ({rate} Hz); lower --f-max"
+            f"--f-max {f_max:g} Hz is above half the sample rate ({rate} Hz); lower --f-max"
         )
-    edges = _hz(np.linspace(_mel(cfg.f_min), _mel(cfg.f_max), cfg.n_mels + 2))
+    edges = _hz(np.linspace(_mel(f_min), _mel(f_max), n_mels + 2))
     freqs = np.linspace(0, rate / 2, n_fft // 2 + 1)
     lower, centre, upper = edges[:-2], edges[1:-1], edges[2:]
     rising = (freqs[:, None] - lower) / (centre - lower)
     falling = (upper - freqs[:, None]) / (upper - centre)
     return torch.from_numpy(np.maximum(0, np.minimum(rising, falling)).astype(np.float32))
+
+
+@functools.lru_cache(maxsize=16)
+def _hann(window: int, dtype: torch.dtype) -> Tensor:
+    return torch.hann_window(window, periodic=False, dtype=dtype)
 
 
 def log_mel(
@@ -122,10 +135,10 @@ def log_mel(
             f"{name} is shorter ({samples.numel()} samples) than one {cfg.window_ms:g} ms window "
             f"({window} samples at {rate} Hz)"
         )
-    frames = samples.unfold(0, window, hop) * torch.hann_window(window, periodic=False)
+    frames = samples.unfold(0, window, hop) * _hann(window, torch.get_default_dtype())
     power = torch.fft.rfft(frames, n=n_fft).abs().pow(2)  # (T, n_fft/2 + 1)
     try:
-        bank = mel_filterbank(rate, n_fft, cfg)
+        bank = _mel_filters(rate, n_fft, cfg.f_min, cfg.f_max, cfg.n_mels)
     except AudioError as e:
         raise AudioError(f"{name}: {e}") from None
     return torch.log(power @ bank + 1e-6)

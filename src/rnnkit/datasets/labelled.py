@@ -89,9 +89,14 @@ def _open_text(path: Path):
         raise LabelledDataError(f"cannot read {path}: {e}") from e
 
 
+def table_suffix(path: Path) -> str:
+    """The format suffix of a file, under any ``.bz2``: ``.csv`` for ``reviews.csv.bz2``."""
+    return Path(path.stem).suffix if path.suffix == ".bz2" else path.suffix
+
+
 def table_rows(path: Path) -> Iterator[tuple[int, dict]]:
     """(line number, row) of a CSV/TSV/JSONL table (optionally .bz2)."""
-    suffix = Path(path.stem).suffix if path.suffix == ".bz2" else path.suffix
+    suffix = table_suffix(path)
     with _open_text(path) as f:
         try:
             if suffix == ".jsonl":
@@ -237,7 +242,21 @@ def read_npz(path: Path) -> Labelled:
     x, y, lengths = load_arrays(path, ("x", "y"), optional=("lengths",))
     if len(x) != len(y):
         raise LabelledDataError(f"{path}: x has {len(x)} sequences but y has {len(y)} labels")
-    inputs = []
+    inputs = sequences(x, lengths, path)
+    y = np.asarray(y, dtype=object)
+    aligned = y.ndim == 2 or (len(y) > 0 and isinstance(y[0], (list, np.ndarray)))
+    if aligned:
+        labels = [[str(t) for t in list(row)[: len(inputs[i])]] for i, row in enumerate(y)]
+    else:
+        labels = [str(t) for t in y]
+    return Labelled("numeric", inputs, labels, aligned, str(path))
+
+
+def sequences(x: np.ndarray, lengths: np.ndarray | None, path: Path) -> list[np.ndarray]:
+    """The float32 ``(T, F)`` sequences of a padded array ``x`` (``(N, T, F)``, or ``(N, T)``
+    for one feature), each cut to its entry of ``lengths`` if given; an empty, misshapen or
+    non-finite sequence is an error that names it."""
+    out = []
     for i, seq in enumerate(x):
         seq = np.asarray(seq, dtype=np.float32)
         if seq.ndim == 1:
@@ -248,14 +267,8 @@ def read_npz(path: Path) -> Labelled:
             raise LabelledDataError(f"{path}: sequence {i} has shape {seq.shape}; want (T, F)")
         if not np.isfinite(seq).all():
             raise LabelledDataError(f"{path}: sequence {i} holds NaN or infinite values")
-        inputs.append(seq)
-    y = np.asarray(y, dtype=object)
-    aligned = y.ndim == 2 or (len(y) > 0 and isinstance(y[0], (list, np.ndarray)))
-    if aligned:
-        labels = [[str(t) for t in list(row)[: len(inputs[i])]] for i, row in enumerate(y)]
-    else:
-        labels = [str(t) for t in y]
-    return Labelled("numeric", inputs, labels, aligned, str(path))
+        out.append(seq)
+    return out
 
 
 def load_arrays(path: Path, names: tuple[str, ...], optional: tuple[str, ...] = ()) -> list:
@@ -348,7 +361,7 @@ def load_labelled(source: str | Path, columns: Columns, *, aligned: bool = False
         return read_audio_folder(path, audio)
     if path.stat().st_size == 0:
         raise LabelledDataError(f"{path} is empty")
-    suffix = Path(path.stem).suffix if path.suffix == ".bz2" else path.suffix
+    suffix = table_suffix(path)
     if suffix in TEXT_SUFFIXES and columns.sequence_col:
         return read_long(path, columns, aligned)
     if suffix in TEXT_SUFFIXES:

@@ -161,7 +161,11 @@ class ClassifyTask:
         encoder: InputEncoder | None = None,
         labels: LabelEncoder | None = None,
         audio: AudioConfig | None = None,
+        sizes: dict[str, int] | None = None,
     ) -> None:
+        """``splits``: the examples to encode (train, and what is scored); ``sizes``: the number
+        of examples in every split, for config.json, those not given here too (default: of
+        ``splits``)."""
         train = splits["train"]
         self.kind = "tag" if train.aligned else "classify"
         self.model_cfg, self.data_cfg = model_cfg, data_cfg
@@ -178,7 +182,7 @@ class ClassifyTask:
         )
         self.labels = labels or LabelEncoder.fit(train.labels, train.aligned)
         self.data = {name: self.encode(split) for name, split in splits.items()}
-        self.sizes = {name: len(split) for name, split in splits.items()}
+        self.sizes = sizes or {name: len(split) for name, split in splits.items()}
         seed = self.seed
         self._plan = BatchPlan(
             [len(x) for x in self.data["train"][0]],

@@ -26,7 +26,9 @@ from rnnkit.datasets.labelled import (
     load_arrays,
     load_labelled,
     read_ts,
+    sequences,
     table_rows,
+    table_suffix,
 )
 from rnnkit.tasks.classification_metrics import (
     classification_report,
@@ -67,19 +69,10 @@ def read_splits(
         for name, path in (("val", data_cfg.val_data), ("test", data_cfg.test_data))
         if path
     }
-    if data.given_splits:
-        cut = data.given_splits
-    elif extra:
-        cut = {"train": list(range(len(data)))}
-        if "val" not in extra or "test" not in extra:  # carve what is missing from --data
-            rest = split_indices(len(data), data_cfg.fractions, data_cfg.split_seed)
-            cut = {"train": rest["train"]}
-            for name in ("val", "test"):
-                if name not in extra:
-                    cut[name] = rest[name]
-            cut["train"] += [i for name in ("val", "test") if name in extra for i in rest[name]]
-    else:
-        cut = split_indices(len(data), data_cfg.fractions, data_cfg.split_seed)
+    cut = data.given_splits or split_indices(len(data), data_cfg.fractions, data_cfg.split_seed)
+    if not data.given_splits:  # a split given as a file: its share of --data trains instead
+        for name in extra:
+            cut["train"] = cut["train"] + cut.pop(name)
     splits = {name: data.subset(sorted(idx)) for name, idx in cut.items()}
     splits.update(extra)
     for name in ("train", "val", "test"):
@@ -98,10 +91,12 @@ def read_run_config(run_dir: str | Path) -> dict:
 
 def _task(model_cfg, data_cfg, train_cfg, audio, aligned, stored=None) -> ClassifyTask:
     splits = read_splits(data_cfg, audio, aligned)
+    # training reads train and val only: a test label unseen in training is evaluate's business
     return ClassifyTask(
         model_cfg,
         data_cfg,
-        splits,
+        {"train": splits["train"], "val": splits["val"]},
+        sizes={name: len(split) for name, split in splits.items()},
         batch_size=train_cfg.batch_size if stored is None else stored["batch_size"],
         seed=train_cfg.seed,
         device=resolve_device(train_cfg.device),
@@ -179,18 +174,11 @@ def read_inputs(source: str, task: dict) -> tuple[list, list[str]]:
             x = x[None]
         if x.ndim != 3 or not np.issubdtype(x.dtype, np.number):
             raise LabelledDataError(f"{path}: x has shape {x.shape}; want (N, T, F) numbers")
-        if not np.isfinite(x).all():
-            raise LabelledDataError(f"{path} holds NaN or infinite values")
-        if lengths is not None:
-            x = [seq[: int(n)] for seq, n in zip(x, lengths)]
-        return [np.asarray(s, dtype=np.float32).reshape(len(s), -1) for s in x], [
-            f"{path}[{i}]" for i in range(len(x))
-        ]
+        return sequences(x, lengths, path), [f"{path}[{i}]" for i in range(len(x))]
     if path.suffix == ".ts":
         data = read_ts(path)
         return data.inputs, [f"{path}:{i}" for i in range(len(data))]
-    suffix = Path(path.stem).suffix if path.suffix == ".bz2" else path.suffix
-    if suffix in TEXT_SUFFIXES and kind == "text":
+    if table_suffix(path) in TEXT_SUFFIXES and kind == "text":
         col = data_cfg.text_col
         texts = []
         for number, row in table_rows(path):

@@ -30,11 +30,11 @@ class InputEncoder:
 
     @classmethod
     def fit(cls, kind: str, inputs: list, *, level: str, max_vocab, min_count, max_length):
-        if kind in ("text", "tokens"):
-            texts = inputs if kind == "text" else [" ".join(t) for t in inputs]
-            vocab = TokenVocab.build(
-                texts, level if kind == "text" else "space", max_size=max_vocab, min_count=min_count
-            )
+        if kind == "text":
+            vocab = TokenVocab.build(inputs, level, max_size=max_vocab, min_count=min_count)
+            return cls(kind, max_length, vocab=vocab)
+        if kind == "tokens":  # kept whole: a token may hold a space ("New York")
+            vocab = TokenVocab.from_tokens(inputs, "space", max_size=max_vocab, min_count=min_count)
             return cls(kind, max_length, vocab=vocab)
         steps = np.concatenate(inputs, axis=0).astype(np.float64)
         std = steps.std(0)

@@ -89,6 +89,31 @@ class TokenVocab:
             max_size: the most tokens to keep, specials included (None: all).
             min_count: drop tokens seen fewer times than this.
         """
+        return cls.from_tokens(
+            (tokenize(text, level) for text in texts),
+            level,
+            max_size=max_size,
+            min_count=min_count,
+        )
+
+    @classmethod
+    def from_tokens(
+        cls,
+        sequences: Iterable[Iterable[str]],
+        level: TokenLevel = "space",
+        *,
+        max_size: int | None = None,
+        min_count: int = 1,
+    ) -> TokenVocab:
+        """The vocabulary of sequences already split into tokens (a tagger's input), ranked as
+        ``build`` ranks them; a token is kept whole, spaces and all (``"New York"``).
+
+        Args:
+            sequences: the training sequences, as token lists.
+            level: how ``encode`` splits text later (the tokens here are taken as given).
+            max_size: the most tokens to keep, specials included (None: all).
+            min_count: drop tokens seen fewer times than this.
+        """
         if max_size is not None and max_size <= len(SPECIALS):
             raise ValueError(
                 f"--max-vocab must exceed {len(SPECIALS)} (the specials); got {max_size}"
@@ -96,8 +121,8 @@ class TokenVocab:
         if min_count < 1:
             raise ValueError(f"--min-count must be at least 1; got {min_count}")
         counts: Counter[str] = Counter()
-        for text in texts:
-            counts.update(tokenize(text, level))
+        for tokens in sequences:
+            counts.update(tokens)
         ranked = [t for t, n in counts.most_common() if n >= min_count and t not in SPECIALS]
         if max_size is not None:
             ranked = ranked[: max_size - len(SPECIALS)]
