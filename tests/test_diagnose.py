@@ -139,6 +139,12 @@ def test_native_layer_is_restored():
     assert layer.backend == "native" and layer.training
 
 
+def test_verdict_tags():
+    assert judge([1e-5, 1e-2, 1.0]).tag(3) == "horizon 2"
+    assert judge([100.0, 10.0, 1.0]).tag(3) == "exploding"
+    assert judge([0.9, 0.95, 1.0]).tag(3) == "> 2"
+
+
 def test_init_helpers():
     rnn = rinit.orthogonal_(rnnkit.RNN(3, 6, num_layers=2), gain=2.0)
     for k in range(2):
@@ -205,6 +211,7 @@ def test_gates_rebuild_the_states():
     x = torch.randn(2, 7, 3, dtype=torch.float64)
     gates = gate_values(lstm, x)
     _, _, states = lstm(x, return_states=True)
+    below = x
     for k in range(2):
         c = torch.stack(states.at(layer=k, part=1), 1)
         h = torch.stack(states.at(layer=k, part=0), 1)
@@ -212,6 +219,31 @@ def test_gates_rebuild_the_states():
         g_part = (c - gates[k]["forget"] * c_prev) / gates[k]["input"]  # tanh(g)
         assert float(g_part.detach().abs().max()) <= 1.0
         torch.testing.assert_close(h, gates[k]["output"] * torch.tanh(c))
+        # every gate from the weights, by hand: c = f * c_prev + i * tanh(g), h = o * tanh(c)
+        h_prev = torch.cat([torch.zeros_like(h[:, :1]), h[:, :-1]], 1)
+        w_ih, w_hh = getattr(lstm, f"weight_ih_l{k}"), getattr(lstm, f"weight_hh_l{k}")
+        b = getattr(lstm, f"bias_ih_l{k}") + getattr(lstm, f"bias_hh_l{k}")
+        i, f, g, o = (below @ w_ih.T + h_prev @ w_hh.T + b).detach().chunk(4, -1)
+        for name, pre in (("input", i), ("forget", f), ("output", o)):
+            torch.testing.assert_close(gates[k][name], pre.sigmoid())
+        c_hand = f.sigmoid() * c_prev + i.sigmoid() * g.tanh()
+        torch.testing.assert_close(c.detach(), c_hand)
+        torch.testing.assert_close(h.detach(), o.sigmoid() * c_hand.tanh())
+        below = h.detach()
+
+
+def test_gate_values_on_a_native_layer():
+    """A memory model's layer runs on the fused kernels; the gates take its reference path."""
+    from rnnkit.diagnose.gates import gate_values
+    from rnnkit.tasks.memory import MemoryModel
+
+    torch.manual_seed(0)
+    model = MemoryModel("copy", "lstm", 6).train()
+    x = model.features(torch.randint(0, 10, (3, 8)))
+    gates = gate_values(model.rnn, x)
+    assert model.rnn.backend == "native" and model.rnn.training
+    assert gates[0]["forget"].shape == (3, 8, 6)
+    assert float(gates[0]["forget"].mean()) > 0.6  # the forget-gate bias of 1
 
 
 def test_gate_stats_see_the_forget_bias():

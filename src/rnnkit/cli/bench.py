@@ -90,8 +90,9 @@ def run(args, parser) -> int:
     return memory(args, parser)
 
 
-def trained_horizon(result, length: int, seed: int = 0):
-    """The gradient-flow verdict of a trained memory model, loss at the last step."""
+def trained_horizon(result, seed: int = 0):
+    """The gradient flow of a trained memory model (``result.model``) on its own task and
+    length, loss at the last step, without Jacobians."""
     import torch
     import torch.nn.functional as F
 
@@ -99,7 +100,7 @@ def trained_horizon(result, length: int, seed: int = 0):
     from rnnkit.tasks.memory import make_batch
 
     model = result.model
-    x, y = make_batch(result.task, 16, length, torch.Generator().manual_seed(seed + 77))
+    x, y = make_batch(result.task, 16, result.length, torch.Generator().manual_seed(seed + 77))
     feats = model.features(x)
     if result.task == "adding":
 
@@ -111,13 +112,15 @@ def trained_horizon(result, length: int, seed: int = 0):
         def loss_fn(out):
             return F.cross_entropy(model.head(out).transpose(1, 2), y, reduction="none")
 
-    flow = gradient_flow(model.rnn, feats, loss_fn=loss_fn, jacobians=False, label=result.cell)
-    return flow.verdicts[0]
+    return gradient_flow(model.rnn, feats, loss_fn=loss_fn, jacobians=False, label=result.cell)
 
 
 def memory(args, parser) -> int:
     import torch
 
+    from rnnkit.architectures.many_to_many import CELL_NAMES
+    from rnnkit.cli.diagnose import _csv
+    from rnnkit.diagnose.gradients import GradientFlow
     from rnnkit.tasks.memory import MemoryConfig, bench_memory, format_table, plot_memory
 
     if args.quick:
@@ -127,13 +130,13 @@ def memory(args, parser) -> int:
         if getattr(args, k) is None:
             setattr(args, k, v)
     try:
-        lengths = [int(t) for t in args.lengths.split(",") if t.strip()]
+        lengths = [int(t) for t in _csv(args.lengths)]
     except ValueError:
         parser.error(f"--lengths takes comma-separated integers, got {args.lengths!r}")
-    cells = [c.strip() for c in args.cells.split(",") if c.strip()]
+    cells = _csv(args.cells)
     for c in cells:
-        if c not in ("rnn", "rnn_relu", "lstm", "gru"):
-            parser.error(f"--cells: {c!r} is not one of rnn, rnn_relu, lstm, gru")
+        if c not in CELL_NAMES:
+            parser.error(f"--cells: {c!r} is not one of {', '.join(CELL_NAMES)}")
     cfg = MemoryConfig(
         hidden_size=args.hidden_size,
         batch_size=args.batch_size,
@@ -144,11 +147,11 @@ def memory(args, parser) -> int:
         seed=args.seed,
         max_seconds=args.max_seconds,
     )
-    horizons: dict[tuple[str, int], object] = {}
+    flows: dict[tuple[str, int], GradientFlow] = {}
 
     def progress(r) -> None:
         if args.horizons:
-            horizons[(r.cell, r.length)] = trained_horizon(r, r.length, args.seed)
+            flows[(r.cell, r.length)] = trained_horizon(r, args.seed)
             r.model = None
         value = f"MSE {r.metric:.4f}" if r.task == "adding" else f"recall {100 * r.metric:.1f}%"
         print(
@@ -180,7 +183,7 @@ def memory(args, parser) -> int:
         for r in results:
             row = r.as_dict()
             if args.horizons:
-                row["horizon"] = horizons[(r.cell, r.length)].__dict__
+                row["horizon"] = flows[(r.cell, r.length)].verdicts[0].__dict__
             rows.append(row)
         print(json.dumps({"task": args.task, "config": cfg.__dict__, "png": png, "runs": rows}))
         return 0
@@ -190,12 +193,9 @@ def memory(args, parser) -> int:
     if args.horizons:
         print("\nmemory horizons of the trained models (gradient flow, loss at the last step):")
         for r in results:
-            v = horizons[(r.cell, r.length)]
-            text = (
-                f"horizon {v.horizon}"
-                if v.verdict == "vanishing"
-                else ("exploding" if v.verdict == "exploding" else f"> {r.length - 1}")
-            )
+            flow = flows[(r.cell, r.length)]
+            v = flow.verdicts[0]
+            text = v.tag(flow.steps)  # the copy task runs over length + 20 steps
             if v.estimate is not None and v.verdict != "vanishing":
                 text += f" (extrapolated ~{v.estimate:.0f})"
             print(f"  {r.cell:<8} T={r.length:<5} {text}")

@@ -327,10 +327,11 @@ def hidden(args, parser) -> int:
 def unroll(args, parser) -> int:
     import torch
 
+    from rnnkit.architectures.many_to_many import CELL_NAMES
     from rnnkit.diagnose.unroll_print import small_model, unrolled_text
 
-    if args.cell not in ("rnn", "rnn_relu", "lstm", "gru"):
-        parser.error(f"--cell must be rnn, rnn_relu, lstm or gru, got {args.cell!r}")
+    if args.cell not in CELL_NAMES:
+        parser.error(f"--cell must be one of {', '.join(CELL_NAMES)}; got {args.cell!r}")
     if args.input is not None:
         try:
             rows = [[float(v) for v in step.split(",")] for step in args.input.split(";")]

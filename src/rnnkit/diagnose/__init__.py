@@ -4,6 +4,7 @@
 - ``gates``: LSTM and GRU gate statistics over a sequence;
 - ``hidden``: heat-maps of hidden units over text, and units that track features of it;
 - ``unroll_print``: the unrolled computation of a small model, step by step.
+- ``states``: the per-step states they all read, from the reference path in eval mode.
 """
 
 from rnnkit.diagnose.gradients import GradientFlow, Verdict, gradient_flow, judge

@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from rnnkit.diagnose.states import reference_states
 from rnnkit.plotting import pyplot
+from rnnkit.state import StepStates
 
 LOW, HIGH = 0.05, 0.95
 GATES = {"LSTM": ("input", "forget", "output"), "GRU": ("reset", "update")}
@@ -50,32 +52,30 @@ class GateStats:
         }
 
 
-def gate_values(layer: nn.Module, x: Tensor) -> list[dict[str, Tensor]]:
+def gate_values(
+    layer: nn.Module, x: Tensor, states: StepStates | None = None
+) -> list[dict[str, Tensor]]:
     """Every gate's values, ``(B, T, H)``, per layer, for batch-first input ``x``.
 
-    ``layer`` is an ``rnnkit.LSTM`` or ``GRU`` (unidirectional, no projection).
+    ``layer`` is an ``rnnkit.LSTM`` or ``GRU`` (unidirectional, no projection). ``states``: the
+    layer's own ``StepStates`` on ``x``, where the caller has them already (see
+    ``reference_states``); otherwise the layer is run once for them.
     """
     mode = getattr(layer, "mode", None)
     if mode not in GATES:
         raise TypeError(f"gate statistics are for LSTM and GRU layers, not {type(layer).__name__}")
     if layer.bidirectional or getattr(layer, "proj_size", 0):
         raise ValueError("gate statistics take unidirectional layers without projections")
-    batch_first = layer.batch_first
-    training = layer.training
-    layer.eval()
-    try:
-        with torch.no_grad():
-            _, _, states = layer(x if batch_first else x.transpose(0, 1), return_states=True)
-    finally:
-        layer.train(training)
+    if states is None:
+        _, states = reference_states(layer, x)
     out = []
     below = x
     for k in range(layer.num_layers):
         h = torch.stack(states.at(layer=k, part=0), dim=1)  # (B, T, H)
         h_prev = torch.cat([torch.zeros_like(h[:, :1]), h[:, :-1]], dim=1)
         w_ih, w_hh = getattr(layer, f"weight_ih_l{k}"), getattr(layer, f"weight_hh_l{k}")
-        b_ih = getattr(layer, f"bias_ih_l{k}", None) if layer.bias else None
-        b_hh = getattr(layer, f"bias_hh_l{k}", None) if layer.bias else None
+        b_ih = getattr(layer, f"bias_ih_l{k}", None)  # absent without bias
+        b_hh = getattr(layer, f"bias_hh_l{k}", None)
         with torch.no_grad():
             xp = nn.functional.linear(below, w_ih, b_ih)
             hp = nn.functional.linear(h_prev, w_hh, b_hh)

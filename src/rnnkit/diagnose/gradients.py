@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 
 import torch
 from torch import Tensor, nn
 
+from rnnkit.diagnose.states import reference_states
 from rnnkit.plotting import pyplot
 
 THRESHOLD = 1e-3
@@ -54,6 +54,14 @@ class Verdict:
     """The horizon extrapolated from ``rate`` (``log10(threshold) / rate``), when it decays."""
     growth: float
     """The largest ratio ||dL/dh_t|| / ||dL/dh_T|| over the sequence."""
+
+    def tag(self, steps: int) -> str:
+        """A short label for a sequence of ``steps``: "horizon 12", "exploding" or "> 99"."""
+        if self.verdict == "vanishing":
+            return f"horizon {self.horizon}"
+        if self.verdict == "exploding":
+            return "exploding"
+        return f"> {steps - 1}"
 
 
 def judge(norms: list[float] | Tensor, threshold: float = THRESHOLD) -> Verdict:
@@ -137,32 +145,9 @@ class GradientFlow:
         return out
 
 
-@contextmanager
-def _reference_eval(layer: nn.Module):
-    """Run ``layer`` on its reference path (per-step states) in eval mode, then restore it."""
-    backend = getattr(layer, "backend", None)
-    training = layer.training
-    if backend == "native":
-        layer.backend = "auto"
-    layer.eval()
-    try:
-        yield
-    finally:
-        if backend is not None:
-            layer.backend = backend
-        layer.train(training)
-
-
 def readout_loss(readout: Tensor) -> LossFn:
     """Per-step loss ``<readout, y_t>``: a fixed linear read-out, for models without a head."""
     return lambda out: out @ readout.to(out)
-
-
-def _run(layer: nn.Module, x: Tensor):
-    """Outputs ``(B, T, F)`` and ``StepStates`` for batch-first input ``x``."""
-    batch_first = getattr(layer, "batch_first", False)
-    out, _, states = layer(x if batch_first else x.transpose(0, 1), return_states=True)
-    return (out if batch_first else out.transpose(0, 1)), states
 
 
 def gradient_flow(
@@ -196,34 +181,32 @@ def gradient_flow(
     if x.dim() != 3:
         raise ValueError(f"x must be batch-first (B, T, I), got shape {tuple(x.shape)}")
     T = x.size(1)
-    with _reference_eval(layer):
-        out, states = _run(layer, x)
-        if loss_fn is None:
-            g = torch.Generator().manual_seed(seed)
-            v = torch.randn(out.size(-1), generator=g, dtype=torch.float64)
-            loss_fn = readout_loss(v / v.norm())
-        per_step = loss_fn(out)
-        loss = per_step[:, -1].sum() if loss_at == "last" else per_step.sum()
-        L, D = states.num_layers, states.num_directions
-        hs = [states.at(layer=k, part=0) for k in range(L)]
-        is_lstm = not isinstance(states.steps[0][0], Tensor)
-        cs = [states.at(layer=k, part=1) for k in range(L)] if is_lstm else []
-        wrt = [h for layer_h in hs for h in layer_h] + [c for layer_c in cs for c in layer_c]
-        grads = torch.autograd.grad(loss, wrt, allow_unused=True, retain_graph=jacobians)
-        norms_all = [
-            float(g.norm(dim=-1).mean()) if g is not None else 0.0 for g in grads
-        ]  # mean over the batch of each sequence's norm
-        norms = [norms_all[k * T : (k + 1) * T] for k in range(L)]
-        cell_norms = [norms_all[(L + k) * T : (L + k + 1) * T] for k in range(L)] if cs else None
-        jac_norms = svals = None
-        if jacobians:
-            jac_norms, svals = [], []
-            for k in range(L):
-                s = jacobian_singular_values(hs[k], jacobian_batch)  # (T, b, H)
-                mean = s.mean(1)  # over the sequences
-                jac_norms.append(mean[:, 0].tolist())
-                svals.append(mean[:, :top_k].tolist())
-        del D
+    out, states = reference_states(layer, x, grad=True)
+    if loss_fn is None:
+        g = torch.Generator().manual_seed(seed)
+        v = torch.randn(out.size(-1), generator=g, dtype=torch.float64)
+        loss_fn = readout_loss(v / v.norm())
+    per_step = loss_fn(out)
+    loss = per_step[:, -1].sum() if loss_at == "last" else per_step.sum()
+    L = states.num_layers
+    hs = [states.at(layer=k, part=0) for k in range(L)]
+    is_lstm = not isinstance(states.steps[0][0], Tensor)
+    cs = [states.at(layer=k, part=1) for k in range(L)] if is_lstm else []
+    wrt = [h for layer_h in hs for h in layer_h] + [c for layer_c in cs for c in layer_c]
+    grads = torch.autograd.grad(loss, wrt, allow_unused=True, retain_graph=jacobians)
+    norms_all = [
+        float(g.norm(dim=-1).mean()) if g is not None else 0.0 for g in grads
+    ]  # mean over the batch of each sequence's norm
+    norms = [norms_all[k * T : (k + 1) * T] for k in range(L)]
+    cell_norms = [norms_all[(L + k) * T : (L + k + 1) * T] for k in range(L)] if cs else None
+    jac_norms = svals = None
+    if jacobians:
+        jac_norms, svals = [], []
+        for k in range(L):
+            s = jacobian_singular_values(hs[k], jacobian_batch)  # (T, b, H)
+            mean = s.mean(1)  # over the sequences
+            jac_norms.append(mean[:, 0].tolist())
+            svals.append(mean[:, :top_k].tolist())
     return GradientFlow(
         label=label or type(layer).__name__,
         steps=T,
@@ -299,12 +282,7 @@ def plot_flows(flows: list[GradientFlow], out, title: str | None = None) -> None
         for k, n in enumerate(f.norms):
             name = f.label + (f" layer {k}" if len(f.norms) > 1 else "")
             rel = [v / n[-1] if n[-1] else math.nan for v in n[::-1]]
-            h = f.verdicts[k]
-            tag = (
-                f"horizon {h.horizon}"
-                if h.verdict == "vanishing"
-                else ("exploding" if h.verdict == "exploding" else f"> {f.steps - 1}")
-            )
+            tag = f.verdicts[k].tag(f.steps)
             ax.plot(range(len(rel)), rel, label=f"{name} ({tag})", **styles[i])
             i += 1
     ax.axhline(flows[0].threshold, ls="--", color="gray", lw=1)

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from rnnkit.diagnose.states import reference_states
 from rnnkit.plotting import pyplot
 
 FEATURES = {
@@ -45,13 +46,8 @@ def hidden_trace(model, vocab, text: str, layer: int = -1) -> Trace:
         raise ValueError("the passage must be tokenised one character per token (a char model)")
     rnn = model.rnn
     k = layer % rnn.num_layers
-    training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            _, _, states = rnn(model.embedding(ids.unsqueeze(0)), return_states=True)
-    finally:
-        model.train(training)
+    with torch.no_grad():
+        _, states = reference_states(rnn, model.embedding(ids.unsqueeze(0)))
     d = 2 if rnn.bidirectional else 1
     h = states.h[k * d, :, 0]  # (T, H)
     parts, names = [h], [f"h{i}" for i in range(h.size(1))]

@@ -6,11 +6,11 @@ import torch
 from torch import nn
 
 from rnnkit import init as rinit
-from rnnkit.architectures.many_to_many import make_layer
+from rnnkit.architectures.many_to_many import CELL_NAMES, make_layer
 from rnnkit.cells import LayerNormLSTMCell
 from rnnkit.layers import Recurrent
 
-CELLS = ("rnn", "rnn_relu", "lstm", "gru", "lnlstm")
+CELLS = (*CELL_NAMES, "lnlstm")
 """rnn (tanh), rnn_relu, lstm, gru, and lnlstm: the custom ``LayerNormLSTMCell`` in
 ``Recurrent``."""
 INITS = ("default", "orthogonal", "irnn")

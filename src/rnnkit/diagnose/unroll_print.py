@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit.architectures.many_to_many import make_layer
+from rnnkit.diagnose.states import reference_states
 
 EQUATIONS = {
     "RNN_TANH": ["h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)"],
@@ -78,12 +79,12 @@ def unrolled_text(layer: nn.Module, head: nn.Module, x: Tensor, decimals: int = 
     if layer.num_layers != 1 or layer.bidirectional:
         raise ValueError("the unrolled picture is drawn for one unidirectional layer")
     T = x.size(0)
+    out, states = reference_states(layer, x.unsqueeze(0))
     with torch.no_grad():
-        out, _, states = layer(x.unsqueeze(0), return_states=True)
         ys = head(out[0])  # (T, O)
     hs = states.at(layer=0, part=0)
     cs = states.at(layer=0, part=1) if mode == "LSTM" else None
-    gates = gate_values(layer, x.unsqueeze(0))[0] if mode in ("LSTM", "GRU") else {}
+    gates = gate_values(layer, x.unsqueeze(0), states)[0] if mode in ("LSTM", "GRU") else {}
     name = NAMES[mode]
     kind = f" ({mode[4:].lower()})" if mode.startswith("RNN_") else ""
     n_hidden, n_in, n_out = layer.hidden_size, x.size(1), ys.size(1)
