@@ -2,7 +2,7 @@
 encoder-decoder models, and the forecaster."""
 
 from rnnkit.architectures.forecaster import Forecaster, ForecasterEnsemble
-from rnnkit.architectures.many_to_many import ManyToMany, make_layer
+from rnnkit.architectures.many_to_many import ManyToMany
 from rnnkit.architectures.many_to_one import ManyToOne
 from rnnkit.architectures.one_to_many import OneToMany
 from rnnkit.architectures.seq2seq import Seq2Seq
@@ -14,5 +14,4 @@ __all__ = [
     "ManyToOne",
     "OneToMany",
     "Seq2Seq",
-    "make_layer",
 ]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from rnnkit.architectures.many_to_many import CellName, make_layer
+from rnnkit.layers.build import CellSpec, make_layer
 from rnnkit.state import State
 
 
@@ -42,7 +42,7 @@ class Forecaster(nn.Module):
         horizon: int,
         *,
         outputs: int = 1,
-        cell: CellName = "lstm",
+        cell: CellSpec = "lstm",
         hidden_size: int = 64,
         num_layers: int = 1,
         dropout: float = 0.0,

@@ -7,51 +7,10 @@ vocabulary out; a tagger may be bidirectional. The recurrent part is any rnnkit 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Literal
-
 from torch import Tensor, nn
 
-from rnnkit.layers import GRU, LSTM, RNN, Recurrent
+from rnnkit.layers.build import CellSpec, make_layer
 from rnnkit.state import State
-
-CellName = Literal["rnn", "rnn_relu", "lstm", "gru"]
-CELL_NAMES = ("rnn", "rnn_relu", "lstm", "gru")
-CellSpec = CellName | Callable[..., nn.Module]
-"""A standard cell's name, or a custom cell class (``cell(in_size, hidden_size)``)."""
-
-
-def make_layer(
-    cell: CellSpec,
-    input_size: int,
-    hidden_size: int,
-    *,
-    num_layers: int = 1,
-    dropout: float = 0.0,
-    bidirectional: bool = False,
-    batch_first: bool = True,
-) -> nn.Module:
-    """Build the rnnkit layer named by ``cell``, with torch.nn's arguments.
-
-    ``cell`` is ``"rnn"`` (tanh), ``"rnn_relu"``, ``"lstm"``, ``"gru"``, or a custom cell class,
-    which ``rnnkit.Recurrent`` unrolls the same way (see ``rnnkit.LayerNormLSTMCell``).
-    """
-    kwargs = dict(
-        num_layers=num_layers,
-        dropout=dropout if num_layers > 1 else 0.0,
-        bidirectional=bidirectional,
-        batch_first=batch_first,
-    )
-    if not isinstance(cell, str):
-        return Recurrent(cell, input_size, hidden_size, **kwargs)
-    if cell == "lstm":
-        return LSTM(input_size, hidden_size, **kwargs)
-    if cell == "gru":
-        return GRU(input_size, hidden_size, **kwargs)
-    if cell in ("rnn", "rnn_relu"):
-        nonlinearity = "relu" if cell == "rnn_relu" else "tanh"
-        return RNN(input_size, hidden_size, nonlinearity=nonlinearity, **kwargs)
-    raise ValueError(f"cell must be one of rnn, rnn_relu, lstm, gru; got {cell!r}")
 
 
 def input_layer(
@@ -79,7 +38,8 @@ class ManyToMany(nn.Module):
         embedding_size: the embedding width (token input only).
         input_size: features per step (feature input only).
         cell, hidden_size, num_layers, dropout, bidirectional: the recurrent layers (``cell``:
-            a standard cell's name or a custom cell class, see ``make_layer``).
+            a registered cell's name, ``MODULE:CLASS``, ``FILE.py:CLASS`` or a cell class; see
+            ``rnnkit.layers.make_layer``).
 
     Shapes: ``(B, T)`` ids or ``(B, T, I)`` features in; ``(B, T, output_size)`` out, and the
     final state.

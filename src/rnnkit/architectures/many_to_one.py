@@ -20,7 +20,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from rnnkit.architectures.many_to_many import CellSpec, input_layer, make_layer
+from rnnkit.architectures.many_to_many import input_layer
+from rnnkit.layers.build import CellSpec, make_layer
 
 Pooling = Literal["last", "mean", "max", "attention"]
 POOLINGS = ("last", "mean", "max", "attention")

@@ -14,15 +14,14 @@ greedily, or runs beam search (``rnnkit.generate.beam``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from rnnkit.architectures.many_to_many import CellName, make_layer
 from rnnkit.generate.beam import beam_search, decode_steps
 from rnnkit.generate.decoding import SamplingConfig
+from rnnkit.layers.build import CellSpec, make_layer
 from rnnkit.state import State, map_state
 
 
@@ -80,7 +79,7 @@ class OneToMany(nn.Module):
         hidden_size: int = 256,
         num_layers: int = 1,
         dropout: float = 0.0,
-        cell: CellName | Callable[..., nn.Module] = "lstm",
+        cell: CellSpec = "lstm",
         init_state: bool = True,
         feed: bool = True,
         bos_id: int = 2,

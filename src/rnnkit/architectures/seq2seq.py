@@ -16,16 +16,15 @@ returns the attention weights of every output step.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from rnnkit.architectures.attention import Attention, AttentionKind, Memory
-from rnnkit.architectures.many_to_many import CellName, make_layer
 from rnnkit.generate.beam import Hypothesis, beam_search, decode_steps
 from rnnkit.generate.decoding import SamplingConfig
+from rnnkit.layers.build import CellSpec, make_layer
 from rnnkit.state import State, map_state
 
 
@@ -103,7 +102,7 @@ class Seq2Seq(nn.Module):
         encoder_layers: int = 1,
         decoder_layers: int = 1,
         bidirectional: bool = True,
-        cell: CellName | Callable[..., nn.Module] = "lstm",
+        cell: CellSpec = "lstm",
         attention: AttentionKind = "additive",
         dropout: float = 0.0,
         bos_id: int = 2,

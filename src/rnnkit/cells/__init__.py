@@ -1,6 +1,16 @@
-"""Cells: one time step each, the equations in code."""
+"""Cells: one time step each, the equations in code; ``registry`` names them for ``--cell``."""
 
 from rnnkit.cells.layer_norm_lstm import LayerNormLSTMCell
+from rnnkit.cells.registry import CellError, cell_names, get_cell, register_cell
 from rnnkit.cells.standard import GRUCell, LSTMCell, RNNCell
 
-__all__ = ["GRUCell", "LSTMCell", "LayerNormLSTMCell", "RNNCell"]
+__all__ = [
+    "CellError",
+    "GRUCell",
+    "LSTMCell",
+    "LayerNormLSTMCell",
+    "RNNCell",
+    "cell_names",
+    "get_cell",
+    "register_cell",
+]

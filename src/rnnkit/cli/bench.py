@@ -118,7 +118,7 @@ def trained_horizon(result, seed: int = 0):
 def memory(args, parser) -> int:
     import torch
 
-    from rnnkit.architectures.many_to_many import CELL_NAMES
+    from rnnkit.cells.registry import cell_names
     from rnnkit.cli.diagnose import _csv
     from rnnkit.diagnose.gradients import GradientFlow
     from rnnkit.tasks.memory import MemoryConfig, bench_memory, format_table, plot_memory
@@ -135,8 +135,8 @@ def memory(args, parser) -> int:
         parser.error(f"--lengths takes comma-separated integers, got {args.lengths!r}")
     cells = _csv(args.cells)
     for c in cells:
-        if c not in CELL_NAMES:
-            parser.error(f"--cells: {c!r} is not one of {', '.join(CELL_NAMES)}")
+        if c not in cell_names():
+            parser.error(f"--cells: {c!r} is not one of {', '.join(cell_names())}")
     cfg = MemoryConfig(
         hidden_size=args.hidden_size,
         batch_size=args.batch_size,

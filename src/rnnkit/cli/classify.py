@@ -19,8 +19,9 @@ def add_train_flags(parser: argparse.ArgumentParser) -> None:
         {
             "data": ClassifyDataConfig,
             "model": ClassifyModelConfig,
-            "audio (a folder of CLASS/*.wav)": AudioConfig,
+            "audio": AudioConfig,
         },
+        titles={"audio": "audio (a folder of CLASS/*.wav)"},
     )
 
 

@@ -2,7 +2,8 @@
 have one source: the dataclass fields and the docstring under each one.
 
 ``field_name`` becomes ``--field-name``; a bool becomes ``--flag/--no-flag``; ``X | None``
-accepts ``none``; a ``Literal`` becomes a choice. Errors raised by a dataclass's
+accepts ``none``; a ``Literal`` becomes a choice; ``{cells}`` in a docstring lists the
+registered cells. Errors raised by a dataclass's
 ``__post_init__`` (which name the flag and the bad value) are reported by the parser.
 """
 
@@ -77,18 +78,25 @@ def add_dataclass_flags(
         has_default = f.default is not dataclasses.MISSING
         default = f.default if has_default else None
         help_text = docs.get(f.name, "")
+        if "{cells}" in help_text:  # the cell list comes from the registry, never by hand
+            from rnnkit.cells.registry import cells_help
+
+            help_text = help_text.replace("{cells}", cells_help())
         if has_default and default is not None:
             help_text += f" (default: {default})"
-        kwargs: dict[str, Any] = {"help": help_text, "dest": f.name}
+        # a flag not given stays out of the namespace, so that a given one can be told from a
+        # default (``--resume`` refuses given flags that would change the run)
+        kwargs: dict[str, Any] = {"help": help_text, "dest": f.name, "default": argparse.SUPPRESS}
         if tp is bool:
-            kwargs.update(action=argparse.BooleanOptionalAction, default=default)
+            kwargs.update(action=argparse.BooleanOptionalAction)
         elif get_origin(tp) is Literal:
             choices = list(get_args(tp))
-            kwargs.update(choices=choices, type=type(choices[0]), default=default)
+            kwargs.update(choices=choices, type=type(choices[0]))
         else:
-            kwargs.update(type=_converter(tp, optional), default=default, metavar=f.name.upper())
+            kwargs.update(type=_converter(tp, optional), metavar=f.name.upper())
         if f.name in positional:
             kwargs.pop("dest")
+            kwargs["default"] = default
             parser.add_argument(f.name, **kwargs)
             continue
         if not has_default:
@@ -96,14 +104,15 @@ def add_dataclass_flags(
         parser.add_argument("--" + f.name.replace("_", "-"), **kwargs)
 
 
+def given_values(cls: type, args: argparse.Namespace) -> dict[str, Any]:
+    """The fields of ``cls`` given on the command line (flags left out are not in ``args``)."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
+
+
 def build_dataclass(cls: type, args: argparse.Namespace, parser: argparse.ArgumentParser, **extra):
-    """Instantiate ``cls`` from parsed flags; a validation error becomes a parser error."""
-    values = {
-        f.name: getattr(args, f.name)
-        for f in dataclasses.fields(cls)
-        if f.init and hasattr(args, f.name)
-    }
-    values.update(extra)
+    """Instantiate ``cls`` from parsed flags (defaults for those not given); a validation error
+    becomes a parser error."""
+    values = {**given_values(cls, args), **extra}
     try:
         return cls(**values)
     except (ValueError, TypeError) as e:

@@ -327,11 +327,12 @@ def hidden(args, parser) -> int:
 def unroll(args, parser) -> int:
     import torch
 
-    from rnnkit.architectures.many_to_many import CELL_NAMES
+    from rnnkit.cells.registry import cell_names, get_cell
     from rnnkit.diagnose.unroll_print import small_model, unrolled_text
 
-    if args.cell not in CELL_NAMES:
-        parser.error(f"--cell must be one of {', '.join(CELL_NAMES)}; got {args.cell!r}")
+    fused = [name for name in cell_names() if get_cell(name).fused]
+    if args.cell not in fused:
+        parser.error(f"--cell must be one of {', '.join(fused)}; got {args.cell!r}")
     if args.input is not None:
         try:
             rows = [[float(v) for v in step.split(",")] for step in args.input.split(";")]

@@ -6,13 +6,12 @@ import torch
 from torch import nn
 
 from rnnkit import init as rinit
-from rnnkit.architectures.many_to_many import CELL_NAMES, make_layer
 from rnnkit.cells import LayerNormLSTMCell
-from rnnkit.layers import Recurrent
+from rnnkit.cells.registry import cell_names
+from rnnkit.layers import Recurrent, make_layer
 
-CELLS = (*CELL_NAMES, "lnlstm")
-"""rnn (tanh), rnn_relu, lstm, gru, and lnlstm: the custom ``LayerNormLSTMCell`` in
-``Recurrent``."""
+CELLS = cell_names()
+"""The registered cells (``rnnkit.cells.registry``): rnn (tanh), rnn_relu, lstm, gru, lnlstm."""
 INITS = ("default", "orthogonal", "irnn")
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from rnnkit.architectures.many_to_many import make_layer
 from rnnkit.diagnose.states import reference_states
+from rnnkit.layers.build import make_layer
 
 EQUATIONS = {
     "RNN_TANH": ["h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)"],

@@ -16,7 +16,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.architectures import ManyToMany, ManyToOne
-from rnnkit.architectures.many_to_many import CellName
 from rnnkit.architectures.many_to_one import POOLINGS, Pooling
 from rnnkit.audio import AudioConfig
 from rnnkit.datasets.labelled import Columns, Labelled
@@ -30,8 +29,8 @@ from rnnkit.training.batching import BatchPlan, torch_shuffle
 class ClassifyModelConfig:
     """The network: [embedding] -> recurrent layers -> pooling (classify) -> linear head."""
 
-    cell: CellName = "gru"
-    """Recurrent cell: lstm, gru, rnn (tanh) or rnn_relu."""
+    cell: str = "gru"
+    """Recurrent cell: {cells}."""
     hidden_size: int = 128
     """Hidden units per layer and direction."""
     num_layers: int = 1

@@ -19,7 +19,6 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit.architectures.forecaster import Forecaster, ForecasterEnsemble
-from rnnkit.architectures.many_to_many import CellName
 from rnnkit.series.table import FillName, Series, SeriesError, read_series_csv
 from rnnkit.series.windows import (
     Bounds,
@@ -42,8 +41,8 @@ BlendName = Literal["none", "seasonal"]
 class ForecastModelConfig:
     """The network: recurrent layers over the window, a linear head forecasting the horizon."""
 
-    cell: CellName = "lstm"
-    """Recurrent cell: lstm, gru, rnn (tanh) or rnn_relu."""
+    cell: str = "lstm"
+    """Recurrent cell: {cells}."""
     hidden_size: int = 64
     """Hidden units per layer."""
     num_layers: int = 1

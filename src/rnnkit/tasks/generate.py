@@ -21,7 +21,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnkit.architectures.many_to_many import CellName
 from rnnkit.architectures.one_to_many import OneToMany
 from rnnkit.tasks.network_config import check_network
 from rnnkit.text.tokens import TokenLevel, TokenVocab, pad_batch
@@ -36,8 +35,8 @@ class TableError(ValueError):
 class GenerateModelConfig:
     """The network: condition embedding -> recurrent decoder -> vocabulary."""
 
-    cell: CellName = "lstm"
-    """Recurrent cell: lstm, gru, rnn (tanh) or rnn_relu."""
+    cell: str = "lstm"
+    """Recurrent cell: {cells}."""
     hidden_size: int = 256
     """Hidden units per layer."""
     num_layers: int = 1

@@ -19,7 +19,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.architectures import ManyToMany
-from rnnkit.architectures.many_to_many import CellName
 from rnnkit.state import State, detach_state
 from rnnkit.tasks.network_config import check_network
 from rnnkit.text.streams import StreamBatcher, Window, eval_windows, split_by_position
@@ -30,8 +29,8 @@ from rnnkit.text.vocab import TokenizerName, Vocab
 class LMModelConfig:
     """The network: embedding -> recurrent layers -> linear head over the vocabulary."""
 
-    cell: CellName = "lstm"
-    """Recurrent cell: lstm, gru, rnn (tanh) or rnn_relu."""
+    cell: str = "lstm"
+    """Recurrent cell: {cells}."""
     hidden_size: int = 256
     """Hidden units per layer."""
     num_layers: int = 2

@@ -34,8 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnkit.architectures.many_to_many import make_layer
 from rnnkit.init import forget_gate_bias_
+from rnnkit.layers.build import make_layer
 
 TaskName = Literal["adding", "copy"]
 COPY_SYMBOLS = 8  # symbols 1..8; 0 is the blank, 9 the delimiter

@@ -3,14 +3,14 @@ worded, one way: a known ``--cell``, sizes of at least 1, ``--dropout`` in [0, 1
 
 from __future__ import annotations
 
-from rnnkit.architectures.many_to_many import CELL_NAMES
+from rnnkit.cells.registry import canonical_cell
 
 
 def check_network(cfg, positive: tuple[str, ...]) -> None:
     """Raise ``ValueError`` naming the flag and the bad value, for ``cfg.cell``, ``cfg.dropout``
-    and each field in ``positive``."""
-    if cfg.cell not in CELL_NAMES:
-        raise ValueError(f"--cell must be one of {', '.join(CELL_NAMES)}; got {cfg.cell!r}")
+    and each field in ``positive``. ``cfg.cell`` becomes the spec a run stores (a cell file's
+    path made absolute)."""
+    cfg.cell = canonical_cell(cfg.cell)
     for name in positive:
         value = getattr(cfg, name)
         if value < 1:

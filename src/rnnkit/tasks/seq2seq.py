@@ -19,7 +19,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.architectures.attention import AttentionKind
-from rnnkit.architectures.many_to_many import CellName
 from rnnkit.architectures.seq2seq import Seq2Seq
 from rnnkit.tasks.network_config import check_network
 from rnnkit.tasks.seq2seq_data import (
@@ -40,8 +39,8 @@ from rnnkit.training.batching import BatchPlan, python_shuffle
 class Seq2SeqModelConfig:
     """The network: embeddings, encoder, attention, decoder; and teacher forcing in training."""
 
-    cell: CellName = "lstm"
-    """Recurrent cell of encoder and decoder: lstm, gru, rnn (tanh) or rnn_relu."""
+    cell: str = "lstm"
+    """Recurrent cell of encoder and decoder: {cells}."""
     hidden_size: int = 256
     """Hidden units per layer (encoder, each direction, and decoder)."""
     embedding_size: int = 128

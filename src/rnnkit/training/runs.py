@@ -7,11 +7,15 @@ weights); each task's ``*_runs.py`` rebuilds its model from the config and calls
 
 from __future__ import annotations
 
+import dataclasses
+import types
+import typing
 from pathlib import Path
 
 from torch import nn
 
 from rnnkit.training import checkpoint as ckpt
+from rnnkit.training.config import TrainConfig, parse_duration
 from rnnkit.training.trainer import BEST, CONFIG, LAST, resolve_device
 
 
@@ -53,3 +57,123 @@ def run_configs(train_cfg, read_config, model_cls: type, data_cls: type, model_c
     if model_cfg is None or data_cfg is None:
         raise ValueError("--data is required to start a run (only --resume reads it from the run)")
     return model_cfg, data_cfg, stored
+
+
+# -- resuming: the run's own settings, and only a larger budget on top ---------------------------
+RESUME_MAY_CHANGE = ("max_steps", "time_budget", "token_budget", "progress", "device")
+"""Training settings that a ``--resume`` may give: a larger budget, and what cannot change the
+run's numbers (the progress bar, the device)."""
+BUDGETS = ("max_steps", "time_budget", "token_budget")
+
+
+def stored_run_config(run_dir: str | Path) -> dict:
+    """The ``config.json`` that a resumed run continues from (a refit forecast stopped in its first
+    part keeps it in ``select/``)."""
+    run_dir = Path(run_dir)
+    path = run_dir / CONFIG
+    if not path.exists() and (run_dir / "select" / CONFIG).exists():
+        path = run_dir / "select" / CONFIG
+    if not path.exists():
+        raise ckpt.CheckpointError(f"--resume: {run_dir} holds no run (no {CONFIG})")
+    config = ckpt.read_json(path, "run config")
+    if not isinstance(config, dict) or not isinstance(config.get("train"), dict):
+        raise ckpt.CheckpointError(f"{path} is damaged: no 'train' settings")
+    return config
+
+
+def _budget_value(name: str, value):
+    return parse_duration(value) if name == "time_budget" else value
+
+
+def resume_train_config(run_dir: str | Path, changes: dict | None = None) -> TrainConfig:
+    """The training settings a run was started with, for ``--resume``, with ``changes``.
+
+    ``changes`` may raise a budget (``max_steps``, ``time_budget``, ``token_budget``: at least
+    the run's own) and set ``progress`` or ``device``; any other setting that differs from the
+    run's is refused with a message naming it, since it would silently change the run.
+    """
+    stored = dict(stored_run_config(run_dir)["train"])
+    changes = dict(changes or {})
+    for name, value in changes.items():
+        if name in ("out", "resume") or value == stored.get(name):
+            continue
+        flag = "--" + name.replace("_", "-")
+        if name not in RESUME_MAY_CHANGE:
+            raise ValueError(
+                f"{flag} {value} differs from the run's {stored.get(name)}: --resume continues "
+                f"the run as it was started; only a larger budget, --progress or --device may be "
+                "given (start a new run with another --out to change it)"
+            )
+        old = stored.get(name)
+        smaller = (
+            name in BUDGETS
+            and old is not None
+            and value is not None
+            and _budget_value(name, value) < _budget_value(name, old)
+        )
+        if smaller:
+            raise ValueError(f"{flag} on --resume must be at least the run's {old}, got {value}")
+    values = {**stored, **changes, "out": str(run_dir), "resume": True}
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(values) - fields)
+    if unknown:
+        raise ckpt.CheckpointError(f"{Path(run_dir) / CONFIG}: unknown training settings {unknown}")
+    return build_checked(TrainConfig, values, f"{Path(run_dir) / CONFIG}")
+
+
+def record_budget(run_dir: str | Path, train_cfg: TrainConfig) -> None:
+    """Write a resumed run's larger budget into its ``config.json`` (the old one is listed under
+    ``budget_history``), so that the file always says what the run trains toward."""
+    path = Path(run_dir) / CONFIG
+    if not path.exists():
+        return
+    config = ckpt.read_json(path, "run config")
+    train = config["train"]
+    old = {name: train.get(name) for name in BUDGETS}
+    new = {name: getattr(train_cfg, name) for name in BUDGETS}
+    if old == new:
+        return
+    config.setdefault("budget_history", []).append(old)
+    train.update(new)
+    ckpt.atomic_write_json(path, config)
+
+
+def build_checked(cls: type, values: dict, source: str):
+    """``cls(**values)`` with each value's type checked first, so that a damaged or hand-written
+    config gets one line naming the field, not a traceback from deep inside."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.name in values and f.init:
+            _check_type(f.name, values[f.name], hints[f.name], source)
+    try:
+        return cls(**values)
+    except TypeError as e:
+        raise ValueError(f"{source}: {e}") from e
+
+
+def _check_type(name: str, value, tp, source: str) -> None:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return
+        options = [a for a in args if a is not type(None)]
+        errors = []
+        for option in options:
+            try:
+                _check_type(name, value, option, source)
+                return
+            except ValueError as e:
+                errors.append(e)
+        raise errors[0]
+    if origin is typing.Literal:
+        if value not in args:
+            raise ValueError(f"{source}: {name} must be one of {list(args)}, got {value!r}")
+        return
+    ok = {
+        bool: isinstance(value, bool),
+        int: isinstance(value, int) and not isinstance(value, bool),
+        float: isinstance(value, (int, float)) and not isinstance(value, bool),
+        str: isinstance(value, str),
+    }.get(tp, True)
+    if not ok:
+        raise ValueError(f"{source}: {name} must be {tp.__name__}, got {value!r}")
