@@ -13,7 +13,7 @@ import torch
 from rnnkit.architectures import ManyToMany
 from rnnkit.cli.main import main
 from rnnkit.datasets import CorpusError
-from rnnkit.generate import SamplingConfig, Stepper, pick_next
+from rnnkit.decoding import SamplingConfig, Stepper, pick_next
 from rnnkit.tasks import LanguageModelTask, LMDataConfig, LMModelConfig
 from rnnkit.tasks.lm_runs import evaluate_run, load_model, train_lm
 from rnnkit.text.streams import StreamBatcher, unigram_cross_entropy, unigram_entropy
@@ -263,7 +263,7 @@ def _rss_mb() -> float:
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads Linux /proc")
 def test_sampling_memory_stays_flat_over_100k_tokens():
-    from rnnkit.generate import sample_text
+    from rnnkit.decoding import sample_text
 
     torch.manual_seed(0)
     vocab = Vocab.build("abcdefghij \n")
