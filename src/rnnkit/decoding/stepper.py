@@ -29,12 +29,12 @@ from rnnkit.state import State
 def stepper_for(model: ManyToMany) -> Stepper | ForwardStepper:
     """The fast ``Stepper`` where it applies (a standard layer), else a ``ForwardStepper``."""
     _check_token_model(model)
-    if is_standard(model.rnn) and not model.rnn.proj_size:
+    if _is_standard(model.rnn) and not model.rnn.proj_size:
         return Stepper(model)
     return ForwardStepper(model)
 
 
-def is_standard(layer: object) -> bool:
+def _is_standard(layer: object) -> bool:
     """Whether ``layer`` is one of rnnkit's standard layers (``RNN``, ``LSTM``, ``GRU``)."""
     return isinstance(layer, (RNN, LSTM, GRU))
 
@@ -78,7 +78,7 @@ class Stepper:
 
     def __init__(self, model: ManyToMany) -> None:
         rnn = model.rnn
-        if not is_standard(rnn):
+        if not _is_standard(rnn):
             raise ValueError(
                 f"the fast stepper needs an rnnkit.RNN, LSTM or GRU layer, got "
                 f"{type(rnn).__name__}: use ForwardStepper (or stepper_for) for other layers"
