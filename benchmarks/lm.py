@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rnnkit.datasets import load_corpus
-from rnnkit.generate import SamplingConfig, Stepper, pick_next
+from rnnkit.decoding import SamplingConfig, Stepper, pick_next
 from rnnkit.tasks import LanguageModelTask, LMDataConfig, LMModelConfig
 from rnnkit.tasks.language_model import build_lm
 from rnnkit.training import TrainConfig, Trainer

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import rnnkit
-from rnnkit.generate import SamplingConfig
+from rnnkit.decoding import SamplingConfig
 from rnnkit.tasks.generate import GenerateDataConfig, GenerateModelConfig
 from rnnkit.tasks.generate_runs import generate_texts, load_model, make_task, train_generate
 from rnnkit.text.tokens import TokenVocab, pad_batch

@@ -13,7 +13,6 @@ import torch
 from rnnkit.architectures import ManyToMany
 from rnnkit.cli.main import main
 from rnnkit.datasets import CorpusError
-from rnnkit.generate import SamplingConfig, Stepper, pick_next
 from rnnkit.tasks import LanguageModelTask, LMDataConfig, LMModelConfig
 from rnnkit.tasks.lm_runs import evaluate_run, load_model, train_lm
 from rnnkit.text.streams import StreamBatcher, unigram_cross_entropy, unigram_entropy
@@ -183,41 +182,6 @@ def test_bad_inputs_give_clear_errors(run_root, capsys):
     assert "not found" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn", "rnn_relu"])
-def test_stepper_matches_the_model(cell):
-    torch.manual_seed(0)
-    model = (
-        ManyToMany(30, vocab_size=30, embedding_size=8, hidden_size=12, num_layers=3, cell=cell)
-        .double()
-        .eval()
-    )
-    x = torch.randint(0, 30, (2, 9))
-    expected, final = model(x)
-    stepper = Stepper(model)
-    state = stepper.zero_state(2, dtype=torch.float64)
-    logits = []
-    with torch.inference_mode():
-        for t in range(9):
-            out, state = stepper.step(x[:, t], state)
-            assert out.grad_fn is None
-            logits.append(out)
-    torch.testing.assert_close(torch.stack(logits, 1), expected)
-
-
-def test_decoding_rules():
-    logits = torch.tensor([[0.0, 3.0, 1.0, 2.9]])
-    g = torch.Generator().manual_seed(0)
-    assert pick_next(logits, SamplingConfig(argmax=True), g).item() == 1
-    assert pick_next(logits, SamplingConfig(top_k=1), g).item() == 1
-    assert pick_next(logits, SamplingConfig(top_p=1e-6), g).item() == 1
-    draws = {pick_next(logits, SamplingConfig(top_k=2), g).item() for _ in range(200)}
-    assert draws == {1, 3}
-    with pytest.raises(ValueError, match="--temperature"):
-        SamplingConfig(temperature=0)
-    with pytest.raises(ValueError, match="--top-p"):
-        SamplingConfig(top_p=1.5)
-
-
 @pytest.mark.parametrize("kind", ["char", "byte"])
 def test_vocab_round_trip(kind):
     text = "To be, or not to be — that is the question: 生存"
@@ -263,7 +227,7 @@ def _rss_mb() -> float:
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads Linux /proc")
 def test_sampling_memory_stays_flat_over_100k_tokens():
-    from rnnkit.generate import sample_text
+    from rnnkit.decoding import sample_text
 
     torch.manual_seed(0)
     vocab = Vocab.build("abcdefghij \n")

@@ -10,8 +10,7 @@ import torch
 import rnnkit
 from rnnkit.architectures.one_to_many import OneToMany, OneToManyState
 from rnnkit.cli.main import main
-from rnnkit.generate import SamplingConfig
-from rnnkit.generate.beam import beam_search
+from rnnkit.decoding import SamplingConfig, beam_search, generate
 from rnnkit.tasks.generate import (
     GenerateDataConfig,
     GenerateModelConfig,
@@ -92,7 +91,7 @@ def small_model(cell="lstm", **kwargs):
 def test_beam_of_width_one_is_greedy_and_batches_decode_as_items(cell):
     model = small_model(cell, num_layers=2)
     conditions = torch.tensor([0, 1, 2, 1])
-    greedy = model.generate(conditions, max_length=12)
+    greedy = generate(model, conditions, max_length=12)
     hyps = beam_search(
         model.step,
         OneToManyState.index_select,
@@ -105,21 +104,22 @@ def test_beam_of_width_one_is_greedy_and_batches_decode_as_items(cell):
     )
     assert greedy == [[t for t in h[0].tokens if t != 3] for h in hyps]
     for beam in (1, 3):
-        batch = model.generate(conditions, beam=beam, max_length=12)
+        batch = generate(model, conditions, beam=beam, max_length=12)
         for row in range(4):
             assert (
-                model.generate(conditions[row : row + 1], beam=beam, max_length=12)[0] == batch[row]
+                generate(model, conditions[row : row + 1], beam=beam, max_length=12)[0]
+                == batch[row]
             )
 
 
 def test_sampling_is_seeded_and_top_k_1_is_greedy():
     model = small_model()
     conditions = torch.tensor([0, 2, 2])
-    a = model.generate(conditions, sampling=SamplingConfig(seed=3, temperature=1.5))
-    b = model.generate(conditions, sampling=SamplingConfig(seed=3, temperature=1.5))
+    a = generate(model, conditions, sampling=SamplingConfig(seed=3, temperature=1.5))
+    b = generate(model, conditions, sampling=SamplingConfig(seed=3, temperature=1.5))
     assert a == b
-    assert model.generate(conditions, sampling=SamplingConfig(top_k=1)) == model.generate(
-        conditions
+    assert generate(model, conditions, sampling=SamplingConfig(top_k=1)) == generate(
+        model, conditions
     )
 
 
@@ -128,7 +128,7 @@ def test_feature_vector_input():
     model = OneToMany(10, condition_size=5, hidden_size=8, embedding_size=4, cell="gru")
     logits = model(torch.randn(3, 5), torch.randint(4, 10, (3, 6)))
     assert logits.shape == (3, 6, 10)
-    assert len(model.generate(torch.randn(2, 5), beam=2, max_length=5)) == 2
+    assert len(generate(model, torch.randn(2, 5), beam=2, max_length=5)) == 2
     with pytest.raises(ValueError, match="exactly one"):
         OneToMany(10, num_conditions=2, condition_size=5)
 

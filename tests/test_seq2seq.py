@@ -15,6 +15,7 @@ from rnnkit.architectures.attention import Attention
 from rnnkit.architectures.seq2seq import Seq2Seq
 from rnnkit.cli.main import main
 from rnnkit.datasets.seq2seq_sets import read_cmudict, read_wordfreq
+from rnnkit.decoding import decode
 from rnnkit.tasks.seq2seq import Seq2SeqDataConfig, Seq2SeqModelConfig, Seq2SeqTask
 from rnnkit.tasks.seq2seq_data import (
     PairsError,
@@ -48,7 +49,7 @@ def test_attention_sums_to_one_on_valid_steps_and_is_zero_on_padding(attention, 
     for row, n in enumerate(lengths.tolist()):
         torch.testing.assert_close(weights[row, :, :n].sum(-1), torch.ones(5))
         assert torch.all(weights[row, :, n:] == 0)
-    decoded = model.generate(source, lengths, beam=3, max_length=6)
+    decoded = decode(model, source, lengths, beam=3, max_length=6)
     for w, n in zip(decoded.attention, lengths.tolist()):
         assert w.shape[1] == n
         torch.testing.assert_close(w.sum(-1), torch.ones(w.shape[0]))
@@ -67,13 +68,13 @@ def test_attention_module_alone():
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn", rnnkit.LayerNormLSTMCell])
 def test_beam_of_width_one_is_greedy(cell):
     model, source, lengths = model_and_batch(cell=cell, encoder_layers=2, decoder_layers=2)
-    greedy = model.generate(source, lengths, max_length=9)
-    beam = model.generate(source, lengths, beam=1, max_length=9)
-    # beam=1 goes through generate's greedy path; call the search itself too
+    greedy = decode(model, source, lengths, max_length=9)
+    beam = decode(model, source, lengths, beam=1, max_length=9)
+    # beam=1 goes through decode's greedy path; call the search itself too
     from rnnkit.architectures.seq2seq import DecoderState
-    from rnnkit.generate.beam import beam_search
+    from rnnkit.decoding import beam_search
 
-    state = model.encode(source, lengths)
+    state = model.start(source, lengths)
     hyps = beam_search(
         model.step, DecoderState.index_select, state, 4, bos_id=2, eos_id=3, width=1, max_length=9
     )
@@ -86,10 +87,10 @@ def test_beam_of_width_one_is_greedy(cell):
 @pytest.mark.parametrize("beam", [1, 4])
 def test_a_batch_decodes_as_its_items_one_at_a_time(beam):
     model, source, lengths = model_and_batch(encoder_layers=2)
-    batch = model.generate(source, lengths, beam=beam, max_length=8)
+    batch = decode(model, source, lengths, beam=beam, max_length=8)
     for row, n in enumerate(lengths.tolist()):
-        one = model.generate(
-            source[row : row + 1, :n], lengths[row : row + 1], beam=beam, max_length=8
+        one = decode(
+            model, source[row : row + 1, :n], lengths[row : row + 1], beam=beam, max_length=8
         )
         assert one.tokens[0] == batch.tokens[row]
         torch.testing.assert_close(one.attention[0], batch.attention[row], atol=1e-5, rtol=1e-4)
@@ -99,7 +100,7 @@ def test_stepping_reproduces_the_teacher_forced_pass():
     model, source, lengths = model_and_batch(cell="gru", attention="dot")
     target = torch.randint(4, 25, (4, 6))
     logits, weights = model(source, lengths, target)
-    state = model.encode(source, lengths)
+    state = model.start(source, lengths)
     for t in range(6):
         step_logits, state, step_weights = model.step(target[:, t], state)
         torch.testing.assert_close(step_logits, logits[:, t], atol=1e-5, rtol=1e-4)

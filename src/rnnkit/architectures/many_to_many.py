@@ -85,3 +85,27 @@ class ManyToMany(nn.Module):
             x = self.embedding(x)  # (B, T, E)
         out, state = self.rnn(x, state, lengths=lengths)  # (B, T, D*H)
         return self.head(self.dropout(out)), state  # (B, T, output_size)
+
+    # -- the pieces decoding needs (``rnnkit.decoding``) --------------------------------------
+    def start(self, prefix: Tensor) -> State:
+        """The state after reading ``prefix`` ``(B, P)`` (ids, or ``(B, P, I)`` features);
+        the zero state when ``P`` is 0."""
+        self._check_causal()
+        if prefix.size(1) == 0:
+            return self.rnn.initial_state(prefix.size(0), device=prefix.device)
+        return self(prefix)[1]
+
+    def step(self, tokens: Tensor, state: State) -> tuple[Tensor, State, None]:
+        """One step: tokens ``(B,)`` (or features ``(B, I)``) -> logits ``(B, V)`` and the next
+        state. It is the model's own forward on a one-step sequence, so stepping a sequence
+        gives the numbers of one forward over all of it, whatever the cell."""
+        self._check_causal()
+        logits, state = self(tokens.unsqueeze(1), state)  # (B, 1, V)
+        return logits[:, 0], state, None
+
+    def _check_causal(self) -> None:
+        if self.rnn.bidirectional:
+            raise ValueError(
+                "step-by-step decoding needs a unidirectional model: a bidirectional one reads "
+                "the steps that come after"
+            )

@@ -8,8 +8,9 @@ both of two ways:
 - ``feed``: ``z`` is concatenated to the token embedding at every step.
 
 The decoder then writes a sequence as a language model does, starting from ``<bos>``. Training
-feeds the true previous tokens; generation samples (temperature, top-k, top-p), decodes
-greedily, or runs beam search (``rnnkit.generate.beam``).
+feeds the true previous tokens. The model exposes ``start`` (the state before the first token)
+and ``step`` (one token); sampling, greedy decoding and beam search are in ``rnnkit.decoding``
+(``rnnkit.decoding.generate``).
 """
 
 from __future__ import annotations
@@ -19,8 +20,6 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from rnnkit.generate.beam import beam_search, decode_steps
-from rnnkit.generate.decoding import SamplingConfig
 from rnnkit.layers.build import CellSpec, make_layer
 from rnnkit.state import State, map_state
 
@@ -65,7 +64,8 @@ class OneToMany(nn.Module):
         >>> logits = model(torch.tensor([0, 3]), torch.randint(4, 30, (2, 6)))
         >>> logits.shape
         torch.Size([2, 6, 30])
-        >>> words = model.generate(torch.tensor([1, 2]), sampling=SamplingConfig(top_k=5))
+        >>> from rnnkit.decoding import SamplingConfig, generate
+        >>> words = generate(model, torch.tensor([1, 2]), sampling=SamplingConfig(top_k=5))
     """
 
     def __init__(
@@ -141,56 +141,3 @@ class OneToMany(nn.Module):
         """One step: previous tokens ``(B,)`` -> logits ``(B, V)`` and the next state."""
         out, rnn = self.rnn(self._inputs(tokens[:, None], state.condition), state.rnn)
         return self.head(self.dropout(out[:, 0])), OneToManyState(rnn, state.condition), None
-
-    @torch.no_grad()
-    def generate(
-        self,
-        condition: Tensor,
-        *,
-        sampling: SamplingConfig | None = None,
-        beam: int = 1,
-        max_length: int = 50,
-        length_penalty: float = 1.0,
-    ) -> list[list[int]]:
-        """One token sequence per input (without ``<bos>``/``<eos>``).
-
-        ``sampling`` (temperature, top-k, top-p, seed; ``argmax=True`` for greedy) draws a
-        sequence; with ``beam > 1`` beam search finds a likely one instead.
-        """
-        was_training = self.training
-        self.eval()
-        state = self.start(condition)
-        B, device = condition.size(0), condition.device
-        if beam > 1:
-            if sampling is not None and not sampling.argmax:
-                raise ValueError("sampling and beam search do not mix: give one of them")
-            hyps = beam_search(
-                self.step,
-                OneToManyState.index_select,
-                state,
-                B,
-                bos_id=self.bos_id,
-                eos_id=self.eos_id,
-                width=beam,
-                max_length=max_length,
-                length_penalty=length_penalty,
-                device=device,
-            )
-            out = [[t for t in h[0].tokens if t != self.eos_id] for h in hyps]
-        else:
-            ids, lengths, _, _ = decode_steps(
-                self.step,
-                state,
-                B,
-                bos_id=self.bos_id,
-                eos_id=self.eos_id,
-                max_length=max_length,
-                sampling=sampling or SamplingConfig(argmax=True),
-                device=device,
-            )
-            out = [
-                [t for t in ids[b, : int(lengths[b])].tolist() if t != self.eos_id]
-                for b in range(B)
-            ]
-        self.train(was_training)
-        return out

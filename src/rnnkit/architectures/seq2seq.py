@@ -10,8 +10,9 @@ Training feeds the true previous tokens (teacher forcing): then the whole target
 the decoder layer in one call, fused kernels included, and attention is one batched product.
 With ``teacher_forcing < 1`` each step instead feeds, with that probability, the true token and
 otherwise the model's own previous guess (scheduled sampling, Bengio et al. 2015), one step
-at a time. Decoding is greedy, sampled or beam search (``rnnkit.generate.beam``), batched, and
-returns the attention weights of every output step.
+at a time. The model exposes ``start`` (encode the source: the decoder's first state) and
+``step`` (one target token, with its attention weights); greedy, sampled and beam-search
+decoding are in ``rnnkit.decoding`` (``rnnkit.decoding.decode``).
 """
 
 from __future__ import annotations
@@ -22,8 +23,6 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit.architectures.attention import Attention, AttentionKind, Memory
-from rnnkit.generate.beam import Hypothesis, beam_search, decode_steps
-from rnnkit.generate.decoding import SamplingConfig
 from rnnkit.layers.build import CellSpec, make_layer
 from rnnkit.state import State, map_state
 
@@ -51,19 +50,6 @@ class DecoderState:
         )
 
 
-@dataclass
-class Decoded:
-    """A decoded batch: one output per item."""
-
-    tokens: list[list[int]]
-    """The ids of each output, without ``<bos>``, and without ``<eos>``."""
-    attention: list[Tensor]
-    """Per item, the attention weights ``(T_out, S)`` of each output step (``<eos>`` included)
-    over its source steps (``S`` = that item's source length)."""
-    scores: list[float]
-    """The log-probability of each output (length-normalised for beam search)."""
-
-
 class Seq2Seq(nn.Module):
     """An attentional encoder-decoder over token ids.
 
@@ -89,7 +75,8 @@ class Seq2Seq(nn.Module):
         >>> logits, weights = model(src, lengths, torch.randint(4, 40, (2, 6)))
         >>> logits.shape, weights.shape
         (torch.Size([2, 6, 40]), torch.Size([2, 6, 7]))
-        >>> out = model.generate(src, lengths, beam=3, max_length=10)
+        >>> from rnnkit.decoding import decode
+        >>> out = decode(model, src, lengths, beam=3, max_length=10)
     """
 
     def __init__(
@@ -142,19 +129,20 @@ class Seq2Seq(nn.Module):
         self.head = nn.Linear(hidden_size, target_vocab_size)
 
     # -- the pieces --------------------------------------------------------------------------------
-    def encode(self, source: Tensor, source_lengths: Tensor) -> DecoderState:
-        """Encode a padded source batch; return the decoder's starting state."""
+    def start(self, source: Tensor, source_lengths: Tensor) -> DecoderState:
+        """Encode a padded source batch ``(B, S)`` with lengths ``(B,)``; return the decoder's
+        state before the first target token."""
         emb = self.dropout(self.source_embedding(source))  # (B, S, E)
         outputs, final = self.encoder(emb, lengths=source_lengths)  # (B, S, D*H)
         memory = self.attention.prepare(outputs, source_lengths)
         B, D = source.size(0), self.num_directions
-        start = self.decoder.initial_state(B, dtype=outputs.dtype, device=outputs.device)
+        zero = self.decoder.initial_state(B, dtype=outputs.dtype, device=outputs.device)
         leaves = []
-        for bridge, enc, dec in zip(self.bridges, _leaves(final), _leaves(start)):
+        for bridge, enc, dec in zip(self.bridges, _leaves(final), _leaves(zero)):
             top = enc[-D:].transpose(0, 1).reshape(B, -1)  # (B, D*H): the top layer's final
             init = torch.tanh(bridge(top)).view(B, dec.size(0), -1).transpose(0, 1)  # (L, B, H)
             leaves.append(init.contiguous())
-        return DecoderState(_rebuild(start, leaves), memory)
+        return DecoderState(_rebuild(zero, leaves), memory)
 
     def _output(self, dec_out: Tensor, memory: Memory) -> tuple[Tensor, Tensor]:
         context, weights = self.attention(dec_out, memory)  # (B, T, D*H), (B, T, S)
@@ -178,7 +166,7 @@ class Seq2Seq(nn.Module):
         teacher_forcing: float = 1.0,
     ) -> tuple[Tensor, Tensor]:
         """Logits ``(B, T, V)`` for ``target_in`` (``<bos>`` + target); weights ``(B, T, S)``."""
-        state = self.encode(source, source_lengths)
+        state = self.start(source, source_lengths)
         if teacher_forcing >= 1.0:
             emb = self.dropout(self.target_embedding(target_in))  # (B, T, E)
             out, _ = self.decoder(emb, state.rnn)  # (B, T, H)
@@ -194,73 +182,3 @@ class Seq2Seq(nn.Module):
                 guess = logits.detach().argmax(-1)
                 tokens = torch.where(keep < teacher_forcing, target_in[:, t + 1], guess)
         return torch.stack(logits_steps, 1), torch.stack(weight_steps, 1)
-
-    # -- decoding ----------------------------------------------------------------------------------
-    @torch.no_grad()
-    def generate(
-        self,
-        source: Tensor,
-        source_lengths: Tensor,
-        *,
-        beam: int = 1,
-        max_length: int | None = None,
-        length_penalty: float = 1.0,
-        sampling: SamplingConfig | None = None,
-    ) -> Decoded:
-        """Decode a batch: greedy (``beam=1``, the default), beam search, or sampling.
-
-        Args:
-            source, source_lengths: the padded source ids ``(B, S)`` and their lengths ``(B,)``.
-            beam: beam width; 1 is greedy decoding.
-            max_length: the most output tokens (default ``2 * S + 10``).
-            length_penalty: beam scores are log-probabilities / length ** this.
-            sampling: sample instead of searching (only with ``beam=1``).
-        """
-        was_training = self.training
-        self.eval()
-        B, S = source.shape
-        max_length = max_length or 2 * S + 10
-        state = self.encode(source, source_lengths)
-        lengths = source_lengths.tolist()
-        if beam == 1:
-            ids, out_lengths, weights, log_probs = decode_steps(
-                self.step,
-                state,
-                B,
-                bos_id=self.bos_id,
-                eos_id=self.eos_id,
-                max_length=max_length,
-                sampling=sampling,
-                device=source.device,
-            )
-            result = Decoded([], [], [])
-            for b in range(B):
-                n = int(out_lengths[b])
-                result.tokens.append([t for t in ids[b, :n].tolist() if t != self.eos_id])
-                result.attention.append(weights[b, :n, : lengths[b]].cpu())  # type: ignore[index]
-                result.scores.append(float(log_probs[b]))
-        else:
-            if sampling is not None:
-                raise ValueError("sampling and beam search do not mix: give one of them")
-            best: list[Hypothesis] = [
-                hyps[0]
-                for hyps in beam_search(
-                    self.step,
-                    DecoderState.index_select,
-                    state,
-                    B,
-                    bos_id=self.bos_id,
-                    eos_id=self.eos_id,
-                    width=beam,
-                    max_length=max_length,
-                    length_penalty=length_penalty,
-                    device=source.device,
-                )
-            ]
-            result = Decoded([], [], [])
-            for b, hyp in enumerate(best):
-                result.tokens.append([t for t in hyp.tokens if t != self.eos_id])
-                result.attention.append(hyp.extras[:, : lengths[b]].cpu())  # type: ignore[index]
-                result.scores.append(hyp.score)
-        self.train(was_training)
-        return result

@@ -11,7 +11,7 @@ import argparse
 
 from rnnkit.cli.dataclass_args import add_dataclass_flags, build_dataclass
 from rnnkit.cli.train_flags import add_train_groups, build_configs, report
-from rnnkit.generate.decoding import SamplingConfig
+from rnnkit.decoding import SamplingConfig
 from rnnkit.tasks.generate import GenerateDataConfig, GenerateModelConfig
 
 HELP = "a one-to-many generator: a CSV column's category -> a sequence from another column"

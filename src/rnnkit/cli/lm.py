@@ -12,7 +12,7 @@ import sys
 
 from rnnkit.cli.dataclass_args import add_dataclass_flags, build_dataclass
 from rnnkit.cli.train_flags import add_train_groups, build_configs, report
-from rnnkit.generate.decoding import SamplingConfig
+from rnnkit.decoding import SamplingConfig
 from rnnkit.tasks.language_model import LMDataConfig, LMModelConfig
 
 HELP = "a character (or byte) language model on text"
@@ -42,7 +42,7 @@ def add_sample_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def sample(args, parser) -> int:
-    from rnnkit.generate.sample import sample_text
+    from rnnkit.decoding import sample_text
     from rnnkit.tasks.lm_runs import load_model
 
     sampling = build_dataclass(SamplingConfig, args, parser)

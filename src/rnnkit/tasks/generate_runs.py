@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from rnnkit.architectures.one_to_many import OneToMany
-from rnnkit.generate.decoding import SamplingConfig
+from rnnkit.decoding import SamplingConfig, generate
 from rnnkit.tasks.generate import (
     GenerateDataConfig,
     GenerateModelConfig,
@@ -117,7 +117,7 @@ def generate_texts(
     index = condition_index(conditions, condition)
     device = next(model.parameters()).device
     batch = torch.full((num,), index, dtype=torch.long, device=device)
-    ids = model.generate(batch, sampling=sampling, beam=beam, max_length=max_length)
+    ids = generate(model, batch, sampling=sampling, beam=beam, max_length=max_length)
     return [vocab.decode(seq) for seq in ids]
 
 

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from rnnkit.architectures.attention import AttentionKind
 from rnnkit.architectures.seq2seq import Seq2Seq
+from rnnkit.decoding import decode
 from rnnkit.tasks.network_config import check_network
 from rnnkit.tasks.seq2seq_data import (
     PairBatch,
@@ -249,7 +250,8 @@ def translate(
     weights: list[Tensor] = [torch.empty(0)] * len(sources)
     for chunk in batched(order, batch_size):
         source, lengths = source_batch([sources[i] for i in chunk], source_vocab)
-        decoded = model.generate(
+        decoded = decode(
+            model,
             source.to(device),
             lengths.to(device),
             beam=beam,

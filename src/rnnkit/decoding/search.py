@@ -1,10 +1,11 @@
 """Step-by-step decoding for any autoregressive model: greedy, sampled, and beam search.
 
 A model exposes one decoding step as a function ``step(tokens, state) -> (logits, state, extra)``
-over a batch of rows: ``tokens`` ``(N,)`` are the previous tokens, ``logits`` ``(N, V)`` score the
-next one, and ``extra`` ``(N, ...)`` is anything to keep per step (a seq2seq model's attention
-weights) or None. ``select(state, index)`` returns the state of rows ``index``: beam search uses
-it to expand a batch into beams and to follow the surviving ones.
+over a batch of rows (every architecture's ``step`` method is one): ``tokens`` ``(N,)`` are the
+previous tokens, ``logits`` ``(N, V)`` score the next one, and ``extra`` ``(N, ...)`` is anything
+to keep per step (a seq2seq model's attention weights) or None. ``select(state, index)`` returns
+the state of rows ``index``: beam search uses it to expand a batch into beams and to follow the
+surviving ones.
 
 Beam search keeps ``width`` hypotheses per item. At each step every alive hypothesis is extended
 by every token; the ``2 * width`` best extensions are read in order: an ``<eos>`` among the first
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from rnnkit.generate.decoding import SamplingConfig, pick_next
+from rnnkit.decoding.sampling import SamplingConfig, pick_next
 
 StepFn = Callable[[Tensor, object], tuple[Tensor, object, Tensor | None]]
 SelectFn = Callable[[object, Tensor], object]

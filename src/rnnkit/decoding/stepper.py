@@ -1,6 +1,10 @@
-"""Stepping a trained language model one token at a time, fast, with no autograd graph.
+"""Stepping a trained language model one token at a time, with no autograd graph.
 
-Calling a recurrent layer once per token pays the layer's whole set-up each time. A stepper
+Any ``ManyToMany`` token model steps through ``ForwardStepper``: its own forward on one token,
+whatever the cell. For the standard layers (``rnnkit.RNN``, ``LSTM``, ``GRU``), ``Stepper`` does
+the same faster; ``stepper_for`` picks the one that applies.
+
+Calling a recurrent layer once per token pays the layer's whole set-up each time. ``Stepper``
 instead precomputes, once, everything that does not depend on the state:
 
 - the first layer's input projection for every token, ``E W_ih^T + b_ih (+ b_hh)``, a table
@@ -18,16 +22,71 @@ import torch
 from torch import Tensor
 
 from rnnkit.architectures import ManyToMany
+from rnnkit.layers.standard import GRU, LSTM, RNN
 from rnnkit.state import State
 
 
+def stepper_for(model: ManyToMany) -> Stepper | ForwardStepper:
+    """The fast ``Stepper`` where it applies (a standard layer), else a ``ForwardStepper``."""
+    _check_token_model(model)
+    if _is_standard(model.rnn) and not model.rnn.proj_size:
+        return Stepper(model)
+    return ForwardStepper(model)
+
+
+def _is_standard(layer: object) -> bool:
+    """Whether ``layer`` is one of rnnkit's standard layers (``RNN``, ``LSTM``, ``GRU``)."""
+    return isinstance(layer, (RNN, LSTM, GRU))
+
+
+def _check_token_model(model: ManyToMany) -> None:
+    if model.embedding is None:
+        raise ValueError("stepping needs a token model (built with vocab_size), not features")
+    if model.rnn.bidirectional:
+        raise ValueError(
+            "sampling needs a unidirectional model: a bidirectional one reads the steps that "
+            "come after the one it predicts"
+        )
+
+
+class ForwardStepper:
+    """A graph-free, one-token-at-a-time view of any ``ManyToMany`` token model.
+
+    Each step is the model's own ``step`` (its forward on a one-token sequence with the carried
+    state), so the logits are those of one forward over the whole sequence, for every cell.
+    """
+
+    def __init__(self, model: ManyToMany) -> None:
+        _check_token_model(model)
+        self.model = model
+
+    @torch.inference_mode()
+    def start(self, prefix: Tensor) -> State:
+        """The state after reading ``prefix`` ``(B, P)`` (P may be 0: the zero state)."""
+        return self.model.start(prefix)
+
+    @torch.inference_mode()
+    def step(self, token: Tensor, state: State) -> tuple[Tensor, State]:
+        """Logits ``(B, V)`` for the next token after ``token`` ``(B,)``; the state advances."""
+        logits, state, _ = self.model.step(token, state)
+        return logits, state
+
+
 class Stepper:
-    """A frozen, graph-free, one-token-at-a-time view of a ``ManyToMany`` token model."""
+    """A frozen, graph-free, one-token-at-a-time view of a ``ManyToMany`` token model whose layer
+    is a standard ``rnnkit.RNN``, ``LSTM`` or ``GRU`` (any other: ``ForwardStepper``)."""
 
     def __init__(self, model: ManyToMany) -> None:
         rnn = model.rnn
-        if model.embedding is None or rnn.bidirectional or getattr(rnn, "proj_size", 0):
-            raise ValueError("the stepper needs a unidirectional token model without projection")
+        if not _is_standard(rnn):
+            raise ValueError(
+                f"the fast stepper needs an rnnkit.RNN, LSTM or GRU layer, got "
+                f"{type(rnn).__name__}: use ForwardStepper (or stepper_for) for other layers"
+            )
+        _check_token_model(model)
+        if rnn.proj_size:
+            raise ValueError("the fast stepper needs a layer without projection (proj_size=0)")
+        self.model = model
         self.mode = rnn.mode  # LSTM, GRU, RNN_TANH, RNN_RELU
         self.num_layers = rnn.num_layers
         self.hidden_size = rnn.hidden_size
@@ -98,6 +157,11 @@ class Stepper:
             x = h
         return torch.addmm(self.head_b, x, self.head_w_t), new_state
 
+    def start(self, prefix: Tensor) -> list:
+        """The state after reading ``prefix`` ``(B, P)`` with the model's forward (P may be 0)."""
+        with torch.inference_mode():
+            return self.from_layer_state(self.model.start(prefix))
+
     def from_layer_state(self, state: State) -> list:
         """Convert a layer's state ``(L, B, H)`` (or ``(h, c)``) to the stepper's per-layer list."""
         if isinstance(state, Tensor):
@@ -105,5 +169,6 @@ class Stepper:
         return list(zip(state[0].unbind(0), state[1].unbind(0)))
 
     def zero_state(self, batch_size: int, *, dtype=None, device=None) -> list:
+        """The zero state of a batch, in the stepper's per-layer list."""
         z = self.head_w_t.new_zeros(batch_size, self.hidden_size, dtype=dtype, device=device)
         return [(z, z) if self.mode == "LSTM" else z for _ in range(self.num_layers)]

@@ -8,8 +8,8 @@ from collections.abc import Callable
 import torch
 
 from rnnkit.architectures import ManyToMany
-from rnnkit.generate.decoding import SamplingConfig, pick_next
-from rnnkit.generate.stepper import Stepper
+from rnnkit.decoding.sampling import SamplingConfig, pick_next
+from rnnkit.decoding.stepper import stepper_for
 from rnnkit.text.vocab import Vocab
 
 
@@ -24,9 +24,14 @@ def sample_text(
 ) -> str:
     """Generate ``length`` tokens after ``prime``; return them as text.
 
-    The prime is read by the model's own forward pass; each new token then costs one step of a
-    ``Stepper``. Nothing builds an autograd graph, so memory stays flat however long the text.
-    ``write``, if given, receives the text piece by piece as it is generated.
+    The prime is read by the model's own forward pass; each new token then costs one step of
+    ``stepper_for(model)``: the fast ``Stepper`` for a standard layer, the model's own forward
+    on one token for any other cell. Nothing builds an autograd graph, so memory stays flat
+    however long the text. ``write``, if given, receives the text piece by piece as it is
+    generated.
+
+    Raises:
+        ValueError: a bad length, an empty prime, a feature model or a bidirectional one.
     """
     sampling = sampling or SamplingConfig()
     if length < 0:
@@ -39,14 +44,10 @@ def sample_text(
         raise ValueError("the prime encodes to no tokens")
     decoder = codecs.getincrementaldecoder("utf-8")("replace") if vocab.kind == "byte" else None
     pieces: list[str] = []
+    stepper = stepper_for(model)
     model.eval()
     with torch.inference_mode():
-        stepper = Stepper(model)
-        if ids.numel() > 1:
-            _, layer_state = model(ids[:-1].unsqueeze(0))  # (1, P-1) -> state after the prime
-            state = stepper.from_layer_state(layer_state)
-        else:
-            state = stepper.zero_state(1, dtype=stepper.head_w_t.dtype, device=device)
+        state = stepper.start(ids[None, :-1])  # (1, P-1): the state after all but the last
         token = ids[-1:]
         for _ in range(length):
             logits, state = stepper.step(token, state)
