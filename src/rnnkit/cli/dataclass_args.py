@@ -79,6 +79,9 @@ def add_dataclass_flags(
         help_text = docs.get(f.name, "")
         if has_default and default is not None:
             help_text += f" (default: {default})"
+        # argparse %-formats help text (for %(default)s); a literal % in a docstring or a
+        # default, such as a date format "%Y-%m-%d", would make -h crash
+        help_text = help_text.replace("%", "%%")
         kwargs: dict[str, Any] = {"help": help_text, "dest": f.name}
         if tp is bool:
             kwargs.update(action=argparse.BooleanOptionalAction, default=default)
