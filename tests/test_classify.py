@@ -395,6 +395,64 @@ def test_tagger_learns_a_tag_that_needs_the_previous_token(tmp_path):
     assert m["majority"]["class"] == "O"
     assert m["accuracy"] > max(0.97, m["majority"]["accuracy"] + 0.05)
     assert m["per_class"]["NEG"]["f1"] > 0.9
+    # predict tags every token: a text, longer than --max-length, and the training file itself
+    long_text = " ".join(["good", "not", "bad", "film"] * 120)  # 480 tokens > 400
+    (out,) = predict(tmp_path / "run", [long_text.split()])
+    assert out["labels"] == ["O", "O", "NEG", "O"] * 120
+    assert [len(t) for t in out["top"]] == [1] * 480
+
+
+def test_cli_tag_predict_texts_and_files(tmp_path, capsys):
+    """`rnnkit predict` on a tag run: texts, .txt, .conll and the .jsonl/.csv it trained on."""
+    rng = random.Random(1)
+    words = ["not", "good", "bad", "film", "plot", "Fine"]
+    rows = []
+    for _ in range(300):
+        tokens = rng.choices(words, k=rng.randint(3, 8))
+        rows.append(
+            (tokens, ["NEG" if i and tokens[i - 1] == "not" else "O" for i in range(len(tokens))])
+        )
+    with open(tmp_path / "tags.jsonl", "w") as f:
+        for tokens, tags in rows:
+            f.write(json.dumps({"tokens": tokens, "tags": tags}) + "\n")
+    run = str(tmp_path / "run")
+    args = ["train", "tag", "--data", str(tmp_path / "tags.jsonl"), "--text-col", "tokens"]
+    args += ["--label-col", "tags", "--out", run, "--hidden-size", "16", "--embedding-size", "8"]
+    args += ["--no-bidirectional", "--dropout", "0", "--max-steps", "300", "--batch-size", "16"]
+    assert main([*args, "--lr", "1e-2", "--eval-every", "100", "--no-progress"]) == 0
+    capsys.readouterr()
+
+    def tagged(*inputs):
+        assert main(["predict", run, *inputs]) == 0
+        return capsys.readouterr().out.splitlines()
+
+    # case is kept as written: "Fine" is a training token, "fine" would be <unk>
+    assert tagged("not good Fine", "plot not film") == [
+        "not/O good/NEG Fine/O",
+        "plot/O not/O film/NEG",
+    ]
+    (tmp_path / "in.txt").write_text("not bad\n\nfilm not plot\n")
+    assert tagged(str(tmp_path / "in.txt")) == ["not/O bad/NEG", "film/O not/O plot/NEG"]
+    (tmp_path / "in.conll").write_text("not\tO\nFine\tNEG\n\ngood\n")
+    assert tagged(str(tmp_path / "in.conll")) == ["not/O Fine/NEG", "good/O"]
+    lines = tagged(str(tmp_path / "tags.jsonl"))
+    assert len(lines) == 300
+    truth = [" ".join(f"{t}/{g}" for t, g in zip(*row)) for row in rows]
+    assert sum(a == b for a, b in zip(lines, truth)) > 0.9 * len(rows)
+    write_csv(tmp_path / "in.csv", [("not good", "x")], header=("tokens", "label"))
+    assert tagged(str(tmp_path / "in.csv")) == ["not/O good/NEG"]
+    assert main(["predict", run, "not film", "--json", "--top", "2"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["input"] == "not film" and got["tokens"] == ["not", "film"]
+    assert got["labels"] == ["O", "NEG"]
+    assert [[c for c, _ in step] for step in got["top"]] == [["O", "NEG"], ["NEG", "O"]]
+    assert all(abs(sum(p for _, p in step) - 1) < 1e-5 for step in got["top"])  # two classes
+    # bad input: a one-line error, no traceback
+    (tmp_path / "empty.jsonl").write_text(json.dumps({"tokens": []}) + "\n")
+    assert main(["predict", run, str(tmp_path / "empty.jsonl")]) == 2
+    assert "line 1: no tokens to tag" in capsys.readouterr().err
+    assert main(["predict", run, str(tmp_path / "in.csv"), "--top", "0"]) == 2
+    assert "--top must be >= 1" in capsys.readouterr().err
 
 
 def test_cli_classify_end_to_end_and_bad_inputs(tmp_path, capsys):

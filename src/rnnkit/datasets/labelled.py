@@ -159,8 +159,10 @@ def read_table(path: Path, columns: Columns) -> Labelled:
     return Labelled("tokens" if aligned else "text", inputs, labels, bool(aligned), str(path))
 
 
-def read_conll(path: Path) -> Labelled:
-    """``token<TAB>tag`` lines, sequences separated by blank lines."""
+def read_conll(path: Path, *, tagged: bool = True) -> Labelled:
+    """``token<TAB>tag`` lines, sequences separated by blank lines. With ``tagged=False`` (input
+    to tag) a line is a token, and anything after its first tab is ignored; the labels are
+    empty lists."""
     inputs: list[list[str]] = [[]]
     labels: list[list[str]] = [[]]
     with _open_text(path) as f:
@@ -173,6 +175,9 @@ def read_conll(path: Path) -> Labelled:
                         labels.append([])
                     continue
                 parts = line.split("\t")
+                if not tagged:
+                    inputs[-1].append(parts[0])
+                    continue
                 if len(parts) < 2 or not parts[-1].strip():
                     raise LabelledDataError(f"{path}, line {number}: expected token<TAB>tag")
                 inputs[-1].append(parts[0])
