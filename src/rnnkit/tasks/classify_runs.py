@@ -19,13 +19,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rnnkit.audio import AudioConfig
+from rnnkit.audio import AudioConfig, resolve_f_max, wav_rate
 from rnnkit.datasets.classification_sets import split_indices
 from rnnkit.datasets.labelled import (
     TAG_SUFFIXES,
     TEXT_SUFFIXES,
     Labelled,
     LabelledDataError,
+    audio_files,
     load_arrays,
     load_labelled,
     read_conll,
@@ -131,8 +132,19 @@ def train_classify(
     if stored is not None:
         audio = AudioConfig(**stored["audio"])
         aligned = stored["aligned"]
+    else:
+        # one mel range for every file, stored in the run: below the lowest Nyquist frequency
+        audio, note = resolve_f_max(audio or AudioConfig(), _wav_rates(data_cfg))
+        if note:
+            print(f"audio: {note}", flush=True)
     task = _task(model_cfg, data_cfg, train_cfg, audio or AudioConfig(), aligned, stored)
     return Trainer(task, train_cfg, callbacks).run()
+
+
+def _wav_rates(data_cfg: ClassifyDataConfig) -> list[int]:
+    """The sample rates of the WAV files in the data's folders (none for other data)."""
+    folders = [Path(p) for p in (data_cfg.data, data_cfg.val_data, data_cfg.test_data) if p]
+    return [wav_rate(f) for folder in folders if folder.is_dir() for f, _ in audio_files(folder)]
 
 
 def load_classifier(run_dir: str | Path, which: str = "best", device: str = "cpu"):
