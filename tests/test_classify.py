@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import random
+import struct
 import wave
 
 import numpy as np
@@ -14,7 +15,7 @@ import torch
 
 import rnnkit
 from rnnkit.architectures import ManyToMany, ManyToOne
-from rnnkit.audio import AudioConfig, log_mel, mel_filterbank, read_wav
+from rnnkit.audio import AudioConfig, log_mel, mel_filterbank, read_wav, resolve_f_max
 from rnnkit.audio.features import AudioError
 from rnnkit.cli.main import main
 from rnnkit.datasets.classification_sets import split_indices
@@ -177,6 +178,88 @@ def test_wav_reading_at_every_sample_width(tmp_path, width):
     np.testing.assert_allclose(samples.numpy(), tone(440), atol=2.0 / (2 ** (8 * width - 1)) + 1e-6)
 
 
+def write_riff(path, samples: np.ndarray, rate: int, kind: str, channels: int = 1) -> None:
+    """A WAV file written by hand (the wave module writes only plain PCM): ``kind`` is u8, i16,
+    i24, i32, f32 or f64, with ``+ext`` for WAVE_FORMAT_EXTENSIBLE."""
+    kind, ext = kind.split("+")[0], kind.endswith("+ext")
+    x = np.repeat(np.clip(samples, -1, 1)[:, None], channels, axis=1).reshape(-1)
+    if kind == "u8":
+        raw = (np.round(x * 127) + 128).astype(np.uint8).tobytes()
+    elif kind == "i24":
+        ints = np.round(x * (2**23 - 1)).astype("<i4")
+        raw = ints.view(np.uint8).reshape(-1, 4)[:, :3].tobytes()
+    elif kind[0] == "i":
+        bits = int(kind[1:])
+        raw = np.round(x * (2 ** (bits - 1) - 1)).astype(f"<i{bits // 8}").tobytes()
+    else:
+        raw = x.astype(f"<f{int(kind[1:]) // 8}").tobytes()
+    width = {"u8": 1, "i16": 2, "i24": 3, "i32": 4, "f32": 4, "f64": 8}[kind]
+    tag = 3 if kind[0] == "f" else 1
+    fmt = struct.pack("<HHIIHH", 0xFFFE if ext else tag, channels, rate,
+                      rate * width * channels, width * channels, 8 * width)  # fmt: skip
+    if ext:  # cbSize, valid bits, channel mask, the sub-format GUID (its tag first)
+        guid = struct.pack("<H", tag) + bytes.fromhex("000000001000800000aa00389b71")
+        fmt += struct.pack("<HHI", 22, 8 * width, 0) + guid
+    chunks = b"fmt " + struct.pack("<I", len(fmt)) + fmt
+    chunks += b"LIST" + struct.pack("<I", 3) + b"abc\x00"  # an odd chunk, padded, to skip
+    chunks += b"data" + struct.pack("<I", len(raw)) + raw
+    path.write_bytes(b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks)
+
+
+KINDS = ["u8", "i16", "i24", "i32", "f32", "f64", "i16+ext", "f32+ext", "i24+ext"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("channels", [1, 2])
+def test_every_wav_format_gives_the_features_of_the_float_signal(tmp_path, kind, channels):
+    # broadband noise: every mel band has energy, so log-mel differences measure the format
+    signal = 0.3 * np.random.default_rng(0).standard_normal(4000).clip(-3, 3)
+    write_riff(tmp_path / "a.wav", signal, 16000, kind, channels)
+    samples, rate = read_wav(tmp_path / "a.wav")
+    assert rate == 16000 and samples.shape == (4000,)
+    # one step of the integer grid (floats: none to speak of); write_riff scales by 2**(b-1) - 1
+    # where the reader divides by 2**(b-1): up to one more step at full scale
+    bits = {"u8": 8, "i16": 16, "i24": 24, "i32": 32}.get(kind.split("+")[0], 64)
+    step = 1.0 / 2 ** (bits - 1)
+    np.testing.assert_allclose(samples.numpy(), signal, atol=2 * step + 1e-7)
+    want = log_mel(torch.tensor(signal, dtype=torch.float32), 16000)
+    got = log_mel(samples, rate)
+    # quantisation noise against a band's energy: 8-bit is loud (-48 dB), 16-bit and up is not
+    torch.testing.assert_close(got, want, atol=0.1 if kind == "u8" else 2e-3, rtol=0)
+
+
+def test_unsupported_and_broken_wavs_are_named(tmp_path):
+    write_riff(tmp_path / "ok.wav", np.zeros(100), 8000, "i16")
+    raw = (tmp_path / "ok.wav").read_bytes()
+    (tmp_path / "alaw.wav").write_bytes(raw[:20] + struct.pack("<H", 6) + raw[22:])
+    with pytest.raises(AudioError, match=r"alaw\.wav: WAV format 0x0006 is not supported"):
+        read_wav(tmp_path / "alaw.wav")
+    (tmp_path / "nofmt.wav").write_bytes(b"RIFF\x04\x00\x00\x00WAVE")
+    with pytest.raises(AudioError, match=r"nofmt\.wav: no 'fmt ' chunk"):
+        read_wav(tmp_path / "nofmt.wav")
+    write_riff(tmp_path / "nan.wav", np.full(100, np.nan), 8000, "f32")
+    with pytest.raises(AudioError, match="NaN"):
+        read_wav(tmp_path / "nan.wav")
+
+
+def test_8khz_audio_works_with_default_settings(tmp_path):
+    write_wav(tmp_path / "t8.wav", tone(1000.0, 1.0, 8000), rate=8000)
+    write_wav(tmp_path / "t16.wav", tone(1000.0, 1.0, 16000), rate=16000)
+    features = log_mel(*read_wav(tmp_path / "t8.wav"))  # f_max None: 4000 Hz for this file
+    assert features.shape == (98, 40)
+    # a data set of both rates: one range for both, the same band peaks for the same tone
+    cfg, note = resolve_f_max(AudioConfig(), [16000, 8000])
+    assert cfg.f_max == 4000 and "lowest sample rate (8000 Hz)" in note
+    assert resolve_f_max(AudioConfig(f_max=3000), [8000]) == (AudioConfig(f_max=3000), "")
+    assert resolve_f_max(AudioConfig(), [16000, 44100])[0].f_max == 8000
+    peaks = [
+        int(log_mel(*read_wav(tmp_path / f), cfg).mean(0).argmax()) for f in ("t8.wav", "t16.wav")
+    ]
+    assert peaks[0] == peaks[1]
+    bank = mel_filterbank(8000, 256, cfg)
+    assert abs(np.linspace(0, 4000, 129)[bank[:, peaks[0]].argmax()] - 1000) < 100
+
+
 def test_log_mel_of_a_tone_peaks_in_the_band_of_its_frequency(tmp_path):
     write_wav(tmp_path / "tone.wav", tone(1000.0, 1.0))
     features = log_mel(*read_wav(tmp_path / "tone.wav"))
@@ -320,21 +403,29 @@ def test_text_classifier_learns_beyond_the_majority(tmp_path):
     assert [o["label"] for o in out] == ["pos", "neg"]
 
 
-def test_audio_classifier_on_generated_tones(tmp_path, capsys):
+@pytest.mark.parametrize("rate", [16000, 8000])
+def test_audio_classifier_on_generated_tones(tmp_path, capsys, rate):
     rng = np.random.default_rng(0)
     for label, base in (("low", 300.0), ("high", 2500.0)):
         (tmp_path / "sounds" / label).mkdir(parents=True)
         for i in range(12):
             freq = base * rng.uniform(0.8, 1.25)
-            noise = 0.05 * rng.standard_normal(int(16000 * rng.uniform(0.15, 0.3)))
+            noise = 0.05 * rng.standard_normal(int(rate * rng.uniform(0.15, 0.3)))
             write_wav(
-                tmp_path / "sounds" / label / f"{i}.wav", tone(freq, len(noise) / 16000) + noise
+                tmp_path / "sounds" / label / f"{i}.wav",
+                tone(freq, len(noise) / rate, rate) + noise,
+                rate=rate,
             )
     data = ClassifyDataConfig(data=str(tmp_path / "sounds"), split="0.5,0.25,0.25")
     model = ClassifyModelConfig(hidden_size=16, pooling="mean", dropout=0.0)
     cfg = quick_train(tmp_path)
     cfg.max_steps = 60
-    train_classify(model, data, cfg, audio=AudioConfig(n_mels=20))
+    train_classify(model, data, cfg, audio=AudioConfig(n_mels=20))  # the default --f-max
+    # 8 kHz audio: the mel range stops at its Nyquist frequency, said and stored in the run
+    note = "audio: --f-max 4000 Hz: half the lowest sample rate (8000 Hz) of the files"
+    assert (note in capsys.readouterr().out) == (rate == 8000)
+    stored = json.loads((tmp_path / "run" / "config.json").read_text())["task"]["audio"]
+    assert stored["f_max"] == min(8000, rate / 2)
     m = evaluate_run(tmp_path / "run", split="test", plot=None)
     assert m["accuracy"] == 1.0 > m["majority"]["accuracy"]
     capsys.readouterr()
@@ -342,6 +433,15 @@ def test_audio_classifier_on_generated_tones(tmp_path, capsys):
     assert main(["predict", str(tmp_path / "run"), str(wav)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 1 and lines[0].startswith("high ") and lines[0].endswith(str(wav))
+    # a file at another rate gets the run's bands: a higher rate works, a lower one cannot
+    noise = 0.05 * rng.standard_normal(int(0.3 * 22050))  # as the training files have
+    write_wav(tmp_path / "22k.wav", tone(2500.0, 0.3, 22050) + noise, rate=22050)
+    assert main(["predict", str(tmp_path / "run"), str(tmp_path / "22k.wav")]) == 0
+    assert capsys.readouterr().out.startswith("high ")
+    if rate == 16000:
+        write_wav(tmp_path / "8k.wav", tone(2500.0, 0.3, 8000), rate=8000)
+        assert main(["predict", str(tmp_path / "run"), str(tmp_path / "8k.wav")]) == 2
+        assert "resample the file to at least 16000 Hz" in capsys.readouterr().err
 
 
 def test_numeric_classifier_from_a_long_table(tmp_path, capsys):
@@ -395,6 +495,64 @@ def test_tagger_learns_a_tag_that_needs_the_previous_token(tmp_path):
     assert m["majority"]["class"] == "O"
     assert m["accuracy"] > max(0.97, m["majority"]["accuracy"] + 0.05)
     assert m["per_class"]["NEG"]["f1"] > 0.9
+    # predict tags every token: a text, longer than --max-length, and the training file itself
+    long_text = " ".join(["good", "not", "bad", "film"] * 120)  # 480 tokens > 400
+    (out,) = predict(tmp_path / "run", [long_text.split()])
+    assert out["labels"] == ["O", "O", "NEG", "O"] * 120
+    assert [len(t) for t in out["top"]] == [1] * 480
+
+
+def test_cli_tag_predict_texts_and_files(tmp_path, capsys):
+    """`rnnkit predict` on a tag run: texts, .txt, .conll and the .jsonl/.csv it trained on."""
+    rng = random.Random(1)
+    words = ["not", "good", "bad", "film", "plot", "Fine"]
+    rows = []
+    for _ in range(300):
+        tokens = rng.choices(words, k=rng.randint(3, 8))
+        rows.append(
+            (tokens, ["NEG" if i and tokens[i - 1] == "not" else "O" for i in range(len(tokens))])
+        )
+    with open(tmp_path / "tags.jsonl", "w") as f:
+        for tokens, tags in rows:
+            f.write(json.dumps({"tokens": tokens, "tags": tags}) + "\n")
+    run = str(tmp_path / "run")
+    args = ["train", "tag", "--data", str(tmp_path / "tags.jsonl"), "--text-col", "tokens"]
+    args += ["--label-col", "tags", "--out", run, "--hidden-size", "16", "--embedding-size", "8"]
+    args += ["--no-bidirectional", "--dropout", "0", "--max-steps", "300", "--batch-size", "16"]
+    assert main([*args, "--lr", "1e-2", "--eval-every", "100", "--no-progress"]) == 0
+    capsys.readouterr()
+
+    def tagged(*inputs):
+        assert main(["predict", run, *inputs]) == 0
+        return capsys.readouterr().out.splitlines()
+
+    # case is kept as written: "Fine" is a training token, "fine" would be <unk>
+    assert tagged("not good Fine", "plot not film") == [
+        "not/O good/NEG Fine/O",
+        "plot/O not/O film/NEG",
+    ]
+    (tmp_path / "in.txt").write_text("not bad\n\nfilm not plot\n")
+    assert tagged(str(tmp_path / "in.txt")) == ["not/O bad/NEG", "film/O not/O plot/NEG"]
+    (tmp_path / "in.conll").write_text("not\tO\nFine\tNEG\n\ngood\n")
+    assert tagged(str(tmp_path / "in.conll")) == ["not/O Fine/NEG", "good/O"]
+    lines = tagged(str(tmp_path / "tags.jsonl"))
+    assert len(lines) == 300
+    truth = [" ".join(f"{t}/{g}" for t, g in zip(*row)) for row in rows]
+    assert sum(a == b for a, b in zip(lines, truth)) > 0.9 * len(rows)
+    write_csv(tmp_path / "in.csv", [("not good", "x")], header=("tokens", "label"))
+    assert tagged(str(tmp_path / "in.csv")) == ["not/O good/NEG"]
+    assert main(["predict", run, "not film", "--json", "--top", "2"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["input"] == "not film" and got["tokens"] == ["not", "film"]
+    assert got["labels"] == ["O", "NEG"]
+    assert [[c for c, _ in step] for step in got["top"]] == [["O", "NEG"], ["NEG", "O"]]
+    assert all(abs(sum(p for _, p in step) - 1) < 1e-5 for step in got["top"])  # two classes
+    # bad input: a one-line error, no traceback
+    (tmp_path / "empty.jsonl").write_text(json.dumps({"tokens": []}) + "\n")
+    assert main(["predict", run, str(tmp_path / "empty.jsonl")]) == 2
+    assert "line 1: no tokens to tag" in capsys.readouterr().err
+    assert main(["predict", run, str(tmp_path / "in.csv"), "--top", "0"]) == 2
+    assert "--top must be >= 1" in capsys.readouterr().err
 
 
 def test_cli_classify_end_to_end_and_bad_inputs(tmp_path, capsys):

@@ -14,6 +14,7 @@ import torch
 from rnnkit.architectures import ForecasterEnsemble
 from rnnkit.cli.main import main
 from rnnkit.series.baselines import blend_weights, naive, seasonal_naive
+from rnnkit.series.calendar import infer_frequency, infer_season
 from rnnkit.series.metrics import coverage, directional_accuracy, mase_scale, point_metrics
 from rnnkit.series.table import SeriesError, read_series_csv
 from rnnkit.series.windows import Scaler
@@ -24,6 +25,7 @@ from rnnkit.tasks.forecast import (
     build_forecaster,
     forecast_raw,
     pinball_loss,
+    resolve_season,
 )
 from rnnkit.tasks.forecast_backtest import backtest_run
 from rnnkit.tasks.forecast_runs import (
@@ -83,6 +85,106 @@ def test_time_format_reads_compact_dates_that_would_read_as_numbers(tmp_path):
     assert str(future_times(s.times, 2)[-1]) == "1958-04-26"  # a week on, not 19580426
     with pytest.raises(SeriesError, match=r"line 2: timestamp '19580329' does not match"):
         read_series_csv(path, time_col="t", target="y", time_format="%Y-%m-%d")
+
+
+def test_iso8601_timestamps_with_zones_offsets_and_fractions(tmp_path):
+    rows = [
+        ("2024-03-05T10:00:00Z", 1),
+        ("2024-03-05T12:00:00+01:00", 2),  # 11:00 UTC
+        ("2024-03-05T07:00:00.250-05:00", 3),  # 12:00:00.25 UTC
+        ("20240305T1300+0000", 4),  # basic format
+    ]
+    s = read_series_csv(write_csv(tmp_path / "z.csv", rows), time_col="t", target="y")[0]
+    want = ["2024-03-05T10:00", "2024-03-05T11:00", "2024-03-05T12:00:00.25", "2024-03-05T13:00"]
+    np.testing.assert_array_equal(s.times, np.array(want, dtype="datetime64[us]"))
+    # the same instants written in two zones are one timestamp: refused as repeated
+    same = write_csv(tmp_path / "d.csv", [("2024-01-01T00:00:00Z", 1), ("2024-01-01T01:00+01", 2)])
+    with pytest.raises(SeriesError, match="appears twice"):
+        read_series_csv(same, time_col="t", target="y")
+    # week and ordinal dates; a first row strptime reads and a later one only ISO reads
+    rows = [("2024-W10-1", 1), ("2024-066", 2), ("2024-03-07", 3)]
+    s = read_series_csv(write_csv(tmp_path / "w.csv", rows), time_col="t", target="y")[0]
+    assert [str(t) for t in s.times] == ["2024-03-04", "2024-03-06", "2024-03-07"]
+    rows = [("2024-03-04", 1), ("2024-065", 2), ("2024-03-06T00:00:00.5", 3)]
+    s = read_series_csv(write_csv(tmp_path / "o.csv", rows), time_col="t", target="y")[0]
+    assert [str(t) for t in s.times] == [
+        "2024-03-04T00:00:00.000000",
+        "2024-03-05T00:00:00.000000",
+        "2024-03-06T00:00:00.500000",
+    ]
+    # with and without a zone in one column: the naive ones have no known offset
+    mixed = write_csv(tmp_path / "m.csv", [("2024-01-01T00:00:00Z", 1), ("2024-01-02T00:00", 2)])
+    with pytest.raises(SeriesError, match=r"line 2 .* has a UTC offset but line 3 .* has none"):
+        read_series_csv(mixed, time_col="t", target="y")
+    bad = write_csv(tmp_path / "b.csv", [("2024-01-01T00:00Z", 1), ("2024-02-30T00:00Z", 2)])
+    with pytest.raises(SeriesError, match=r"line 3: no such date: '2024-02-30T00:00Z'"):
+        read_series_csv(bad, time_col="t", target="y")
+
+
+@pytest.mark.parametrize(
+    "times, frequency, season",
+    [
+        (np.arange("2024-01-01T00", "2024-01-03T00", dtype="datetime64[h]"), "hourly", 24),
+        (np.arange("2024-01-01", "2024-02-01", dtype="datetime64[D]"), "daily", 7),
+        (np.arange("2024-01-01", "2024-03-01", 7, dtype="datetime64[D]"), "weekly", 52),
+        (np.arange("2020-01", "2024-01", dtype="datetime64[M]"), "monthly", 12),
+        (np.arange("2020-01", "2024-01", 3, dtype="datetime64[M]"), "quarterly", 4),
+        (np.arange("2000", "2020", dtype="datetime64[Y]").astype("datetime64[D]"), "yearly", 1),
+        (np.arange(1749.0, 1800.0), None, 1),  # years as numbers say nothing of a season
+        (np.arange("2024-01-01", "2024-02-01", 2, dtype="datetime64[D]"), None, 1),
+    ],
+)
+def test_frequency_and_season_from_timestamps(times, frequency, season):
+    assert infer_frequency(times) == frequency
+    assert infer_season([times])[0] == season
+
+
+def test_business_days_and_month_ends_are_recognised_and_continued():
+    days = np.arange("2024-01-01", "2024-02-01", dtype="datetime64[D]")
+    weekdays = days[np.isin((days.astype(np.int64) + 3) % 7, [0, 1, 2, 3, 4])]
+    assert infer_frequency(weekdays) == "business daily" and infer_season([weekdays])[0] == 5
+    assert [str(t) for t in future_times(weekdays, 3)] == ["2024-02-01", "2024-02-02", "2024-02-05"]
+    # month ends stay month ends; a mid-month day keeps its day; the 31st clamps, then recovers
+    ends = (np.arange("2023-01", "2024-01", dtype="datetime64[M]") + 1).astype("datetime64[D]") - 1
+    assert [str(t) for t in future_times(ends, 3)] == ["2024-01-31", "2024-02-29", "2024-03-31"]
+    fourth = np.arange("2023-01", "2025-03", dtype="datetime64[M]").astype("datetime64[D]") + 3
+    got = [str(t) for t in future_times(fourth, 10)]
+    assert got == [f"2025-{m:02d}-04" for m in range(3, 13)]  # not 31-day steps that drift
+    jan31 = np.array(
+        ["2023-10-31", "2023-11-30", "2023-12-31", "2024-01-15"], dtype="datetime64[D]"
+    )
+    assert [str(t) for t in future_times(jan31, 2)] == ["2024-02-15", "2024-03-15"]
+    quarters = np.array(["2024-01-01T06:30", "2024-04-01T06:30"], dtype="datetime64[s]")
+    assert [str(t) for t in future_times(quarters, 2)] == [
+        "2024-07-01T06:30:00",
+        "2024-10-01T06:30:00",
+    ]
+    hours = np.arange("2024-01-01T00", "2024-01-01T05", dtype="datetime64[h]")
+    assert str(future_times(hours, 1)[0]) == "2024-01-01T05"
+
+
+def test_season_is_inferred_printed_stored_and_an_explicit_one_wins(tmp_path, capsys):
+    months = np.arange("2015-01", "2025-03", dtype="datetime64[M]").astype("datetime64[D]") + 3
+    rows = [(f"{t}T00:00:00Z", round(v, 4)) for t, v in zip(months, seasonal(len(months)))]
+    path = write_csv(tmp_path / "m.csv", rows)
+    common = ["train", "forecast", "--data", str(path), "--time-col", "t", "--target", "y"]
+    common += ["--lookback", "24", "--horizon", "6", "--max-steps", "3", "--no-progress"]
+    assert main([*common, "--out", str(tmp_path / "a")]) == 0
+    assert "season 12 (monthly timestamps; choose with --season)" in capsys.readouterr().out
+    stored = json.loads((tmp_path / "a" / "config.json").read_text())["task"]["data"]
+    assert stored["season"] == 12
+    m = evaluate_run(tmp_path / "a")
+    assert m["season"] == 12 and m["seasonal_naive"]["mae"] != m["naive"]["mae"]
+    rows = predict_run(tmp_path / "a")
+    assert [r["time"][:10] for r in rows] == [f"2025-{m:02d}-04" for m in range(3, 9)]
+    assert main([*common, "--out", str(tmp_path / "b"), "--season", "3"]) == 0
+    assert "season 12" not in capsys.readouterr().out
+    assert evaluate_run(tmp_path / "b")["season"] == 3
+    # too short a training part for the inferred season: 1, and the note says why
+    cfg = ForecastDataConfig(data=str(path), time_col="t", target="y", lookback=4, horizon=4)
+    short = read_series_csv(path, time_col="t", target="y")[0].head(18)
+    resolved, note = resolve_season(cfg, [short])
+    assert resolved.season == 1 and "training part of 10 points is shorter than 12" in note
 
 
 def test_missing_values_error_names_line_and_column_then_fill(tmp_path):

@@ -46,9 +46,13 @@ def add_predict_flags(group) -> None:
         "inputs",
         nargs="*",
         help="classify runs: files (.csv/.jsonl text column, .npz, .ts, .wav or a folder of "
-        "them), or for a text model the texts themselves",
+        "them), or for a text model the texts themselves; tag runs: texts (tokens apart by "
+        "spaces, as in the training data), .txt (a text a line), .conll/.bio (first column) "
+        "or .jsonl/.csv (the token column)",
     )
-    group.add_argument("--top", type=int, default=1, help="show the k most likely classes")
+    group.add_argument(
+        "--top", type=int, default=1, help="show the k most likely classes (--json: per token)"
+    )
     group.add_argument("--json", action="store_true", help="one JSON object per input")
 
 
@@ -57,7 +61,9 @@ def predict(args, parser) -> int:
     from rnnkit.tasks.classify_runs import read_inputs, read_run_config
 
     if not args.inputs:
-        raise ValueError("give something to classify: files, or texts for a text model")
+        raise ValueError("give something to classify or tag: files, or texts for a text model")
+    if args.top < 1:
+        raise ValueError(f"--top must be >= 1, got {args.top}")
     task = read_run_config(args.run_dir)["task"]
     items, names = [], []
     for source in args.inputs:
@@ -67,13 +73,26 @@ def predict(args, parser) -> int:
     results = run_predict(
         args.run_dir, items, which=args.checkpoint, device=args.device, top=args.top
     )
-    for name, result in zip(names, results):
-        if args.json:
+    for name, item, result in zip(names, items, results):
+        if task["aligned"]:
+            _print_tags(name, item if task["input_kind"] == "tokens" else None, result, args.json)
+        elif args.json:
             print(json.dumps({"input": name, **result}))
         else:
             shown = "  ".join(f"{label} {p:.3f}" for label, p in result["top"])
             print(f"{shown}\t{name}")
     return 0
+
+
+def _print_tags(name: str, tokens: list[str] | None, result: dict, as_json: bool) -> None:
+    """One line per tagged sequence: ``token/TAG`` pairs (or, for numbers, the tags and the
+    input's name), or one JSON object with the tokens beside their labels."""
+    if as_json:
+        print(json.dumps({"input": name, **({"tokens": tokens} if tokens else {}), **result}))
+    elif tokens is not None:
+        print(" ".join(f"{t}/{tag}" for t, tag in zip(tokens, result["labels"])))
+    else:
+        print(f"{' '.join(result['labels'])}\t{name}")
 
 
 def evaluate(args, parser) -> int:

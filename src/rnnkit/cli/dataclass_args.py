@@ -84,6 +84,9 @@ def add_dataclass_flags(
             help_text = help_text.replace("{cells}", cells_help())
         if has_default and default is not None:
             help_text += f" (default: {default})"
+        # argparse %-formats help text (for %(default)s); a literal % in a docstring or a
+        # default, such as a date format "%Y-%m-%d", would make -h crash
+        help_text = help_text.replace("%", "%%")
         # a flag not given stays out of the namespace, so that a given one can be told from a
         # default (``--resume`` refuses given flags that would change the run)
         kwargs: dict[str, Any] = {"help": help_text, "dest": f.name, "default": argparse.SUPPRESS}

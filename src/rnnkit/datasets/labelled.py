@@ -159,8 +159,10 @@ def read_table(path: Path, columns: Columns) -> Labelled:
     return Labelled("tokens" if aligned else "text", inputs, labels, bool(aligned), str(path))
 
 
-def read_conll(path: Path) -> Labelled:
-    """``token<TAB>tag`` lines, sequences separated by blank lines."""
+def read_conll(path: Path, *, tagged: bool = True) -> Labelled:
+    """``token<TAB>tag`` lines, sequences separated by blank lines. With ``tagged=False`` (input
+    to tag) a line is a token, and anything after its first tab is ignored; the labels are
+    empty lists."""
     inputs: list[list[str]] = [[]]
     labels: list[list[str]] = [[]]
     with _open_text(path) as f:
@@ -173,6 +175,9 @@ def read_conll(path: Path) -> Labelled:
                         labels.append([])
                     continue
                 parts = line.split("\t")
+                if not tagged:
+                    inputs[-1].append(parts[0])
+                    continue
                 if len(parts) < 2 or not parts[-1].strip():
                     raise LabelledDataError(f"{path}, line {number}: expected token<TAB>tag")
                 inputs[-1].append(parts[0])
@@ -326,20 +331,27 @@ def read_ts(path: Path) -> Labelled:
     return Labelled("numeric", inputs, labels, False, str(path))
 
 
+def audio_files(path: Path) -> list[tuple[Path, str]]:
+    """The WAV files of a folder with one sub-folder per class, and the class of each."""
+    classes = sorted(p for p in path.iterdir() if p.is_dir())
+    if not classes:
+        raise LabelledDataError(f"{path}: no class sub-folders (expected CLASS/*.wav)")
+    return [
+        (file, folder.name)
+        for folder in classes
+        for file in sorted(folder.glob("*.wav")) + sorted(folder.glob("*.WAV"))
+    ]
+
+
 def read_audio_folder(path: Path, audio) -> Labelled:
     """A folder with one sub-folder of WAV files per class, as log-mel feature sequences."""
     from rnnkit.audio import log_mel, read_wav
 
-    classes = sorted(p for p in path.iterdir() if p.is_dir())
-    if not classes:
-        raise LabelledDataError(f"{path}: no class sub-folders (expected CLASS/*.wav)")
     inputs, labels = [], []
-    for folder in classes:
-        files = sorted(folder.glob("*.wav")) + sorted(folder.glob("*.WAV"))
-        for file in files:
-            wave, rate = read_wav(file)
-            inputs.append(log_mel(wave, rate, audio, name=str(file)).numpy())
-            labels.append(folder.name)
+    for file, label in audio_files(path):
+        wave, rate = read_wav(file)
+        inputs.append(log_mel(wave, rate, audio, name=str(file)).numpy())
+        labels.append(label)
     if not inputs:
         raise LabelledDataError(f"{path}: no .wav files in its class sub-folders")
     return Labelled("audio", inputs, labels, False, str(path))

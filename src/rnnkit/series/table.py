@@ -27,6 +27,8 @@ from typing import Literal
 
 import numpy as np
 
+from rnnkit.series.iso8601 import parse_iso8601, read_iso_column
+
 FillName = Literal["none", "linear", "previous"]
 MISSING = {"", "na", "nan", "null", "none", "n/a", "-"}
 # Date formats tried in order; the first that reads every timestamp wins. The unit says what one
@@ -90,7 +92,9 @@ def parse_times(
 ) -> np.ndarray:
     """Timestamps as dates in ``time_format`` (a ``strptime`` format) when it is given; else as
     floats when every cell is a number, else as numpy datetime64 in the first of
-    ``DATE_FORMATS`` that reads the first cell."""
+    ``DATE_FORMATS`` that reads every cell, else as ISO 8601 timestamps of any form
+    (``rnnkit.series.iso8601``: ``Z``, UTC offsets, fractional seconds, week dates), those with
+    an offset converted to UTC."""
     if time_format:
         timed = any(code in time_format for code in ("%H", "%M", "%S", "%I"))
         formats: Sequence[tuple[str, str]] = [(time_format, "s" if timed else "D")]
@@ -99,6 +103,7 @@ def parse_times(
             return np.array([float(c) for c in cells])
         except ValueError:
             formats = DATE_FORMATS
+    mismatch = ""  # a later row that the first row's format does not read
     for fmt, unit in formats:
         try:
             datetime.strptime(cells[0].strip(), fmt)
@@ -114,16 +119,38 @@ def parse_times(
             try:
                 out.append(np.datetime64(datetime.strptime(cell.strip(), fmt), unit))
             except ValueError:
-                raise SeriesError(
+                mismatch = (
                     f"{where}, line {line}: timestamp {cell!r} does not match the format "
                     f"{fmt!r} of the first row"
-                ) from None
-        return np.array(out)
+                )
+                break
+        else:
+            return np.array(out)
+        if time_format:
+            raise SeriesError(mismatch)
+        break
+    # ISO 8601 in full: "2024-03-05T10:00:00Z", "+01:00" offsets, fractional seconds
+    iso, why = read_iso_column(cells, lines, where)
+    if iso is not None:
+        return iso
+    if mismatch:
+        raise SeriesError(f"{mismatch} (nor are the timestamps ISO 8601: {why})")
+    if _is_iso8601(cells[0]):  # a column that starts as ISO 8601: name the row that is not
+        raise SeriesError(why)
     known = ", ".join(f for f, _ in DATE_FORMATS)
     raise SeriesError(
         f"{where}, line {lines[0]}: cannot read the timestamp {cells[0]!r}: give numbers (years, "
-        f"indices) or dates in one of these formats: {known}"
+        f"indices), ISO 8601 timestamps (2024-03-05T10:00:00Z) or dates in one of these "
+        f"formats: {known}"
     )
+
+
+def _is_iso8601(cell: str) -> bool:
+    try:
+        parse_iso8601(cell)
+    except ValueError:
+        return False
+    return True
 
 
 def read_series_csv(

@@ -12,19 +12,24 @@ Each function is one call a Python user can make too::
 
 from __future__ import annotations
 
+import dataclasses
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from rnnkit.audio import AudioConfig
+from rnnkit.audio import AudioConfig, resolve_f_max, wav_rate
 from rnnkit.datasets.classification_sets import split_indices
 from rnnkit.datasets.labelled import (
+    TAG_SUFFIXES,
     TEXT_SUFFIXES,
     Labelled,
     LabelledDataError,
+    audio_files,
     load_arrays,
     load_labelled,
+    read_conll,
     read_ts,
     sequences,
     table_rows,
@@ -52,6 +57,8 @@ from rnnkit.training.trainer import RunResult, Trainer, resolve_device
 KINDS = ("classify", "tag")
 # what `predict` reads as a file (for a text model, anything else is text to classify)
 READABLE = (*TEXT_SUFFIXES, ".bz2", ".npz", ".npy", ".ts", ".wav")
+# what `predict` reads as a file for a tagger of tokens (anything else is text to tag)
+TOKEN_READABLE = (*TEXT_SUFFIXES, *TAG_SUFFIXES, ".bz2", ".txt")
 
 
 def read_splits(
@@ -125,8 +132,19 @@ def train_classify(
     if stored is not None:
         audio = AudioConfig(**stored["audio"])
         aligned = stored["aligned"]
+    else:
+        # one mel range for every file, stored in the run: below the lowest Nyquist frequency
+        audio, note = resolve_f_max(audio or AudioConfig(), _wav_rates(data_cfg))
+        if note:
+            print(f"audio: {note}", flush=True)
     task = _task(model_cfg, data_cfg, train_cfg, audio or AudioConfig(), aligned, stored)
     return Trainer(task, train_cfg, callbacks).run()
+
+
+def _wav_rates(data_cfg: ClassifyDataConfig) -> list[int]:
+    """The sample rates of the WAV files in the data's folders (none for other data)."""
+    folders = [Path(p) for p in (data_cfg.data, data_cfg.val_data, data_cfg.test_data) if p]
+    return [wav_rate(f) for folder in folders if folder.is_dir() for f, _ in audio_files(folder)]
 
 
 def load_classifier(run_dir: str | Path, which: str = "best", device: str = "cpu"):
@@ -142,6 +160,15 @@ def load_classifier(run_dir: str | Path, which: str = "best", device: str = "cpu
     return model, encoder, labels, task
 
 
+def _exists(path: Path) -> bool:
+    """Whether ``path`` names something on disk; a long text given to classify is not a path
+    (``exists`` raises "File name too long" for it)."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
+
+
 def read_inputs(source: str, task: dict) -> tuple[list, list[str]]:
     """Unlabelled inputs for ``predict``, and a name for each: a table's text column, an
     ``.npz`` (array ``x``) or ``.npy`` (``(N, T, F)`` or one ``(T, F)``) of sequences, a ``.ts``
@@ -151,7 +178,9 @@ def read_inputs(source: str, task: dict) -> tuple[list, list[str]]:
     data_cfg = ClassifyDataConfig(**task["data"])
     path = Path(source)
     kind = task["input_kind"]
-    if kind == "text" and (not path.exists() or path.suffix.lower() not in READABLE):
+    if kind == "tokens":
+        return read_token_inputs(source, data_cfg.text_col)
+    if kind == "text" and (not _exists(path) or path.suffix.lower() not in READABLE):
         if not source.strip():
             raise LabelledDataError("an empty text has nothing to classify")
         return [source], [source]
@@ -189,17 +218,95 @@ def read_inputs(source: str, task: dict) -> tuple[list, list[str]]:
     raise LabelledDataError(f"{path}: cannot read {kind} input from a {path.suffix!r} file")
 
 
+def split_tokens(text: str) -> list[str]:
+    """The tokens of a text to tag: split at whitespace, as written (case and punctuation kept).
+
+    A tagger learns from token lists given whole (a .jsonl list, a .conll column), so a token is
+    whatever the data separated, and the vocabulary matches it exactly: ``"the dog ."`` has three
+    tokens, ``"the dog."`` two.
+    """
+    return text.split()
+
+
+def read_token_inputs(source: str, token_col: str = "text") -> tuple[list, list[str]]:
+    """Token lists to tag, and a name for each: a ``.jsonl``/``.csv``/``.tsv`` table's token
+    column (a list, or a string split at whitespace), a ``.conll``/``.bio`` file (the first
+    column; tags, if there, are ignored), a ``.txt`` file (one sequence a line), or the text
+    itself (split at whitespace, see ``split_tokens``)."""
+    path = Path(source)
+    if not _exists(path) or table_suffix(path) not in TOKEN_READABLE:
+        tokens = split_tokens(source)
+        if not tokens:
+            raise LabelledDataError("an empty text has nothing to tag")
+        return [tokens], [source]
+    suffix = table_suffix(path)
+    if path.is_dir():
+        raise LabelledDataError(f"{path} is a folder; a tagger of tokens reads text or files")
+    if suffix in TAG_SUFFIXES:
+        data = read_conll(path, tagged=False)
+        return data.inputs, [f"{path}:{i + 1}" for i in range(len(data))]
+    inputs, names = [], []
+    if suffix == ".txt":
+        rows = [(number, line) for number, line in enumerate(path.read_text().splitlines(), 1)]
+    else:
+        rows = []
+        for number, row in table_rows(path):
+            if token_col not in row:
+                raise LabelledDataError(
+                    f"{path}, line {number}: no column {token_col!r} (the run's --text-col); "
+                    f"the columns are {sorted(row)}"
+                )
+            rows.append((number, row[token_col]))
+    for number, value in rows:
+        if isinstance(value, list):
+            tokens = [str(t) for t in value]
+        elif isinstance(value, str):
+            tokens = split_tokens(value)
+        else:
+            raise LabelledDataError(
+                f"{path}, line {number}: column {token_col!r} holds {value!r}, not tokens"
+            )
+        if not tokens:
+            if suffix == ".txt":  # a blank line separates nothing
+                continue
+            raise LabelledDataError(f"{path}, line {number}: no tokens to tag")
+        inputs.append(tokens)
+        names.append(f"{path}:{number}")
+    if not inputs:
+        raise LabelledDataError(f"{path} holds nothing to tag")
+    return inputs, names
+
+
 @torch.no_grad()
 def predict(run_dir: str | Path, inputs: list, *, which="best", device="cpu", top=1) -> list[dict]:
-    """The ``top`` classes (with probabilities) of each input (text, ``(T, F)`` array)."""
+    """The ``top`` classes (with probabilities) of each input (text, token list for a tagger,
+    ``(T, F)`` array).
+
+    A classify run gives ``{"label": class, "top": [[class, p], ...]}`` per input; a tag run
+    gives one label per step: ``{"labels": [class, ...], "top": [[[class, p], ...], ...]}``.
+    """
     model, encoder, labels, task = load_classifier(run_dir, which, device)
     if task["aligned"]:
-        raise ValueError("predict serves classify runs; a tag run is scored with evaluate")
+        # a tagger owes a label to every token: the training cut (--max-length) is not applied,
+        # the recurrent model reads any length
+        encoder = dataclasses.replace(encoder, max_length=sys.maxsize)
     out = []
     for start in range(0, len(inputs), 256):
         x, lengths = collate([encoder.encode(item) for item in inputs[start : start + 256]])
         probs = torch.softmax(logits_of(model, x.to(model.head.weight.device), lengths), -1)
         values, ids = probs.topk(min(top, probs.size(-1)), dim=-1)
+        if task["aligned"]:  # (B, T, k): keep each sequence's own steps
+            for v, i, n in zip(values.tolist(), ids.tolist(), lengths.tolist()):
+                out.append(
+                    {
+                        "labels": [labels.classes[step[0]] for step in i[:n]],
+                        "top": [
+                            [[labels.classes[k], p] for k, p in zip(ks, ps)]
+                            for ks, ps in zip(i[:n], v[:n])
+                        ],
+                    }
+                )
+            continue
         for v, i in zip(values.tolist(), ids.tolist()):
             out.append(
                 {

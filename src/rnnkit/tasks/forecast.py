@@ -11,6 +11,7 @@ series' training part only (``rnnkit.series.windows``).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -19,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit.architectures.forecaster import Forecaster, ForecasterEnsemble
+from rnnkit.series.calendar import infer_season
 from rnnkit.series.table import FillName, Series, SeriesError, read_series_csv
 from rnnkit.series.windows import (
     Bounds,
@@ -83,7 +85,9 @@ class ForecastDataConfig:
     quantiles: str | None = None
     """Quantiles to forecast for prediction intervals, e.g. 0.1,0.5,0.9 (0.5 is added)."""
     season: int | None = None
-    """Season length in steps, for seasonal naive and MASE (default: the data set's, else 1)."""
+    """Season length in steps, for seasonal naive, ETS and MASE (default: the data set's, else
+    inferred from the timestamps and stored in the run: hourly 24, daily 7, weekdays only 5,
+    weekly 52, monthly 12, quarterly 4, else 1)."""
     test_size: int | None = None
     """Points held out at the end of each series for testing (default: the horizon)."""
     val_size: int | None = None
@@ -122,11 +126,11 @@ class ForecastDataConfig:
                 f"--time-col and --target are required for {self.data!r} (only named data sets "
                 "have defaults)"
             )
-        self.season = self.season or 1
+        # season None: inferred from the timestamps when the series are read (resolve_season)
         for flag, value in (
             ("--lookback", self.lookback),
             ("--horizon", self.horizon),
-            ("--season", self.season),
+            ("--season", 1 if self.season is None else self.season),
             ("--stride", self.stride),
         ):
             if value < 1:
@@ -191,6 +195,26 @@ def load_series(data: ForecastDataConfig, source: str | None = None) -> list[Ser
     )
 
 
+def resolve_season(
+    data: ForecastDataConfig, series: list[Series]
+) -> tuple[ForecastDataConfig, str]:
+    """``data`` with its season inferred from the series' timestamps when none was given (see
+    ``rnnkit.series.calendar.infer_season``), and a note saying how (empty when it was given).
+
+    An inferred season longer than the shortest series' training part (its points before the
+    validation and test parts) falls back to 1, which the note says: a season has to fit before
+    the first held-out forecast.
+    """
+    if data.season is not None:
+        return data, ""
+    season, note = infer_season([s.times for s in series])
+    training = min(len(s) for s in series) - data.val_size - data.test_size  # type: ignore[operator]
+    if season > 1 and training < season:
+        note += f", but a training part of {training} points is shorter than {season}"
+        season = 1
+    return dataclasses.replace(data, season=season), note
+
+
 def pinball_loss(pred: Tensor, y: Tensor, quantiles: Tensor) -> Tensor:
     """Mean quantile loss: ``pred`` (..., Q) against ``y`` (...)."""
     diff = y.unsqueeze(-1) - pred
@@ -206,6 +230,7 @@ class Prepared:
         data: ForecastDataConfig,
         scalers: dict[str, Scaler] | None = None,
     ) -> None:
+        data, _ = resolve_season(data, series)
         self.series, self.data = series, data
         self.bounds: list[Bounds] = [
             split_bounds(
@@ -238,7 +263,7 @@ class Prepared:
         """Series to forecast past their end: nothing held out; a series without a stored
         scaler gets one fitted on all of its history (there is no future to leak)."""
         prep = cls.__new__(cls)
-        prep.series, prep.data, prep.bounds = series, data, []
+        prep.series, prep.data, prep.bounds = series, resolve_season(data, series)[0], []
         prep.scalers = [
             scalers.get(s.id) or Scaler.fit(s.values, data.transform, f"series {s.id!r}")
             for s in series
@@ -336,10 +361,12 @@ class ForecastTask:
         seed: int = 0,
         device: torch.device | str = "cpu",
     ) -> None:
-        self.model_cfg, self.data_cfg = model_cfg, data_cfg
         self.batch_size, self.seed = batch_size, seed
         self.device = torch.device(device)
         self.prep = Prepared(series, data_cfg)
+        # the season as inferred, if it was: config.json stores it for evaluate and predict
+        self.model_cfg, self.data_cfg = model_cfg, self.prep.data
+        data_cfg = self.data_cfg
         fit_part = "train+val" if data_cfg.refit else "train"
         self.train_x, self.train_y = model_inputs(
             self.prep.windows(self.prep.picks(fit_part)), data_cfg.mode

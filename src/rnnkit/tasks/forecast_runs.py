@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnkit.series.baselines import ETSBaseline, blend_weights, naive, seasonal_naive
+from rnnkit.series.calendar import future_times
 from rnnkit.series.metrics import coverage, directional_accuracy, mase_scale, point_metrics
 from rnnkit.series.table import Series
 from rnnkit.series.windows import Scaler
@@ -30,6 +31,7 @@ from rnnkit.tasks.forecast import (
     forecast_raw,
     load_series,
     point_index,
+    resolve_season,
 )
 from rnnkit.training import checkpoint as ckpt
 from rnnkit.training import runs
@@ -76,6 +78,9 @@ def train_forecast(
             train_cfg, read_run_config, ForecastModelConfig, ForecastDataConfig, model_cfg, data_cfg
         )
     series = series if series is not None else load_series(data_cfg)
+    data_cfg, note = resolve_season(data_cfg, series)
+    if note:
+        print(f"season {data_cfg.season} ({note}; choose with --season)", flush=True)
     if not data_cfg.refit:
         result = _train(model_cfg, data_cfg, train_cfg, series, callbacks)
         if data_cfg.blend != "none" and not result.interrupted:
@@ -331,12 +336,3 @@ def predict_run(
             row.update({f"q{q:g}": float(raw[i, h, j]) for j, q in enumerate(qs)})
             rows.append(row)
     return rows
-
-
-def future_times(times: np.ndarray, horizon: int) -> np.ndarray:
-    """The next ``horizon`` timestamps, one median step apart (an estimate where steps vary,
-    e.g. trading days across weekends)."""
-    step = np.median(np.diff(times)) if len(times) > 1 else 1
-    if np.issubdtype(times.dtype, np.datetime64):
-        step = np.timedelta64(int(step.astype(np.int64)), np.datetime_data(times.dtype)[0])
-    return times[-1] + step * np.arange(1, horizon + 1)
