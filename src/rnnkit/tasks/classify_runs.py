@@ -19,12 +19,12 @@ import torch
 
 from rnnkit.audio import AudioConfig
 from rnnkit.datasets.classification_sets import split_indices
-from rnnkit.datasets.labelled import (
+from rnnkit.datasets.labelled import load_labelled
+from rnnkit.datasets.labelled_formats import (
     TEXT_SUFFIXES,
     Labelled,
     LabelledDataError,
     load_arrays,
-    load_labelled,
     read_ts,
     sequences,
     table_rows,
