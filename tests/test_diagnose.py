@@ -235,7 +235,7 @@ def test_gates_rebuild_the_states():
 def test_gate_values_on_a_native_layer():
     """A memory model's layer runs on the fused kernels; the gates take its reference path."""
     from rnnkit.diagnose.gates import gate_values
-    from rnnkit.tasks.memory import MemoryModel
+    from rnnkit.diagnose.memory import MemoryModel
 
     torch.manual_seed(0)
     model = MemoryModel("copy", "lstm", 6).train()
