@@ -292,3 +292,39 @@ def test_rnnkit_has_no_import_cycles():
             + "\n".join(describe(c, graph) for c in cycles),
             pytrace=False,
         )
+
+
+def _imports_between(graph: Graph, lower: str, upper: str) -> list[str]:
+    """``module -> imported (file:line)`` for every import from package ``lower`` of ``upper``."""
+
+    def inside(name: str, pkg: str) -> bool:
+        return name == pkg or name.startswith(pkg + ".")
+
+    return [
+        f"{a} -> {b} ({', '.join(where)})"
+        for a, targets in sorted(graph.items())
+        if inside(a, lower)
+        for b, where in sorted(targets.items())
+        if inside(b, upper)
+    ]
+
+
+def test_layer_check_sees_an_upward_import():
+    graph = {"p.diagnose.lm": {"p.tasks.runs": ["lm.py:3"], "p.state": ["lm.py:2"]}}
+    assert _imports_between(graph, "p.diagnose", "p.tasks") == [
+        "p.diagnose.lm -> p.tasks.runs (lm.py:3)"
+    ]
+    assert _imports_between(graph, "p.diagnose", "p.cli") == []
+
+
+@pytest.mark.parametrize(
+    "lower, upper",
+    [
+        ("rnnkit.diagnose", "rnnkit.tasks"),  # diagnose takes a model; it never loads a run
+        ("rnnkit.diagnose", "rnnkit.cli"),
+        ("rnnkit.tasks", "rnnkit.cli"),
+        ("rnnkit.datasets", "rnnkit.tasks"),
+    ],
+)
+def test_no_module_imports_a_layer_above_it(lower, upper):
+    assert _imports_between(import_graph(), lower, upper) == []

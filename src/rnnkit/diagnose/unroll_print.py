@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from rnnkit.architectures.many_to_many import make_layer
+from rnnkit.architectures.many_to_many import CELL_NAMES, make_layer
 from rnnkit.diagnose.states import reference_states
 
 EQUATIONS = {
@@ -34,9 +34,25 @@ NAMES = {"RNN_TANH": "RNN", "RNN_RELU": "RNN", "LSTM": "LSTM", "GRU": "GRU"}
 
 def small_model(cell: str, input_size: int, hidden_size: int, output_size: int, seed: int = 0):
     """A one-layer batch-first rnnkit layer and a linear read-out, seeded."""
+    if cell not in CELL_NAMES:
+        raise ValueError(f"--cell must be one of {', '.join(CELL_NAMES)}; got {cell!r}")
     torch.manual_seed(seed)
     layer = make_layer(cell, input_size, hidden_size)  # type: ignore[arg-type]
     return layer, nn.Linear(hidden_size, output_size)
+
+
+def unroll_input(text: str | None, steps: int, input_size: int, seed: int = 0) -> Tensor:
+    """The sequence ``(T, I)`` to unroll: read from ``text`` (``"1,0;0,1"``: ',' within a step,
+    ';' between steps), else ``steps`` seeded standard-normal vectors rounded to 2 decimals."""
+    if text is None:
+        g = torch.Generator().manual_seed(seed)
+        return torch.randn(steps, input_size, generator=g).round(decimals=2)
+    try:
+        return torch.tensor([[float(v) for v in step.split(",")] for step in text.split(";")])
+    except ValueError:
+        raise ValueError(
+            f"--input takes numbers, ',' within a step and ';' between steps; got {text!r}"
+        ) from None
 
 
 def _vec(v: Tensor, decimals: int) -> str:
