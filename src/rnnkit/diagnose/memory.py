@@ -1,4 +1,4 @@
-"""Synthetic memory tasks: the adding problem and the copy-memory task, and a benchmark over them.
+"""Synthetic memory tasks: the adding problem and the copy-memory task, and one training run.
 
 Both tasks put the information the answer needs ``T`` steps before the answer is asked for, so
 the longest ``T`` a cell solves measures how far its gradients carry.
