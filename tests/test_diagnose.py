@@ -235,7 +235,7 @@ def test_gates_rebuild_the_states():
 def test_gate_values_on_a_native_layer():
     """A memory model's layer runs on the fused kernels; the gates take its reference path."""
     from rnnkit.diagnose.gates import gate_values
-    from rnnkit.tasks.memory import MemoryModel
+    from rnnkit.diagnose.memory import MemoryModel
 
     torch.manual_seed(0)
     model = MemoryModel("copy", "lstm", 6).train()
@@ -395,3 +395,56 @@ def test_cli_hidden_on_a_run(tmp_path, capsys):
     args = ["diagnose", "gates", "--checkpoint", str(run), "--steps", "20"]
     assert main([*args, "--png", str(tmp_path / "gates.png")]) == 0
     assert "forget" in capsys.readouterr().out
+
+
+def test_fresh_models_choose_the_initialisations_each_cell_takes():
+    from rnnkit.diagnose.models import fresh_models
+
+    labels = [
+        label
+        for label, _ in fresh_models(
+            ["rnn", "lstm", "lnlstm"], ["default", "irnn"], 3, 4, forget_bias=1.0
+        )
+    ]
+    # irnn only for the plain RNN; lstm with and without the bias; lnlstm with it only
+    assert labels == ["rnn", "rnn irnn", "lstm", "lstm fb=1", "lnlstm fb=1"]
+    with pytest.raises(ValueError, match="no model fits"):
+        fresh_models(["gru"], ["irnn"], 3, 4)
+
+
+def test_gated_models_keep_lstm_and_gru():
+    from rnnkit.diagnose.gates import gated_models
+    from rnnkit.diagnose.models import fresh_models
+
+    models = fresh_models(["rnn", "lstm", "gru", "lnlstm"], ["default"], 3, 4)
+    assert [label for label, _ in gated_models(models)] == ["lstm", "gru"]
+    with pytest.raises(ValueError, match="lstm and gru"):
+        gated_models(models[:1])
+
+
+def test_passage_and_units():
+    from rnnkit.diagnose.hidden import Trace, UnitMatch, choose_units, passage
+
+    assert passage("  x\ndef f():\n", 6, at_line=True) == "def f("  # from the first new line
+    assert passage("abc", 2) == "ab"
+    with pytest.raises(ValueError, match="--offset"):
+        passage("", 5)
+    trace = Trace("ab", torch.zeros(2, 4), ["h0", "h1", "c0", "c1"])
+    found = {"in_quotes": [UnitMatch("in_quotes", 2, "c0", 0.9)]}
+    assert choose_units(trace, found) == ([2], {2: "tracks in_quotes (r = +0.90)"})
+    assert choose_units(trace, found, "0, 3")[0] == [0, 3]
+    with pytest.raises(ValueError, match="out of range"):
+        choose_units(trace, found, [4])
+    with pytest.raises(ValueError, match="--units"):
+        choose_units(trace, found, "first")
+
+
+def test_unroll_input():
+    from rnnkit.diagnose.unroll_print import unroll_input
+
+    torch.testing.assert_close(unroll_input("1,0;0,2", 9, 9), torch.tensor([[1.0, 0], [0, 2]]))
+    x = unroll_input(None, 5, 3, seed=1)
+    assert x.shape == (5, 3) and torch.equal(x, x.round(decimals=2))
+    for bad in ("1,a", "1,0;1"):
+        with pytest.raises(ValueError, match="--input"):
+            unroll_input(bad, 1, 1)

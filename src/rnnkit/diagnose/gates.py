@@ -91,6 +91,14 @@ def gate_values(
     return out
 
 
+def gated_models(models: list[tuple[str, nn.Module]]) -> list[tuple[str, nn.Module]]:
+    """The ``(label, layer)`` pairs whose layer is an LSTM or GRU, the ones with gates."""
+    gated = [(label, m) for label, m in models if getattr(m, "mode", None) in GATES]
+    if not gated:
+        raise ValueError("gate statistics are for lstm and gru (--cell)")
+    return gated
+
+
 def gate_stats(layer: nn.Module, x: Tensor, label: str | None = None) -> GateStats:
     """Mean gate values and saturation, per layer and gate (see the module docstring)."""
     layers = []

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from rnnkit.comma_lists import split_commas
 from rnnkit.diagnose.states import reference_states
 from rnnkit.plotting import pyplot
 
@@ -37,6 +38,17 @@ class Trace:
     """``(T, U)``: every unit's value at every character."""
     names: list[str]
     """Unit names: ``h17`` (hidden state), ``c17`` (LSTM cell state)."""
+
+
+def passage(text: str, length: int, at_line: bool = False) -> str:
+    """The first ``length`` characters of ``text``; with ``at_line``, from after its first
+    newline when one comes within 2000 characters, so the passage starts outside any string."""
+    if at_line and "\n" in text[:2000]:
+        text = text[text.index("\n") + 1 :]
+    text = text[:length]
+    if not text:
+        raise ValueError("the passage is empty (check --offset and --length)")
+    return text
 
 
 def hidden_trace(model, vocab, text: str, layer: int = -1) -> Trace:
@@ -151,6 +163,31 @@ def _colour(value: float, scale: float) -> tuple[int, int, int]:
     if a >= 0:
         return 255, int(255 * (1 - a)), int(255 * (1 - a))
     return int(255 * (1 + a)), int(255 * (1 + a)), 255
+
+
+def choose_units(
+    trace: Trace, found: dict[str, list[UnitMatch]], units: str | list[int] = "auto"
+) -> tuple[list[int], dict[int, str]]:
+    """The units to draw and a note on each unit that tracks a feature.
+
+    ``units``: "auto" (the best unit for each feature in ``found``, from ``find_units``), a
+    list of unit indices, or the same written with commas (``"0,3"``).
+    """
+    notes: dict[int, str] = {}
+    for feature, matches in found.items():
+        best = matches[0]
+        notes.setdefault(best.unit, f"tracks {feature} (r = {best.r:+.2f})")
+    if units == "auto":
+        return list(notes), notes
+    if isinstance(units, str):
+        try:
+            units = [int(u) for u in split_commas(units)]
+        except ValueError:
+            raise ValueError(f"--units takes unit indices or auto, got {units!r}") from None
+    bad = [u for u in units if not 0 <= u < len(trace.names)]
+    if bad:
+        raise ValueError(f"--units: {bad} out of range 0..{len(trace.names) - 1}")
+    return list(units), notes
 
 
 def heatmap_html(

@@ -1,15 +1,23 @@
-"""A trained language-model run as the subject of a diagnosis: its model and text windows."""
+"""A trained language model as the subject of a diagnosis: its model, vocabulary and text.
+
+The subject is given, not loaded: reading a run folder is the task's business
+(``rnnkit.tasks.lm_runs.load_run_text``), and diagnose never imports tasks. For example::
+
+    subject = LMSubject(*load_run_text("runs/shk", split="val"))
+    flow = lm_gradient_flow(subject, steps=200)
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rnnkit.diagnose.gates import GateStats, gate_stats
 from rnnkit.diagnose.gradients import GradientFlow, gradient_flow
+from rnnkit.diagnose.hidden import passage
 
 
 @dataclass
@@ -18,21 +26,7 @@ class LMSubject:
     """The run's ``ManyToMany``: ``embedding``, ``rnn`` (an rnnkit layer), ``head``."""
     vocab: object
     ids: Tensor
-    """The token ids of one split of the run's corpus."""
-
-
-def load_subject(run_dir: str | Path, which: str = "best", split: str = "val") -> LMSubject:
-    """The run's model (on CPU, eval mode) and the ids of ``split`` of its own corpus."""
-    from rnnkit.datasets import load_corpus
-    from rnnkit.tasks.language_model import LMDataConfig, encode_corpus
-    from rnnkit.tasks.lm_runs import load_model
-
-    model, vocab, task = load_model(run_dir, which)
-    data_cfg = LMDataConfig(**task["data"])
-    _, splits = encode_corpus(load_corpus(data_cfg.data), data_cfg, vocab)
-    if split not in splits:
-        raise ValueError(f"split must be train, val or test, got {split!r}")
-    return LMSubject(model, vocab, splits[split])
+    """Token ids of text to diagnose it on (say one split of its training corpus)."""
 
 
 def windows(ids: Tensor, length: int, count: int, seed: int = 0) -> tuple[Tensor, Tensor]:
@@ -70,3 +64,24 @@ def lm_gradient_flow(
     return gradient_flow(
         model.rnn, emb, loss_fn=loss_fn, loss_at=loss_at, jacobians=jacobians, label=label
     )
+
+
+def lm_gate_stats(
+    subject: LMSubject,
+    steps: int,
+    *,
+    batch_size: int = 16,
+    seed: int = 0,
+    label: str = "checkpoint",
+) -> GateStats:
+    """Gate statistics of a trained LM over ``batch_size`` random windows of its text."""
+    x, _ = windows(subject.ids, steps, batch_size, seed)
+    with torch.no_grad():
+        emb = subject.model.embedding(x)
+    return gate_stats(subject.model.rnn, emb, label)
+
+
+def lm_passage(subject: LMSubject, offset: int, length: int) -> str:
+    """``length`` characters of the subject's text from ``offset`` on, started at a new line
+    (outside any string) when one comes within the first 2000 characters."""
+    return passage(subject.vocab.decode(subject.ids[offset : offset + length + 2000]), length, True)

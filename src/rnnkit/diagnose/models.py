@@ -57,6 +57,58 @@ def fresh_layer(
     return layer
 
 
+def fresh_models(
+    cells: list[str],
+    inits: list[str],
+    input_size: int,
+    hidden_size: int,
+    *,
+    num_layers: int = 1,
+    gain: float = 1.0,
+    forget_bias: float | None = None,
+    seed: int = 0,
+) -> list[tuple[str, nn.Module]]:
+    """``(label, layer)`` for every cell x init (x forget bias) that fits.
+
+    ``irnn`` is tried on plain RNNs only and ``lnlstm`` takes only the default initialisation;
+    with ``forget_bias`` an LSTM or GRU is built with and without it, to compare, and
+    ``lnlstm`` with it only (its constructor sets 1 by default).
+    """
+    models = []
+    for cell in cells:
+        for init in inits:
+            if init == "irnn" and cell not in ("rnn", "rnn_relu"):
+                continue
+            if cell == "lnlstm" and init != "default":
+                continue
+            biases: list[float | None] = [None]
+            if forget_bias is not None and cell in ("lstm", "gru"):
+                biases.append(forget_bias)  # with and without, to compare
+            elif forget_bias is not None and cell == "lnlstm":
+                biases = [forget_bias]  # its constructor sets 1 by default
+            for fb in biases:
+                layer = fresh_layer(
+                    cell,
+                    input_size,
+                    hidden_size,
+                    num_layers=num_layers,
+                    init=init,
+                    gain=gain,
+                    forget_bias=fb,
+                    seed=seed,
+                )
+                models.append((describe(cell, init, gain, fb), layer))
+    if not models:
+        raise ValueError("no model fits those --cell and --init (irnn is for rnn, rnn_relu)")
+    return models
+
+
+def random_input(batch_size: int, steps: int, input_size: int, seed: int = 0) -> torch.Tensor:
+    """Seeded standard-normal input ``(B, T, I)`` for fresh models."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(batch_size, steps, input_size, generator=g)
+
+
 def describe(cell: str, init: str = "default", gain: float = 1.0, forget_bias=None) -> str:
     """A short label: ``lstm``, ``rnn orthogonal``, ``lstm fb=1``."""
     parts = [cell]

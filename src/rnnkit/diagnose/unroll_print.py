@@ -11,8 +11,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from rnnkit.cells.registry import cell_names, get_cell
 from rnnkit.diagnose.states import reference_states
 from rnnkit.layers.build import make_layer
+
+
+def unroll_cells() -> list[str]:
+    """The registered cells with torch's kernels: their equations are printed step by step."""
+    return [name for name in cell_names() if get_cell(name).fused]
+
 
 EQUATIONS = {
     "RNN_TANH": ["h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)"],
@@ -34,9 +41,25 @@ NAMES = {"RNN_TANH": "RNN", "RNN_RELU": "RNN", "LSTM": "LSTM", "GRU": "GRU"}
 
 def small_model(cell: str, input_size: int, hidden_size: int, output_size: int, seed: int = 0):
     """A one-layer batch-first rnnkit layer and a linear read-out, seeded."""
+    if cell not in unroll_cells():
+        raise ValueError(f"--cell must be one of {', '.join(unroll_cells())}; got {cell!r}")
     torch.manual_seed(seed)
     layer = make_layer(cell, input_size, hidden_size)  # type: ignore[arg-type]
     return layer, nn.Linear(hidden_size, output_size)
+
+
+def unroll_input(text: str | None, steps: int, input_size: int, seed: int = 0) -> Tensor:
+    """The sequence ``(T, I)`` to unroll: read from ``text`` (``"1,0;0,1"``: ',' within a step,
+    ';' between steps), else ``steps`` seeded standard-normal vectors rounded to 2 decimals."""
+    if text is None:
+        g = torch.Generator().manual_seed(seed)
+        return torch.randn(steps, input_size, generator=g).round(decimals=2)
+    try:
+        return torch.tensor([[float(v) for v in step.split(",")] for step in text.split(";")])
+    except ValueError:
+        raise ValueError(
+            f"--input takes numbers, ',' within a step and ';' between steps; got {text!r}"
+        ) from None
 
 
 def _vec(v: Tensor, decimals: int) -> str:

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from rnnkit.architectures import ManyToMany, ManyToOne
 from rnnkit.architectures.many_to_one import POOLINGS, Pooling
 from rnnkit.audio import AudioConfig
-from rnnkit.datasets.labelled import Columns, Labelled
+from rnnkit.datasets.labelled_formats import Columns, Labelled
 from rnnkit.tasks.classification_metrics import classification_report
 from rnnkit.tasks.network_config import check_network
 from rnnkit.tasks.sequence_inputs import InputEncoder, LabelEncoder, collate, collate_tags

@@ -21,14 +21,14 @@ import torch
 
 from rnnkit.audio import AudioConfig, resolve_f_max, wav_rate
 from rnnkit.datasets.classification_sets import split_indices
-from rnnkit.datasets.labelled import (
+from rnnkit.datasets.labelled import load_labelled
+from rnnkit.datasets.labelled_formats import (
     TAG_SUFFIXES,
     TEXT_SUFFIXES,
     Labelled,
     LabelledDataError,
     audio_files,
     load_arrays,
-    load_labelled,
     read_conll,
     read_ts,
     sequences,

@@ -70,6 +70,24 @@ def load_model(run_dir: str | Path, which: str = "best", device: str = "cpu"):
     return model, vocab, task
 
 
+def _encoded_splits(task: dict, vocab: Vocab) -> dict:
+    """The train/val/test token ids of a run's own corpus, cut as in training."""
+    data_cfg = LMDataConfig(**task["data"])
+    return encode_corpus(load_corpus(data_cfg.data), data_cfg, vocab)[1]
+
+
+def load_run_text(
+    run_dir: str | Path, which: str = "best", split: str = "val", device: str = "cpu"
+):
+    """A run's model and vocabulary (``load_model``) and the token ids of ``split`` of its own
+    corpus: what ``rnnkit.diagnose.lm.LMSubject`` holds."""
+    model, vocab, task = load_model(run_dir, which, device)
+    splits = _encoded_splits(task, vocab)
+    if split not in splits:
+        raise ValueError(f"--split must be train, val or test, got {split!r}")
+    return model, vocab, splits[split]
+
+
 def evaluate_run(
     run_dir: str | Path,
     *,
@@ -89,7 +107,7 @@ def evaluate_run(
     """
     model, vocab, task = load_model(run_dir, which, device)
     data_cfg = LMDataConfig(**task["data"])
-    _, splits = encode_corpus(load_corpus(data_cfg.data), data_cfg, vocab)
+    splits = _encoded_splits(task, vocab)
     if data is not None:
         ids = vocab.encode(load_corpus(data))
         scored = data

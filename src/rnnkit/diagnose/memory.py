@@ -1,4 +1,4 @@
-"""Synthetic memory tasks: the adding problem and the copy-memory task, and a benchmark over them.
+"""Synthetic memory tasks: the adding problem and the copy-memory task, and one training run.
 
 Both tasks put the information the answer needs ``T`` steps before the answer is asked for, so
 the longest ``T`` a cell solves measures how far its gradients carry.
@@ -20,13 +20,15 @@ folders to keep, and stops each run as soon as it is solved; the trainer's machi
 per-run overhead and files. The loop has the usual tricks: Adam, gradient-norm clipping, a
 forget-gate bias of 1 for LSTMs (and no such bias for GRUs, torch's default), a linear readout.
 Training runs on the fused kernels (``backend="native"``); the results are the same layers.
+
+This module is one run (a task, a cell, a length); ``rnnkit.diagnose.memory_bench`` runs the
+benchmark over cells and lengths (``rnnkit bench memory``).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Literal
 
@@ -34,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rnnkit.diagnose.gradients import GradientFlow
 from rnnkit.init import forget_gate_bias_
 from rnnkit.layers.build import make_layer
 
@@ -135,6 +138,9 @@ class MemoryConfig:
         return self.lr
 
 
+LEFT_OUT = ("model", "flow")  # not figures: MemoryResult.as_dict leaves them out
+
+
 @dataclass
 class MemoryResult:
     task: str
@@ -151,10 +157,16 @@ class MemoryResult:
     history: list[tuple[int, float]] = field(default_factory=list)
     """(step, metric) at each evaluation."""
     model: nn.Module | None = field(default=None, repr=False, compare=False)
+    flow: GradientFlow | None = field(default=None, repr=False, compare=False)
+    """The trained model's gradient flow on its own task (``memory_bench.trained_horizon``)."""
 
     def as_dict(self) -> dict:
-        """The figures as JSON-ready values (the model left out)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "model"}
+        """The figures as JSON-ready values: the model left out, the flow's verdict as
+        ``horizon`` when there is one."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in LEFT_OUT}
+        if self.flow is not None:
+            out["horizon"] = self.flow.verdicts[0].__dict__
+        return out
 
 
 def make_batch(task: TaskName, batch_size: int, length: int, generator: torch.Generator):
@@ -246,103 +258,3 @@ def train_memory(
         history=history,
         model=model if keep_model else None,
     )
-
-
-def bench_memory(
-    task: TaskName,
-    cells: list[str],
-    lengths: list[int],
-    cfg: MemoryConfig | None = None,
-    *,
-    keep_models: bool = False,
-    stop_after_fail: bool = True,
-    progress: Callable[[MemoryResult], None] | None = None,
-) -> list[MemoryResult]:
-    """Each cell at each length (shortest first), each run from the same seed.
-
-    With ``stop_after_fail`` a cell that fails a length is not tried at longer ones (they are
-    harder, and the longest runs are the costliest); ``format_table`` shows them as skipped.
-    Results are in (cell, length) order.
-    """
-    results = []
-    for cell in cells:
-        for length in sorted(lengths):
-            r = train_memory(task, cell, length, cfg, keep_model=keep_models)
-            if progress is not None:
-                progress(r)
-            results.append(r)
-            if stop_after_fail and not r.solved:
-                break
-    return results
-
-
-def longest_solved(results: list[MemoryResult], cell: str) -> int | None:
-    """The longest length a cell solved such that it also solved every shorter length tried."""
-    best = None
-    for r in sorted((r for r in results if r.cell == cell), key=lambda r: r.length):
-        if not r.solved:
-            break
-        best = r.length
-    return best
-
-
-def format_table(results: list[MemoryResult], lengths: list[int] | None = None) -> str:
-    """One row per cell, one column per length (``lengths``, default those run): the metric,
-    starred where solved; "skipped" where a cell was not run after failing a shorter length."""
-    if not results:
-        return "(no runs)"
-    task = results[0].task
-    lengths = sorted(set(lengths or []) | {r.length for r in results})
-    cells = list(dict.fromkeys(r.cell for r in results))
-    by = {(r.cell, r.length): r for r in results}
-    what = "test MSE (solved < 0.01)" if task == "adding" else "recall accuracy (solved >= 0.99)"
-    lines = [f"{task}: {what}; * = solved, [steps trained]"]
-    head = f"{'cell':<10}" + "".join(f"{'T=' + str(t):>17}" for t in lengths) + "   solves up to"
-    lines.append(head)
-    for cell in cells:
-        row = f"{cell:<10}"
-        for t in lengths:
-            r = by.get((cell, t))
-            if r is None:
-                row += f"{'skipped':>17}"
-                continue
-            value = f"{r.metric:.4f}" if task == "adding" else f"{100 * r.metric:.1f}%"
-            row += f"{(value + ('*' if r.solved else ' ') + f' [{r.steps}]'):>17}"
-        best = longest_solved(results, cell)
-        row += f"   {'none' if best is None else 'T=' + str(best)}"
-        lines.append(row)
-    return "\n".join(lines)
-
-
-def plot_memory(results: list[MemoryResult], out) -> None:
-    """Metric against length, one line per cell, log-scale length; the solve threshold dashed."""
-    from rnnkit.plotting import pyplot
-
-    plt = pyplot("memory-benchmark plots")
-
-    task = results[0].task
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
-    for cell in dict.fromkeys(r.cell for r in results):
-        rs = sorted((r for r in results if r.cell == cell), key=lambda r: r.length)
-        xs = [r.length for r in rs]
-        ys = [r.metric if task == "adding" else 1 - r.metric for r in rs]
-        ax.plot(xs, ys, marker="o", label=cell)
-        for r, y in zip(rs, ys):
-            if r.solved:
-                ax.plot([r.length], [y], marker="o", ms=11, mfc="none", color="k", lw=0)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    if task == "adding":
-        ax.axhline(0.01, ls="--", color="gray", lw=1, label="solved (MSE 0.01)")
-        ax.axhline(ADDING_BASELINE, ls=":", color="gray", lw=1, label="answer 1 always (0.167)")
-        ax.set_ylabel("test MSE")
-    else:
-        ax.axhline(0.01, ls="--", color="gray", lw=1, label="solved (1 % errors)")
-        ax.axhline(7 / 8, ls=":", color="gray", lw=1, label="guessing (7/8 errors)")
-        ax.set_ylabel("recall error rate")
-    ax.set_xlabel("sequence length T")
-    ax.set_title(f"{task}: circled points are solved")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)
