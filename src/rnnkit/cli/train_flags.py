@@ -8,6 +8,7 @@ import argparse
 
 from rnnkit.cli.dataclass_args import add_dataclass_flags, build_dataclass
 from rnnkit.training.config import TrainConfig
+from rnnkit.training.interrupts import exit_status
 from rnnkit.training.trainer import RunResult
 
 
@@ -44,11 +45,16 @@ def build_configs(
 
 
 def report(result: RunResult, *, count: str, best: str, tail: str = "") -> int:
-    """Print how a run ended; the exit status (130 when interrupted, as after Ctrl-C)."""
+    """Print how a run ended; the exit status (128 + the signal when interrupted: 130 after
+    Ctrl-C, 143 after SIGTERM)."""
     c = result.counters
+    best_text = (
+        f"best validation {best} {c.best_val:.4f} at step {c.best_step}"
+        if c.best_step >= 0
+        else "no validation yet"
+    )
     print(
         f"{'interrupted' if result.interrupted else 'done'}: {c.step} steps, {c.tokens:,} {count}, "
-        f"{c.elapsed:.0f} s; best validation {best} {c.best_val:.4f} at step {c.best_step}"
-        f"{tail}; run folder {result.run_dir}"
+        f"{c.elapsed:.0f} s; {best_text}{tail}; run folder {result.run_dir}"
     )
-    return 130 if result.interrupted else 0
+    return exit_status(result.signal) if result.interrupted else 0
