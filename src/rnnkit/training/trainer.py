@@ -373,7 +373,7 @@ class Trainer:
             since = now
             c.step += 1
             if not finite:
-                self._bad_batch(float(loss), float(grad_norm))
+                self._bad_batch(loss.item(), grad_norm.item())
             else:
                 c.skipped_in_row = 0
                 c.tokens += n
