@@ -160,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         handler = {"plot": _plot, "datasets": _datasets}[args.verb]
     from rnnkit.datasets import CorpusError, DatasetError
     from rnnkit.training.checkpoint import CheckpointError
+    from rnnkit.training.run_lock import RunInUseError
 
     try:
         return handler(args, parser)
@@ -172,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         CorpusError,
         DatasetError,
         CheckpointError,
+        RunInUseError,
         FileExistsError,
         FileNotFoundError,
         ValueError,

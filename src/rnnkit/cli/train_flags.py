@@ -18,6 +18,7 @@ from pathlib import Path
 from rnnkit.cli.dataclass_args import add_dataclass_flags, given_values
 from rnnkit.training import runs
 from rnnkit.training.config import TrainConfig
+from rnnkit.training.interrupts import exit_status
 from rnnkit.training.trainer import RunResult
 
 SECTIONS = "_config_sections"  # where the parser keeps {section name: config class}
@@ -191,11 +192,16 @@ def _same(field: str, given, stored) -> bool:
 
 
 def report(result: RunResult, *, count: str, best: str, tail: str = "") -> int:
-    """Print how a run ended; the exit status (130 when interrupted, as after Ctrl-C)."""
+    """Print how a run ended; the exit status (128 + the signal when interrupted: 130 after
+    Ctrl-C, 143 after SIGTERM)."""
     c = result.counters
+    best_text = (
+        f"best validation {best} {c.best_val:.4f} at step {c.best_step}"
+        if c.best_step >= 0
+        else "no validation yet"
+    )
     print(
         f"{'interrupted' if result.interrupted else 'done'}: {c.step} steps, {c.tokens:,} {count}, "
-        f"{c.elapsed:.0f} s; best validation {best} {c.best_val:.4f} at step {c.best_step}"
-        f"{tail}; run folder {result.run_dir}"
+        f"{c.elapsed:.0f} s; {best_text}{tail}; run folder {result.run_dir}"
     )
-    return 130 if result.interrupted else 0
+    return exit_status(result.signal) if result.interrupted else 0

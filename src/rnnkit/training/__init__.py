@@ -2,6 +2,7 @@
 
 from rnnkit.training.checkpoint import CheckpointError
 from rnnkit.training.config import TrainConfig
+from rnnkit.training.run_lock import RunInUseError
 from rnnkit.training.trainer import RunResult, Task, Trainer
 
-__all__ = ["CheckpointError", "RunResult", "Task", "TrainConfig", "Trainer"]
+__all__ = ["CheckpointError", "RunInUseError", "RunResult", "Task", "TrainConfig", "Trainer"]

@@ -7,11 +7,15 @@ JSON: the trainer's counters and the optimizer's non-tensor settings. Nothing is
 load, so a checkpoint from anywhere is safe to open.
 
 Writes go to a temporary file in the same folder, are flushed to disk, then renamed over the
-old file: a crash mid-write leaves the last good checkpoint as it was.
+old file: a crash mid-write leaves the last good checkpoint as it was (and a ``.NAME.*.tmp`` file,
+which ``remove_stale_temporaries`` clears at the next start). The metadata also holds a sha256 of
+the tensor payload, checked on load, so a damaged file is named as such instead of loading wrong
+numbers.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -21,6 +25,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+CHECKSUM = "sha256"
+"""The safetensors metadata key holding the sha256 (hex) of the tensor payload."""
+
 
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, truncated, corrupt or does not fit the model."""
@@ -29,25 +36,69 @@ class CheckpointError(RuntimeError):
 def _safetensors():
     try:
         import safetensors.torch
-    except ImportError as e:  # pragma: no cover - depends on the environment
+    except ImportError as e:
         raise ImportError("checkpoints need safetensors: pip install 'rnnkit[train]'") from e
     return safetensors.torch
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new, never half."""
+def require_safetensors() -> None:
+    """Raise the ``ImportError`` naming the extra now, before a run writes anything."""
+    _safetensors()
+
+
+def _umask() -> int:
+    # os.umask can only be read by setting it; set it straight back
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write_bytes(path: Path, data: bytes | list[bytes | memoryview]) -> None:
+    """Write ``data`` (bytes, or pieces written in turn) to ``path`` so that readers see the old
+    file or the new, never half; the file gets the usual permissions under the umask."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp makes the file 0600; a run folder's files should read like any other file
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            for piece in [data] if isinstance(data, (bytes, bytearray)) else data:
+                f.write(piece)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename durable: without this a power cut can bring the old name back."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # pragma: no cover - a platform without directory handles
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - some file systems refuse; the rename still holds
+        pass
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete the ``.NAME.*.tmp`` files that writes cut short by a crash left in ``folder``.
+
+    Call it only while holding the run's lock: a live trainer's half-written file looks the same.
+    """
+    removed = []
+    for tmp in Path(folder).glob(".*.tmp"):
+        if tmp.is_file():
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
@@ -63,12 +114,24 @@ def read_json(path: Path, what: str = "file") -> Any:
         raise CheckpointError(f"{what} {path} is corrupt (not valid JSON): {e}") from e
 
 
+def _split(raw: bytes) -> tuple[dict, memoryview]:
+    """A safetensors file's header (JSON) and its tensor payload."""
+    header_len = int.from_bytes(raw[:8], "little")
+    return json.loads(raw[8 : 8 + header_len]), memoryview(raw)[8 + header_len :]
+
+
 def save(path: Path, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
-    """Save tensors and JSON-able metadata as one safetensors file, atomically."""
+    """Save tensors and JSON-able metadata as one safetensors file, atomically, with the
+    payload's sha256 in the metadata."""
     st = _safetensors()
     # clone: safetensors refuses tensors that share memory (tied or viewed weights)
     tensors = {k: v.detach().cpu().clone().contiguous() for k, v in tensors.items()}
-    atomic_write_bytes(path, st.save(tensors, metadata={"rnnkit": json.dumps(meta)}))
+    header, payload = _split(st.save(tensors, metadata={"rnnkit": json.dumps(meta)}))
+    # the offsets in the header count from the payload's start, so a longer header is harmless
+    header.setdefault("__metadata__", {})[CHECKSUM] = hashlib.sha256(payload).hexdigest()
+    head = json.dumps(header, separators=(",", ":")).encode()
+    head += b" " * (-len(head) % 8)  # safetensors pads its header to 8 bytes with spaces
+    atomic_write_bytes(path, [len(head).to_bytes(8, "little"), head, payload])
 
 
 def load(path: Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
@@ -80,14 +143,19 @@ def load(path: Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
     try:
         raw = path.read_bytes()
         tensors = st.load(raw)
-        header_len = int.from_bytes(raw[:8], "little")
-        header = json.loads(raw[8 : 8 + header_len])
+        header, payload = _split(raw)
         meta = json.loads(header.get("__metadata__", {}).get("rnnkit", "{}"))
     except Exception as e:  # safetensors raises its own error types for damaged files
         raise CheckpointError(
             f"checkpoint {path} is corrupt or truncated and cannot be read ({e}); "
             "restore it from a copy, or start the run again without --resume"
         ) from e
+    stored = header.get("__metadata__", {}).get(CHECKSUM)  # None in checkpoints made before it
+    if stored is not None and hashlib.sha256(payload).hexdigest() != stored:
+        raise CheckpointError(
+            f"checkpoint {path} is damaged: its tensors do not match the sha256 stored when it "
+            "was saved; restore it from a copy, or start the run again without --resume"
+        )
     return tensors, meta
 
 

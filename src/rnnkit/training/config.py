@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Literal
 
 
 def parse_duration(text: str | float | int | None) -> float | None:
@@ -60,6 +61,9 @@ class TrainConfig:
     """Mixed precision (bfloat16 autocast) on CUDA; ignored on the CPU."""
     progress: bool = True
     """Show a progress bar."""
+    nan_policy: Literal["stop", "skip"] = "stop"
+    """On a non-finite training loss or gradient: stop (the last checkpoint is kept), or skip
+    that batch's update (the run stops after 10 skips in a row)."""
 
     def __post_init__(self) -> None:
         self.time_budget_s = parse_duration(self.time_budget)
@@ -86,5 +90,7 @@ class TrainConfig:
             raise ValueError(f"--min-lr-ratio must lie in [0, 1], got {self.min_lr_ratio}")
         if self.grad_clip < 0:
             raise ValueError(f"--grad-clip must be >= 0, got {self.grad_clip}")
+        if self.nan_policy not in ("stop", "skip"):
+            raise ValueError(f"--nan-policy must be stop or skip, got {self.nan_policy!r}")
         if self.patience is not None and self.patience < 1:
             raise ValueError(f"--patience must be >= 1, got {self.patience}")

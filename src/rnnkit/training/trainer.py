@@ -3,13 +3,20 @@
 The trainer knows nothing about text, classes or translation. A *task* supplies the model, the
 batches, the loss and the evaluation (see ``Task``); the trainer runs them. Three seams are kept
 apart for data-parallel training: ``build_optimizer``, ``wrap_model`` and the task's
-``rank``/``world_size`` data sharding. Nothing is global: two trainers can run in one process.
+``rank``/``world_size`` data sharding. Nothing is global: two trainers can run in one process
+(on different run folders: a lock keeps a second trainer off a folder in use).
+
+A run stops cleanly on SIGINT, SIGTERM or SIGHUP: the step under way is finished and a checkpoint
+is saved at that step boundary, so a resumed run equals an uninterrupted one bit for bit (on the
+CPU). A non-finite loss, gradient norm or validation loss stops the run before any checkpoint
+takes the bad weights (or, with ``nan_policy="skip"``, skips that batch's update).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -22,11 +29,15 @@ from torch import Tensor, nn
 
 from rnnkit.training import checkpoint as ckpt
 from rnnkit.training.config import TrainConfig
+from rnnkit.training.interrupts import StopRequest
+from rnnkit.training.run_lock import RunLock
 
 LAST = "checkpoint.safetensors"
 BEST = "best.safetensors"
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
+MAX_SKIPS_IN_A_ROW = 10
+"""With ``nan_policy="skip"``, the run stops after more bad batches than this in a row."""
 
 
 class Task(Protocol):
@@ -106,6 +117,9 @@ class Counters:
     loss (two checkpoints with the same accuracy: the one with the lower loss is better)."""
     evals_without_gain: int = 0
     stopped_early: bool = False
+    skipped: int = 0
+    """Batches whose update was skipped for a non-finite loss or gradient (``nan_policy``)."""
+    skipped_in_row: int = 0
 
 
 @dataclass
@@ -114,6 +128,8 @@ class RunResult:
     counters: Counters
     last_val: dict = field(default_factory=dict)
     interrupted: bool = False
+    signal: int | None = None
+    """The signal that stopped the run (SIGINT, SIGTERM, SIGHUP); ``None`` if none did."""
 
 
 def rng_tensors(device: torch.device) -> dict[str, Tensor]:
@@ -133,7 +149,8 @@ class Trainer:
     """Run a task under a ``TrainConfig``; see the module docstring.
 
     ``callbacks`` are called as ``fn(trainer, record)`` after every logged step; one that
-    raises ``KeyboardInterrupt`` stops the run the way Ctrl-C does (a checkpoint is saved).
+    raises ``KeyboardInterrupt`` stops the run the way Ctrl-C does: the step finishes (with its
+    evaluation, if due) and a checkpoint is saved.
     """
 
     def __init__(
@@ -148,6 +165,7 @@ class Trainer:
         self.monitor: tuple[str, str] = getattr(task, "monitor", ("loss", "min"))
         # the worst figure to start from, so that a NaN never counts as the best
         self.counters = Counters(best_val=-math.inf if self.monitor[1] == "max" else math.inf)
+        self._saved_step: int | None = None  # the step of the last checkpoint on disk
 
     # -- budgets ---------------------------------------------------------------------------------
     def progress(self) -> float:
@@ -164,6 +182,11 @@ class Trainer:
 
     # -- checkpoints -----------------------------------------------------------------------------
     def _save_last(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        finite = torch.stack([p.detach().isfinite().all() for p in model.parameters()]).all()
+        if not finite:  # never let bad weights replace the last good checkpoint
+            raise FloatingPointError(
+                self._stopped(f"the weights became non-finite at step {self.counters.step}")
+            )
         opt_tensors, opt_meta = ckpt.optimizer_to_flat(optimizer)
         tensors = {
             **ckpt.with_prefix("model", model.state_dict()),
@@ -173,6 +196,7 @@ class Trainer:
         }
         meta = {"counters": asdict(self.counters), "optimizer": opt_meta}
         ckpt.save(self.run_dir / LAST, tensors, meta)
+        self._saved_step = self.counters.step
 
     def _load_last(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
         tensors, meta = ckpt.load(self.run_dir / LAST)
@@ -190,6 +214,7 @@ class Trainer:
         self.task.restore_carry(
             {k: v.to(self.device) for k, v in ckpt.strip_prefix("carry", tensors).items()}
         )
+        self._saved_step = self.counters.step
 
     def _save_best(self, model: nn.Module, val: dict) -> None:
         ckpt.save(
@@ -218,22 +243,43 @@ class Trainer:
         ckpt.atomic_write_bytes(path, ("\n".join(keep) + "\n" if keep else "").encode())
 
     # -- the loop --------------------------------------------------------------------------------
-    def _prepare_run_dir(self) -> None:
-        cfg = self.cfg
+    def _prepare_run_dir(self) -> bool:
+        """Ready the (locked) run folder; whether there is a checkpoint to resume from."""
+        cfg, run_dir = self.cfg, self.run_dir
+        removed = ckpt.remove_stale_temporaries(run_dir)
+        if removed:
+            _note(f"removed {len(removed)} unfinished file(s) that a killed run left in {run_dir}")
+        has_config = (run_dir / CONFIG).exists()
         if cfg.resume:
-            if not (self.run_dir / LAST).exists():
-                raise ckpt.CheckpointError(
-                    f"--resume: no checkpoint in {self.run_dir} (expected {LAST})"
-                )
-            return
-        if (self.run_dir / LAST).exists() or (self.run_dir / CONFIG).exists():
+            if (run_dir / LAST).exists():
+                return True
+            if not has_config:
+                raise ckpt.CheckpointError(f"--resume: no run in {run_dir} (no {CONFIG})")
+            _note(
+                f"--resume: the run in {run_dir} stopped before its first checkpoint; "
+                "starting it again from step 0"
+            )
+            self._forget_partial_run()
+            return False
+        if (run_dir / LAST).exists():
             raise FileExistsError(
-                f"{self.run_dir} already holds a run; continue it with --resume, or choose "
+                f"{run_dir} already holds a run; continue it with --resume, or choose "
                 "another --out (nothing there was changed)"
             )
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if has_config:
+            _note(
+                f"{run_dir} holds a run that stopped before its first checkpoint; "
+                "starting afresh there"
+            )
+            self._forget_partial_run()
         config = {"task": self.task.describe(), "train": asdict(cfg)}
-        ckpt.atomic_write_json(self.run_dir / CONFIG, config)
+        ckpt.atomic_write_json(run_dir / CONFIG, config)
+        return False
+
+    def _forget_partial_run(self) -> None:
+        """Drop what a run killed before its first checkpoint wrote, but its config."""
+        for name in (METRICS, BEST, "loss.png"):
+            (self.run_dir / name).unlink(missing_ok=True)
 
     def evaluate(self, model: nn.Module, split: str = "val") -> dict:
         model.eval()
@@ -247,92 +293,165 @@ class Trainer:
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=enabled)
 
     def run(self) -> RunResult:
-        cfg, c = self.cfg, self.counters
-        self._prepare_run_dir()
+        """Train until a budget is spent, early stopping, or a stop signal; see the class."""
+        ckpt.require_safetensors()  # before anything is written: no half-made run folder
+        if self.cfg.resume and not self.run_dir.is_dir():
+            raise ckpt.CheckpointError(f"--resume: no run folder {self.run_dir}")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with RunLock(self.run_dir), StopRequest() as stop:
+            return self._run(stop)
+
+    def _run(self, stop: StopRequest) -> RunResult:
+        cfg = self.cfg
+        resume_from_checkpoint = self._prepare_run_dir()
         torch.manual_seed(cfg.seed)
         model = self.task.build_model().to(self.device)
         optimizer = build_optimizer(model, cfg)
-        if cfg.resume:
+        if resume_from_checkpoint:
             self._load_last(model, optimizer)
-            c = self.counters
+        if cfg.resume:
             self._trim_log()
+        c = self.counters
         model = wrap_model(model)
         model.train()
         bar = self._progress_bar()
         last_val: dict = {}
-        interrupted = False
-        since = time.perf_counter()
-        window_tokens, window_start = 0, since
         try:
-            while self.progress() < 1.0 and not c.stopped_early:
-                lr = learning_rate(cfg, c.step, self.progress())
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                batch = self.task.train_batch(c.step)
-                with self._autocast():
-                    loss, n = self.task.batch_loss(model, batch)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(
-                        f"the training loss became {loss.item()} at step {c.step}; lower --lr or "
-                        f"--grad-clip, then --resume from the last checkpoint ({LAST})"
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                grad_norm = (
-                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                    if cfg.grad_clip > 0
-                    else torch.tensor(0.0)
-                )
-                optimizer.step()
-                now = time.perf_counter()
-                c.elapsed += now - since
-                since = now
-                c.step += 1
-                c.tokens += n
-                window_tokens += n
-                if c.step % cfg.log_every == 0 or c.step == 1:
-                    rate = window_tokens / max(now - window_start, 1e-9)
-                    window_tokens, window_start = 0, now
-                    record = {
-                        "step": c.step,
-                        "loss": round(loss.item(), 6),
-                        "lr": lr,
-                        "grad_norm": round(float(grad_norm), 4),
-                        "tokens": c.tokens,
-                        "tokens_per_s": round(rate, 1),
-                        "elapsed": round(c.elapsed, 2),
-                    }
-                    self._log(record)
-                    self._update_bar(bar, record)
-                    for fn in self.callbacks:
-                        fn(self, record)
-                done = self.progress() >= 1.0
-                if c.step % cfg.eval_every == 0 or done:
-                    last_val = self._validate(model)
-                    # evaluation time is not training time, for the budget nor for tokens/s
-                    window_start += time.perf_counter() - since
-                    since = time.perf_counter()
-                if c.step % cfg.checkpoint_every == 0 or done or c.stopped_early:
-                    self._save_last(model, optimizer)
+            last_val = self._loop(model, optimizer, stop, bar)
         except KeyboardInterrupt:
-            interrupted = True
-            self._save_last(model, optimizer)
-            print(
-                f"\ninterrupted at step {c.step}; the checkpoint is saved: continue with "
-                f"--resume --out {self.run_dir}",
-                file=sys.stderr,
+            # only a KeyboardInterrupt raised by the task's own code lands here (the signals set
+            # ``stop``); it may have cut a step in two, so the last checkpoint is left as it is
+            kept = f"step {self._saved_step}" if self._saved_step is not None else "none yet"
+            _note(
+                f"interrupted in the middle of step {c.step + 1}; the last checkpoint "
+                f"({kept}) is kept: continue with --resume --out {self.run_dir}"
             )
+            return RunResult(self.run_dir, c, last_val, True, signal.SIGINT)
         finally:
             if bar is not None:
                 bar.close()
+        interrupted = stop.requested and self.progress() < 1.0 and not c.stopped_early
+        if interrupted:
+            if self._saved_step != c.step:
+                self._save_last(model, optimizer)
+            why = signal.Signals(stop.signum).name if stop.signum else "stopped"
+            _note(
+                f"{why} at step {c.step}; the checkpoint is saved: continue with "
+                f"--resume --out {self.run_dir}"
+            )
         self._plot()
-        return RunResult(self.run_dir, c, last_val, interrupted)
+        signum = stop.signum if interrupted else None
+        return RunResult(self.run_dir, c, last_val, interrupted, signum)
+
+    def _loop(
+        self, model: nn.Module, optimizer: torch.optim.Optimizer, stop: StopRequest, bar
+    ) -> dict:
+        """Steps until a budget, early stopping or a stop request; the last validation."""
+        cfg, c = self.cfg, self.counters
+        last_val: dict = {}
+        since = time.perf_counter()
+        window_tokens, window_start = 0, since
+        # ``stop`` is read only here, between steps: a checkpoint saved now holds one step's
+        # weights, optimizer, carried state, RNG and counters together
+        while self.progress() < 1.0 and not c.stopped_early and not stop.requested:
+            lr = learning_rate(cfg, c.step, self.progress())
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            batch = self.task.train_batch(c.step)
+            with self._autocast():
+                loss, n = self.task.batch_loss(model, batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            # an infinite bound measures the norm without clipping (the factor is exactly 1)
+            bound = cfg.grad_clip if cfg.grad_clip > 0 else math.inf
+            grad_norm = nn.utils.clip_grad_norm_(model.parameters(), bound)
+            finite = bool(torch.isfinite(loss.detach()) & torch.isfinite(grad_norm))  # one sync
+            if finite:
+                optimizer.step()
+            now = time.perf_counter()
+            c.elapsed += now - since
+            since = now
+            c.step += 1
+            if not finite:
+                self._bad_batch(loss.item(), grad_norm.item())
+            else:
+                c.skipped_in_row = 0
+                c.tokens += n
+                window_tokens += n
+            if finite and (c.step % cfg.log_every == 0 or c.step == 1):
+                rate = window_tokens / max(now - window_start, 1e-9)
+                window_tokens, window_start = 0, now
+                record = {
+                    "step": c.step,
+                    "loss": round(loss.item(), 6),
+                    "lr": lr,
+                    "grad_norm": round(float(grad_norm), 4),
+                    "tokens": c.tokens,
+                    "tokens_per_s": round(rate, 1),
+                    "elapsed": round(c.elapsed, 2),
+                }
+                self._log(record)
+                self._update_bar(bar, record)
+                for fn in self.callbacks:
+                    try:
+                        fn(self, record)
+                    except KeyboardInterrupt:
+                        stop.request()
+            done = self.progress() >= 1.0
+            if c.step % cfg.eval_every == 0 or done:
+                last_val = self._validate(model)
+                # evaluation time is not training time, for the budget nor for tokens/s
+                window_start += time.perf_counter() - since
+                since = time.perf_counter()
+            if c.step % cfg.checkpoint_every == 0 or done or c.stopped_early:
+                self._save_last(model, optimizer)
+        return last_val
+
+    def _bad_batch(self, loss: float, grad_norm: float) -> None:
+        """A batch with a non-finite loss or gradient: stop, or (``nan_policy="skip"``) count
+        it; its update was not applied."""
+        c = self.counters
+        what = (
+            f"the training loss became {loss} at step {c.step}"
+            if not math.isfinite(loss)
+            else f"the gradient norm became {grad_norm} at step {c.step} (loss {loss:.4g})"
+        )
+        if self.cfg.nan_policy == "stop":
+            self._log({"step": c.step, "stopped": what})
+            raise FloatingPointError(self._stopped(what))
+        c.skipped += 1
+        c.skipped_in_row += 1
+        self._log({"step": c.step, "skipped": what})
+        if c.skipped_in_row > MAX_SKIPS_IN_A_ROW:
+            raise FloatingPointError(
+                self._stopped(f"{what}, the {c.skipped_in_row}th batch skipped in a row")
+            )
+        _note(f"{what}: batch skipped ({c.skipped_in_row} in a row, {c.skipped} in all)")
+        # a state carried out of a bad batch would spoil every batch after it: start afresh
+        if any(not bool(t.isfinite().all()) for t in self.task.carry().values()):
+            self.task.restore_carry({})
+
+    def _stopped(self, what: str) -> str:
+        """The one-line error for a run stopped by a non-finite figure."""
+        kept = (
+            f"its last checkpoint (step {self._saved_step}) is kept"
+            if self._saved_step is not None
+            else "no checkpoint was saved yet"
+        )
+        return (
+            f"{what}; the run stopped and {kept}: lower --lr or --grad-clip, then --resume "
+            f"--out {self.run_dir}"
+        )
 
     def _validate(self, model: nn.Module) -> dict:
         c, cfg = self.counters, self.cfg
         val = self.evaluate(model, "val")
         record = {"step": c.step, **{f"val_{k}": v for k, v in val.items()}}
         self._log(record)
+        if not math.isfinite(val["loss"]):
+            raise FloatingPointError(
+                self._stopped(f"the validation loss became {val['loss']} at step {c.step}")
+            )
         key, mode = self.monitor
         value = val[key]
         better = value < c.best_val if mode == "min" else value > c.best_val
@@ -386,3 +505,7 @@ class Trainer:
             plot_run(self.run_dir)
         except ImportError:
             print("(no loss plot: pip install 'rnnkit[plot]' for matplotlib)", file=sys.stderr)
+
+
+def _note(text: str) -> None:
+    print(text, file=sys.stderr)
