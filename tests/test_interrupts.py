@@ -125,7 +125,7 @@ def test_a_second_trainer_is_refused_while_the_first_runs(tmp_path, corpus, caps
     proc = start(fresh_args(corpus, run, max_steps=100_000))
     try:
         wait_for_step(proc, run, 1)
-        assert main(resume_args(run)) == 2
+        assert main(resume_args(run, max_steps=100_000)) == 2
         err = capsys.readouterr().err
         assert f"{run} is in use by another trainer (pid {proc.pid} on" in err
         assert main(fresh_args(corpus, run)) == 2  # nor can a fresh start take it over
