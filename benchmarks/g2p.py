@@ -25,9 +25,9 @@ from pathlib import Path
 
 import torch
 
-from rnnkit.tasks.seq2seq import Seq2SeqDataConfig, Seq2SeqModelConfig
-from rnnkit.tasks.seq2seq_data import load_pairs, split_by_source
-from rnnkit.tasks.seq2seq_runs import evaluate_run, predict, train_seq2seq
+from rnnkit.tasks.seq2seq.data import load_pairs, split_by_source
+from rnnkit.tasks.seq2seq.run import evaluate_run, predict, train_seq2seq
+from rnnkit.tasks.seq2seq.task import Seq2SeqDataConfig, Seq2SeqModelConfig
 from rnnkit.training.config import TrainConfig
 
 PUBLISHED = "PER 5.5-7 %, WER 22-29 % (LSTM encoder-decoders, CMUdict)"

@@ -21,8 +21,8 @@ import time
 
 import torch
 
-from rnnkit.tasks.classify import ClassifyDataConfig, ClassifyModelConfig
-from rnnkit.tasks.classify_runs import evaluate_run, train_classify
+from rnnkit.tasks.classify.run import evaluate_run, train_classify
+from rnnkit.tasks.classify.task import ClassifyDataConfig, ClassifyModelConfig
 from rnnkit.training.config import TrainConfig
 
 PUBLISHED = {"DTW 1-NN": 0.949, "ROCKET": 0.962, "LSTM-FCN": 0.99}

@@ -30,8 +30,7 @@ from torch import nn
 
 from rnnkit.datasets import load_corpus
 from rnnkit.decoding import SamplingConfig, Stepper, pick_next
-from rnnkit.tasks import LanguageModelTask, LMDataConfig, LMModelConfig
-from rnnkit.tasks.language_model import build_lm
+from rnnkit.tasks.lm.task import LanguageModelTask, LMDataConfig, LMModelConfig, build_lm
 from rnnkit.training import TrainConfig, Trainer
 
 

@@ -27,11 +27,11 @@ import time
 import torch
 
 from rnnkit.datasets.labelled import Columns, load_labelled
-from rnnkit.tasks.classification_metrics import classification_report, majority_baseline
-from rnnkit.tasks.classify import ClassifyDataConfig, ClassifyModelConfig
-from rnnkit.tasks.classify_runs import predict, train_classify
-from rnnkit.tasks.sequence_inputs import LabelEncoder
-from rnnkit.tasks.text_baselines import BagOfWordsLogReg
+from rnnkit.tasks.classify.baselines import BagOfWordsLogReg
+from rnnkit.tasks.classify.inputs import LabelEncoder
+from rnnkit.tasks.classify.metrics import classification_report, majority_baseline
+from rnnkit.tasks.classify.run import predict, train_classify
+from rnnkit.tasks.classify.task import ClassifyDataConfig, ClassifyModelConfig
 from rnnkit.training.config import TrainConfig
 
 

@@ -31,8 +31,8 @@ from torch import nn
 
 import rnnkit
 from rnnkit.decoding import SamplingConfig
-from rnnkit.tasks.generate import GenerateDataConfig, GenerateModelConfig
-from rnnkit.tasks.generate_runs import generate_texts, load_model, make_task, train_generate
+from rnnkit.tasks.generate.run import generate_texts, load_model, make_task, train_generate
+from rnnkit.tasks.generate.task import GenerateDataConfig, GenerateModelConfig
 from rnnkit.text.tokens import TokenVocab, pad_batch
 from rnnkit.training.config import TrainConfig
 

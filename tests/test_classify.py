@@ -20,16 +20,16 @@ from rnnkit.audio.features import AudioError
 from rnnkit.cli.main import main
 from rnnkit.datasets.classification_sets import split_indices
 from rnnkit.datasets.labelled import Columns, LabelledDataError, load_labelled
-from rnnkit.tasks.classification_metrics import classification_report, majority_baseline
-from rnnkit.tasks.classify import ClassifyDataConfig, ClassifyModelConfig
-from rnnkit.tasks.classify_runs import (
+from rnnkit.tasks.classify.inputs import InputEncoder
+from rnnkit.tasks.classify.metrics import classification_report, majority_baseline
+from rnnkit.tasks.classify.run import (
     evaluate_run,
     predict,
     read_inputs,
     read_splits,
     train_classify,
 )
-from rnnkit.tasks.sequence_inputs import InputEncoder
+from rnnkit.tasks.classify.task import ClassifyDataConfig, ClassifyModelConfig
 from rnnkit.text.tokens import TokenVocab, tokenize
 from rnnkit.training.config import TrainConfig
 

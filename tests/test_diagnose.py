@@ -366,8 +366,8 @@ def test_hidden_trace_and_well_formed_html(tmp_path):
 
 
 def test_cli_hidden_on_a_run(tmp_path, capsys):
-    from rnnkit.tasks import LMDataConfig, LMModelConfig
-    from rnnkit.tasks.lm_runs import train_lm
+    from rnnkit.tasks.lm.run import train_lm
+    from rnnkit.tasks.lm.task import LMDataConfig, LMModelConfig
     from rnnkit.training import TrainConfig
 
     corpus = tmp_path / "c.txt"

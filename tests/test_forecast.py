@@ -18,17 +18,8 @@ from rnnkit.series.calendar import infer_frequency, infer_season
 from rnnkit.series.metrics import coverage, directional_accuracy, mase_scale, point_metrics
 from rnnkit.series.table import SeriesError, read_series_csv
 from rnnkit.series.windows import Scaler
-from rnnkit.tasks.forecast import (
-    ForecastDataConfig,
-    ForecastModelConfig,
-    Prepared,
-    build_forecaster,
-    forecast_raw,
-    pinball_loss,
-    resolve_season,
-)
-from rnnkit.tasks.forecast_backtest import backtest_run
-from rnnkit.tasks.forecast_runs import (
+from rnnkit.tasks.forecast.backtest import backtest_run
+from rnnkit.tasks.forecast.run import (
     blended,
     evaluate_run,
     forecast_part,
@@ -37,6 +28,15 @@ from rnnkit.tasks.forecast_runs import (
     predict_run,
     read_blend,
     train_forecast,
+)
+from rnnkit.tasks.forecast.task import (
+    ForecastDataConfig,
+    ForecastModelConfig,
+    Prepared,
+    build_forecaster,
+    forecast_raw,
+    pinball_loss,
+    resolve_season,
 )
 from rnnkit.training import checkpoint as ckpt
 from rnnkit.training.checkpoint import CheckpointError

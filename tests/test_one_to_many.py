@@ -11,14 +11,14 @@ import rnnkit
 from rnnkit.architectures.one_to_many import OneToMany, OneToManyState
 from rnnkit.cli.main import main
 from rnnkit.decoding import SamplingConfig, beam_search, generate
-from rnnkit.tasks.generate import (
+from rnnkit.tasks.generate.run import generate_texts
+from rnnkit.tasks.generate.task import (
     GenerateDataConfig,
     GenerateModelConfig,
     GenerateTask,
     TableError,
     read_table,
 )
-from rnnkit.tasks.generate_runs import generate_texts
 from rnnkit.training import TrainConfig, Trainer
 
 ALPHABETS = {"ab": "ab", "xyz": "xyz", "mn": "mn"}

@@ -16,14 +16,14 @@ from rnnkit.architectures.seq2seq import Seq2Seq
 from rnnkit.cli.main import main
 from rnnkit.datasets.seq2seq_sets import read_cmudict, read_wordfreq
 from rnnkit.decoding import decode
-from rnnkit.tasks.seq2seq import Seq2SeqDataConfig, Seq2SeqModelConfig, Seq2SeqTask
-from rnnkit.tasks.seq2seq_data import (
+from rnnkit.tasks.seq2seq.data import (
     PairsError,
     edit_distance,
     error_rates,
     read_pairs,
     split_by_source,
 )
+from rnnkit.tasks.seq2seq.task import Seq2SeqDataConfig, Seq2SeqModelConfig, Seq2SeqTask
 from rnnkit.training import TrainConfig, Trainer
 
 

@@ -26,7 +26,7 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
 
 def run(args, parser) -> int:
     from rnnkit.cli.forecast import format_table
-    from rnnkit.tasks.forecast_backtest import backtest_run
+    from rnnkit.tasks.forecast.backtest import backtest_run
 
     m = backtest_run(
         args.run_dir, folds=args.folds, data=args.data, max_steps=args.max_steps, plot=args.plot

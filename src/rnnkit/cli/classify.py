@@ -8,7 +8,7 @@ import json
 
 from rnnkit.audio import AudioConfig
 from rnnkit.cli.train_flags import add_train_groups, build_configs, report
-from rnnkit.tasks.classify import ClassifyDataConfig, ClassifyModelConfig
+from rnnkit.tasks.classify.task import ClassifyDataConfig, ClassifyModelConfig
 
 HELP = "a sequence classifier (text, numbers, audio); `train tag` labels every step"
 
@@ -26,7 +26,7 @@ def add_train_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def train(args, parser) -> int:
-    from rnnkit.tasks.classify_runs import train_classify
+    from rnnkit.tasks.classify.run import train_classify
 
     train_cfg, configs = build_configs(
         args,
@@ -57,8 +57,8 @@ def add_predict_flags(group) -> None:
 
 
 def predict(args, parser) -> int:
-    from rnnkit.tasks.classify_runs import predict as run_predict
-    from rnnkit.tasks.classify_runs import read_inputs, read_run_config
+    from rnnkit.tasks.classify.run import predict as run_predict
+    from rnnkit.tasks.classify.run import read_inputs, read_run_config
 
     if not args.inputs:
         raise ValueError("give something to classify or tag: files, or texts for a text model")
@@ -96,7 +96,7 @@ def _print_tags(name: str, tokens: list[str] | None, result: dict, as_json: bool
 
 
 def evaluate(args, parser) -> int:
-    from rnnkit.tasks.classify_runs import evaluate_run
+    from rnnkit.tasks.classify.run import evaluate_run
 
     # the shared --plot: default RUN_DIR/confusion-SPLIT.png (""), or "none" for no picture
     plot = "" if args.plot is None else None if args.plot.lower() == "none" else args.plot

@@ -148,7 +148,7 @@ def _fresh_models(args) -> list[tuple[str, object]]:
 def _subject(run_dir: str, which: str, split: str = "val"):
     """A trained LM run as a diagnosis subject: the task loads it, diagnose only reads it."""
     from rnnkit.diagnose.lm import LMSubject
-    from rnnkit.tasks.lm_runs import load_run_text
+    from rnnkit.tasks.lm.run import load_run_text
 
     return LMSubject(*load_run_text(run_dir, which, split))
 
@@ -242,7 +242,7 @@ def hidden(args, parser) -> int:
     from rnnkit.diagnose.lm import lm_passage
 
     if args.text is not None:
-        from rnnkit.tasks.lm_runs import load_model
+        from rnnkit.tasks.lm.run import load_model
 
         model, vocab, _ = load_model(args.run_dir, args.which)
         text = passage(Path(args.text).read_text(encoding="utf-8")[args.offset :], args.length)

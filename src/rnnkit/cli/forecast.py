@@ -9,7 +9,7 @@ import argparse
 import json
 
 from rnnkit.cli.train_flags import add_train_groups, build_configs, report
-from rnnkit.tasks.forecast import ForecastDataConfig, ForecastModelConfig
+from rnnkit.tasks.forecast.task import ForecastDataConfig, ForecastModelConfig
 
 HELP = "a forecaster of ordered numbers (prices, counts, sensors) from a CSV file"
 
@@ -19,7 +19,7 @@ def add_train_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def train(args, parser) -> int:
-    from rnnkit.tasks.forecast_runs import SELECT, read_run_config, train_forecast
+    from rnnkit.tasks.forecast.run import SELECT, read_run_config, train_forecast
 
     train_cfg, configs = build_configs(
         args,
@@ -92,7 +92,7 @@ def format_table(m: dict) -> str:
 
 
 def evaluate(args, parser) -> int:
-    from rnnkit.tasks.forecast_runs import evaluate_run
+    from rnnkit.tasks.forecast.run import evaluate_run
 
     m = evaluate_run(
         args.run_dir,
@@ -115,7 +115,7 @@ def add_predict_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def predict(args, parser) -> int:
-    from rnnkit.tasks.forecast_runs import predict_run
+    from rnnkit.tasks.forecast.run import predict_run
 
     rows = predict_run(args.run_dir, data=args.data, which=args.checkpoint, device=args.device)
     fmt = getattr(args, "format", "table")

@@ -12,7 +12,7 @@ import argparse
 from rnnkit.cli.dataclass_args import add_dataclass_flags, build_dataclass
 from rnnkit.cli.train_flags import add_train_groups, build_configs, report
 from rnnkit.decoding import SamplingConfig
-from rnnkit.tasks.generate import GenerateDataConfig, GenerateModelConfig
+from rnnkit.tasks.generate.task import GenerateDataConfig, GenerateModelConfig
 
 HELP = "a one-to-many generator: a CSV column's category -> a sequence from another column"
 
@@ -27,7 +27,7 @@ def add_train_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def train(args, parser) -> int:
-    from rnnkit.tasks.generate_runs import train_generate
+    from rnnkit.tasks.generate.run import train_generate
 
     train_cfg, configs = build_configs(
         args, parser, (GenerateModelConfig, GenerateDataConfig), from_run=FROM_RUN
@@ -46,7 +46,7 @@ def add_sample_flags(parser) -> None:
 
 
 def sample(args, parser) -> int:
-    from rnnkit.tasks.generate_runs import generate_texts, load_model
+    from rnnkit.tasks.generate.run import generate_texts, load_model
 
     if args.condition is None:
         _, _, conditions, _ = load_model(args.run_dir, args.checkpoint, args.device)
@@ -70,7 +70,7 @@ def sample(args, parser) -> int:
 def evaluate(args, parser) -> int:
     import json
 
-    from rnnkit.tasks.generate_runs import evaluate_run
+    from rnnkit.tasks.generate.run import evaluate_run
 
     if args.data is not None:
         raise ValueError("a generate run is scored on its own table's splits; drop --data")

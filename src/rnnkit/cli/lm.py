@@ -13,7 +13,7 @@ import sys
 from rnnkit.cli.dataclass_args import add_dataclass_flags, build_dataclass
 from rnnkit.cli.train_flags import add_train_groups, build_configs, report
 from rnnkit.decoding import SamplingConfig
-from rnnkit.tasks.language_model import LMDataConfig, LMModelConfig
+from rnnkit.tasks.lm.task import LMDataConfig, LMModelConfig
 
 HELP = "a character (or byte) language model on text"
 
@@ -23,7 +23,7 @@ def add_train_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def train(args, parser) -> int:
-    from rnnkit.tasks.lm_runs import train_lm
+    from rnnkit.tasks.lm.run import train_lm
 
     train_cfg, configs = build_configs(
         args,
@@ -43,7 +43,7 @@ def add_sample_flags(parser: argparse.ArgumentParser) -> None:
 
 def sample(args, parser) -> int:
     from rnnkit.decoding import sample_text
-    from rnnkit.tasks.lm_runs import load_model
+    from rnnkit.tasks.lm.run import load_model
 
     sampling = build_dataclass(SamplingConfig, args, parser)
     model, vocab, _ = load_model(args.run_dir, args.checkpoint, args.device)
@@ -61,7 +61,7 @@ def sample(args, parser) -> int:
 def evaluate(args, parser) -> int:
     import json
 
-    from rnnkit.tasks.lm_runs import evaluate_run
+    from rnnkit.tasks.lm.run import evaluate_run
 
     m = evaluate_run(
         args.run_dir, data=args.data, split=args.split, which=args.checkpoint, device=args.device

@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from rnnkit.cli.train_flags import add_train_groups, build_configs, report
-from rnnkit.tasks.seq2seq import Seq2SeqDataConfig, Seq2SeqModelConfig
+from rnnkit.tasks.seq2seq.task import Seq2SeqDataConfig, Seq2SeqModelConfig
 
 HELP = "an encoder-decoder with attention on source<TAB>target pairs"
 
@@ -21,7 +21,7 @@ def add_train_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def train(args, parser) -> int:
-    from rnnkit.tasks.seq2seq_runs import train_seq2seq
+    from rnnkit.tasks.seq2seq.run import train_seq2seq
 
     train_cfg, configs = build_configs(
         args,
@@ -59,7 +59,7 @@ def add_predict_flags(parser) -> None:
 
 
 def predict(args, parser) -> int:
-    from rnnkit.tasks.seq2seq_runs import predict as run_predict
+    from rnnkit.tasks.seq2seq.run import predict as run_predict
 
     if args.input is None:
         lines = sys.stdin.read().splitlines()
@@ -98,7 +98,7 @@ def add_evaluate_flags(parser) -> None:
 def evaluate(args, parser) -> int:
     import json
 
-    from rnnkit.tasks.seq2seq_runs import evaluate_run
+    from rnnkit.tasks.seq2seq.run import evaluate_run
 
     m = evaluate_run(
         args.run_dir,

@@ -1,7 +1,7 @@
 """A trained language model as the subject of a diagnosis: its model, vocabulary and text.
 
 The subject is given, not loaded: reading a run folder is the task's business
-(``rnnkit.tasks.lm_runs.load_run_text``), and diagnose never imports tasks. For example::
+(``rnnkit.tasks.lm.run.load_run_text``), and diagnose never imports tasks. For example::
 
     subject = LMSubject(*load_run_text("runs/shk", split="val"))
     flow = lm_gradient_flow(subject, steps=200)

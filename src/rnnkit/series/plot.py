@@ -16,8 +16,8 @@ def plot_forecasts(
     and the model's (and the baselines') forecasts from non-overlapping origins.
 
     Args:
-        prep: the ``Prepared`` series (``rnnkit.tasks.forecast``).
-        fc: forecasts as returned by ``rnnkit.tasks.forecast_runs.forecast_part``.
+        prep: the ``Prepared`` series (``rnnkit.tasks.forecast.task``).
+        fc: forecasts as returned by ``rnnkit.tasks.forecast.run.forecast_part``.
         out: the PNG's path.
     """
     try:

@@ -1,5 +1,45 @@
-"""Tasks: what a language model, classifier, forecaster or seq2seq model needs for training."""
+"""Tasks: what a language model, classifier, forecaster or seq2seq model needs beyond the
+architecture (data, loss, metrics, prediction), one package each, registered here once.
 
-from rnnkit.tasks.language_model import LanguageModelTask, LMDataConfig, LMModelConfig
+Each package's ``SPEC`` (a ``rnnkit.tasks.base.TaskSpec``) says what the task is made of; the
+CLI's ``train``, ``evaluate``, ``predict`` and ``sample`` verbs are generated from them. A task
+package is imported only when it is used.
+"""
 
-__all__ = ["LMDataConfig", "LMModelConfig", "LanguageModelTask"]
+from __future__ import annotations
+
+import importlib
+
+# -- the registered tasks: name -> the package whose SPEC describes it, one line each ----------
+_PACKAGES: dict[str, str] = {
+    "lm": "rnnkit.tasks.lm",
+    "classify": "rnnkit.tasks.classify",
+    "tag": "rnnkit.tasks.classify:TAG_SPEC",
+    "forecast": "rnnkit.tasks.forecast",
+    "seq2seq": "rnnkit.tasks.seq2seq",
+    "generate": "rnnkit.tasks.generate",
+}
+_LOADED: dict = {}
+
+
+def task_names() -> tuple[str, ...]:
+    """The registered task names, in registration order."""
+    return tuple(_PACKAGES)
+
+
+def get_task(name: str):
+    """The ``TaskSpec`` of a registered task (its package is imported on first use)."""
+    if name not in _PACKAGES:
+        raise ValueError(f"no task {name!r}; the tasks are {', '.join(_PACKAGES)}")
+    if name not in _LOADED:
+        module, _, attr = _PACKAGES[name].partition(":")
+        _LOADED[name] = getattr(importlib.import_module(module), attr or "SPEC")
+    return _LOADED[name]
+
+
+def register_task(spec, where: str | None = None) -> None:
+    """Register a task for the CLI and ``load_run``: a ``TaskSpec``, or (with ``where``, as
+    ``"package"`` or ``"package:ATTR"``) one to import when first used."""
+    _PACKAGES[spec if isinstance(spec, str) else spec.name] = where or "<registered>"
+    if not isinstance(spec, str):
+        _LOADED[spec.name] = spec

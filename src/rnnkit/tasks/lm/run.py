@@ -2,7 +2,7 @@
 
 Each function is one call a Python user can make too, for example::
 
-    from rnnkit.tasks.lm_runs import train_lm, evaluate_run
+    from rnnkit.tasks.lm.run import train_lm, evaluate_run
     train_lm(LMModelConfig(), LMDataConfig(data="shakespeare"), TrainConfig(out="runs/shk"))
     evaluate_run("runs/shk", split="test")
 """
@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 
 from rnnkit.datasets import load_corpus
-from rnnkit.tasks.language_model import (
+from rnnkit.tasks.lm.task import (
     LanguageModelTask,
     LMDataConfig,
     LMModelConfig,

@@ -2,7 +2,7 @@
 
 Each function is one call a Python user can make too::
 
-    from rnnkit.tasks.forecast_runs import train_forecast, evaluate_run, predict_run
+    from rnnkit.tasks.forecast.run import train_forecast, evaluate_run, predict_run
     train_forecast(ForecastModelConfig(), ForecastDataConfig(data="airline", lookback=36),
                    TrainConfig(out="runs/air", max_steps=1500))
     evaluate_run("runs/air")["model"]["mape"]
@@ -22,7 +22,7 @@ from rnnkit.series.calendar import future_times
 from rnnkit.series.metrics import coverage, directional_accuracy, mase_scale, point_metrics
 from rnnkit.series.table import Series
 from rnnkit.series.windows import Scaler
-from rnnkit.tasks.forecast import (
+from rnnkit.tasks.forecast.task import (
     ForecastDataConfig,
     ForecastModelConfig,
     ForecastTask,

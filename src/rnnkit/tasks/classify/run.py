@@ -2,8 +2,8 @@
 
 Each function is one call a Python user can make too::
 
-    from rnnkit.tasks.classify import ClassifyDataConfig, ClassifyModelConfig
-    from rnnkit.tasks.classify_runs import train_classify, evaluate_run, predict
+    from rnnkit.tasks.classify.task import ClassifyDataConfig, ClassifyModelConfig
+    from rnnkit.tasks.classify.run import train_classify, evaluate_run, predict
     train_classify(ClassifyModelConfig(), ClassifyDataConfig(data="reviews.csv"),
                    TrainConfig(out="runs/reviews", max_steps=2000))
     evaluate_run("runs/reviews")                     # the test split, with a confusion PNG
@@ -35,20 +35,20 @@ from rnnkit.datasets.labelled_formats import (
     table_rows,
     table_suffix,
 )
-from rnnkit.tasks.classification_metrics import (
+from rnnkit.tasks.classify.inputs import InputEncoder, LabelEncoder, collate
+from rnnkit.tasks.classify.metrics import (
     classification_report,
     imbalance,
     majority_baseline,
     plot_confusion,
 )
-from rnnkit.tasks.classify import (
+from rnnkit.tasks.classify.task import (
     ClassifyDataConfig,
     ClassifyModelConfig,
     ClassifyTask,
     build_classifier,
     logits_of,
 )
-from rnnkit.tasks.sequence_inputs import InputEncoder, LabelEncoder, collate
 from rnnkit.training import runs
 from rnnkit.training.config import TrainConfig
 from rnnkit.training.runs import load_weights

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnkit.tasks.forecast import ForecastDataConfig, ForecastModelConfig, Prepared, load_series
-from rnnkit.tasks.forecast_runs import (
+from rnnkit.tasks.forecast.run import (
     SELECT,
     forecast_part,
     load_model,
@@ -24,6 +23,12 @@ from rnnkit.tasks.forecast_runs import (
     read_run_config,
     score,
     train_forecast,
+)
+from rnnkit.tasks.forecast.task import (
+    ForecastDataConfig,
+    ForecastModelConfig,
+    Prepared,
+    load_series,
 )
 from rnnkit.training.config import TrainConfig
 

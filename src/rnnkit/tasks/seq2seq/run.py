@@ -2,7 +2,7 @@
 
 Each function is one call a Python user can make too, for example::
 
-    from rnnkit.tasks.seq2seq_runs import train_seq2seq, evaluate_run, predict
+    from rnnkit.tasks.seq2seq.run import train_seq2seq, evaluate_run, predict
     train_seq2seq(
         Seq2SeqModelConfig(),
         Seq2SeqDataConfig(data="cmudict", target_level="space"),
@@ -18,20 +18,20 @@ from collections import Counter
 from pathlib import Path
 
 from rnnkit.architectures.seq2seq import Seq2Seq
-from rnnkit.tasks.seq2seq import (
+from rnnkit.tasks.seq2seq.data import (
+    error_rates,
+    group_references,
+    load_pairs,
+    read_pairs,
+    split_by_source,
+)
+from rnnkit.tasks.seq2seq.task import (
     Seq2SeqDataConfig,
     Seq2SeqModelConfig,
     Seq2SeqTask,
     build_seq2seq,
     evaluate_seq2seq,
     translate,
-)
-from rnnkit.tasks.seq2seq_data import (
-    error_rates,
-    group_references,
-    load_pairs,
-    read_pairs,
-    split_by_source,
 )
 from rnnkit.text.tokens import TokenVocab, tokenize
 from rnnkit.training import runs
@@ -178,7 +178,7 @@ def evaluate_run(
         outputs, weights = translate(
             model, [source], source_vocab, target_vocab, beam=beam, device=dev
         )
-        from rnnkit.tasks.attention_plot import plot_attention
+        from rnnkit.tasks.seq2seq.attention_plot import plot_attention
 
         plot_attention(
             weights[0],

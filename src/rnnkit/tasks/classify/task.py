@@ -19,9 +19,9 @@ from rnnkit.architectures import ManyToMany, ManyToOne
 from rnnkit.architectures.many_to_one import POOLINGS, Pooling
 from rnnkit.audio import AudioConfig
 from rnnkit.datasets.labelled_formats import Columns, Labelled
-from rnnkit.tasks.classification_metrics import classification_report
+from rnnkit.tasks.classify.inputs import InputEncoder, LabelEncoder, collate, collate_tags
+from rnnkit.tasks.classify.metrics import classification_report
 from rnnkit.tasks.network_config import check_network
-from rnnkit.tasks.sequence_inputs import InputEncoder, LabelEncoder, collate, collate_tags
 from rnnkit.training.batching import BatchPlan, torch_shuffle
 
 

@@ -2,7 +2,7 @@
 
 Each function is one call a Python user can make too, for example::
 
-    from rnnkit.tasks.generate_runs import train_generate, sample
+    from rnnkit.tasks.generate.run import train_generate, sample
     train_generate(
         GenerateModelConfig(),
         GenerateDataConfig(data="wordfreq", condition_col="language", target_col="word"),
@@ -19,7 +19,7 @@ import torch
 
 from rnnkit.architectures.one_to_many import OneToMany
 from rnnkit.decoding import SamplingConfig, generate
-from rnnkit.tasks.generate import (
+from rnnkit.tasks.generate.task import (
     GenerateDataConfig,
     GenerateModelConfig,
     GenerateTask,

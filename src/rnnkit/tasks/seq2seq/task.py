@@ -1,7 +1,7 @@
 """Sequence to sequence: translate a source (characters or words) into a target, with attention.
 
 The model is ``Seq2Seq`` (``rnnkit.architectures.seq2seq``). Data are ``source<TAB>target``
-pairs (``rnnkit.tasks.seq2seq_data``), split by unique source; the vocabularies come from the
+pairs (``rnnkit.tasks.seq2seq.data``), split by unique source; the vocabularies come from the
 training split. Training minimises the cross-entropy of each target token given the source and
 the previous target tokens, in batches of similar lengths. Evaluation reports that loss on a
 held-out split and, from greedy decoding, the token error rate (the character error rate for
@@ -22,7 +22,7 @@ from rnnkit.architectures.attention import AttentionKind
 from rnnkit.architectures.seq2seq import Seq2Seq
 from rnnkit.decoding import decode
 from rnnkit.tasks.network_config import check_network
-from rnnkit.tasks.seq2seq_data import (
+from rnnkit.tasks.seq2seq.data import (
     PairBatch,
     batched,
     collate,

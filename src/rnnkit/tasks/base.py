@@ -1,0 +1,137 @@
+"""What a task package declares, and the run lifecycle written once.
+
+A task is one package under ``rnnkit/tasks/`` whose ``__init__`` exposes ``SPEC``, a
+``TaskSpec``: its configs (the ``train`` flags are generated from them), the call that trains
+it, the call that rebuilds a trained model from the run's ``config.json``, and the run verbs it
+serves (``evaluate``, ``predict``, ``sample``...), each a library call with an options dataclass
+(the verb's flags are generated from it) and a function that turns its result into text. The
+CLI is generated from these; a Python user makes the same calls.
+
+The lifecycle of a finished run (read ``config.json``, find its task, rebuild the model, load
+the weights) is ``load_run``, for every task.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from rnnkit.training import checkpoint as ckpt
+from rnnkit.training.runs import load_weights
+from rnnkit.training.trainer import CONFIG, RunResult
+
+
+@dataclass(frozen=True)
+class Verb:
+    """One run verb of a task.
+
+    Attributes:
+        run: ``run(run_dir, options, *, which, device)``: the library call; returns a result.
+        options: the dataclass of the verb's own settings (its flags), or ``None``.
+        show: ``show(result, options) -> str``: the result as the CLI prints it (``None``: the
+            verb printed as it went, a streamed sample say).
+        help: one line for ``rnnkit VERB -h``.
+    """
+
+    run: Callable[..., Any]
+    options: type | None = None
+    show: Callable[[Any, Any], str] | None = None
+    help: str = ""
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A task, as the registry and the CLI know it.
+
+    Attributes:
+        name: the registered name (``rnnkit train NAME``), stored in runs as ``kind``.
+        help: one line.
+        configs: ``{section: dataclass}`` in the order ``train`` takes them; the section is the
+            key the run's ``config.json`` stores it under (``model``, ``data``).
+        train: ``train(*configs, train_cfg) -> RunResult``.
+        rebuild: ``rebuild(stored_task: dict) -> Loaded``: the model of a run (untrained) and
+            what its verbs need beside it (vocabulary, classes, scalers), from ``config.json``.
+        verbs: ``{"evaluate": Verb, ...}``.
+        summary: ``summary(result) -> str``: what the end-of-training line adds (last
+            validation accuracy, say); optional.
+        from_run: fields needed to start a run but stored in it (not needed to resume).
+        hint: added to the error for a missing ``--data``.
+        unit: what training counts (``tokens``, ``examples``...), for the end-of-run line.
+        best: how the monitored validation figure reads there (``loss (nats)``).
+    """
+
+    name: str
+    help: str
+    configs: dict[str, type]
+    train: Callable[..., RunResult]
+    rebuild: Callable[[dict], Loaded]
+    verbs: dict[str, Verb] = field(default_factory=dict)
+    summary: Callable[[RunResult], str] | None = None
+    from_run: tuple[str, ...] = ("data",)
+    hint: str = ""
+    unit: str = "items"
+    best: str = "loss"
+
+
+@dataclass
+class Loaded:
+    """A run's model and what goes with it; ``extra`` holds the task's own pieces."""
+
+    model: nn.Module
+    extra: dict[str, Any] = field(default_factory=dict)
+    config: dict = field(default_factory=dict)
+    """The run's whole ``config.json``."""
+    run_dir: Path = Path(".")
+    which: str = "best"
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__dict__["extra"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @property
+    def task(self) -> dict:
+        """The run's stored task (``config.json``'s ``task``)."""
+        return self.config["task"]
+
+
+def read_run_config(run_dir: str | Path, kinds: tuple[str, ...] | None = None) -> dict:
+    """A run's ``config.json``, checked to be of a registered task (of one of ``kinds``)."""
+    from rnnkit.tasks import task_names
+
+    config = ckpt.read_json(Path(run_dir) / CONFIG, "run config")
+    kind = config.get("task", {}).get("kind") if isinstance(config, dict) else None
+    allowed = kinds or task_names()
+    if kind not in allowed:
+        what = " or ".join(allowed)
+        raise ckpt.CheckpointError(f"{run_dir} is not a {what} run (config.json: kind {kind!r})")
+    return config
+
+
+def load_run(
+    run_dir: str | Path,
+    which: str = "best",
+    device: str = "cpu",
+    *,
+    kinds: tuple[str, ...] | None = None,
+) -> Loaded:
+    """Rebuild a run's model from its ``config.json`` and load its ``best`` or ``last`` weights,
+    on ``device`` in eval mode: the one lifecycle behind every task's run verbs."""
+    from rnnkit.tasks import get_task
+
+    config = read_run_config(run_dir, kinds)
+    spec = get_task(config["task"]["kind"])
+    try:
+        loaded = spec.rebuild(config["task"])
+    except (KeyError, TypeError) as e:
+        raise ckpt.CheckpointError(
+            f"{Path(run_dir) / CONFIG} is damaged or from another version: {type(e).__name__}: {e}"
+        ) from e
+    loaded.model = load_weights(loaded.model, run_dir, which, device)
+    loaded.config, loaded.run_dir, loaded.which = config, Path(run_dir), which
+    return loaded
