@@ -25,9 +25,9 @@ from pathlib import Path
 
 import torch
 
-from rnnkit.cli.forecast import format_table
 from rnnkit.tasks.forecast.run import evaluate_run, train_forecast
 from rnnkit.tasks.forecast.task import ForecastDataConfig, ForecastModelConfig, load_series
+from rnnkit.tasks.forecast.verbs import format_table
 from rnnkit.training.config import TrainConfig
 
 SETS: dict[str, dict] = {

@@ -96,7 +96,7 @@ def test_model_arguments_are_checked():
     with pytest.raises(ValueError, match="--pooling"):
         ClassifyModelConfig(pooling="sum")
     with pytest.raises(ValueError, match="--split"):
-        ClassifyDataConfig(data="x", split="0.5,0.6,0.1")
+        ClassifyDataConfig(data="x", split_fractions="0.5,0.6,0.1")
 
 
 def test_many_to_many_takes_a_custom_cell():
@@ -416,7 +416,7 @@ def test_audio_classifier_on_generated_tones(tmp_path, capsys, rate):
                 tone(freq, len(noise) / rate, rate) + noise,
                 rate=rate,
             )
-    data = ClassifyDataConfig(data=str(tmp_path / "sounds"), split="0.5,0.25,0.25")
+    data = ClassifyDataConfig(data=str(tmp_path / "sounds"), split_fractions="0.5,0.25,0.25")
     model = ClassifyModelConfig(hidden_size=16, pooling="mean", dropout=0.0)
     cfg = quick_train(tmp_path)
     cfg.max_steps = 60

@@ -272,7 +272,7 @@ def test_cli_gates(tmp_path, capsys):
 
 @pytest.mark.parametrize("cell", ["rnn", "rnn_relu", "lstm", "gru"])
 def test_unroll_prints_every_step(cell, capsys):
-    args = ["diagnose", "unroll", "--cell", cell, "--input", "1,0;0,1;0.5,0.5"]
+    args = ["diagnose", "unroll", "--cell", cell, "--values", "1,0;0,1;0.5,0.5"]
     assert main([*args, "--hidden-size", "3", "--decimals", "2"]) == 0
     out = capsys.readouterr().out
     assert "h_0 → [" in out and "h_3" in out and "x_3" in out and "y_3" in out
@@ -380,19 +380,19 @@ def test_cli_hidden_on_a_run(tmp_path, capsys):
     )
     stem = tmp_path / "pic"
     args = ["diagnose", "hidden", str(run), "--length", "300", "--show", "100"]
-    assert main([*args, "--out", str(stem)]) == 0
+    assert main([*args, "--stem", str(stem)]) == 0
     out = capsys.readouterr().out
     assert "bracket_depth" in out and "in_quotes" in out
     assert (tmp_path / "pic.html").exists() and (tmp_path / "pic.png").exists()
-    assert main([*args, "--out", str(stem), "--units", "0,3", "--json"]) == 0
+    assert main([*args, "--stem", str(stem), "--units", "0,3", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["units"] == ["h0", "h3"] and data["characters"] == 300
     # the gradient flow and gates of the trained checkpoint
-    args = ["diagnose", "gradients", "--checkpoint", str(run), "--steps", "20", "--json"]
+    args = ["diagnose", "gradients", "--run", str(run), "--steps", "20", "--json"]
     assert main([*args, "--png", str(tmp_path / "g.png"), "--batch-size", "2"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["models"][0]["label"] == "run" and len(data["models"][0]["norms"][0]) == 20
-    args = ["diagnose", "gates", "--checkpoint", str(run), "--steps", "20"]
+    args = ["diagnose", "gates", "--run", str(run), "--steps", "20"]
     assert main([*args, "--png", str(tmp_path / "gates.png")]) == 0
     assert "forget" in capsys.readouterr().out
 
@@ -446,5 +446,5 @@ def test_unroll_input():
     x = unroll_input(None, 5, 3, seed=1)
     assert x.shape == (5, 3) and torch.equal(x, x.round(decimals=2))
     for bad in ("1,a", "1,0;1"):
-        with pytest.raises(ValueError, match="--input"):
+        with pytest.raises(ValueError, match="--values"):
             unroll_input(bad, 1, 1)

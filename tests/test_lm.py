@@ -141,7 +141,7 @@ def test_cli_train_evaluate_plot_and_errors(run_root, capsys):
     assert main(["evaluate", str(run), "--json"]) == 0
     metrics = json.loads(capsys.readouterr().out)
     assert {"loss", "bpc", "unigram_loss", "tokens"} <= set(metrics)
-    assert main(["plot", str(run), "--out", str(run_root / "curve.png")]) == 0
+    assert main(["plot", str(run), "--png", str(run_root / "curve.png")]) == 0
     assert (run_root / "curve.png").stat().st_size > 1000
     with pytest.raises(SystemExit):
         main(["train", "lm", "--data", "x", "--out", str(run_root / "y"), "--bptt", "0"])

@@ -68,13 +68,23 @@ def add_dataclass_flags(
     skip: tuple[str, ...] = (),
     positional: tuple[str, ...] = (),
 ) -> None:
-    """Add one flag per field of ``cls`` (fields in ``positional`` become positionals)."""
+    """Add one flag per field of ``cls``. Fields in ``positional`` (or with
+    ``metadata={"positional": True}``) become positionals, a ``list[str]`` one taking any number
+    of values; a field that is itself a dataclass adds its own fields' flags."""
     hints = typing.get_type_hints(cls)
     docs = field_docs(cls)
     for f in dataclasses.fields(cls):
         if f.name in skip or not f.init:
             continue
         tp, optional = _unwrap_optional(hints[f.name])
+        if dataclasses.is_dataclass(tp):
+            add_dataclass_flags(parser, tp, skip=skip)
+            continue
+        if get_origin(tp) is list:
+            parser.add_argument(
+                f.name, nargs="*", default=[], help=docs.get(f.name, "").replace("%", "%%")
+            )
+            continue
         has_default = f.default is not dataclasses.MISSING
         default = f.default if has_default else None
         help_text = docs.get(f.name, "")
@@ -97,7 +107,7 @@ def add_dataclass_flags(
             kwargs.update(choices=choices, type=type(choices[0]))
         else:
             kwargs.update(type=_converter(tp, optional), metavar=f.name.upper())
-        if f.name in positional:
+        if f.name in positional or f.metadata.get("positional"):
             kwargs.pop("dest")
             kwargs["default"] = default
             parser.add_argument(f.name, **kwargs)
@@ -113,9 +123,15 @@ def given_values(cls: type, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def build_dataclass(cls: type, args: argparse.Namespace, parser: argparse.ArgumentParser, **extra):
-    """Instantiate ``cls`` from parsed flags (defaults for those not given); a validation error
-    becomes a parser error."""
-    values = {**given_values(cls, args), **extra}
+    """Instantiate ``cls`` from parsed flags (defaults for those not given, nested dataclasses
+    built from their own flags); a validation error becomes a parser error."""
+    hints = typing.get_type_hints(cls)
+    values = given_values(cls, args)
+    for f in dataclasses.fields(cls):
+        tp, _ = _unwrap_optional(hints[f.name])
+        if f.init and dataclasses.is_dataclass(tp):
+            values[f.name] = build_dataclass(tp, args, parser)
+    values.update(extra)
     try:
         return cls(**values)
     except (ValueError, TypeError) as e:

@@ -21,7 +21,7 @@ HELP = "look inside a model: gradient flow through time, gates, hidden units, th
 def _fresh_model_flags(p: argparse.ArgumentParser, cells: str) -> None:
     from rnnkit.diagnose.models import CELLS, INITS
 
-    g = p.add_argument_group("fresh models (without --checkpoint)")
+    g = p.add_argument_group("fresh models (without --run)")
     g.add_argument(
         "--cell",
         default=cells,
@@ -59,8 +59,8 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--steps", type=int, default=100, help="sequence length T [%(default)s]")
     p.add_argument("--batch-size", type=int, default=16, help="sequences averaged over")
-    p.add_argument("--checkpoint", default=None, metavar="RUN_DIR", help="a trained LM run")
-    p.add_argument("--which", choices=["best", "last"], default="best")
+    p.add_argument("--run", default=None, metavar="RUN_DIR", help="a trained LM run")
+    p.add_argument("--checkpoint", choices=["best", "last"], default="best", help="which weights")
     p.add_argument("--loss", choices=["last", "every"], default="last", help="where the loss is")
     p.add_argument("--no-jacobians", action="store_true", help="skip dh_T/dh_t (faster)")
     p.add_argument("--seed", type=int, default=0)
@@ -76,8 +76,8 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--checkpoint", default=None, metavar="RUN_DIR", help="a trained LM run")
-    p.add_argument("--which", choices=["best", "last"], default="best")
+    p.add_argument("--run", default=None, metavar="RUN_DIR", help="a trained LM run")
+    p.add_argument("--checkpoint", choices=["best", "last"], default="best", help="which weights")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--png", default="gates.png", help="where to draw [%(default)s]")
     p.add_argument("--json", action="store_true")
@@ -92,9 +92,14 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
         "the line, indentation, ...).",
     )
     p.add_argument("run_dir", help="a trained character LM run")
-    p.add_argument("--which", choices=["best", "last"], default="best")
+    p.add_argument("--checkpoint", choices=["best", "last"], default="best", help="which weights")
     p.add_argument("--text", default=None, help="a file to read the passage from")
-    p.add_argument("--split", default="val", help="else a passage of this split [%(default)s]")
+    p.add_argument(
+        "--split",
+        default="val",
+        choices=["train", "val", "test"],
+        help="else a passage of this split [%(default)s]",
+    )
     p.add_argument("--length", type=int, default=2000, help="characters analysed")
     p.add_argument("--offset", type=int, default=0, help="where in the split the passage starts")
     p.add_argument("--layer", type=int, default=-1, help="which layer [last]")
@@ -102,7 +107,7 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
         "--units", default="auto", help="comma-separated unit indices, or auto (best per feature)"
     )
     p.add_argument("--show", type=int, default=600, help="characters drawn in the pictures")
-    p.add_argument("--out", default="hidden", help="path stem: writes STEM.png, STEM.html")
+    p.add_argument("--stem", default="hidden", help="path stem: writes STEM.png, STEM.html")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser(
@@ -118,7 +123,7 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--input-size", type=int, default=2)
     p.add_argument("--hidden-size", type=int, default=3)
     p.add_argument("--output-size", type=int, default=2)
-    p.add_argument("--input", default=None, help="values, ';' between steps: '1,0;0,1;...'")
+    p.add_argument("--values", default=None, help="the input, ';' between steps: '1,0;0,1;...'")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--decimals", type=int, default=3)
 
@@ -161,18 +166,18 @@ def gradients(args, parser) -> int:
     jac = not args.no_jacobians
     if args.steps < 2:
         parser.error("--steps must be at least 2")
-    if args.checkpoint:
+    if args.run:
         flow = lm_gradient_flow(
-            _subject(args.checkpoint, args.which),
+            _subject(args.run, args.checkpoint),
             args.steps,
             batch_size=args.batch_size,
             loss_at=args.loss,
             jacobians=jac,
             seed=args.seed,
-            label=Path(args.checkpoint).name,
+            label=Path(args.run).name,
         )
         flows = [flow]
-        title = f"gradient flow of {args.checkpoint} (next-character loss)"
+        title = f"gradient flow of {args.run} (next-character loss)"
     else:
         x = random_input(args.batch_size, args.steps, args.input_size, args.seed)
         flows = [
@@ -206,15 +211,15 @@ def gates(args, parser) -> int:
     from rnnkit.diagnose.lm import lm_gate_stats
     from rnnkit.diagnose.models import random_input
 
-    if args.checkpoint:
-        subject = _subject(args.checkpoint, args.which)
-        label = Path(args.checkpoint).name
+    if args.run:
+        subject = _subject(args.run, args.checkpoint)
+        label = Path(args.run).name
         stats = [
             lm_gate_stats(
                 subject, args.steps, batch_size=args.batch_size, seed=args.seed, label=label
             )
         ]
-        title = f"gates of {args.checkpoint} over its validation text"
+        title = f"gates of {args.run} over its validation text"
     else:
         x = random_input(args.batch_size, args.steps, args.input_size, args.seed)
         stats = [gate_stats(m, x, label) for label, m in gated_models(_fresh_models(args))]
@@ -244,10 +249,10 @@ def hidden(args, parser) -> int:
     if args.text is not None:
         from rnnkit.tasks.lm.run import load_model
 
-        model, vocab, _ = load_model(args.run_dir, args.which)
+        model, vocab, _ = load_model(args.run_dir, args.checkpoint)
         text = passage(Path(args.text).read_text(encoding="utf-8")[args.offset :], args.length)
     else:
-        subject = _subject(args.run_dir, args.which, args.split)
+        subject = _subject(args.run_dir, args.checkpoint, args.split)
         model, vocab = subject.model, subject.vocab
         text = lm_passage(subject, args.offset, args.length)
     trace = hidden_trace(model, vocab, text, args.layer)
@@ -259,8 +264,8 @@ def hidden(args, parser) -> int:
         else type(trace)(text[: args.show], trace.values[: args.show], trace.names)
     )
     title = f"{Path(args.run_dir).name}: hidden units over {len(shown.text)} characters"
-    png = heatmap_png(shown, units, f"{args.out}.png", title=title, notes=notes)
-    page = heatmap_html(shown, units, f"{args.out}.html", title=title, notes=notes)
+    png = heatmap_png(shown, units, f"{args.stem}.png", title=title, notes=notes)
+    page = heatmap_html(shown, units, f"{args.stem}.html", title=title, notes=notes)
     if args.json:
         print(
             json.dumps(
@@ -289,7 +294,7 @@ def hidden(args, parser) -> int:
 def unroll(args, parser) -> int:
     from rnnkit.diagnose.unroll_print import small_model, unroll_input, unrolled_text
 
-    x = unroll_input(args.input, args.steps, args.input_size, args.seed)  # (T, I)
+    x = unroll_input(args.values, args.steps, args.input_size, args.seed)  # (T, I)
     layer, head = small_model(args.cell, x.size(1), args.hidden_size, args.output_size, args.seed)
     print(unrolled_text(layer, head, x, args.decimals))
     return 0

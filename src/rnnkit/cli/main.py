@@ -1,4 +1,4 @@
-"""``rnnkit``: the command line, a thin face over the library.
+"""``rnnkit``: the command line, a thin face over the library, generated from its registries.
 
     rnnkit train lm --data shakespeare --out runs/shk --time-budget 5m
     rnnkit sample runs/shk --prime "ROMEO:" --temperature 0.8
@@ -6,101 +6,114 @@
     rnnkit plot runs/shk
     rnnkit datasets
 
-Every flag comes from a config dataclass (``rnnkit.cli.dataclass_args``); every verb is one
-library call. Each task has a CLI module (``TASKS``) that adds ``train <task>`` and serves the
-run verbs ``evaluate``, ``predict`` and ``sample`` for its runs: those verbs read the run's
-``config.json`` to learn its task and hand over to that module.
+``train TASK`` exists for every registered task (``rnnkit.tasks``), with flags generated from
+its config dataclasses. The run verbs (``evaluate``, ``predict``, ``sample``, ``backtest``) read
+the run's ``config.json`` to learn its task, then take that task's own flags, generated from the
+verb's options dataclass; every verb is one library call (``TaskSpec.verbs``) that a Python
+user can make too.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
+import json
 import logging
 import sys
-from types import ModuleType
+from pathlib import Path
 
-# task kind (as stored in a run's config.json) -> the module that serves it on the command line
-TASKS: dict[str, str] = {
-    "lm": "rnnkit.cli.lm",
-    "classify": "rnnkit.cli.classify",
-    "tag": "rnnkit.cli.classify",
-    "forecast": "rnnkit.cli.forecast",
-    "seq2seq": "rnnkit.cli.seq2seq",
-    "generate": "rnnkit.cli.generate",
-}
+from rnnkit.cli.dataclass_args import add_dataclass_flags, build_dataclass
+from rnnkit.cli.train_flags import add_train_groups, build_configs, report
+from rnnkit.tasks import get_task, task_names
+
 RUN_VERBS = {
     "evaluate": "metrics of a trained run on held-out data",
     "predict": "run a trained model on new input",
     "sample": "generate from a trained model",
+    "backtest": "walk-forward backtest of a forecasting run's configuration (expanding window)",
 }
 # verbs that are not about one run: name -> module with ``HELP``, ``add_flags(p)`` and ``run``
 TOOLS: dict[str, str] = {
-    "backtest": "rnnkit.cli.backtest",
     "diagnose": "rnnkit.cli.diagnose",
     "bench": "rnnkit.cli.bench",
 }
 
 
-def _task_module(kind: str) -> ModuleType:
-    return importlib.import_module(TASKS[kind])
+def _serving(verb: str) -> list[str]:
+    """The tasks that serve a run verb."""
+    return [name for name in task_names() if verb in get_task(name).verbs]
 
 
-def _parser() -> argparse.ArgumentParser:
+def _add_run_verb(verbs, verb: str, kind: str | None) -> None:
+    """``rnnkit VERB RUN_DIR``: with the run's task known, that task's flags; without (``-h``
+    alone), the shared ones and a list of each task's."""
+    help_text = RUN_VERBS[verb]
+    sub = verbs.add_parser(
+        verb,
+        help=help_text,
+        description=f"{help_text[0].upper()}{help_text[1:]}.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub.add_argument("run_dir", help="the run folder")
+    spec = get_task(kind) if kind is not None else None
+    verb_spec = spec.verbs.get(verb) if spec is not None else None
+    if verb_spec is None or verb_spec.loads:
+        sub.add_argument(
+            "--checkpoint", choices=["best", "last"], default="best", help="which weights"
+        )
+        sub.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    if verb_spec is None or verb_spec.show is not None:
+        sub.add_argument("--json", action="store_true", help="print the result as JSON")
+    if verb_spec is not None and verb_spec.options is not None:
+        add_dataclass_flags(sub.add_argument_group(f"{kind} runs"), verb_spec.options)
+    if spec is None:
+        lines = ["The flags of each task's runs (rnnkit VERB RUN_DIR -h shows them in full):"]
+        for name in _serving(verb):
+            options = get_task(name).verbs[verb].options
+            flags = [f"--{f.name.replace('_', '-')}" for f in _flat_fields(options)]
+            lines.append(f"  {name}: {' '.join(flags) or '(none)'}")
+        sub.epilog = "\n".join(lines)
+
+
+def _flat_fields(cls) -> list[dataclasses.Field]:
+    if cls is None:
+        return []
+    out = []
+    for f in dataclasses.fields(cls):
+        factory = f.default_factory
+        if factory is not dataclasses.MISSING and dataclasses.is_dataclass(factory):
+            out += _flat_fields(factory)
+        elif not f.metadata.get("positional"):
+            out.append(f)
+    return out
+
+
+def _parser(kind: str | None = None) -> argparse.ArgumentParser:
+    from rnnkit import __version__
+
     parser = argparse.ArgumentParser(
         prog="rnnkit",
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    from rnnkit import __version__
-
     parser.add_argument("--version", action="version", version=f"rnnkit {__version__}")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     train = verbs.add_parser("train", help="train a model").add_subparsers(
         dest="task", required=True, metavar="TASK"
     )
-    for kind in TASKS:
-        module = _task_module(kind)
-        sub = train.add_parser(kind, help=module.HELP, description=f"Train {module.HELP}.")
-        module.add_train_flags(sub)
+    for name in task_names():
+        spec = get_task(name)
+        sub = train.add_parser(name, help=spec.help, description=f"Train {spec.help}.")
+        add_train_groups(sub, spec.configs, titles=spec.titles, from_run=spec.from_run)
 
-    for verb, help_text in RUN_VERBS.items():
-        sub = verbs.add_parser(
-            verb,
-            help=help_text,
-            conflict_handler="resolve",
-            description=f"{help_text[0].upper()}{help_text[1:]}. The flags a run's task takes "
-            "are listed below, grouped by task.",
-        )
-        sub.add_argument("run_dir", help="the run folder")
-        sub.add_argument("--checkpoint", choices=["best", "last"], default="best")
-        sub.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-        if verb == "evaluate":
-            sub.add_argument(
-                "--data", default=None, help="score this data instead of the run's own split"
-            )
-            sub.add_argument("--split", default="test", choices=["train", "val", "test"])
-            sub.add_argument(
-                "--json", action="store_true", help="print the metrics as one JSON object"
-            )
-            sub.add_argument(
-                "--plot",
-                default=None,
-                help="write the run's picture here: a classifier's confusion matrix (default "
-                "RUN_DIR/confusion-SPLIT.png; 'none': no picture), a forecaster's history, "
-                "forecasts and intervals (default: no picture)",
-            )
-        for path in dict.fromkeys(TASKS.values()):  # a module may serve several kinds
-            module = importlib.import_module(path)
-            add = getattr(module, f"add_{verb}_flags", None)
-            if add is not None:
-                kinds = "/".join(k for k, p in TASKS.items() if p == path)
-                add(sub.add_argument_group(f"{kinds} runs"))
+    for verb in RUN_VERBS:
+        _add_run_verb(verbs, verb, kind if kind is not None and verb in _verbs_of(kind) else None)
 
     plot = verbs.add_parser("plot", help="draw a run's loss curve (loss.png)")
     plot.add_argument("run_dir")
-    plot.add_argument("--out", default=None, help="where to write the PNG")
+    plot.add_argument("--png", default=None, help="where to write the PNG (default RUN/loss.png)")
 
     verbs.add_parser("datasets", help="list the named data sets")
     for name, path in TOOLS.items():
@@ -109,25 +122,80 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _run_verb(args, parser) -> int:
-    """Hand ``evaluate``/``predict``/``sample`` to the CLI module of the run's task."""
-    from rnnkit.training.runs import read_run_config
+def _verbs_of(kind: str) -> dict:
+    return get_task(kind).verbs
 
-    kind = read_run_config(args.run_dir, tuple(TASKS), "recognised")["task"]["kind"]
-    handler = getattr(_task_module(kind), args.verb, None)
-    if handler is None:
-        raise ValueError(f"a {kind} run has no '{args.verb}'; see rnnkit {args.verb} -h")
-    return handler(args, parser)
+
+def _run_kind(argv: list[str]) -> str | None:
+    """For ``rnnkit VERB ... RUN_DIR ...``: the task of the first argument after the verb that
+    is a run folder (so that the verb's flags can be the task's own); ``None`` otherwise."""
+    words = [a for a in argv if not a.startswith("-")]
+    if not words or words[0] not in RUN_VERBS:
+        return None
+    for word in words[1:]:
+        config = Path(word) / "config.json"
+        try:
+            kind = json.loads(config.read_text())["task"]["kind"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        return kind if kind in task_names() else None
+    return None
 
 
 def _train(args, parser) -> int:
-    return _task_module(args.task).train(args, parser)
+    spec = get_task(args.task)
+    sections = list(spec.configs)
+    classes = tuple(spec.configs[s] for s in sections)
+    train_cfg, configs = build_configs(
+        args, parser, classes, from_run=spec.from_run, hint=spec.hint
+    )
+    by_section = dict(zip(sections, configs or (None,) * len(sections)))
+    model_cfg, data_cfg = by_section.pop("model"), by_section.pop("data")
+    result = spec.train(model_cfg, data_cfg, train_cfg, **by_section)
+    tail = spec.summary(result) if spec.summary is not None else ""
+    status = report(result, count=spec.unit, best=spec.best, tail=tail)
+    if spec.epilogue is not None:
+        print(spec.epilogue(result))
+    return status
+
+
+def _run_verb(args, parser) -> int:
+    """A run verb: the run's task's library call, with the verb's options from the flags."""
+    from rnnkit.training.runs import read_run_config
+
+    kind = read_run_config(args.run_dir, task_names(), "recognised")["task"]["kind"]
+    verb = get_task(kind).verbs.get(args.verb)
+    if verb is None:
+        serving = ", ".join(_serving(args.verb))
+        raise ValueError(f"a {kind} run has no '{args.verb}' (it serves {serving} runs)")
+    kwargs = {}
+    if verb.options is not None:
+        options = build_dataclass(verb.options, args, parser)
+        kwargs = {f.name: getattr(options, f.name) for f in dataclasses.fields(options)}
+    else:
+        options = None
+    if verb.loads:
+        kwargs.update(which=args.checkpoint, device=args.device)
+    if verb.stream:
+        kwargs["write"] = _write
+    result = verb.run(args.run_dir, **kwargs)
+    if getattr(args, "json", False):
+        rows = result if isinstance(result, list) else [result]
+        print("\n".join(json.dumps(r) for r in rows))
+    elif verb.show is not None:
+        print(verb.show(result, options))
+    return 0
+
+
+def _write(piece: str) -> None:
+    sys.stdout.write(piece)
+    sys.stdout.flush()
 
 
 def _plot(args, parser) -> int:
     from rnnkit.training.plot import plot_run
 
-    print(plot_run(args.run_dir, args.out))
+    print(plot_run(args.run_dir, args.png))
     return 0
 
 
@@ -141,7 +209,8 @@ def _datasets(args, parser) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser(_run_kind(argv))
     args = parser.parse_args(argv)
     # say when a data set is being downloaded (once) rather than hang silently
     log = logging.getLogger("rnnkit.datasets")

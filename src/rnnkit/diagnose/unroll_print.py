@@ -58,7 +58,7 @@ def unroll_input(text: str | None, steps: int, input_size: int, seed: int = 0) -
         return torch.tensor([[float(v) for v in step.split(",")] for step in text.split(";")])
     except ValueError:
         raise ValueError(
-            f"--input takes numbers, ',' within a step and ';' between steps; got {text!r}"
+            f"--values takes numbers, ',' within a step and ';' between steps; got {text!r}"
         ) from None
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from torch import nn
 
 from rnnkit.training import checkpoint as ckpt
-from rnnkit.training.runs import load_weights
+from rnnkit.training.runs import load_weights, read_run_config
 from rnnkit.training.trainer import CONFIG, RunResult
 
 
@@ -34,13 +34,19 @@ class Verb:
         options: the dataclass of the verb's own settings (its flags), or ``None``.
         show: ``show(result, options) -> str``: the result as the CLI prints it (``None``: the
             verb printed as it went, a streamed sample say).
-        help: one line for ``rnnkit VERB -h``.
+        stream: the call takes ``write=`` and prints as it goes (a sample, say).
+        loads: the call reads the run's weights (and so takes ``which=`` and ``device=``); a
+            backtest, which trains afresh, does not.
+
+    The CLI calls ``run(run_dir, **fields_of(options), which=..., device=...)``: the options'
+    fields are the call's keyword arguments, so a Python user makes the same call.
     """
 
     run: Callable[..., Any]
     options: type | None = None
     show: Callable[[Any, Any], str] | None = None
-    help: str = ""
+    stream: bool = False
+    loads: bool = True
 
 
 @dataclass(frozen=True)
@@ -50,9 +56,10 @@ class TaskSpec:
     Attributes:
         name: the registered name (``rnnkit train NAME``), stored in runs as ``kind``.
         help: one line.
-        configs: ``{section: dataclass}`` in the order ``train`` takes them; the section is the
-            key the run's ``config.json`` stores it under (``model``, ``data``).
-        train: ``train(*configs, train_cfg) -> RunResult``.
+        configs: ``{section: dataclass}``; the section is the key the run's ``config.json``
+            stores it under. Every task has ``model`` and ``data``; others are its own.
+        train: ``train(model_cfg, data_cfg, train_cfg, **other_sections) -> RunResult`` (the
+            configs are ``None`` on ``--resume``: the run has them).
         rebuild: ``rebuild(stored_task: dict) -> Loaded``: the model of a run (untrained) and
             what its verbs need beside it (vocabulary, classes, scalers), from ``config.json``.
         verbs: ``{"evaluate": Verb, ...}``.
@@ -60,8 +67,10 @@ class TaskSpec:
             validation accuracy, say); optional.
         from_run: fields needed to start a run but stored in it (not needed to resume).
         hint: added to the error for a missing ``--data``.
+        epilogue: ``epilogue(result) -> str``: lines printed after the end-of-training line.
         unit: what training counts (``tokens``, ``examples``...), for the end-of-run line.
         best: how the monitored validation figure reads there (``loss (nats)``).
+        titles: flag-group titles for sections whose name alone says too little.
     """
 
     name: str
@@ -73,8 +82,10 @@ class TaskSpec:
     summary: Callable[[RunResult], str] | None = None
     from_run: tuple[str, ...] = ("data",)
     hint: str = ""
+    epilogue: Callable[[RunResult], str] | None = None
     unit: str = "items"
     best: str = "loss"
+    titles: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -100,19 +111,6 @@ class Loaded:
         return self.config["task"]
 
 
-def read_run_config(run_dir: str | Path, kinds: tuple[str, ...] | None = None) -> dict:
-    """A run's ``config.json``, checked to be of a registered task (of one of ``kinds``)."""
-    from rnnkit.tasks import task_names
-
-    config = ckpt.read_json(Path(run_dir) / CONFIG, "run config")
-    kind = config.get("task", {}).get("kind") if isinstance(config, dict) else None
-    allowed = kinds or task_names()
-    if kind not in allowed:
-        what = " or ".join(allowed)
-        raise ckpt.CheckpointError(f"{run_dir} is not a {what} run (config.json: kind {kind!r})")
-    return config
-
-
 def load_run(
     run_dir: str | Path,
     which: str = "best",
@@ -122,9 +120,9 @@ def load_run(
 ) -> Loaded:
     """Rebuild a run's model from its ``config.json`` and load its ``best`` or ``last`` weights,
     on ``device`` in eval mode: the one lifecycle behind every task's run verbs."""
-    from rnnkit.tasks import get_task
+    from rnnkit.tasks import get_task, task_names
 
-    config = read_run_config(run_dir, kinds)
+    config = read_run_config(run_dir, kinds or task_names())
     spec = get_task(config["task"]["kind"])
     try:
         loaded = spec.rebuild(config["task"])

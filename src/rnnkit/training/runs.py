@@ -19,11 +19,15 @@ from rnnkit.training.config import TrainConfig, parse_duration
 from rnnkit.training.trainer import BEST, CONFIG, LAST, resolve_device
 
 
-def read_run_config(run_dir: str | Path, kinds: tuple[str, ...], what: str) -> dict:
+def read_run_config(run_dir: str | Path, kinds: tuple[str, ...], what: str = "") -> dict:
     """A run's stored ``config.json``, checked to be of one of ``kinds`` (``what`` names them)."""
-    config = ckpt.read_json(Path(run_dir) / CONFIG, "run config")
-    if config.get("task", {}).get("kind") not in kinds:
-        raise ckpt.CheckpointError(f"{run_dir} is not a {what} run (config.json)")
+    path = Path(run_dir) / CONFIG
+    config = ckpt.read_json(path, "run config")
+    task = config.get("task") if isinstance(config, dict) else None
+    kind = task.get("kind") if isinstance(task, dict) else None
+    if kind not in kinds:
+        what = what or " or ".join(kinds)
+        raise ckpt.CheckpointError(f"{run_dir} is not a {what} run ({path}: kind {kind!r})")
     return config
 
 
@@ -44,19 +48,32 @@ def load_weights(model: nn.Module, run_dir: str | Path, which: str, device: str)
     return model.to(resolve_device(device)).eval()
 
 
-def run_configs(train_cfg, read_config, model_cls: type, data_cls: type, model_cfg, data_cfg):
+def run_configs(
+    train_cfg, kind: str | tuple[str, ...], model_cls: type, data_cls: type, model_cfg, data_cfg
+):
     """The model and data configs of a run about to train, and the stored task (or ``None``).
 
-    On ``--resume`` they come from the run's ``config.json`` (``read_config(run_dir)``) and the
-    ones given are ignored; otherwise the given ones are needed.
+    On ``--resume`` they come from the run's ``config.json`` (which must be of ``kind``, one
+    name or several) and the ones given are ignored; otherwise the given ones are needed.
     """
     stored = None
     if train_cfg.resume:
-        stored = read_config(train_cfg.out)["task"]
-        model_cfg, data_cfg = model_cls(**stored["model"]), data_cls(**stored["data"])
+        kinds = (kind,) if isinstance(kind, str) else kind
+        stored = read_run_config(train_cfg.out, kinds)["task"]
+        source = str(Path(train_cfg.out) / CONFIG)
+        model_cfg = build_checked(model_cls, _upgraded(model_cls, stored.get("model")), source)
+        data_cfg = build_checked(data_cls, _upgraded(data_cls, stored.get("data")), source)
     if model_cfg is None or data_cfg is None:
         raise ValueError("--data is required to start a run (only --resume reads it from the run)")
     return model_cfg, data_cfg, stored
+
+
+def _upgraded(cls: type, values) -> dict:
+    """A stored config's values, renamed by the class's ``upgrade`` where a field was renamed."""
+    if not isinstance(values, dict):
+        raise ckpt.CheckpointError(f"a run's stored {cls.__name__} is not an object: {values!r}")
+    upgrade = getattr(cls, "upgrade", None)
+    return upgrade(values) if upgrade is not None else values
 
 
 # -- resuming: the run's own settings, and only a larger budget on top ---------------------------

@@ -35,6 +35,7 @@ from rnnkit.datasets.labelled_formats import (
     table_rows,
     table_suffix,
 )
+from rnnkit.tasks.base import Loaded, load_run
 from rnnkit.tasks.classify.inputs import InputEncoder, LabelEncoder, collate
 from rnnkit.tasks.classify.metrics import (
     classification_report,
@@ -51,7 +52,6 @@ from rnnkit.tasks.classify.task import (
 )
 from rnnkit.training import runs
 from rnnkit.training.config import TrainConfig
-from rnnkit.training.runs import load_weights
 from rnnkit.training.trainer import RunResult, Trainer, resolve_device
 
 KINDS = ("classify", "tag")
@@ -127,7 +127,7 @@ def train_classify(
     On resume the model, data, vocabulary and classes come from the run's config.json.
     """
     model_cfg, data_cfg, stored = runs.run_configs(
-        train_cfg, read_run_config, ClassifyModelConfig, ClassifyDataConfig, model_cfg, data_cfg
+        train_cfg, KINDS, ClassifyModelConfig, ClassifyDataConfig, model_cfg, data_cfg
     )
     if stored is not None:
         audio = AudioConfig(**stored["audio"])
@@ -141,6 +141,20 @@ def train_classify(
     return Trainer(task, train_cfg, callbacks).run()
 
 
+def train_tag(
+    model_cfg: ClassifyModelConfig | None,
+    data_cfg: ClassifyDataConfig | None,
+    train_cfg: TrainConfig,
+    *,
+    audio: AudioConfig | None = None,
+    callbacks=(),
+) -> RunResult:
+    """Train (or continue) a tagger: ``train_classify`` with one label per step."""
+    return train_classify(
+        model_cfg, data_cfg, train_cfg, audio=audio, aligned=True, callbacks=callbacks
+    )
+
+
 def _wav_rates(data_cfg: ClassifyDataConfig) -> list[int]:
     """The sample rates of the WAV files in the data's folders (none for other data)."""
     folders = [Path(p) for p in (data_cfg.data, data_cfg.val_data, data_cfg.test_data) if p]
@@ -149,15 +163,18 @@ def _wav_rates(data_cfg: ClassifyDataConfig) -> list[int]:
 
 def load_classifier(run_dir: str | Path, which: str = "best", device: str = "cpu"):
     """A run's model (``best`` or ``last`` weights), input encoder, classes and stored config."""
-    run_dir = Path(run_dir)
-    task = read_run_config(run_dir)["task"]
+    run = load_run(run_dir, which, device, kinds=KINDS)
+    return run.model, run.encoder, run.labels, run.task
+
+
+def rebuild(task: dict) -> Loaded:
+    """A classify or tag run's (untrained) model, input encoder and labels, from its task."""
     encoder = InputEncoder.from_json(task["input"])
     labels = LabelEncoder(task["classes"])
     model = build_classifier(
         ClassifyModelConfig(**task["model"]), encoder, len(labels.classes), task["aligned"]
     )
-    model = load_weights(model, run_dir, which, device)
-    return model, encoder, labels, task
+    return Loaded(model, {"encoder": encoder, "labels": labels})
 
 
 def _exists(path: Path) -> bool:
@@ -175,7 +192,7 @@ def read_inputs(source: str, task: dict) -> tuple[list, list[str]]:
     file, a WAV file or a folder of them, or (for a text model) the text itself."""
     from rnnkit.audio import log_mel, read_wav
 
-    data_cfg = ClassifyDataConfig(**task["data"])
+    data_cfg = ClassifyDataConfig(**ClassifyDataConfig.upgrade(task["data"]))
     path = Path(source)
     kind = task["input_kind"]
     if kind == "tokens":
@@ -334,7 +351,7 @@ def evaluate_run(
     to write the confusion-matrix PNG (default ``RUN_DIR/confusion-<split>.png``; None: none).
     """
     model, encoder, labels, stored = load_classifier(run_dir, which, device)
-    data_cfg = ClassifyDataConfig(**stored["data"])
+    data_cfg = ClassifyDataConfig(**ClassifyDataConfig.upgrade(stored["data"]))
     audio = AudioConfig(**stored["audio"])
     aligned = stored["aligned"]
     splits = read_splits(data_cfg, audio, aligned)

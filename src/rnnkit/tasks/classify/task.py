@@ -60,9 +60,9 @@ class ClassifyDataConfig:
     """A labelled file (.csv .tsv .jsonl .conll .npz .ts), a folder of CLASS/*.wav, or a data
     set (rotten-tomatoes, japanese-vowels)."""
     val_data: str | None = None
-    """A separate validation file (default: carved from --data by --split)."""
+    """A separate validation file (default: carved from --data by --split-fractions)."""
     test_data: str | None = None
-    """A separate test file (default: carved from --data by --split)."""
+    """A separate test file (default: carved from --data by --split-fractions)."""
     text_col: str = "text"
     """Column of the text (or, for tagging, of the token lists)."""
     label_col: str = "label"
@@ -81,7 +81,7 @@ class ClassifyDataConfig:
     """Drop tokens seen fewer times than this in training."""
     max_length: int = 400
     """Cut sequences to this many steps (tokens or frames)."""
-    split: str = "0.8,0.1,0.1"
+    split_fractions: str = "0.8,0.1,0.1"
     """Train, validation and test fractions when the data has no split of its own."""
     split_seed: int = 0
     """Seed of that split (fixed, so evaluation later sees the same test set)."""
@@ -92,15 +92,27 @@ class ClassifyDataConfig:
         if self.tokens not in ("word", "char"):
             raise ValueError(f"--tokens must be word or char, got {self.tokens!r}")
         try:
-            parts = [float(p) for p in self.split.split(",")]
+            parts = [float(p) for p in self.split_fractions.split(",")]
         except ValueError:
             parts = []
         if len(parts) != 3 or min(parts) < 0 or parts[0] <= 0 or abs(sum(parts) - 1) > 1e-6:
-            raise ValueError(f"--split must be three fractions adding up to 1; got {self.split!r}")
+            raise ValueError(
+                f"--split-fractions must be three fractions adding up to 1; "
+                f"got {self.split_fractions!r}"
+            )
+
+    @staticmethod
+    def upgrade(values: dict) -> dict:
+        """A stored config of an older run: ``split`` is now ``split_fractions`` (``--split``
+        names the part a run verb scores)."""
+        if "split" in values:
+            values = {**values, "split_fractions": values["split"]}
+            del values["split"]
+        return values
 
     @property
     def fractions(self) -> tuple[float, float, float]:
-        a, b, c = (float(p) for p in self.split.split(","))
+        a, b, c = (float(p) for p in self.split_fractions.split(","))
         return a, b, c
 
     @property

@@ -22,6 +22,7 @@ from rnnkit.series.calendar import future_times
 from rnnkit.series.metrics import coverage, directional_accuracy, mase_scale, point_metrics
 from rnnkit.series.table import Series
 from rnnkit.series.windows import Scaler
+from rnnkit.tasks.base import Loaded, load_run
 from rnnkit.tasks.forecast.task import (
     ForecastDataConfig,
     ForecastModelConfig,
@@ -36,7 +37,6 @@ from rnnkit.tasks.forecast.task import (
 from rnnkit.training import checkpoint as ckpt
 from rnnkit.training import runs
 from rnnkit.training.config import TrainConfig
-from rnnkit.training.runs import load_weights
 from rnnkit.training.trainer import CONFIG, LAST, RunResult, Trainer, resolve_device
 
 BASELINES = ("naive", "seasonal_naive", "ets")
@@ -75,7 +75,7 @@ def train_forecast(
         data_cfg = dataclasses.replace(ForecastDataConfig(**stored["data"]), refit=True)
     else:
         model_cfg, data_cfg, _ = runs.run_configs(
-            train_cfg, read_run_config, ForecastModelConfig, ForecastDataConfig, model_cfg, data_cfg
+            train_cfg, "forecast", ForecastModelConfig, ForecastDataConfig, model_cfg, data_cfg
         )
     series = series if series is not None else load_series(data_cfg)
     data_cfg, note = resolve_season(data_cfg, series)
@@ -134,16 +134,18 @@ def _train(model_cfg, data_cfg, train_cfg, series, callbacks) -> RunResult:
     return Trainer(task, train_cfg, callbacks).run()
 
 
-def load_model(run_dir: str | Path, which: str = "best", device: str = "cpu"):
-    """Rebuild a run's forecaster from its config, load ``best`` or ``last`` weights; also
-    return the data config and the stored per-series scalers."""
-    run_dir = Path(run_dir)
-    task = read_run_config(run_dir)["task"]
+def rebuild(task: dict) -> Loaded:
+    """A forecasting run's (untrained) forecaster, data config and per-series scalers."""
     data_cfg = ForecastDataConfig(**task["data"])
     model = build_forecaster(task["inputs"], data_cfg, ForecastModelConfig(**task["model"]))
-    model = load_weights(model, run_dir, which, device)
     scalers = {k: Scaler.from_json(v) for k, v in task["scalers"].items()}
-    return model, data_cfg, scalers
+    return Loaded(model, {"data_cfg": data_cfg, "scalers": scalers})
+
+
+def load_model(run_dir: str | Path, which: str = "best", device: str = "cpu"):
+    """A run's forecaster (``best`` or ``last`` weights), data config and per-series scalers."""
+    run = load_run(run_dir, which, device, kinds=("forecast",))
+    return run.model, run.data_cfg, run.scalers
 
 
 def forecast_part(

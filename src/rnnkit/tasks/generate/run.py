@@ -19,6 +19,7 @@ import torch
 
 from rnnkit.architectures.one_to_many import OneToMany
 from rnnkit.decoding import SamplingConfig, generate
+from rnnkit.tasks.base import Loaded, load_run
 from rnnkit.tasks.generate.task import (
     GenerateDataConfig,
     GenerateModelConfig,
@@ -30,7 +31,6 @@ from rnnkit.tasks.generate.task import (
 from rnnkit.text.tokens import TokenVocab
 from rnnkit.training import runs
 from rnnkit.training.config import TrainConfig
-from rnnkit.training.runs import load_weights
 from rnnkit.training.trainer import RunResult, Trainer, resolve_device
 
 
@@ -74,7 +74,7 @@ def train_generate(
 ) -> RunResult:
     """Train (or with ``train_cfg.resume``, continue) a conditional generator."""
     model_cfg, data_cfg, stored = runs.run_configs(
-        train_cfg, read_run_config, GenerateModelConfig, GenerateDataConfig, model_cfg, data_cfg
+        train_cfg, "generate", GenerateModelConfig, GenerateDataConfig, model_cfg, data_cfg
     )
     task = make_task(
         model_cfg,
@@ -87,17 +87,20 @@ def train_generate(
     return Trainer(task, train_cfg, callbacks).run()
 
 
-def load_model(
-    run_dir: str | Path, which: str = "best", device: str = "cpu"
-) -> tuple[OneToMany, TokenVocab, list[str], dict]:
-    """Rebuild a run's model; return it, its vocabulary, its condition values and its config."""
-    run_dir = Path(run_dir)
-    task = read_run_config(run_dir)["task"]
+def rebuild(task: dict) -> Loaded:
+    """A generate run's (untrained) model, vocabulary and condition values, from its task."""
     vocab = TokenVocab.from_json(task["vocab"])
     conditions = list(task["conditions"])
     model = build_generator(len(vocab), len(conditions), GenerateModelConfig(**task["model"]))
-    model = load_weights(model, run_dir, which, device)
-    return model, vocab, conditions, task
+    return Loaded(model, {"vocab": vocab, "conditions": conditions})
+
+
+def load_model(
+    run_dir: str | Path, which: str = "best", device: str = "cpu"
+) -> tuple[OneToMany, TokenVocab, list[str], dict]:
+    """A run's model (``best`` or ``last`` weights), vocabulary, condition values and task."""
+    run = load_run(run_dir, which, device, kinds=("generate",))
+    return run.model, run.vocab, run.conditions, run.task
 
 
 def generate_texts(

@@ -10,9 +10,12 @@ Each function is one call a Python user can make too, for example::
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 from rnnkit.datasets import load_corpus
+from rnnkit.decoding import SamplingConfig, sample_text
+from rnnkit.tasks.base import Loaded, load_run
 from rnnkit.tasks.lm.task import (
     LanguageModelTask,
     LMDataConfig,
@@ -25,13 +28,7 @@ from rnnkit.text.streams import unigram_cross_entropy
 from rnnkit.text.vocab import Vocab
 from rnnkit.training import runs
 from rnnkit.training.config import TrainConfig
-from rnnkit.training.runs import load_weights
 from rnnkit.training.trainer import RunResult, Trainer, resolve_device
-
-
-def read_run_config(run_dir: str | Path) -> dict:
-    """The stored ``config.json`` of a run, checked to be a language-model run."""
-    return runs.read_run_config(run_dir, ("lm",), "language-model")
 
 
 def train_lm(
@@ -48,7 +45,7 @@ def train_lm(
     """
     vocab = None
     model_cfg, data_cfg, stored = runs.run_configs(
-        train_cfg, read_run_config, LMModelConfig, LMDataConfig, model_cfg, data_cfg
+        train_cfg, "lm", LMModelConfig, LMDataConfig, model_cfg, data_cfg
     )
     if stored is not None:
         vocab = Vocab.from_json(stored["vocab"])
@@ -60,14 +57,16 @@ def train_lm(
     return Trainer(task, train_cfg, callbacks).run()
 
 
-def load_model(run_dir: str | Path, which: str = "best", device: str = "cpu"):
-    """Rebuild a run's model from its config and load ``best`` or ``last`` weights."""
-    run_dir = Path(run_dir)
-    task = read_run_config(run_dir)["task"]
+def rebuild(task: dict) -> Loaded:
+    """A language-model run's (untrained) model and vocabulary, from its stored task."""
     vocab = Vocab.from_json(task["vocab"])
-    model = build_lm(len(vocab), LMModelConfig(**task["model"]))
-    model = load_weights(model, run_dir, which, device)
-    return model, vocab, task
+    return Loaded(build_lm(len(vocab), LMModelConfig(**task["model"])), {"vocab": vocab})
+
+
+def load_model(run_dir: str | Path, which: str = "best", device: str = "cpu"):
+    """A run's model (``best`` or ``last`` weights), vocabulary and stored task."""
+    run = load_run(run_dir, which, device, kinds=("lm",))
+    return run.model, run.vocab, run.task
 
 
 def _encoded_splits(task: dict, vocab: Vocab) -> dict:
@@ -125,3 +124,24 @@ def evaluate_run(
         "unigram_loss": baseline,
         "unigram_bpc": baseline / math.log(2),
     }
+
+
+def sample_run(
+    run_dir: str | Path,
+    *,
+    prime: str = "",
+    length: int = 500,
+    sampling: SamplingConfig | None = None,
+    which: str = "best",
+    device: str = "cpu",
+    write: Callable[[str], None] | None = None,
+) -> str:
+    """``length`` tokens sampled after ``prime`` from a run's model (``write`` gets the prime,
+    then each piece as it is generated, then a newline)."""
+    model, vocab, _ = load_model(run_dir, which, device)
+    if write is not None:
+        write(prime)
+    text = sample_text(model, vocab, prime=prime, length=length, sampling=sampling, write=write)
+    if write is not None:
+        write("\n")
+    return text

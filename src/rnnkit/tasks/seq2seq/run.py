@@ -18,6 +18,7 @@ from collections import Counter
 from pathlib import Path
 
 from rnnkit.architectures.seq2seq import Seq2Seq
+from rnnkit.tasks.base import Loaded, load_run
 from rnnkit.tasks.seq2seq.data import (
     error_rates,
     group_references,
@@ -36,7 +37,6 @@ from rnnkit.tasks.seq2seq.task import (
 from rnnkit.text.tokens import TokenVocab, tokenize
 from rnnkit.training import runs
 from rnnkit.training.config import TrainConfig
-from rnnkit.training.runs import load_weights
 from rnnkit.training.trainer import RunResult, Trainer, resolve_device
 
 
@@ -55,7 +55,7 @@ def train_seq2seq(
     """Train (or with ``train_cfg.resume``, continue) an encoder-decoder into ``train_cfg.out``."""
     vocabs = None
     model_cfg, data_cfg, stored = runs.run_configs(
-        train_cfg, read_run_config, Seq2SeqModelConfig, Seq2SeqDataConfig, model_cfg, data_cfg
+        train_cfg, "seq2seq", Seq2SeqModelConfig, Seq2SeqDataConfig, model_cfg, data_cfg
     )
     if stored is not None:
         vocabs = (
@@ -74,17 +74,20 @@ def train_seq2seq(
     return Trainer(task, train_cfg, callbacks).run()
 
 
-def load_model(
-    run_dir: str | Path, which: str = "best", device: str = "cpu"
-) -> tuple[Seq2Seq, TokenVocab, TokenVocab, dict]:
-    """Rebuild a run's model from its config and load ``best`` or ``last`` weights."""
-    run_dir = Path(run_dir)
-    task = read_run_config(run_dir)["task"]
+def rebuild(task: dict) -> Loaded:
+    """A seq2seq run's (untrained) model and its two vocabularies, from its stored task."""
     source_vocab = TokenVocab.from_json(task["source_vocab"])
     target_vocab = TokenVocab.from_json(task["target_vocab"])
     model = build_seq2seq(len(source_vocab), len(target_vocab), Seq2SeqModelConfig(**task["model"]))
-    model = load_weights(model, run_dir, which, device)
-    return model, source_vocab, target_vocab, task
+    return Loaded(model, {"source_vocab": source_vocab, "target_vocab": target_vocab})
+
+
+def load_model(
+    run_dir: str | Path, which: str = "best", device: str = "cpu"
+) -> tuple[Seq2Seq, TokenVocab, TokenVocab, dict]:
+    """A run's model (``best`` or ``last`` weights), its vocabularies and its stored task."""
+    run = load_run(run_dir, which, device, kinds=("seq2seq",))
+    return run.model, run.source_vocab, run.target_vocab, run.task
 
 
 def predict(
