@@ -64,7 +64,7 @@ class DatasetSpec:
     """The name users type (``load_corpus("shakespeare")``)."""
 
     description: str
-    """One line: what the text is, its size, and what was kept or dropped."""
+    """One line: what the data is, its size, and what was kept or dropped."""
 
     licence: str
     """SPDX identifier of the data's licence (which may differ from the package code's)."""
