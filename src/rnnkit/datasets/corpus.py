@@ -1,9 +1,8 @@
 """A training text from a data set name, a file, a folder or a glob: UTF-8, checked, joined.
 
-Files are read as bytes and decoded strictly: a byte that is not UTF-8 is an error naming the file
-and the offset, never a silent replacement character. A leading UTF-8 byte-order mark is dropped.
-Several files are joined in sorted order, with a newline put between two files when the first
-does not end with one, so that no line runs on into the next file.
+Files are read as bytes and decoded strictly (see ``rnnkit.datasets.text``): a byte that is not
+UTF-8 is an error naming the file and the offset. Several files are joined in sorted order.
+A name is a registered text set, read with ``load_text``.
 """
 
 from __future__ import annotations
@@ -12,8 +11,12 @@ import glob
 import os
 from pathlib import Path
 
-from rnnkit.datasets.fetch import Downloader, fetch
-from rnnkit.datasets.registry import DatasetSpec, get_spec, list_datasets
+from rnnkit.datasets.load import load_text
+from rnnkit.datasets.registry import list_datasets
+from rnnkit.datasets.text import CorpusError, decode_text, join_texts
+
+# load_text and the text helpers are imported from here too, as before.
+__all__ = ["CorpusError", "join_texts", "load_corpus", "load_text"]
 
 BINARY_SAMPLE_BYTES = 8192
 """How much of a file the binary check looks at (as git does)."""
@@ -24,47 +27,13 @@ BINARY_FRACTION = 0.3
 _TEXT_CONTROLS = frozenset("\t\n\v\f\r\b\x1b")
 
 
-class CorpusError(ValueError):
-    """A corpus could not be read as text: missing, binary, not UTF-8, or empty."""
-
-
-def load_text(
-    dataset: str | DatasetSpec,
-    *,
-    cache: Path | None = None,
-    download: Downloader | None = None,
-) -> str:
-    """A registered data set's files as one text.
-
-    Fetches the files (once; see ``fetch``), decodes each with the spec's ``encoding`` (strict),
-    drops a leading byte-order mark and joins them in the registry's order.
-
-    Args:
-        dataset: a registered name or a spec.
-        cache, download: as for ``fetch``.
-
-    Raises:
-        DatasetError: as ``fetch``.
-        CorpusError: a file does not decode with the spec's encoding.
-
-    Example::
-
-        >>> text = load_text("shakespeare")
-        >>> text.splitlines()[0]
-        "ALL'S WELL THAT ENDS WELL"
-    """
-    spec = dataset if isinstance(dataset, DatasetSpec) else get_spec(dataset)
-    paths = fetch(spec, cache=cache, download=download)
-    return join_texts([_decode(path.read_bytes(), path, spec.encoding) for path in paths])
-
-
 def load_corpus(source: str | os.PathLike[str]) -> str:
     """The text to train on, from a data set name, a file, a folder or a glob.
 
     ``source`` is tried in this order:
 
     1. a registered data set name (a ``str`` only; write ``./shakespeare`` for a local path of
-       that name), read with ``load_text``;
+       that name), read with ``load_text`` (a set of another kind than text is an error);
     2. a file;
     3. a folder: every regular file below it, recursively, sorted by relative path, skipping
        hidden files and folders (names starting with ``.``) and not following links to folders;
@@ -77,7 +46,7 @@ def load_corpus(source: str | os.PathLike[str]) -> str:
         CorpusError: nothing matches ``source``; a file is binary (a NUL byte, or mostly
             non-text); a file is not valid UTF-8 (the message names the file and the byte offset);
             or the corpus is empty.
-        DatasetError: a data set could not be fetched.
+        DatasetError: a data set could not be fetched, or does not yield text.
 
     Example::
 
@@ -91,14 +60,6 @@ def load_corpus(source: str | os.PathLike[str]) -> str:
     if not text:
         raise CorpusError(f"corpus {os.fspath(source)!r} is empty: there is no text to train on")
     return text
-
-
-def join_texts(texts: list[str]) -> str:
-    """Concatenate texts, with a newline between two texts when the first does not end in one."""
-    return "".join(
-        text + "\n" if i < len(texts) - 1 and text and not text.endswith("\n") else text
-        for i, text in enumerate(texts)
-    )
 
 
 def _resolve(source: str | os.PathLike[str]) -> list[Path]:
@@ -153,22 +114,8 @@ def _read_user_file(path: Path) -> str:
             f"{path} looks binary ({odd} of the first {len(sample)} characters are not text); "
             f"a corpus must be UTF-8 text"
         )
-    return _decode(data, path, "utf-8")
+    return decode_text(data, path, "utf-8")
 
 
 def _is_control(char: str) -> bool:
     return (char < " " or char == "\x7f") and char not in _TEXT_CONTROLS
-
-
-def _decode(data: bytes, path: Path, encoding: str) -> str:
-    try:
-        text = data.decode(encoding)
-    except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
-        column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
-        hint = "; convert it first, e.g. `iconv -f latin1 -t utf-8`" if encoding == "utf-8" else ""
-        raise CorpusError(
-            f"{path} is not valid {encoding}: byte 0x{data[error.start]:02x} at offset "
-            f"{error.start} (line {line}, byte {column} of the line){hint}"
-        ) from error
-    return text.removeprefix("\ufeff")

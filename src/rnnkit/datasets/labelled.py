@@ -19,14 +19,14 @@ one per step.
 Every problem is a ``LabelledDataError`` naming the file, the line or row and the fix.
 
 This module only chooses: the readers and the types live in ``labelled_formats``, the registered
-sets in ``classification_sets``, and both sit below it, so the data flows one way.
+sets in ``classification_sets`` (loaded through the registry by ``load_labelled_set``), and all
+sit below it, so the data flows one way.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from rnnkit.datasets.classification_sets import SPECS, load_registered
 from rnnkit.datasets.labelled_formats import (
     TAG_SUFFIXES,
     TEXT_SUFFIXES,
@@ -41,6 +41,8 @@ from rnnkit.datasets.labelled_formats import (
     read_ts,
     table_suffix,
 )
+from rnnkit.datasets.load import load_labelled_set
+from rnnkit.datasets.registry import list_datasets
 
 # The types of load_labelled's arguments, result and error, importable from here as before.
 __all__ = ["Columns", "Labelled", "LabelledDataError", "load_labelled"]
@@ -50,9 +52,9 @@ def load_labelled(source: str | Path, columns: Columns, *, aligned: bool = False
     """Read labelled sequences from a file, a folder of WAV files or a registered data set."""
     path = Path(source)
     if not path.exists():
-        names = [spec.name for spec in SPECS]
+        names = list_datasets("labelled")
         if str(source) in names:
-            return load_registered(str(source))
+            return load_labelled_set(str(source))
         raise LabelledDataError(
             f"no such file or folder: {source} (nor a data set; labelled sets: {', '.join(names)})"
         )

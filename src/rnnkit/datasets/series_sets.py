@@ -4,15 +4,13 @@ Each archive is downloaded once with ``pip download`` (never installed) and only
 kept, pinned by sha256. The wheels of ``arch`` and ``statsmodels`` are built per platform; their
 data files are the same bytes in every build, so the pin holds whichever wheel pip picks.
 
-``SERIES`` gives each set's columns and season, so ``rnnkit train forecast --data airline`` needs
-no column flags.
+Each entry's ``defaults`` give its columns and season, so ``rnnkit train forecast --data
+airline`` needs no column flags; ``rnnkit.datasets.load_series_set`` fetches a set's CSV file.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from rnnkit.datasets.registry import DatasetSpec
+from rnnkit.datasets.spec import DatasetSpec
 
 _SP500 = "arch/data/sp500/sp500.csv.gz"
 _SUNSPOTS = "statsmodels/datasets/sunspots/sunspots.csv"
@@ -27,21 +25,25 @@ SPECS = (
             "(5,031 trading days), from the arch package's data folder."
         ),
         licence="NCSA",
+        kind="series",
         package="arch",
         version="8.0.0",
         archive_kind="wheel",
         members=(_SP500,),
         sha256={_SP500: "1e028cbb9c400cc018c816ccc439b33c919387e726c3ed5ca2c05c82746059de"},
+        defaults={"time_col": "Date", "target": "Adj Close", "season": 1},
     ),
     DatasetSpec(
         name="sunspots",
         description="Yearly mean sunspot numbers, 1700-2008 (309 years), from statsmodels.",
         licence="BSD-3-Clause",
+        kind="series",
         package="statsmodels",
         version="0.15.0",
         archive_kind="wheel",
         members=(_SUNSPOTS,),
         sha256={_SUNSPOTS: "f67889b1d9002cd5227f0e0ef54e35b419cdd85a31279adef6f73fb41e5c0a9b"},
+        defaults={"time_col": "YEAR", "target": "SUNACTIVITY", "season": 11},
     ),
     DatasetSpec(
         name="co2",
@@ -50,11 +52,13 @@ SPECS = (
             "59 missing: train with --fill linear), from statsmodels."
         ),
         licence="BSD-3-Clause",
+        kind="series",
         package="statsmodels",
         version="0.15.0",
         archive_kind="wheel",
         members=(_CO2,),
         sha256={_CO2: "16695fa2786e53414e5a6b54767a3fdf5de99cfbc68617f69d1362d92776a92f"},
+        defaults={"time_col": "date", "time_format": "%Y%m%d", "target": "co2", "season": 52},
     ),
     DatasetSpec(
         name="airline",
@@ -63,32 +67,12 @@ SPECS = (
             "& Jenkins' series G), from sktime's data folder."
         ),
         licence="BSD-3-Clause",
+        kind="series",
         package="sktime",
         version="1.2.0",
         archive_kind="wheel",
         members=(_AIRLINE,),
         sha256={_AIRLINE: "28af0eb869db6d9fbd31d5af03993a0cbf36c0857c3eb046a068c094b60da851"},
+        defaults={"time_col": "Date", "target": "Passengers", "season": 12},
     ),
 )
-
-# name -> the forecast data config's defaults for that set
-SERIES: dict[str, dict] = {
-    "sp500": {"time_col": "Date", "target": "Adj Close", "season": 1},
-    "sunspots": {"time_col": "YEAR", "target": "SUNACTIVITY", "season": 11},
-    "co2": {"time_col": "date", "time_format": "%Y%m%d", "target": "co2", "season": 52},
-    "airline": {"time_col": "Date", "target": "Passengers", "season": 12},
-}
-
-
-def series_defaults(source: str) -> dict:
-    """Column and season defaults when ``source`` names a series set, else ``{}``."""
-    return dict(SERIES.get(source, {}))
-
-
-def series_path(source: str) -> Path:
-    """The CSV file of a series set (fetched once), or ``source`` itself as a path."""
-    if source in SERIES:
-        from rnnkit.datasets.fetch import fetch
-
-        return fetch(source)[0]
-    return Path(source)

@@ -115,7 +115,7 @@ class ForecastDataConfig:
     baseline does. The test tail stays unseen."""
 
     def __post_init__(self) -> None:
-        from rnnkit.datasets.series_sets import series_defaults
+        from rnnkit.datasets.load import series_defaults
 
         defaults = series_defaults(self.data)
         for name in ("time_col", "time_format", "target", "season"):
@@ -181,7 +181,7 @@ class ForecastDataConfig:
 
 def load_series(data: ForecastDataConfig, source: str | None = None) -> list[Series]:
     """Read the series of ``source`` (default ``data.data``) with the config's columns."""
-    from rnnkit.datasets.series_sets import series_path
+    from rnnkit.datasets.load import series_path
 
     return read_series_csv(
         series_path(source or data.data),
