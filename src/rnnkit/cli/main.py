@@ -200,11 +200,9 @@ def _plot(args, parser) -> int:
 
 
 def _datasets(args, parser) -> int:
-    from rnnkit.datasets import get_spec, list_datasets
+    from rnnkit.datasets import describe_datasets
 
-    for name in list_datasets():
-        spec = get_spec(name)
-        print(f"{name:<16}{spec.description}  [{spec.licence}]")
+    print(describe_datasets())
     return 0
 
 
