@@ -13,18 +13,14 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from rnnkit.datasets.splits import split_positions
+
 
 def split_by_position(ids: Tensor, val_fraction: float, test_fraction: float) -> dict[str, Tensor]:
-    """Cut a 1-D token tensor into ``train``, ``val`` and ``test`` by position."""
-    n = ids.numel()
-    n_test = int(n * test_fraction)
-    n_val = int(n * val_fraction)
-    n_train = n - n_val - n_test
-    return {
-        "train": ids[:n_train],
-        "val": ids[n_train : n_train + n_val],
-        "test": ids[n_train + n_val :],
-    }
+    """Cut a 1-D token tensor into ``train``, ``val`` and ``test`` by position
+    (``rnnkit.datasets.splits.split_positions``: held-out sizes rounded down)."""
+    parts = split_positions(ids.numel(), val_fraction, test_fraction)
+    return {name: ids[r.start : r.stop] for name, r in parts.items()}
 
 
 @dataclass

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import math
-import random
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.architectures.one_to_many import OneToMany
+from rnnkit.datasets.splits import split_indices
 from rnnkit.tasks.network_config import check_network
 from rnnkit.text.tokens import TokenLevel, TokenVocab, pad_batch
 from rnnkit.training.batching import BatchPlan, python_shuffle
@@ -134,19 +134,18 @@ def read_table(data: str, condition_col: str, target_col: str) -> list[tuple[str
 def split_rows(
     rows: list[tuple[str, str]], val_fraction: float, test_fraction: float, seed: int
 ) -> dict[str, list[tuple[str, str]]]:
-    """Shuffle the rows with ``seed`` and cut them into test, val and train."""
-    order = list(range(len(rows)))
-    random.Random(seed).shuffle(order)
-    n = len(rows)
-    n_test, n_val = max(1, round(n * test_fraction)), max(1, round(n * val_fraction))
-    if n - n_test - n_val < 1:
-        raise TableError(f"only {n} rows: too few to split into train, val and test")
-    pick = [rows[i] for i in order]
-    return {
-        "test": pick[:n_test],
-        "val": pick[n_test : n_test + n_val],
-        "train": pick[n_test + n_val :],
-    }
+    """Shuffle the rows with ``seed`` and cut them into test, val and train (the shared
+    splitter, ``rnnkit.datasets.splits``: at least one row in each held-out part)."""
+    cuts = split_indices(
+        len(rows),
+        {"val": val_fraction, "test": test_fraction},
+        seed=seed,
+        order=("test", "val", "train"),
+        at_least=1,
+        min_rest=1,
+        what="rows",
+    )
+    return {name: [rows[i] for i in part] for name, part in cuts.items()}
 
 
 def condition_index(conditions: list[str], value: str) -> int:

@@ -8,13 +8,13 @@ when it matches any of them.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from torch import Tensor
 
+from rnnkit.datasets.splits import split_indices
 from rnnkit.text.tokens import TokenVocab, pad_batch
 
 
@@ -75,22 +75,24 @@ def split_by_source(
 ) -> dict[str, dict[str, list[str]]]:
     """Split into ``train``/``val``/``test``, each ``{source: [targets...]}``, by unique source.
 
-    The unique sources are sorted, shuffled with ``seed`` and cut: test and val take
-    ``round(n * fraction)`` sources each (at least one each), train the rest.
+    The unique sources are sorted, shuffled with ``seed`` and cut by the shared splitter
+    (``rnnkit.datasets.splits``): test and val take ``round(n * fraction)`` sources each (at
+    least one each), train the rest.
     """
     references = group_references(pairs)
     sources = sorted(references)
-    random.Random(seed).shuffle(sources)
-    n = len(sources)
-    n_test, n_val = max(1, round(n * test_fraction)), max(1, round(n * val_fraction))
-    if n - n_test - n_val < 1:
-        raise PairsError(f"only {n} distinct sources: too few to split into train, val and test")
-    cuts = {
-        "test": sources[:n_test],
-        "val": sources[n_test : n_test + n_val],
-        "train": sources[n_test + n_val :],
+    cuts = split_indices(
+        len(sources),
+        {"val": val_fraction, "test": test_fraction},
+        seed=seed,
+        order=("test", "val", "train"),
+        at_least=1,
+        min_rest=1,
+        what="distinct sources",
+    )
+    return {
+        name: {sources[i]: references[sources[i]] for i in part} for name, part in cuts.items()
     }
-    return {name: {s: references[s] for s in part} for name, part in cuts.items()}
 
 
 @dataclass
