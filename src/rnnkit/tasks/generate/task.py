@@ -9,11 +9,9 @@ baseline (the entropy of the training targets' token frequencies).
 
 from __future__ import annotations
 
-import csv
 import math
 from collections import Counter
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -22,13 +20,10 @@ from torch import Tensor, nn
 
 from rnnkit.architectures.one_to_many import OneToMany
 from rnnkit.datasets.splits import split_indices
+from rnnkit.datasets.tables import read_columns
 from rnnkit.tasks.network_config import check_network
 from rnnkit.text.tokens import TokenLevel, TokenVocab, pad_batch
 from rnnkit.training.batching import BatchPlan, python_shuffle
-
-
-class TableError(ValueError):
-    """A table is missing, malformed, or lacks a column; the message names file and line."""
 
 
 @dataclass(kw_only=True)
@@ -65,7 +60,8 @@ class GenerateDataConfig:
     """The table, its two columns, and how its rows are divided."""
 
     data: str
-    """A CSV file with a header row, or a data-set name (wordfreq: columns language, word)."""
+    """A CSV file with a header row (or TSV, JSONL), or a data-set name (wordfreq: columns
+    language, word)."""
     condition_col: str
     """The column whose value conditions the generation (a category)."""
     target_col: str
@@ -93,42 +89,10 @@ class GenerateDataConfig:
 
 
 def read_table(data: str, condition_col: str, target_col: str) -> list[tuple[str, str]]:
-    """``(condition, target)`` rows of a CSV file (or a table data set), checked."""
-    from rnnkit.datasets.seq2seq_sets import ROW_SETS
-
-    if data in ROW_SETS:
-        rows: list[dict[str, str]] = ROW_SETS[data]()
-        columns = list(rows[0]) if rows else []
-        where = f"data set {data}"
-        numbered = [(i + 1, r) for i, r in enumerate(rows)]
-    else:
-        path = Path(data)
-        if not path.is_file():
-            raise TableError(f"{data}: no such file (expected a CSV file with a header row)")
-        try:
-            with open(path, encoding="utf-8", newline="") as f:
-                reader = csv.DictReader(f)
-                columns = list(reader.fieldnames or [])
-                numbered = [(reader.line_num, r) for r in reader]
-        except UnicodeDecodeError as e:
-            raise TableError(f"{data}: not UTF-8 text (byte {e.start})") from None
-        where = str(data)
-    for flag, col in (("--condition-col", condition_col), ("--target-col", target_col)):
-        if col not in columns:
-            raise TableError(f"{flag} {col!r}: no such column in {where}; columns: {columns}")
-    out = []
-    for line, row in numbered:
-        condition, target = row.get(condition_col), row.get(target_col)
-        if condition is None or target is None:
-            raise TableError(f"{where}, line {line}: the row has too few fields")
-        if not condition.strip():
-            raise TableError(f"{where}, line {line}: the {condition_col!r} value is empty")
-        if not target.strip():
-            raise TableError(f"{where}, line {line}: the {target_col!r} value is empty")
-        out.append((condition.strip(), target.strip()))
-    if not out:
-        raise TableError(f"{where}: no rows")
-    return out
+    """``(condition, target)`` rows of a table file (CSV, TSV, JSONL) or a row data set, read
+    and checked by ``rnnkit.datasets.tables.read_columns``."""
+    rows = read_columns(data, {"--condition-col": condition_col, "--target-col": target_col})
+    return [(condition, target) for condition, target in rows]
 
 
 def split_rows(

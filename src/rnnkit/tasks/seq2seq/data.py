@@ -1,6 +1,6 @@
-"""Sequence pairs for an encoder-decoder: read, check, split by source, batch by length.
+"""Sequence pairs for an encoder-decoder: split by source, encode, batch by length.
 
-A pairs file has one ``source<TAB>target`` per line (blank lines are skipped). A source may be
+The pairs are read by ``rnnkit.datasets.pairs`` (one ``source<TAB>target`` a line). A source may be
 listed with several targets (a word with two pronunciations): the split goes by *unique source*,
 so all of a source's targets fall in the same split, and evaluation counts an output as right
 when it matches any of them.
@@ -10,54 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from torch import Tensor
 
+from rnnkit.datasets.pairs import PairsError
 from rnnkit.datasets.splits import split_indices
 from rnnkit.text.tokens import TokenVocab, pad_batch
-
-
-class PairsError(ValueError):
-    """A pairs file is missing or malformed; the message names the file and the line."""
-
-
-def read_pairs(path: str | Path) -> list[tuple[str, str]]:
-    """``(source, target)`` pairs of a UTF-8 ``source<TAB>target`` file."""
-    path = Path(path)
-    if not path.is_file():
-        raise PairsError(f"{path}: no such file (expected source<TAB>target lines)")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise PairsError(f"{path}: not UTF-8 text (byte {e.start})") from None
-    pairs = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        if "\t" not in line:
-            raise PairsError(f"{path}, line {number}: no tab between source and target: {line!r}")
-        source, target = line.split("\t", 1)
-        if "\t" in target:
-            raise PairsError(
-                f"{path}, line {number}: more than one tab (expected source<TAB>target)"
-            )
-        for side, value in (("source", source), ("target", target)):
-            if not value.strip():
-                raise PairsError(f"{path}, line {number}: the {side} is empty: {line!r}")
-        pairs.append((source.strip(), target.strip()))
-    if not pairs:
-        raise PairsError(f"{path}: no source<TAB>target lines")
-    return pairs
-
-
-def load_pairs(data: str) -> list[tuple[str, str]]:
-    """Pairs from a data-set name (``cmudict``) or a pairs file."""
-    from rnnkit.datasets.seq2seq_sets import PAIR_SETS
-
-    if data in PAIR_SETS:
-        return PAIR_SETS[data]()
-    return read_pairs(data)
 
 
 def group_references(pairs: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
@@ -90,9 +48,7 @@ def split_by_source(
         min_rest=1,
         what="distinct sources",
     )
-    return {
-        name: {sources[i]: references[sources[i]] for i in part} for name, part in cuts.items()
-    }
+    return {name: {sources[i]: references[sources[i]] for i in part} for name, part in cuts.items()}
 
 
 @dataclass
