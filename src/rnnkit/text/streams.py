@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor
 
 from rnnkit.datasets.splits import split_positions
@@ -99,19 +98,3 @@ def eval_windows(ids: Tensor, batch_size: int, bptt: int) -> list[Window]:
     return [
         Window(x[:, s : s + bptt], y[:, s : s + bptt], s == 0) for s in range(0, per_stream, bptt)
     ]
-
-
-def unigram_entropy(ids: Tensor, vocab_size: int) -> float:
-    """Entropy in nats of the token frequencies: the loss of a model that ignores context."""
-    counts = torch.bincount(ids, minlength=vocab_size).double()
-    p = counts[counts > 0] / counts.sum()
-    return float(-(p * p.log()).sum())
-
-
-def unigram_cross_entropy(train_ids: Tensor, scored_ids: Tensor, vocab_size: int) -> float:
-    """Loss in nats per token on ``scored_ids`` of the context-free model that predicts every
-    token with its training frequency (add-one smoothed, so an unseen token costs a finite
-    amount): the trivial baseline on held-out text."""
-    counts = torch.bincount(train_ids, minlength=vocab_size).double() + 1.0
-    log_p = (counts / counts.sum()).log()
-    return float(-log_p[scored_ids].mean())

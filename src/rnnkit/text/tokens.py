@@ -29,9 +29,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
-import torch
-from torch import Tensor
-
 from rnnkit.text.vocab import Vocabulary
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
@@ -150,14 +147,3 @@ class TokenVocab(Vocabulary):
             if not (strip and i in (self.pad_id, self.bos_id)):
                 kept.append(i)
         return ("" if self.level == "char" else " ").join(self.symbols_of(kept))
-
-
-def pad_batch(sequences: list[list[int]], pad_id: int = 0) -> tuple[Tensor, Tensor]:
-    """Id lists to a right-padded ``(B, T)`` int64 batch and its ``(B,)`` lengths."""
-    lengths = torch.tensor([len(s) for s in sequences], dtype=torch.long)
-    if not sequences:
-        raise ValueError("pad_batch: no sequences")
-    out = torch.full((len(sequences), max(int(lengths.max()), 1)), pad_id, dtype=torch.long)
-    for row, seq in enumerate(sequences):
-        out[row, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
-    return out, lengths

@@ -9,8 +9,6 @@ baseline (the entropy of the training targets' token frequencies).
 
 from __future__ import annotations
 
-import math
-from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -19,10 +17,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.architectures.one_to_many import OneToMany
+from rnnkit.datasets.padding import pad_batch
 from rnnkit.datasets.splits import split_indices
 from rnnkit.datasets.tables import read_columns
 from rnnkit.tasks.network_config import check_network
-from rnnkit.text.tokens import TokenLevel, TokenVocab, pad_batch
+from rnnkit.text.tokens import TokenLevel, TokenVocab
+from rnnkit.text.unigram import unigram_cross_entropy
 from rnnkit.training.batching import BatchPlan, python_shuffle
 
 
@@ -227,6 +227,7 @@ class GenerateTask:
 
 
 def collate_rows(items: list[tuple[int, list[int]]]) -> tuple[Tensor, Tensor]:
+    """Class ids ``(B,)`` and the padded targets ``(B, T)`` (``pad_batch``) of encoded rows."""
     targets, _ = pad_batch([t for _, t in items])
     return torch.tensor([c for c, _ in items], dtype=torch.long), targets
 
@@ -254,12 +255,11 @@ def sequence_loss(
 
 
 def unigram_loss(train: list[tuple[int, list[int]]], scored: list[tuple[int, list[int]]]) -> float:
-    """Loss (nats per token) on ``scored`` of the context-free model that predicts each target
-    token with its training frequency (add-one smoothed): the trivial baseline."""
-    counts = Counter(t for _, ids in train for t in ids[1:])
-    vocab = set(counts) | {t for _, ids in scored for t in ids[1:]}
-    total = sum(counts.values()) + len(vocab)
-    scored_tokens = [t for _, ids in scored for t in ids[1:]]
-    return -sum(math.log((counts[t] + 1) / total) for t in scored_tokens) / max(
-        len(scored_tokens), 1
-    )
+    """Loss (nats per token) on ``scored``'s target tokens (after ``<bos>``) of the add-one
+    smoothed unigram model of the training targets (``rnnkit.text.unigram``; V: the tokens
+    seen in either): the trivial baseline."""
+
+    def targets(items: list[tuple[int, list[int]]]) -> Tensor:
+        return torch.tensor([t for _, ids in items for t in ids[1:]], dtype=torch.long)
+
+    return unigram_cross_entropy(targets(train), targets(scored))

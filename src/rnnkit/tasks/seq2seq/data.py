@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
+from rnnkit.datasets.padding import pad_batch
 from rnnkit.datasets.pairs import PairsError
 from rnnkit.datasets.splits import split_indices
-from rnnkit.text.tokens import TokenVocab, pad_batch
+from rnnkit.text.tokens import TokenVocab
 
 
 def group_references(pairs: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
@@ -80,7 +81,7 @@ def encode_pairs(
 
 
 def collate(items: Sequence[tuple[list[int], list[int]]]) -> PairBatch:
-    """Pad encoded pairs into a ``PairBatch``."""
+    """Pad encoded pairs into a ``PairBatch`` (``rnnkit.datasets.padding.pad_batch``)."""
     source, lengths = pad_batch([s for s, _ in items])
     target_in, _ = pad_batch([t[:-1] for _, t in items])
     target_out, _ = pad_batch([t[1:] for _, t in items])
