@@ -13,7 +13,8 @@ made (and of the figures published from them) by parameter:
   (``rounding="down"``), text in place, train first: the held-out text follows the training text;
 - classification: ``rest="test"`` (train and val are rounded), numpy's shuffle, cut train, val,
   test, indices sorted within each part;
-- sequence-to-sequence and generation: ``at_least=1``, Python's shuffle, cut test, val, train.
+- sequence-to-sequence and generation (``split_held_out_first``): ``at_least=1``, Python's
+  shuffle, cut test, val, train.
 
 A time series is split elsewhere (``rnnkit.series.windows.split_bounds``): its held-out parts
 are counts of points given by the user, not fractions, and must follow one another in time.
@@ -141,6 +142,23 @@ def split_indices(
     order = shuffled(n, seed, rng)
     parts = {name: order[r.start : r.stop] for name, r in split_ranges(n, fractions, **cut).items()}
     return {name: sorted(idx) for name, idx in parts.items()} if sort else parts
+
+
+def split_held_out_first(
+    n: int, val_fraction: float, test_fraction: float, *, seed: int, what: str = "items"
+) -> dict[str, list[int]]:
+    """The sequence-to-sequence and generation split of ``n`` items: shuffled with ``seed``
+    (Python's shuffle), test and val cut off first with at least one item each, train the
+    rest (at least one, else a ``SplitError`` counting the ``what``)."""
+    return split_indices(
+        n,
+        {"val": val_fraction, "test": test_fraction},
+        seed=seed,
+        order=("test", "val", "train"),
+        at_least=1,
+        min_rest=1,
+        what=what,
+    )
 
 
 def split_positions(n: int, val_fraction: float, test_fraction: float) -> dict[str, range]:

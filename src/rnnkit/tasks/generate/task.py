@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from rnnkit.architectures.one_to_many import OneToMany
 from rnnkit.datasets.padding import pad_batch
-from rnnkit.datasets.splits import split_indices
+from rnnkit.datasets.splits import split_held_out_first
 from rnnkit.datasets.tables import read_columns
 from rnnkit.tasks.network_config import check_network
 from rnnkit.text.tokens import TokenLevel, TokenVocab
@@ -100,15 +100,7 @@ def split_rows(
 ) -> dict[str, list[tuple[str, str]]]:
     """Shuffle the rows with ``seed`` and cut them into test, val and train (the shared
     splitter, ``rnnkit.datasets.splits``: at least one row in each held-out part)."""
-    cuts = split_indices(
-        len(rows),
-        {"val": val_fraction, "test": test_fraction},
-        seed=seed,
-        order=("test", "val", "train"),
-        at_least=1,
-        min_rest=1,
-        what="rows",
-    )
+    cuts = split_held_out_first(len(rows), val_fraction, test_fraction, seed=seed, what="rows")
     return {name: [rows[i] for i in part] for name, part in cuts.items()}
 
 

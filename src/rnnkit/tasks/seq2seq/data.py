@@ -15,7 +15,7 @@ from torch import Tensor
 
 from rnnkit.datasets.padding import pad_batch
 from rnnkit.datasets.pairs import PairsError
-from rnnkit.datasets.splits import split_indices
+from rnnkit.datasets.splits import split_held_out_first
 from rnnkit.text.tokens import TokenVocab
 
 
@@ -40,14 +40,8 @@ def split_by_source(
     """
     references = group_references(pairs)
     sources = sorted(references)
-    cuts = split_indices(
-        len(sources),
-        {"val": val_fraction, "test": test_fraction},
-        seed=seed,
-        order=("test", "val", "train"),
-        at_least=1,
-        min_rest=1,
-        what="distinct sources",
+    cuts = split_held_out_first(
+        len(sources), val_fraction, test_fraction, seed=seed, what="distinct sources"
     )
     return {name: {sources[i]: references[sources[i]] for i in part} for name, part in cuts.items()}
 
