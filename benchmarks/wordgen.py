@@ -30,10 +30,11 @@ import torch.nn.functional as F
 from torch import nn
 
 import rnnkit
+from rnnkit.datasets.padding import pad_batch
 from rnnkit.decoding import SamplingConfig
 from rnnkit.tasks.generate.run import generate_texts, load_model, make_task, train_generate
 from rnnkit.tasks.generate.task import GenerateDataConfig, GenerateModelConfig
-from rnnkit.text.tokens import TokenVocab, pad_batch
+from rnnkit.text.tokens import TokenVocab
 from rnnkit.training.config import TrainConfig
 
 

@@ -15,7 +15,8 @@ from rnnkit.cli.main import main
 from rnnkit.datasets import CorpusError
 from rnnkit.tasks.lm.run import evaluate_run, load_model, train_lm
 from rnnkit.tasks.lm.task import LanguageModelTask, LMDataConfig, LMModelConfig
-from rnnkit.text.streams import StreamBatcher, unigram_cross_entropy, unigram_entropy
+from rnnkit.text.streams import StreamBatcher
+from rnnkit.text.unigram import unigram_cross_entropy, unigram_entropy
 from rnnkit.text.vocab import Vocab
 from rnnkit.training import CheckpointError, TrainConfig
 

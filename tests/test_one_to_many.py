@@ -10,13 +10,13 @@ import torch
 import rnnkit
 from rnnkit.architectures.one_to_many import OneToMany, OneToManyState
 from rnnkit.cli.main import main
+from rnnkit.datasets.tables import TableError
 from rnnkit.decoding import SamplingConfig, beam_search, generate
 from rnnkit.tasks.generate.run import generate_texts
 from rnnkit.tasks.generate.task import (
     GenerateDataConfig,
     GenerateModelConfig,
     GenerateTask,
-    TableError,
     read_table,
 )
 from rnnkit.training import TrainConfig, Trainer

@@ -14,15 +14,10 @@ import rnnkit
 from rnnkit.architectures.attention import Attention
 from rnnkit.architectures.seq2seq import Seq2Seq
 from rnnkit.cli.main import main
+from rnnkit.datasets.pairs import PairsError, read_pairs
 from rnnkit.datasets.seq2seq_sets import read_cmudict, read_wordfreq
 from rnnkit.decoding import decode
-from rnnkit.tasks.seq2seq.data import (
-    PairsError,
-    edit_distance,
-    error_rates,
-    read_pairs,
-    split_by_source,
-)
+from rnnkit.tasks.seq2seq.data import edit_distance, error_rates, split_by_source
 from rnnkit.tasks.seq2seq.task import Seq2SeqDataConfig, Seq2SeqModelConfig, Seq2SeqTask
 from rnnkit.training import TrainConfig, Trainer
 

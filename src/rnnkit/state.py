@@ -18,6 +18,31 @@ State = Union[Tensor, tuple[Tensor, ...]]  # noqa: UP007 (a runtime alias on Pyt
 """A cell's state: one tensor or a tuple of tensors."""
 
 
+def leaves(state: State) -> tuple[Tensor, ...]:
+    """The tensors of a state, in order: ``(h,)`` for a tensor, ``(h, c)`` for an LSTM's."""
+    return (state,) if isinstance(state, Tensor) else tuple(state)
+
+
+def from_leaves(like: State, parts: Sequence[Tensor]) -> State:
+    """A state with the structure of ``like`` (a tensor or a tuple) made of ``parts``."""
+    return parts[0] if isinstance(like, Tensor) else tuple(parts)
+
+
+def lengths_mask(lengths: Tensor, steps: int, device: torch.device | None = None) -> Tensor:
+    """``(B, T)`` booleans, True on the first ``lengths[b]`` steps of each row ``b``.
+
+    Batch-first, the orientation of the architectures; the time-major layers transpose.
+
+    Example::
+
+        >>> lengths_mask(torch.tensor([3, 1]), 4)
+        tensor([[ True,  True,  True, False],
+                [ True, False, False, False]])
+    """
+    device = lengths.device if device is None else device
+    return torch.arange(steps, device=device)[None, :] < lengths.to(device)[:, None]
+
+
 def map_state(fn: Callable[..., Tensor], state: State, *others: State) -> State:
     """Apply ``fn`` to each tensor of ``state`` (and the matching tensors of ``others``)."""
     if isinstance(state, Tensor):

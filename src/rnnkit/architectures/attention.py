@@ -22,6 +22,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from rnnkit.state import lengths_mask
+
 AttentionKind = Literal["additive", "dot"]
 
 
@@ -86,10 +88,7 @@ class Attention(nn.Module):
 
     def prepare(self, values: Tensor, lengths: Tensor) -> Memory:
         """Project the keys of encoder outputs ``(B, S, K)`` with valid ``lengths`` ``(B,)``."""
-        steps = values.size(1)
-        mask = (
-            torch.arange(steps, device=values.device)[None, :] < lengths.to(values.device)[:, None]
-        )
+        mask = lengths_mask(lengths, values.size(1), values.device)  # (B, S)
         return Memory(values, self.key_proj(values), mask)
 
     def forward(self, query: Tensor, memory: Memory) -> tuple[Tensor, Tensor]:

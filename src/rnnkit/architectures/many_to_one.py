@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from rnnkit.architectures.many_to_many import input_layer
 from rnnkit.layers.build import CellSpec, make_layer
+from rnnkit.state import lengths_mask
 
 Pooling = Literal["last", "mean", "max", "attention"]
 POOLINGS = ("last", "mean", "max", "attention")
@@ -31,7 +32,7 @@ def valid_mask(lengths: Tensor | None, batch: int, steps: int, device) -> Tensor
     """``(B, T)`` booleans, True on each sequence's valid steps."""
     if lengths is None:
         return torch.ones(batch, steps, dtype=torch.bool, device=device)
-    return torch.arange(steps, device=device)[None, :] < lengths.to(device)[:, None]
+    return lengths_mask(lengths, steps, device)
 
 
 class AttentionPooling(nn.Module):

@@ -21,11 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit.layers.build import CellSpec, make_layer
-from rnnkit.state import State, map_state
-
-
-def _leaves(state: State) -> tuple[Tensor, ...]:
-    return (state,) if isinstance(state, Tensor) else tuple(state)
+from rnnkit.state import State, from_leaves, leaves, map_state
 
 
 @dataclass
@@ -105,9 +101,10 @@ class OneToMany(nn.Module):
             num_layers=num_layers,
             dropout=dropout,
         )
-        leaves = _leaves(self.rnn.initial_state(1))
         self.bridges = nn.ModuleList(
-            nn.Linear(C, num_layers * leaf.size(-1)) for leaf in leaves if init_state
+            nn.Linear(C, num_layers * leaf.size(-1))
+            for leaf in leaves(self.rnn.initial_state(1))
+            if init_state
         )
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden_size, vocab_size)
@@ -118,11 +115,11 @@ class OneToMany(nn.Module):
         B = z.size(0)
         state = self.rnn.initial_state(B, dtype=z.dtype, device=z.device)
         if self.init_state:
-            leaves = [
+            parts = [
                 torch.tanh(bridge(z)).view(B, leaf.size(0), -1).transpose(0, 1).contiguous()
-                for bridge, leaf in zip(self.bridges, _leaves(state))
+                for bridge, leaf in zip(self.bridges, leaves(state))
             ]
-            state = leaves[0] if isinstance(state, Tensor) else tuple(leaves)
+            state = from_leaves(state, parts)
         return OneToManyState(state, z)
 
     def _inputs(self, tokens: Tensor, z: Tensor) -> Tensor:

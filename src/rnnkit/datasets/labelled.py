@@ -39,10 +39,10 @@ from rnnkit.datasets.labelled_formats import (
     read_npz,
     read_table,
     read_ts,
-    table_suffix,
 )
 from rnnkit.datasets.load import load_labelled_set
 from rnnkit.datasets.registry import list_datasets
+from rnnkit.datasets.tables import table_suffix
 
 # The types of load_labelled's arguments, result and error, importable from here as before.
 __all__ = ["Columns", "Labelled", "LabelledDataError", "load_labelled"]

@@ -1,30 +1,29 @@
 """Readers of labelled sequences, one per file format, and the types they return.
 
 Each reader takes a path and returns ``Labelled``; every problem is a ``LabelledDataError``
-naming the file, the line or row and the fix. ``rnnkit.datasets.labelled.load_labelled`` picks
-the reader for a source (or a registered set, ``rnnkit.datasets.classification_sets``, which
-reads its files with these same readers): this module imports neither.
+naming the file, the line or row and the fix. Tables (CSV, TSV, JSONL) are read by the one
+table reader, ``rnnkit.datasets.tables.table_rows``. ``rnnkit.datasets.labelled.load_labelled``
+picks the reader for a source (or a registered set, ``rnnkit.datasets.classification_sets``,
+which reads its files with these same readers): this module imports neither.
 """
 
 from __future__ import annotations
 
-import bz2
-import csv
-import io
-import json
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from rnnkit.datasets.tables import TableError, open_text, table_rows
+
 TEXT_SUFFIXES = (".csv", ".tsv", ".jsonl")
 TAG_SUFFIXES = (".conll", ".bio")
 
 
-class LabelledDataError(ValueError):
-    """A labelled data file is missing, unreadable or malformed."""
+LabelledDataError = TableError
+"""A labelled data file is missing, unreadable or malformed: the tables' own error, so that
+one ``except`` catches a problem in a table whichever reader met it."""
 
 
 @dataclass(kw_only=True)
@@ -66,45 +65,6 @@ class Labelled:
             self.aligned,
             self.source,
         )
-
-
-def _open_text(path: Path):
-    opener = bz2.open if path.suffix == ".bz2" else open
-    try:
-        return io.TextIOWrapper(opener(path, "rb"), encoding="utf-8", newline="")
-    except OSError as e:
-        raise LabelledDataError(f"cannot read {path}: {e}") from e
-
-
-def table_suffix(path: Path) -> str:
-    """The format suffix of a file, under any ``.bz2``: ``.csv`` for ``reviews.csv.bz2``."""
-    return Path(path.stem).suffix if path.suffix == ".bz2" else path.suffix
-
-
-def table_rows(path: Path) -> Iterator[tuple[int, dict]]:
-    """(line number, row) of a CSV/TSV/JSONL table (optionally .bz2)."""
-    suffix = table_suffix(path)
-    with _open_text(path) as f:
-        try:
-            if suffix == ".jsonl":
-                for number, line in enumerate(f, 1):
-                    if not line.strip():
-                        continue
-                    try:
-                        row = json.loads(line)
-                    except json.JSONDecodeError as e:
-                        raise LabelledDataError(f"{path}, line {number}: not JSON ({e})") from e
-                    if not isinstance(row, dict):
-                        raise LabelledDataError(f"{path}, line {number}: expected a JSON object")
-                    yield number, row
-            else:
-                reader = csv.DictReader(f, delimiter="\t" if suffix == ".tsv" else ",")
-                if not reader.fieldnames:
-                    raise LabelledDataError(f"{path} is empty (no header row)")
-                for row in reader:
-                    yield reader.line_num, row
-        except UnicodeDecodeError as e:
-            raise LabelledDataError(f"{path} is not UTF-8 text (a binary file?): {e}") from e
 
 
 def _need(path: Path, number: int, row: dict, col: str) -> object:
@@ -152,7 +112,7 @@ def read_conll(path: Path, *, tagged: bool = True) -> Labelled:
     empty lists."""
     inputs: list[list[str]] = [[]]
     labels: list[list[str]] = [[]]
-    with _open_text(path) as f:
+    with open_text(path) as f:
         try:
             for number, line in enumerate(f, 1):
                 line = line.rstrip("\r\n")
@@ -294,7 +254,7 @@ def read_ts(path: Path) -> Labelled:
     """The sktime/UEA ``.ts`` format: ``dim1 values:dim2 values:...:label`` per line."""
     inputs, labels = [], []
     in_data = False
-    with _open_text(path) as f:
+    with open_text(path) as f:
         for number, line in enumerate(f, 1):
             line = line.strip()
             if not line or line.startswith("#"):

@@ -12,8 +12,8 @@ instead precomputes, once, everything that does not depend on the state:
 - for upper layers, ``[W_ih W_hh]`` side by side, so both products are one matmul;
 
 and then does per token only what depends on the state: one matmul per layer, the gate maths,
-the head. The equations are those of ``rnnkit.cells.functional``; a test checks the stepper's
-logits against the model's own forward pass.
+the head. The gate maths is ``rnnkit.cells.functional``'s own (``lstm_update``, ``gru_update``,
+``ACTIVATIONS``); a test checks the stepper's logits against the model's own forward pass.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from rnnkit.architectures import ManyToMany
+from rnnkit.cells import functional as cellfn
 from rnnkit.layers.standard import GRU, LSTM, RNN
 from rnnkit.state import State
 
@@ -125,7 +126,6 @@ class Stepper:
 
     def step(self, token: Tensor, state: list) -> tuple[Tensor, list]:
         """Logits ``(B, V)`` for the next token after ``token`` ``(B,)``; the state advances."""
-        H = self.hidden_size
         x = None
         new_state = []
         for layer, p in enumerate(self.layers):
@@ -133,11 +133,7 @@ class Stepper:
             h = s[0] if isinstance(s, tuple) else s
             if self.mode == "GRU":
                 gi = p["table"][token] if layer == 0 else torch.addmm(p["b_ih"], x, p["w_ih_t"])
-                gh = torch.addmm(p["b_hh"], h, p["w_hh_t"])
-                rz = torch.sigmoid(gi[:, : 2 * H] + gh[:, : 2 * H])
-                r, z = rz[:, :H], rz[:, H:]
-                n = torch.tanh(torch.addcmul(gi[:, 2 * H :], r, gh[:, 2 * H :]))
-                h = n + z * (h - n)  # (1 - z) n + z h
+                h = cellfn.gru_update(gi, torch.addmm(p["b_hh"], h, p["w_hh_t"]), h)
                 new_state.append(h)
             else:
                 if layer == 0:
@@ -145,14 +141,10 @@ class Stepper:
                 else:
                     gates = torch.addmm(p["b"], torch.cat([x, h], 1), p["w_t"])
                 if self.mode == "LSTM":
-                    act = torch.sigmoid(gates)
-                    i, f, o = act[:, :H], act[:, H : 2 * H], act[:, 3 * H :]
-                    g = torch.tanh(gates[:, 2 * H : 3 * H])
-                    c = torch.addcmul(f * s[1], i, g)
-                    h = o * torch.tanh(c)
+                    h, c = cellfn.lstm_update(gates, s[1])
                     new_state.append((h, c))
                 else:
-                    h = torch.tanh(gates) if self.mode == "RNN_TANH" else torch.relu(gates)
+                    h = cellfn.ACTIVATIONS[self.mode](gates)
                     new_state.append(h)
             x = h
         return torch.addmm(self.head_b, x, self.head_w_t), new_state

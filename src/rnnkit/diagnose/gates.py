@@ -2,8 +2,10 @@
 
 The gates are recomputed from the per-step states the reference path returns: for layer ``k`` at
 step ``t`` the pre-activations are ``W_ih x_t + b_ih + W_hh h_{t-1} + b_hh``, with ``x_t`` the
-input (layer 0) or the layer below's ``h_t``. Reported per gate: the mean value, and the share of
-saturated values (below 0.05: closed; above 0.95: open), over every unit, step and sequence.
+input (layer 0) or the layer below's ``h_t``; the gates are then ``rnnkit.cells.functional``'s
+``lstm_gates`` and ``gru_gates``, the very maths the cells run. Reported per gate: the mean
+value, and the share of saturated values (below 0.05: closed; above 0.95: open), over every
+unit, step and sequence.
 
 A forget gate near 1 keeps the cell state (and its gradient); near 0.5, as torch initialises
 it, the cell state halves every step. A GRU's update gate ``z`` plays the same part (in torch's
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from rnnkit.cells import functional as cellfn
 from rnnkit.diagnose.states import reference_states
 from rnnkit.plotting import pyplot
 from rnnkit.state import StepStates
@@ -80,12 +83,11 @@ def gate_values(
             xp = nn.functional.linear(below, w_ih, b_ih)
             hp = nn.functional.linear(h_prev, w_hh, b_hh)
             if mode == "LSTM":
-                i, f, _, o = (xp + hp).chunk(4, -1)
-                gates = {"input": i.sigmoid(), "forget": f.sigmoid(), "output": o.sigmoid()}
+                i, f, _, o = cellfn.lstm_gates(xp + hp)
+                gates = {"input": i, "forget": f, "output": o}
             else:
-                xr, xz, _ = xp.chunk(3, -1)
-                hr, hz, _ = hp.chunk(3, -1)
-                gates = {"reset": (xr + hr).sigmoid(), "update": (xz + hz).sigmoid()}
+                r, z = cellfn.gru_gates(xp, hp)
+                gates = {"reset": r, "update": z}
         out.append(gates)
         below = h
     return out

@@ -24,11 +24,7 @@ from torch.nn.utils.rnn import PackedSequence
 
 from rnnkit.layers.sequence import check_lengths, to_time_major
 from rnnkit.layers.unroll import run_layers
-from rnnkit.state import State, map_state, stack_states
-
-
-def _leaves(state: State) -> tuple[Tensor, ...]:
-    return (state,) if isinstance(state, Tensor) else tuple(state)
+from rnnkit.state import State, leaves, map_state, stack_states
 
 
 class Recurrent(nn.Module):
@@ -187,7 +183,7 @@ class Recurrent(nn.Module):
         zero = self.initial_state(batch_size, dtype=data.dtype, device=data.device)
         if hx is None:
             return zero
-        want, got = _leaves(zero), _leaves(hx)
+        want, got = leaves(zero), leaves(hx)
         if isinstance(hx, Tensor) != isinstance(zero, Tensor) or len(want) != len(got):
             raise TypeError(
                 f"hx must have the cell's state structure: "
@@ -201,7 +197,7 @@ class Recurrent(nn.Module):
                         f"got {g.dim()}-D"
                     )
             hx = map_state(lambda s: s.unsqueeze(1), hx)
-            got = _leaves(hx)
+            got = leaves(hx)
         for i, (w, g) in enumerate(zip(want, got)):
             if g.shape != w.shape:
                 raise RuntimeError(

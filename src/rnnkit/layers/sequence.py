@@ -14,6 +14,8 @@ import torch
 from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from rnnkit.state import lengths_mask
+
 
 def check_lengths(lengths: object, batch_size: int, steps: int) -> Tensor:
     """Validate ``lengths=`` and return it as an int64 tensor ``(B,)``, on its own device.
@@ -79,11 +81,6 @@ class SequenceBatch:
         return output
 
 
-def _mask_from_lengths(lengths: Tensor, steps: int, device: torch.device) -> Tensor:
-    lengths = lengths.to(device)
-    return torch.arange(steps, device=device).unsqueeze(1) < lengths.unsqueeze(0)  # (T, B)
-
-
 def to_time_major(
     input: Tensor | PackedSequence, *, batch_first: bool, lengths: Tensor | None = None
 ) -> SequenceBatch:
@@ -94,8 +91,8 @@ def to_time_major(
     """
     if isinstance(input, PackedSequence):
         x, packed_lengths = pad_packed_sequence(input)  # (T, B, I), lengths in batch order
-        mask = _mask_from_lengths(packed_lengths, x.size(0), x.device)
+        mask = lengths_mask(packed_lengths, x.size(0), x.device).t()  # (T, B)
         return SequenceBatch(x, mask, False, True, packed=input, lengths=packed_lengths)
     x = input.transpose(0, 1) if batch_first else input
-    mask = None if lengths is None else _mask_from_lengths(lengths, x.size(0), x.device)
+    mask = None if lengths is None else lengths_mask(lengths, x.size(0), x.device).t()
     return SequenceBatch(x, mask, batch_first, True, lengths=lengths)

@@ -10,21 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor
+
+from rnnkit.datasets.splits import split_positions
 
 
 def split_by_position(ids: Tensor, val_fraction: float, test_fraction: float) -> dict[str, Tensor]:
-    """Cut a 1-D token tensor into ``train``, ``val`` and ``test`` by position."""
-    n = ids.numel()
-    n_test = int(n * test_fraction)
-    n_val = int(n * val_fraction)
-    n_train = n - n_val - n_test
-    return {
-        "train": ids[:n_train],
-        "val": ids[n_train : n_train + n_val],
-        "test": ids[n_train + n_val :],
-    }
+    """Cut a 1-D token tensor into ``train``, ``val`` and ``test`` by position
+    (``rnnkit.datasets.splits.split_positions``: held-out sizes rounded down)."""
+    parts = split_positions(ids.numel(), val_fraction, test_fraction)
+    return {name: ids[r.start : r.stop] for name, r in parts.items()}
 
 
 @dataclass
@@ -103,19 +98,3 @@ def eval_windows(ids: Tensor, batch_size: int, bptt: int) -> list[Window]:
     return [
         Window(x[:, s : s + bptt], y[:, s : s + bptt], s == 0) for s in range(0, per_stream, bptt)
     ]
-
-
-def unigram_entropy(ids: Tensor, vocab_size: int) -> float:
-    """Entropy in nats of the token frequencies: the loss of a model that ignores context."""
-    counts = torch.bincount(ids, minlength=vocab_size).double()
-    p = counts[counts > 0] / counts.sum()
-    return float(-(p * p.log()).sum())
-
-
-def unigram_cross_entropy(train_ids: Tensor, scored_ids: Tensor, vocab_size: int) -> float:
-    """Loss in nats per token on ``scored_ids`` of the context-free model that predicts every
-    token with its training frequency (add-one smoothed, so an unseen token costs a finite
-    amount): the trivial baseline on held-out text."""
-    counts = torch.bincount(train_ids, minlength=vocab_size).double() + 1.0
-    log_p = (counts / counts.sum()).log()
-    return float(-log_p[scored_ids].mean())

@@ -27,10 +27,9 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
-import torch
-from torch import Tensor
+from rnnkit.text.vocab import Vocabulary
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
 SPECIALS = (PAD, UNK, BOS, EOS)
@@ -52,12 +51,15 @@ def tokenize(text: str, level: TokenLevel) -> list[str]:
 
 
 @dataclass
-class TokenVocab:
+class TokenVocab(Vocabulary):
     """Token <-> id, with ``<pad>`` = 0, ``<unk>`` = 1, ``<bos>`` = 2, ``<eos>`` = 3."""
 
     level: TokenLevel
     tokens: list[str] = field(default_factory=list)
     """Every token in id order, the four specials first."""
+
+    UNKNOWN: ClassVar[str] = UNK
+    JSON_KEYS: ClassVar[tuple[str, str]] = ("level", "tokens")
 
     def __post_init__(self) -> None:
         if self.level not in LEVELS:
@@ -66,9 +68,7 @@ class TokenVocab:
             self.tokens = list(SPECIALS)
         if tuple(self.tokens[: len(SPECIALS)]) != SPECIALS:
             raise ValueError(f"a TokenVocab starts with {SPECIALS}; got {self.tokens[:4]}")
-        self._index = {t: i for i, t in enumerate(self.tokens)}
-        if len(self._index) != len(self.tokens):
-            raise ValueError("a TokenVocab has a token twice")
+        self._index_table()
 
     pad_id, unk_id, bos_id, eos_id = 0, 1, 2, 3
 
@@ -128,12 +128,6 @@ class TokenVocab:
             ranked = ranked[: max_size - len(SPECIALS)]
         return cls(level, [*SPECIALS, *ranked])
 
-    def __len__(self) -> int:
-        return len(self.tokens)
-
-    def __contains__(self, token: str) -> bool:
-        return token in self._index
-
     def encode(self, text: str, *, bos: bool = False, eos: bool = False) -> list[int]:
         """Text to ids, unknown tokens as ``<unk>``, optionally framed by ``<bos>``/``<eos>``."""
         ids = self.encode_tokens(tokenize(text, self.level))
@@ -141,34 +135,15 @@ class TokenVocab:
 
     def encode_tokens(self, tokens: Iterable[str]) -> list[int]:
         """Tokens already split (a tagger's input) to ids, unknown ones as ``<unk>``."""
-        return [self._index.get(t, self.unk_id) for t in tokens]
+        return self.lookup(tokens)
 
     def decode(self, ids: Iterable[int], *, strip: bool = True) -> str:
         """Ids to text; ``strip`` drops ``<pad>`` and ``<bos>``, and stops at ``<eos>``."""
-        out = []
+        kept = []
         for i in ids:
             i = int(i)
             if strip and i == self.eos_id:
                 break
-            if strip and i in (self.pad_id, self.bos_id):
-                continue
-            out.append(self.tokens[i])
-        return ("" if self.level == "char" else " ").join(out)
-
-    def to_json(self) -> dict:
-        return {"level": self.level, "tokens": self.tokens}
-
-    @classmethod
-    def from_json(cls, data: dict) -> TokenVocab:
-        return cls(data["level"], list(data["tokens"]))
-
-
-def pad_batch(sequences: list[list[int]], pad_id: int = 0) -> tuple[Tensor, Tensor]:
-    """Id lists to a right-padded ``(B, T)`` int64 batch and its ``(B,)`` lengths."""
-    lengths = torch.tensor([len(s) for s in sequences], dtype=torch.long)
-    if not sequences:
-        raise ValueError("pad_batch: no sequences")
-    out = torch.full((len(sequences), max(int(lengths.max()), 1)), pad_id, dtype=torch.long)
-    for row, seq in enumerate(sequences):
-        out[row, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
-    return out, lengths
+            if not (strip and i in (self.pad_id, self.bos_id)):
+                kept.append(i)
+        return ("" if self.level == "char" else " ").join(self.symbols_of(kept))

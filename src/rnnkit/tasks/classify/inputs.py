@@ -105,15 +105,3 @@ class LabelEncoder:
         if aligned:
             return [torch.tensor([self.encode(t) for t in row]) for row in labels]
         return [self.encode(t) for t in labels]
-
-
-def collate(items: list[Tensor]) -> tuple[Tensor, Tensor]:
-    """Pad ``(T,)`` id or ``(T, F)`` float sequences into a batch (ids with ``<pad>`` = 0) and
-    its lengths."""
-    lengths = torch.tensor([len(t) for t in items], dtype=torch.long)
-    return torch.nn.utils.rnn.pad_sequence(items, batch_first=True), lengths
-
-
-def collate_tags(tags: list[Tensor]) -> Tensor:
-    """Pad per-step label sequences with -100, which the loss ignores."""
-    return torch.nn.utils.rnn.pad_sequence(tags, batch_first=True, padding_value=-100)

@@ -32,11 +32,11 @@ from rnnkit.datasets.labelled_formats import (
     read_conll,
     read_ts,
     sequences,
-    table_rows,
-    table_suffix,
 )
+from rnnkit.datasets.padding import pad_batch
+from rnnkit.datasets.tables import table_rows, table_suffix
 from rnnkit.tasks.base import Loaded, load_run
-from rnnkit.tasks.classify.inputs import InputEncoder, LabelEncoder, collate
+from rnnkit.tasks.classify.inputs import InputEncoder, LabelEncoder
 from rnnkit.tasks.classify.metrics import (
     classification_report,
     imbalance,
@@ -309,7 +309,7 @@ def predict(run_dir: str | Path, inputs: list, *, which="best", device="cpu", to
         encoder = dataclasses.replace(encoder, max_length=sys.maxsize)
     out = []
     for start in range(0, len(inputs), 256):
-        x, lengths = collate([encoder.encode(item) for item in inputs[start : start + 256]])
+        x, lengths = pad_batch([encoder.encode(item) for item in inputs[start : start + 256]])
         probs = torch.softmax(logits_of(model, x.to(model.head.weight.device), lengths), -1)
         values, ids = probs.topk(min(top, probs.size(-1)), dim=-1)
         if task["aligned"]:  # (B, T, k): keep each sequence's own steps

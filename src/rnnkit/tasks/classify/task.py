@@ -19,7 +19,8 @@ from rnnkit.architectures import ManyToMany, ManyToOne
 from rnnkit.architectures.many_to_one import POOLINGS, Pooling
 from rnnkit.audio import AudioConfig
 from rnnkit.datasets.labelled_formats import Columns, Labelled
-from rnnkit.tasks.classify.inputs import InputEncoder, LabelEncoder, collate, collate_tags
+from rnnkit.datasets.padding import pad_batch
+from rnnkit.tasks.classify.inputs import InputEncoder, LabelEncoder
 from rnnkit.tasks.classify.metrics import classification_report
 from rnnkit.tasks.network_config import check_network
 from rnnkit.training.batching import BatchPlan, torch_shuffle
@@ -224,9 +225,9 @@ class ClassifyTask:
 
     def batch(self, split: str, indices: list[int]):
         xs, ys = self.data[split]
-        x, lengths = collate([xs[i] for i in indices])
+        x, lengths = pad_batch([xs[i] for i in indices])
         y = (
-            collate_tags([ys[i] for i in indices])
+            pad_batch([ys[i] for i in indices], pad_value=-100)[0]  # -100: the loss ignores it
             if self.aligned
             else torch.tensor([ys[i] for i in indices])
         )

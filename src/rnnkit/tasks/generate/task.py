@@ -9,12 +9,7 @@ baseline (the entropy of the training targets' token frequencies).
 
 from __future__ import annotations
 
-import csv
-import math
-import random
-from collections import Counter
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -22,13 +17,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.architectures.one_to_many import OneToMany
+from rnnkit.datasets.padding import pad_batch
+from rnnkit.datasets.splits import split_held_out_first
+from rnnkit.datasets.tables import read_columns
 from rnnkit.tasks.network_config import check_network
-from rnnkit.text.tokens import TokenLevel, TokenVocab, pad_batch
+from rnnkit.text.tokens import TokenLevel, TokenVocab
+from rnnkit.text.unigram import unigram_cross_entropy
 from rnnkit.training.batching import BatchPlan, python_shuffle
-
-
-class TableError(ValueError):
-    """A table is missing, malformed, or lacks a column; the message names file and line."""
 
 
 @dataclass(kw_only=True)
@@ -65,7 +60,8 @@ class GenerateDataConfig:
     """The table, its two columns, and how its rows are divided."""
 
     data: str
-    """A CSV file with a header row, or a data-set name (wordfreq: columns language, word)."""
+    """A CSV file with a header row (or TSV, JSONL), or a data-set name (wordfreq: columns
+    language, word)."""
     condition_col: str
     """The column whose value conditions the generation (a category)."""
     target_col: str
@@ -93,60 +89,19 @@ class GenerateDataConfig:
 
 
 def read_table(data: str, condition_col: str, target_col: str) -> list[tuple[str, str]]:
-    """``(condition, target)`` rows of a CSV file (or a table data set), checked."""
-    from rnnkit.datasets.seq2seq_sets import ROW_SETS
-
-    if data in ROW_SETS:
-        rows: list[dict[str, str]] = ROW_SETS[data]()
-        columns = list(rows[0]) if rows else []
-        where = f"data set {data}"
-        numbered = [(i + 1, r) for i, r in enumerate(rows)]
-    else:
-        path = Path(data)
-        if not path.is_file():
-            raise TableError(f"{data}: no such file (expected a CSV file with a header row)")
-        try:
-            with open(path, encoding="utf-8", newline="") as f:
-                reader = csv.DictReader(f)
-                columns = list(reader.fieldnames or [])
-                numbered = [(reader.line_num, r) for r in reader]
-        except UnicodeDecodeError as e:
-            raise TableError(f"{data}: not UTF-8 text (byte {e.start})") from None
-        where = str(data)
-    for flag, col in (("--condition-col", condition_col), ("--target-col", target_col)):
-        if col not in columns:
-            raise TableError(f"{flag} {col!r}: no such column in {where}; columns: {columns}")
-    out = []
-    for line, row in numbered:
-        condition, target = row.get(condition_col), row.get(target_col)
-        if condition is None or target is None:
-            raise TableError(f"{where}, line {line}: the row has too few fields")
-        if not condition.strip():
-            raise TableError(f"{where}, line {line}: the {condition_col!r} value is empty")
-        if not target.strip():
-            raise TableError(f"{where}, line {line}: the {target_col!r} value is empty")
-        out.append((condition.strip(), target.strip()))
-    if not out:
-        raise TableError(f"{where}: no rows")
-    return out
+    """``(condition, target)`` rows of a table file (CSV, TSV, JSONL) or a row data set, read
+    and checked by ``rnnkit.datasets.tables.read_columns``."""
+    rows = read_columns(data, {"--condition-col": condition_col, "--target-col": target_col})
+    return [(condition, target) for condition, target in rows]
 
 
 def split_rows(
     rows: list[tuple[str, str]], val_fraction: float, test_fraction: float, seed: int
 ) -> dict[str, list[tuple[str, str]]]:
-    """Shuffle the rows with ``seed`` and cut them into test, val and train."""
-    order = list(range(len(rows)))
-    random.Random(seed).shuffle(order)
-    n = len(rows)
-    n_test, n_val = max(1, round(n * test_fraction)), max(1, round(n * val_fraction))
-    if n - n_test - n_val < 1:
-        raise TableError(f"only {n} rows: too few to split into train, val and test")
-    pick = [rows[i] for i in order]
-    return {
-        "test": pick[:n_test],
-        "val": pick[n_test : n_test + n_val],
-        "train": pick[n_test + n_val :],
-    }
+    """Shuffle the rows with ``seed`` and cut them into test, val and train (the shared
+    splitter, ``rnnkit.datasets.splits``: at least one row in each held-out part)."""
+    cuts = split_held_out_first(len(rows), val_fraction, test_fraction, seed=seed, what="rows")
+    return {name: [rows[i] for i in part] for name, part in cuts.items()}
 
 
 def condition_index(conditions: list[str], value: str) -> int:
@@ -264,6 +219,7 @@ class GenerateTask:
 
 
 def collate_rows(items: list[tuple[int, list[int]]]) -> tuple[Tensor, Tensor]:
+    """Class ids ``(B,)`` and the padded targets ``(B, T)`` (``pad_batch``) of encoded rows."""
     targets, _ = pad_batch([t for _, t in items])
     return torch.tensor([c for c, _ in items], dtype=torch.long), targets
 
@@ -291,12 +247,11 @@ def sequence_loss(
 
 
 def unigram_loss(train: list[tuple[int, list[int]]], scored: list[tuple[int, list[int]]]) -> float:
-    """Loss (nats per token) on ``scored`` of the context-free model that predicts each target
-    token with its training frequency (add-one smoothed): the trivial baseline."""
-    counts = Counter(t for _, ids in train for t in ids[1:])
-    vocab = set(counts) | {t for _, ids in scored for t in ids[1:]}
-    total = sum(counts.values()) + len(vocab)
-    scored_tokens = [t for _, ids in scored for t in ids[1:]]
-    return -sum(math.log((counts[t] + 1) / total) for t in scored_tokens) / max(
-        len(scored_tokens), 1
-    )
+    """Loss (nats per token) on ``scored``'s target tokens (after ``<bos>``) of the add-one
+    smoothed unigram model of the training targets (``rnnkit.text.unigram``; V: the tokens
+    seen in either): the trivial baseline."""
+
+    def targets(items: list[tuple[int, list[int]]]) -> Tensor:
+        return torch.tensor([t for _, ids in items for t in ids[1:]], dtype=torch.long)
+
+    return unigram_cross_entropy(targets(train), targets(scored))

@@ -24,7 +24,7 @@ from rnnkit.tasks.lm.task import (
     encode_corpus,
     evaluate_lm,
 )
-from rnnkit.text.streams import unigram_cross_entropy
+from rnnkit.text.unigram import unigram_cross_entropy
 from rnnkit.text.vocab import Vocab
 from rnnkit.training import runs
 from rnnkit.training.config import TrainConfig

@@ -1,6 +1,6 @@
-"""Sequence pairs for an encoder-decoder: read, check, split by source, batch by length.
+"""Sequence pairs for an encoder-decoder: split by source, encode, batch by length.
 
-A pairs file has one ``source<TAB>target`` per line (blank lines are skipped). A source may be
+The pairs are read by ``rnnkit.datasets.pairs`` (one ``source<TAB>target`` a line). A source may be
 listed with several targets (a word with two pronunciations): the split goes by *unique source*,
 so all of a source's targets fall in the same split, and evaluation counts an output as right
 when it matches any of them.
@@ -8,56 +8,15 @@ when it matches any of them.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from torch import Tensor
 
-from rnnkit.text.tokens import TokenVocab, pad_batch
-
-
-class PairsError(ValueError):
-    """A pairs file is missing or malformed; the message names the file and the line."""
-
-
-def read_pairs(path: str | Path) -> list[tuple[str, str]]:
-    """``(source, target)`` pairs of a UTF-8 ``source<TAB>target`` file."""
-    path = Path(path)
-    if not path.is_file():
-        raise PairsError(f"{path}: no such file (expected source<TAB>target lines)")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise PairsError(f"{path}: not UTF-8 text (byte {e.start})") from None
-    pairs = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        if "\t" not in line:
-            raise PairsError(f"{path}, line {number}: no tab between source and target: {line!r}")
-        source, target = line.split("\t", 1)
-        if "\t" in target:
-            raise PairsError(
-                f"{path}, line {number}: more than one tab (expected source<TAB>target)"
-            )
-        for side, value in (("source", source), ("target", target)):
-            if not value.strip():
-                raise PairsError(f"{path}, line {number}: the {side} is empty: {line!r}")
-        pairs.append((source.strip(), target.strip()))
-    if not pairs:
-        raise PairsError(f"{path}: no source<TAB>target lines")
-    return pairs
-
-
-def load_pairs(data: str) -> list[tuple[str, str]]:
-    """Pairs from a data-set name (``cmudict``) or a pairs file."""
-    from rnnkit.datasets.seq2seq_sets import PAIR_SETS
-
-    if data in PAIR_SETS:
-        return PAIR_SETS[data]()
-    return read_pairs(data)
+from rnnkit.datasets.padding import pad_batch
+from rnnkit.datasets.pairs import PairsError
+from rnnkit.datasets.splits import split_held_out_first
+from rnnkit.text.tokens import TokenVocab
 
 
 def group_references(pairs: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
@@ -75,22 +34,16 @@ def split_by_source(
 ) -> dict[str, dict[str, list[str]]]:
     """Split into ``train``/``val``/``test``, each ``{source: [targets...]}``, by unique source.
 
-    The unique sources are sorted, shuffled with ``seed`` and cut: test and val take
-    ``round(n * fraction)`` sources each (at least one each), train the rest.
+    The unique sources are sorted, shuffled with ``seed`` and cut by the shared splitter
+    (``rnnkit.datasets.splits``): test and val take ``round(n * fraction)`` sources each (at
+    least one each), train the rest.
     """
     references = group_references(pairs)
     sources = sorted(references)
-    random.Random(seed).shuffle(sources)
-    n = len(sources)
-    n_test, n_val = max(1, round(n * test_fraction)), max(1, round(n * val_fraction))
-    if n - n_test - n_val < 1:
-        raise PairsError(f"only {n} distinct sources: too few to split into train, val and test")
-    cuts = {
-        "test": sources[:n_test],
-        "val": sources[n_test : n_test + n_val],
-        "train": sources[n_test + n_val :],
-    }
-    return {name: {s: references[s] for s in part} for name, part in cuts.items()}
+    cuts = split_held_out_first(
+        len(sources), val_fraction, test_fraction, seed=seed, what="distinct sources"
+    )
+    return {name: {sources[i]: references[sources[i]] for i in part} for name, part in cuts.items()}
 
 
 @dataclass
@@ -122,7 +75,7 @@ def encode_pairs(
 
 
 def collate(items: Sequence[tuple[list[int], list[int]]]) -> PairBatch:
-    """Pad encoded pairs into a ``PairBatch``."""
+    """Pad encoded pairs into a ``PairBatch`` (``rnnkit.datasets.padding.pad_batch``)."""
     source, lengths = pad_batch([s for s, _ in items])
     target_in, _ = pad_batch([t[:-1] for _, t in items])
     target_out, _ = pad_batch([t[1:] for _, t in items])
