@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from rnnkit.datasets.pairs import load_pairs
+from rnnkit.datasets.load import load_pairs
 from rnnkit.tasks.seq2seq.data import split_by_source
 from rnnkit.tasks.seq2seq.run import evaluate_run, predict, train_seq2seq
 from rnnkit.tasks.seq2seq.task import Seq2SeqDataConfig, Seq2SeqModelConfig

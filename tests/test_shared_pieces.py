@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from rnnkit.cells import functional as cellfn
+from rnnkit.datasets.load import read_table_columns as read_columns
 from rnnkit.datasets.padding import pad_batch
 from rnnkit.datasets.splits import SplitError, split_indices, split_positions, split_sizes
-from rnnkit.datasets.tables import TableError, read_columns
+from rnnkit.datasets.tables import TableError
 from rnnkit.state import from_leaves, leaves, lengths_mask
 from rnnkit.text.tokens import TokenVocab
 from rnnkit.text.unigram import unigram_cross_entropy

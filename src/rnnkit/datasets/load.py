@@ -13,12 +13,15 @@ Each also takes a ``DatasetSpec`` instead of a name, and ``cache=`` / ``download
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rnnkit.datasets.fetch import Downloader, fetch_files
+from rnnkit.datasets.pairs import read_pairs
 from rnnkit.datasets.registry import get_spec, list_datasets
 from rnnkit.datasets.spec import DatasetError, DatasetSpec
+from rnnkit.datasets.tables import TableError, columns_of, table_rows
 from rnnkit.datasets.text import decode_text, join_texts
 
 if TYPE_CHECKING:
@@ -172,3 +175,21 @@ def series_path(source: str) -> Path:
     if source in list_datasets("series"):
         return load_series_set(source)
     return Path(source)
+
+
+def load_pairs(data: str) -> list[tuple[str, str]]:
+    """Pairs from a pair data set's name (``cmudict``) or a ``source<TAB>target`` file."""
+    if data in list_datasets("pairs"):
+        return load_pairs_set(data)
+    return read_pairs(data)
+
+
+def read_table_columns(data: str, wanted: Mapping[str, str]) -> list[tuple[str, ...]]:
+    """Some columns of every row of a row data set (``wordfreq``) or a CSV/TSV/JSONL file:
+    ``tables.columns_of`` (``wanted`` is ``{flag: column}``)."""
+    if data in list_datasets("table"):
+        return columns_of(enumerate(load_table_set(data), 1), wanted, f"data set {data}")
+    path = Path(data)
+    if not path.is_file():
+        raise TableError(f"{data}: no such file (expected a table with a header row)")
+    return columns_of(table_rows(path), wanted, str(data))

@@ -40,12 +40,3 @@ def read_pairs(path: str | Path) -> list[tuple[str, str]]:
     if not pairs:
         raise PairsError(f"{path}: no source<TAB>target lines")
     return pairs
-
-
-def load_pairs(data: str) -> list[tuple[str, str]]:
-    """Pairs from a data-set name (``cmudict``) or a pairs file."""
-    from rnnkit.datasets.seq2seq_sets import PAIR_SETS
-
-    if data in PAIR_SETS:
-        return PAIR_SETS[data]()
-    return read_pairs(data)

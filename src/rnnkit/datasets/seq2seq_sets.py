@@ -17,8 +17,6 @@ from __future__ import annotations
 import gzip
 import re
 import struct
-from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 
 from rnnkit.datasets.fetch import fetch_files
@@ -191,18 +189,3 @@ SPECS = (
 
 def _fetch_and_read(spec: DatasetSpec):
     return spec.read(fetch_files(spec))
-
-
-# Kept for the seq2seq and generate tasks, which test ``data in PAIR_SETS`` and call
-# ``PAIR_SETS[data]()``; they are views of the entries above (no second declaration). New code
-# calls ``rnnkit.datasets.load_pairs_set(name)`` / ``load_table_set(name)``, which go through
-# the registry.
-PAIR_SETS: dict[str, Callable[[], list[tuple[str, str]]]] = {
-    spec.name: partial(_fetch_and_read, spec) for spec in SPECS if spec.kind == "pairs"
-}
-"""Pairs set names -> a loader (new code: ``load_pairs_set``)."""
-
-ROW_SETS: dict[str, Callable[[], list[dict[str, str]]]] = {
-    spec.name: partial(_fetch_and_read, spec) for spec in SPECS if spec.kind == "table"
-}
-"""Table set names -> a loader (new code: ``load_table_set``)."""

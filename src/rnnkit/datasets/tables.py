@@ -1,7 +1,7 @@
 """Tables on disk: CSV, TSV and JSONL files (optionally ``.bz2``), read row by row.
 
 ``table_rows`` is the one reader of table files: the classifier's labelled readers
-(``rnnkit.datasets.labelled_formats``) and the generation task's two columns (``read_columns``)
+(``rnnkit.datasets.labelled_formats``) and the generation task's two columns (``columns_of``)
 both go through it. Every problem is a ``TableError`` that names the file and the line.
 """
 
@@ -11,7 +11,7 @@ import bz2
 import csv
 import io
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 
@@ -60,28 +60,20 @@ def table_rows(path: Path) -> Iterator[tuple[int, dict]]:
             raise TableError(f"{path} is not UTF-8 text (a binary file?): {e}") from e
 
 
-def read_columns(data: str, wanted: Mapping[str, str]) -> list[tuple[str, ...]]:
-    """The values, stripped, of some columns of every row of a table file or a row data set.
+def columns_of(
+    numbered: Iterable[tuple[int, dict]], wanted: Mapping[str, str], where: str
+) -> list[tuple[str, ...]]:
+    """The values, stripped, of some columns of every row of a table.
 
     Args:
-        data: a row data set's name (``wordfreq``) or a CSV/TSV/JSONL file.
+        numbered: ``(line number, row)`` pairs (``table_rows`` of a file, or a row set's rows).
         wanted: ``{flag: column}``, the flag named in the error when the column is missing.
+        where: the table's name in errors.
 
     Returns:
         One tuple a row, its values in the order of ``wanted``. A missing column, a short row,
         an empty value or a table without rows is a ``TableError``.
     """
-    from rnnkit.datasets.seq2seq_sets import ROW_SETS
-
-    if data in ROW_SETS:
-        where = f"data set {data}"
-        numbered: Iterator[tuple[int, dict]] = iter(enumerate(ROW_SETS[data](), 1))
-    else:
-        path = Path(data)
-        if not path.is_file():
-            raise TableError(f"{data}: no such file (expected a table with a header row)")
-        where = str(data)
-        numbered = table_rows(path)
     out = []
     for line, row in numbered:
         values = []

@@ -17,9 +17,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.architectures.one_to_many import OneToMany
+from rnnkit.datasets.load import read_table_columns
 from rnnkit.datasets.padding import pad_batch
 from rnnkit.datasets.splits import split_held_out_first
-from rnnkit.datasets.tables import read_columns
 from rnnkit.tasks.network_config import check_network
 from rnnkit.text.tokens import TokenLevel, TokenVocab
 from rnnkit.text.unigram import unigram_cross_entropy
@@ -90,8 +90,8 @@ class GenerateDataConfig:
 
 def read_table(data: str, condition_col: str, target_col: str) -> list[tuple[str, str]]:
     """``(condition, target)`` rows of a table file (CSV, TSV, JSONL) or a row data set, read
-    and checked by ``rnnkit.datasets.tables.read_columns``."""
-    rows = read_columns(data, {"--condition-col": condition_col, "--target-col": target_col})
+    and checked by ``rnnkit.datasets.load.read_table_columns``."""
+    rows = read_table_columns(data, {"--condition-col": condition_col, "--target-col": target_col})
     return [(condition, target) for condition, target in rows]
 
 

@@ -18,7 +18,8 @@ from collections import Counter
 from pathlib import Path
 
 from rnnkit.architectures.seq2seq import Seq2Seq
-from rnnkit.datasets.pairs import load_pairs, read_pairs
+from rnnkit.datasets.load import load_pairs
+from rnnkit.datasets.pairs import read_pairs
 from rnnkit.tasks.base import Loaded, load_run
 from rnnkit.tasks.seq2seq.data import error_rates, group_references, split_by_source
 from rnnkit.tasks.seq2seq.task import (
