@@ -96,6 +96,16 @@ def best_step(records: list[dict], monitor: list | tuple) -> int | None:
 def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Draw ``loss.png`` in the run folder (or ``out``) and return its path: the loss panel,
     then one panel per validation figure (see the module docstring)."""
+    run_dir = Path(run_dir)
+    fig = draw_run(run_dir)
+    path = Path(out) if out else run_dir / "loss.png"
+    fig.savefig(path)
+    pyplot().close(fig)
+    return path
+
+
+def draw_run(run_dir: str | Path):
+    """The matplotlib ``Figure`` that ``plot_run`` saves (its first axes hold the loss)."""
     try:
         plt = pyplot("loss plots")
     except ImportError as e:
@@ -116,11 +126,12 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     _loss_panel(axes[0], records, labels["loss_label"])
     for ax, (name, points) in zip(axes[1:], figures.items()):
         steps, values = zip(*points)
+        label = LABELS.get(name, name.replace("_", " "))
         ax.plot(steps, values, "o-", color="tab:green", lw=1.8, ms=4)
-        ax.set_ylabel(LABELS.get(name, name.replace("_", " ")))
-        ax.set_title(f"validation {LABELS.get(name, name.replace('_', ' '))}", fontsize=10)
+        ax.set_ylabel(label)
+        ax.set_title(f"validation {label}", fontsize=10)
     for ax in axes[panels:]:
-        ax.set_visible(False)
+        fig.delaxes(ax)
     for ax in axes[:panels]:
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
@@ -130,10 +141,7 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     kind = f" ({labels['kind']})" if labels["kind"] else ""
     fig.suptitle(f"{run_dir.resolve().name}{kind}", fontsize=11)
     fig.tight_layout()
-    path = Path(out) if out else run_dir / "loss.png"
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return fig
 
 
 def _loss_panel(ax, records: list[dict], loss_label: str) -> None:
