@@ -10,6 +10,7 @@ import torch
 from rnnkit.architectures import ManyToMany
 from rnnkit.decoding.sampling import SamplingConfig, pick_next
 from rnnkit.decoding.stepper import stepper_for
+from rnnkit.text.unknown import check_known
 from rnnkit.text.vocab import Vocab
 
 
@@ -30,12 +31,17 @@ def sample_text(
     however long the text. ``write``, if given, receives the text piece by piece as it is
     generated.
 
+    Characters of ``prime`` that the vocabulary does not hold read as its unknown symbol, with
+    a warning on stderr that names them (``rnnkit.text.unknown``).
+
     Raises:
-        ValueError: a bad length, an empty prime, a feature model or a bidirectional one.
+        ValueError: a bad length, an empty prime, a prime with no known character, a feature
+            model or a bidirectional one.
     """
     sampling = sampling or SamplingConfig()
     if length < 0:
         raise ValueError(f"--length must be >= 0, got {length}")
+    check_known([list(prime)], vocab, "--prime", "characters")
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(sampling.seed)
     start = prime or "\n"

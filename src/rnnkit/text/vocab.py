@@ -7,7 +7,8 @@ bytes, and ``rnnkit.text.tokens.TokenVocab``, for many short sequences of charac
 with padding and start and end tokens.
 
 A character vocabulary is the sorted set of characters of the training text; a character never
-seen in training maps to an unknown symbol (``\\ufffd``), which the model can then predict.
+seen in training maps to an unknown symbol (``\\ufffd``), which the model can then predict
+(``rnnkit.text.unknown`` warns when text given to a trained run holds such characters).
 The byte vocabulary has 256 symbols and nothing unknown: any text is its UTF-8 bytes.
 """
 
@@ -94,6 +95,10 @@ class Vocab(Vocabulary):
 
     def __len__(self) -> int:
         return 256 if self.kind == "byte" else super().__len__()
+
+    def __contains__(self, char: str) -> bool:
+        """Whether ``char`` has an id of its own (any character does, as bytes)."""
+        return self.kind == "byte" or char in self._index
 
     def encode(self, text: str) -> Tensor:
         """Text to a 1-D int64 tensor of ids."""

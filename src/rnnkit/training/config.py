@@ -64,6 +64,9 @@ class TrainConfig:
     nan_policy: Literal["stop", "skip"] = "stop"
     """On a non-finite training loss or gradient: stop (the last checkpoint is kept), or skip
     that batch's update (the run stops after 10 skips in a row)."""
+    tensorboard: bool = False
+    """Also log the training and validation figures to RUN/tensorboard/ for TensorBoard
+    (pip install 'rnnkit[tensorboard]')."""
 
     def __post_init__(self) -> None:
         self.time_budget_s = parse_duration(self.time_budget)

@@ -77,9 +77,16 @@ def _upgraded(cls: type, values) -> dict:
 
 
 # -- resuming: the run's own settings, and only a larger budget on top ---------------------------
-RESUME_MAY_CHANGE = ("max_steps", "time_budget", "token_budget", "progress", "device")
+RESUME_MAY_CHANGE = (
+    "max_steps",
+    "time_budget",
+    "token_budget",
+    "progress",
+    "device",
+    "tensorboard",
+)
 """Training settings that a ``--resume`` may give: a larger budget, and what cannot change the
-run's numbers (the progress bar, the device)."""
+run's numbers (the progress bar, the device, a TensorBoard log)."""
 BUDGETS = ("max_steps", "time_budget", "token_budget")
 
 
@@ -118,8 +125,8 @@ def resume_train_config(run_dir: str | Path, changes: dict | None = None) -> Tra
         if name not in RESUME_MAY_CHANGE:
             raise ValueError(
                 f"{flag} {value} differs from the run's {stored.get(name)}: --resume continues "
-                f"the run as it was started; only a larger budget, --progress or --device may be "
-                "given (start a new run with another --out to change it)"
+                f"the run as it was started; only a larger budget, --progress, --device or "
+                "--tensorboard may be given (start a new run with another --out to change it)"
             )
         old = stored.get(name)
         smaller = (

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import signal
 import sys
 import time
@@ -31,6 +32,8 @@ from rnnkit.training import checkpoint as ckpt
 from rnnkit.training.config import TrainConfig
 from rnnkit.training.interrupts import StopRequest
 from rnnkit.training.run_lock import RunLock
+from rnnkit.training.tensorboard import FOLDER as TENSORBOARD
+from rnnkit.training.tensorboard import TensorBoardLog, require_tensorboard
 
 LAST = "checkpoint.safetensors"
 BEST = "best.safetensors"
@@ -66,7 +69,9 @@ class Task(Protocol):
         """Everything needed to rebuild the task and model (JSON), for config.json."""
 
     # Optional: ``monitor = ("accuracy", "max")`` picks the validation figure that decides the
-    # best checkpoint and early stopping (default ``("loss", "min")``).
+    # best checkpoint and early stopping (default ``("loss", "min")``); ``unit`` names what
+    # ``batch_loss`` counts (default "items") and ``loss_label`` what the loss is (default
+    # "loss"), for the progress bar and the plots (see ``rnnkit.training.task.Task``).
 
 
 def resolve_device(name: str) -> torch.device:
@@ -163,9 +168,12 @@ class Trainer:
         self.run_dir = Path(cfg.out)
         self.device = resolve_device(cfg.device)
         self.monitor: tuple[str, str] = getattr(task, "monitor", ("loss", "min"))
+        self.unit: str = getattr(task, "unit", "items")
+        self.loss_label: str = getattr(task, "loss_label", "loss")
         # the worst figure to start from, so that a NaN never counts as the best
         self.counters = Counters(best_val=-math.inf if self.monitor[1] == "max" else math.inf)
         self._saved_step: int | None = None  # the step of the last checkpoint on disk
+        self._board: TensorBoardLog | None = None
 
     # -- budgets ---------------------------------------------------------------------------------
     def progress(self) -> float:
@@ -197,6 +205,8 @@ class Trainer:
         meta = {"counters": asdict(self.counters), "optimizer": opt_meta}
         ckpt.save(self.run_dir / LAST, tensors, meta)
         self._saved_step = self.counters.step
+        if self._board is not None:
+            self._board.flush()
 
     def _load_last(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
         tensors, meta = ckpt.load(self.run_dir / LAST)
@@ -227,6 +237,8 @@ class Trainer:
     def _log(self, record: dict) -> None:
         with open(self.run_dir / METRICS, "a") as f:
             f.write(json.dumps(record) + "\n")
+        if self._board is not None:
+            self._board.write(record)
 
     def _trim_log(self) -> None:
         """On resume, drop records written after the checkpoint (the killed run's tail)."""
@@ -272,7 +284,10 @@ class Trainer:
                 "starting afresh there"
             )
             self._forget_partial_run()
-        config = {"task": self.task.describe(), "train": asdict(cfg)}
+        # ``log`` says how metrics.jsonl reads: what ``tokens`` and ``tokens_per_s`` count, what
+        # the loss is and which figure picks the best checkpoint (``rnnkit plot`` labels by it)
+        log = {"unit": self.unit, "loss_label": self.loss_label, "monitor": list(self.monitor)}
+        config = {"task": self.task.describe(), "train": asdict(cfg), "log": log}
         ckpt.atomic_write_json(run_dir / CONFIG, config)
         return False
 
@@ -280,6 +295,7 @@ class Trainer:
         """Drop what a run killed before its first checkpoint wrote, but its config."""
         for name in (METRICS, BEST, "loss.png"):
             (self.run_dir / name).unlink(missing_ok=True)
+        shutil.rmtree(self.run_dir / TENSORBOARD, ignore_errors=True)
 
     def evaluate(self, model: nn.Module, split: str = "val") -> dict:
         model.eval()
@@ -295,6 +311,8 @@ class Trainer:
     def run(self) -> RunResult:
         """Train until a budget is spent, early stopping, or a stop signal; see the class."""
         ckpt.require_safetensors()  # before anything is written: no half-made run folder
+        if self.cfg.tensorboard:
+            require_tensorboard()
         if self.cfg.resume and not self.run_dir.is_dir():
             raise ckpt.CheckpointError(f"--resume: no run folder {self.run_dir}")
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -314,6 +332,9 @@ class Trainer:
         c = self.counters
         model = wrap_model(model)
         model.train()
+        if cfg.tensorboard:
+            resumed_at = c.step if resume_from_checkpoint else None
+            self._board = TensorBoardLog(self.run_dir, self.unit, resumed_at)
         bar = self._progress_bar()
         last_val: dict = {}
         try:
@@ -330,6 +351,9 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
+            if self._board is not None:
+                self._board.close()
+                self._board = None
         interrupted = stop.requested and self.progress() < 1.0 and not c.stopped_early
         if interrupted:
             if self._saved_step != c.step:
@@ -489,9 +513,8 @@ class Trainer:
         if bar is None:
             return
         bar.n = min(1000, int(1000 * self.progress()))
-        post = (
-            f"step {record['step']} loss {record['loss']:.3f} {record['tokens_per_s']:,.0f} tok/s"
-        )
+        rate = f"{record['tokens_per_s']:,.0f} {self.unit}/s"
+        post = f"step {record['step']} loss {record['loss']:.3f} {rate}"
         if math.isfinite(self.counters.best_val):
             post += f" best val {self.monitor[0]} {self.counters.best_val:.3f}"
         bar.set_postfix_str(post, refresh=True)

@@ -160,6 +160,12 @@ class ClassifyTask:
     """
 
     monitor = ("accuracy", "max")
+    loss_label = "cross-entropy (nats)"
+
+    @property
+    def unit(self) -> str:
+        """What ``batch_loss`` counts: a tagger's tokens, a classifier's examples."""
+        return "tokens" if self.aligned else "examples"
 
     def __init__(
         self,

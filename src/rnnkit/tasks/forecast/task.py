@@ -350,6 +350,13 @@ class ForecastTask:
     """The ``forecast`` task for the trainer (see ``rnnkit.training.Task``)."""
 
     kind = "forecast"
+    unit = "windows"
+
+    @property
+    def loss_label(self) -> str:
+        """The loss as ``loss`` computes it, on the standardised series."""
+        what = "mean squared error" if self.quantiles is None else "pinball loss"
+        return f"{what} (standardised)"
 
     def __init__(
         self,

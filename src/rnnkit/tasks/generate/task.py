@@ -134,6 +134,8 @@ class GenerateTask:
     """The ``generate`` task for the trainer (see ``rnnkit.training.Task``)."""
 
     kind = "generate"
+    unit = "tokens"
+    loss_label = "nats per token"
 
     def __init__(
         self,

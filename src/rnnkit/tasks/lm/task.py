@@ -98,6 +98,8 @@ class LanguageModelTask:
     """The ``lm`` task for the trainer (see ``rnnkit.training.Task``)."""
 
     kind = "lm"
+    unit = "tokens"
+    loss_label = "nats per token"
 
     def __init__(
         self,

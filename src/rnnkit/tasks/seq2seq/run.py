@@ -31,6 +31,7 @@ from rnnkit.tasks.seq2seq.task import (
     translate,
 )
 from rnnkit.text.tokens import TokenVocab, tokenize
+from rnnkit.text.unknown import SYMBOL_NAMES, check_known
 from rnnkit.training import runs
 from rnnkit.training.config import TrainConfig
 from rnnkit.training.trainer import RunResult, Trainer, resolve_device
@@ -95,8 +96,17 @@ def predict(
     which: str = "best",
     device: str = "cpu",
 ) -> list[str]:
-    """Translate source texts with a trained run (greedy, or beam search with ``beam > 1``)."""
+    """Translate source texts with a trained run (greedy, or beam search with ``beam > 1``).
+
+    Source symbols the run never saw read as ``<unk>``, with a warning on stderr; sources of
+    which it knows nothing at all are refused (``UnknownSymbolsError``, when no source holds a
+    known one).
+    """
     model, source_vocab, target_vocab, task = load_model(run_dir, which, device)
+    level = source_vocab.level
+    pieces = [tokenize(s, level) for s in sources]
+    what = "sources" if len(sources) > 1 else "the source"
+    check_known(pieces, source_vocab, what, SYMBOL_NAMES[level])
     outputs, _ = translate(
         model,
         sources,

@@ -144,6 +144,8 @@ class Seq2SeqTask:
     """The ``seq2seq`` task for the trainer (see ``rnnkit.training.Task``)."""
 
     kind = "seq2seq"
+    unit = "target tokens"
+    loss_label = "nats per target token"
 
     def __init__(
         self,
