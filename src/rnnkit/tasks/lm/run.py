@@ -139,9 +139,19 @@ def sample_run(
     """``length`` tokens sampled after ``prime`` from a run's model (``write`` gets the prime,
     then each piece as it is generated, then a newline)."""
     model, vocab, _ = load_model(run_dir, which, device)
-    if write is not None:
+    if write is None:
+        return sample_text(model, vocab, prime=prime, length=length, sampling=sampling)
+    started = False
+
+    def emit(piece: str) -> None:  # the prime goes out once it is known to be readable
+        nonlocal started
+        if not started:
+            write(prime)
+            started = True
+        write(piece)
+
+    text = sample_text(model, vocab, prime=prime, length=length, sampling=sampling, write=emit)
+    if not started:
         write(prime)
-    text = sample_text(model, vocab, prime=prime, length=length, sampling=sampling, write=write)
-    if write is not None:
-        write("\n")
+    write("\n")
     return text
