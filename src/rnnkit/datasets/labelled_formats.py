@@ -22,6 +22,9 @@ import numpy as np
 TEXT_SUFFIXES = (".csv", ".tsv", ".jsonl")
 TAG_SUFFIXES = (".conll", ".bio")
 
+CSV_FIELD_LIMIT = 2**31 - 1
+"""The longest CSV field read (the csv module's limit is a C long: 2**31 - 1 fits all)."""
+
 
 class LabelledDataError(ValueError):
     """A labelled data file is missing, unreadable or malformed."""
@@ -98,6 +101,7 @@ def table_rows(path: Path) -> Iterator[tuple[int, dict]]:
                         raise LabelledDataError(f"{path}, line {number}: expected a JSON object")
                     yield number, row
             else:
+                csv.field_size_limit(CSV_FIELD_LIMIT)  # default 128 KiB: too short
                 reader = csv.DictReader(f, delimiter="\t" if suffix == ".tsv" else ",")
                 if not reader.fieldnames:
                     raise LabelledDataError(f"{path} is empty (no header row)")

@@ -8,6 +8,8 @@ reads them as one text.
 
 from __future__ import annotations
 
+import glob
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -203,3 +205,17 @@ def get_spec(name: str) -> DatasetSpec:
     except KeyError:
         known = ", ".join(list_datasets())
         raise DatasetError(f"unknown data set {name!r}; known data sets: {known}") from None
+
+
+def stored_data_path(data: str | None) -> str | None:
+    """``--data`` as a run stores it: a data-set name as given, an existing relative path (or a
+    relative glob that matches) made absolute, so that ``evaluate`` and ``--resume`` find the
+    data from any folder. Anything else is kept for the reader to refuse with its own message."""
+    if not isinstance(data, str) or not data or data in list_datasets():
+        return data
+    expanded = os.path.expanduser(data)
+    if os.path.isabs(expanded):
+        return expanded
+    if os.path.exists(expanded) or (any(c in data for c in "*?[") and glob.glob(expanded)):
+        return os.path.abspath(expanded)
+    return data

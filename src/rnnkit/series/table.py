@@ -44,6 +44,9 @@ DATE_FORMATS: tuple[tuple[str, str], ...] = (
     ("%d.%m.%Y", "D"),
 )
 
+CSV_FIELD_LIMIT = 2**31 - 1
+"""The longest CSV field read (the csv module's limit is a C long: 2**31 - 1 fits all)."""
+
 
 class SeriesError(ValueError):
     """The series data is unusable as given; the message names the file, column and line."""
@@ -187,6 +190,7 @@ def read_series_csv(
     path = Path(path)
     if fill not in ("none", "linear", "previous"):
         raise SeriesError(f"--fill must be none, linear or previous; got {fill!r}")
+    csv.field_size_limit(CSV_FIELD_LIMIT)  # default 128 KiB: too short
     reader = csv.reader(io.StringIO(_open_text(path)))
     header = next(reader, None)
     if not header:

@@ -8,21 +8,23 @@ weights); each task's ``*_runs.py`` rebuilds its model from the config and calls
 from __future__ import annotations
 
 import dataclasses
-import types
 import typing
 from pathlib import Path
 
 from torch import nn
 
 from rnnkit.training import checkpoint as ckpt
-from rnnkit.training.config import TrainConfig, parse_duration
+from rnnkit.training.config import TrainConfig, check_value_type, parse_duration
 from rnnkit.training.trainer import BEST, CONFIG, LAST, resolve_device
 
 
 def read_run_config(run_dir: str | Path, kinds: tuple[str, ...], what: str) -> dict:
     """A run's stored ``config.json``, checked to be of one of ``kinds`` (``what`` names them)."""
     config = ckpt.read_json(Path(run_dir) / CONFIG, "run config")
-    if config.get("task", {}).get("kind") not in kinds:
+    task = config.get("task") if isinstance(config, dict) else None
+    if not isinstance(task, dict) or not isinstance(config.get("train", {}), dict):
+        raise ckpt.CheckpointError(f"{Path(run_dir) / CONFIG} is damaged: no 'task' settings")
+    if task.get("kind") not in kinds:
         raise ckpt.CheckpointError(f"{run_dir} is not a {what} run (config.json)")
     return config
 
@@ -144,36 +146,8 @@ def build_checked(cls: type, values: dict, source: str):
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         if f.name in values and f.init:
-            _check_type(f.name, values[f.name], hints[f.name], source)
+            check_value_type(f.name, values[f.name], hints[f.name], source)
     try:
         return cls(**values)
     except TypeError as e:
         raise ValueError(f"{source}: {e}") from e
-
-
-def _check_type(name: str, value, tp, source: str) -> None:
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return
-        options = [a for a in args if a is not type(None)]
-        errors = []
-        for option in options:
-            try:
-                _check_type(name, value, option, source)
-                return
-            except ValueError as e:
-                errors.append(e)
-        raise errors[0]
-    if origin is typing.Literal:
-        if value not in args:
-            raise ValueError(f"{source}: {name} must be one of {list(args)}, got {value!r}")
-        return
-    ok = {
-        bool: isinstance(value, bool),
-        int: isinstance(value, int) and not isinstance(value, bool),
-        float: isinstance(value, (int, float)) and not isinstance(value, bool),
-        str: isinstance(value, str),
-    }.get(tp, True)
-    if not ok:
-        raise ValueError(f"{source}: {name} must be {tp.__name__}, got {value!r}")

@@ -22,9 +22,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.architectures.one_to_many import OneToMany
+from rnnkit.datasets.registry import stored_data_path
 from rnnkit.tasks.network_config import check_network
 from rnnkit.text.tokens import TokenLevel, TokenVocab, pad_batch
 from rnnkit.training.batching import BatchPlan, python_shuffle
+from rnnkit.training.config import check_types
+
+CSV_FIELD_LIMIT = 2**31 - 1
+"""The longest CSV field read (the csv module's limit is a C long: 2**31 - 1 fits all)."""
 
 
 class TableError(ValueError):
@@ -80,6 +85,8 @@ class GenerateDataConfig:
     """Seed of the shuffle that assigns rows to train, val and test."""
 
     def __post_init__(self) -> None:
+        check_types(self)
+        self.data = stored_data_path(self.data)
         if self.target_level not in ("char", "word", "space"):
             raise ValueError(
                 f"--target-level must be char, word or space; got {self.target_level!r}"
@@ -107,6 +114,7 @@ def read_table(data: str, condition_col: str, target_col: str) -> list[tuple[str
             raise TableError(f"{data}: no such file (expected a CSV file with a header row)")
         try:
             with open(path, encoding="utf-8", newline="") as f:
+                csv.field_size_limit(CSV_FIELD_LIMIT)  # default 128 KiB: too short
                 reader = csv.DictReader(f)
                 columns = list(reader.fieldnames or [])
                 numbered = [(reader.line_num, r) for r in reader]
