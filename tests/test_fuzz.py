@@ -800,7 +800,7 @@ def test_damaged_config_types_are_one_line(runs, tmp_path):
         config = json.loads((run / "config.json").read_text())
         config[where[0]][where[1]][where[2]] = value
         (run / "config.json").write_text(json.dumps(config))
-        expect(["evaluate", str(run)], "clean error", where[-1], guard=run)
+        expect(["evaluate", str(run)], "clean error", where[-1].replace("_", "-"), guard=run)
     run = tmp_path / "list"
     shutil.copytree(runs["lm"], run)
     (run / "config.json").write_text("[]")

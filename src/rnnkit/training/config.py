@@ -25,10 +25,12 @@ def parse_duration(text: str | float | int | None) -> float | None:
     return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
 
 
-def check_value_type(name: str, value, tp, source: str) -> None:
+def check_value_type(name: str, value, tp, source: str = "", literals: bool = True) -> None:
     """Raise ``ValueError`` (``"{source}: {name} must be int, got 'x'"``) unless ``value`` fits the
     annotation ``tp``: ``bool``, ``int``, ``float`` (an int will do), ``str``, ``None`` in an
-    optional, a ``Literal``'s values; other annotations are not checked."""
+    optional, a ``Literal``'s values (unless ``literals`` is false); other annotations are not
+    checked."""
+    where = f"{source}: " if source else ""
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
@@ -37,14 +39,14 @@ def check_value_type(name: str, value, tp, source: str) -> None:
         errors = []
         for option in options:
             try:
-                check_value_type(name, value, option, source)
+                check_value_type(name, value, option, source, literals)
                 return
             except ValueError as e:
                 errors.append(e)
         raise errors[0]
     if origin is typing.Literal:
-        if value not in args:
-            raise ValueError(f"{source}: {name} must be one of {list(args)}, got {value!r}")
+        if literals and value not in args:
+            raise ValueError(f"{where}{name} must be one of {list(args)}, got {value!r}")
         return
     ok = {
         bool: isinstance(value, bool),
@@ -53,17 +55,18 @@ def check_value_type(name: str, value, tp, source: str) -> None:
         str: isinstance(value, str),
     }.get(tp, True)
     if not ok:
-        raise ValueError(f"{source}: {name} must be {tp.__name__}, got {value!r}")
+        raise ValueError(f"{where}{name} must be {tp.__name__}, got {value!r}")
 
 
 def check_types(config) -> None:
-    """Check every field of a config dataclass against its annotation (``check_value_type``), so
-    that a config built from a damaged file fails with one line naming the field, before a
-    comparison deep inside fails with a ``TypeError``."""
+    """Check every field of a config dataclass against its annotation (``check_value_type``;
+    the ``__post_init__`` words its own message for a ``Literal``), so that a config built from a
+    damaged file fails with one line naming the flag, not with a ``TypeError`` deep inside."""
     hints = typing.get_type_hints(type(config))
     for f in dataclasses.fields(config):
         if f.init and f.name in hints:
-            check_value_type(f.name, getattr(config, f.name), hints[f.name], type(config).__name__)
+            flag = "--" + f.name.replace("_", "-")
+            check_value_type(flag, getattr(config, f.name), hints[f.name], literals=False)
 
 
 def check_finite(flag: str, value: float) -> None:
