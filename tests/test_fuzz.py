@@ -659,10 +659,13 @@ class Case:
 
 def fuzz(draw, runs, counts: Counter, seen: dict) -> None:
     case = Case(draw, runs)
+    cwd = os.getcwd()
     try:
         argv = case.argv()
+        os.chdir(case.root)  # an empty path means "here" to some verbs: keep it in the case
         outcome, detail = run_case(argv, case.guard)
     finally:
+        os.chdir(cwd)
         case.close()
     if outcome == "traceback" and any(p.search(detail) for p in OWNED_ELSEWHERE):
         outcome = "known"
