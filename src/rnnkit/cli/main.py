@@ -243,6 +243,9 @@ def main(argv: list[str] | None = None) -> int:
         RunInUseError,
         FileExistsError,
         FileNotFoundError,
+        IsADirectoryError,  # a path that is a folder where a file belongs
+        NotADirectoryError,  # a path under an existing file
+        PermissionError,  # a read-only or unwritable folder
         ValueError,
         FloatingPointError,
         ImportError,

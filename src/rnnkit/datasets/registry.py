@@ -16,6 +16,9 @@ Example::
 
 from __future__ import annotations
 
+import glob
+import os
+
 from rnnkit.datasets import classification_sets, seq2seq_sets, series_sets, text_sets
 from rnnkit.datasets.spec import KINDS, DatasetError, DatasetSpec, member_matches
 
@@ -93,3 +96,17 @@ def describe_datasets() -> str:
         f"{name:<16}{spec.kind:<10}{spec.description}  [{spec.licence}]"
         for name, spec in sorted(_REGISTRY.items())
     )
+
+
+def stored_data_path(data: str | None) -> str | None:
+    """``--data`` as a run stores it: a data-set name as given, an existing relative path (or a
+    relative glob that matches) made absolute, so that ``evaluate`` and ``--resume`` find the
+    data from any folder. Anything else is kept for the reader to refuse with its own message."""
+    if not isinstance(data, str) or not data or data in list_datasets():
+        return data
+    expanded = os.path.expanduser(data)
+    if os.path.isabs(expanded):
+        return expanded
+    if os.path.exists(expanded) or (any(c in data for c in "*?[") and glob.glob(expanded)):
+        return os.path.abspath(expanded)
+    return data

@@ -33,6 +33,10 @@ def table_suffix(path: Path) -> str:
     return Path(path.stem).suffix if path.suffix == ".bz2" else path.suffix
 
 
+CSV_FIELD_LIMIT = 2**31 - 1
+"""The longest CSV field read (the csv module's default, 128 KiB, refuses long texts)."""
+
+
 def table_rows(path: Path) -> Iterator[tuple[int, dict]]:
     """(line number, row) of a table: JSONL (``.jsonl``: one object a line), TSV (``.tsv``) or
     CSV (any other suffix), the last two with a header row; optionally ``.bz2``."""
@@ -51,6 +55,7 @@ def table_rows(path: Path) -> Iterator[tuple[int, dict]]:
                         raise TableError(f"{path}, line {number}: expected a JSON object")
                     yield number, row
             else:
+                csv.field_size_limit(CSV_FIELD_LIMIT)
                 reader = csv.DictReader(f, delimiter="\t" if suffix == ".tsv" else ",")
                 if not reader.fieldnames:
                     raise TableError(f"{path} is empty (no header row)")

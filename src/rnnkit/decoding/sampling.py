@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -24,12 +25,15 @@ class SamplingConfig:
     """Random seed: the same seed, model and prime give the same text."""
 
     def __post_init__(self) -> None:
-        if self.temperature <= 0:
-            raise ValueError(f"--temperature must be positive, got {self.temperature}")
+        # NaN passes every comparison below (and then turns the probabilities into NaN)
+        if not math.isfinite(self.temperature) or self.temperature <= 0:
+            raise ValueError(f"--temperature must be a positive number, got {self.temperature}")
         if self.top_k is not None and self.top_k < 1:
             raise ValueError(f"--top-k must be >= 1, got {self.top_k}")
         if self.top_p is not None and not 0 < self.top_p <= 1:
             raise ValueError(f"--top-p must lie in (0, 1], got {self.top_p}")
+        if not 0 <= self.seed <= 2**63 - 1:  # the range torch.Generator takes
+            raise ValueError(f"--seed must lie in [0, 2**63 - 1], got {self.seed}")
 
 
 def pick_next(logits: Tensor, cfg: SamplingConfig, generator: torch.Generator | None) -> Tensor:

@@ -13,6 +13,22 @@ from rnnkit.layers import Recurrent, make_layer
 CELLS = cell_names()
 """The registered cells (``rnnkit.cells.registry``): rnn (tanh), rnn_relu, lstm, gru, lnlstm."""
 INITS = ("default", "orthogonal", "irnn")
+MAX_SIZE = 2**16
+"""The largest size, step count or batch a diagnosis of a fresh model takes."""
+
+
+def check_sizes(sizes: dict[str, int]) -> None:
+    """Raise ``ValueError`` naming the flag unless each ``{"--flag": value}`` lies in
+    [1, ``MAX_SIZE``]: a diagnosis is of small models, and a huge size would only allocate."""
+    for flag, value in sizes.items():
+        if not 1 <= value <= MAX_SIZE:
+            raise ValueError(f"{flag} must lie in [1, {MAX_SIZE}], got {value}")
+
+
+def check_seed(seed: int) -> None:
+    """One range for every seed flag: torch takes no more (nor numpy nor random)."""
+    if not 0 <= seed <= 2**63 - 1:
+        raise ValueError(f"--seed must lie in [0, 2**63 - 1], got {seed}")
 
 
 def fresh_layer(
@@ -35,6 +51,10 @@ def fresh_layer(
     ``forget_bias`` sets an LSTM's forget-gate bias (a GRU's update gate; ``lnlstm`` takes it in
     its constructor, default 1 there).
     """
+    check_sizes(
+        {"--input-size": input_size, "--hidden-size": hidden_size, "--num-layers": num_layers}
+    )
+    check_seed(seed)
     if cell not in CELLS:
         raise ValueError(f"cell must be one of {', '.join(CELLS)}; got {cell!r}")
     if init not in INITS:
@@ -105,6 +125,8 @@ def fresh_models(
 
 def random_input(batch_size: int, steps: int, input_size: int, seed: int = 0) -> torch.Tensor:
     """Seeded standard-normal input ``(B, T, I)`` for fresh models."""
+    check_sizes({"--batch-size": batch_size, "--steps": steps, "--input-size": input_size})
+    check_seed(seed)
     g = torch.Generator().manual_seed(seed)
     return torch.randn(batch_size, steps, input_size, generator=g)
 

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit.cells.registry import cell_names, get_cell
+from rnnkit.diagnose.models import check_seed, check_sizes
 from rnnkit.diagnose.states import reference_states
 from rnnkit.layers.build import make_layer
 
@@ -43,6 +44,10 @@ def small_model(cell: str, input_size: int, hidden_size: int, output_size: int, 
     """A one-layer batch-first rnnkit layer and a linear read-out, seeded."""
     if cell not in unroll_cells():
         raise ValueError(f"--cell must be one of {', '.join(unroll_cells())}; got {cell!r}")
+    check_sizes(
+        {"--input-size": input_size, "--hidden-size": hidden_size, "--output-size": output_size}
+    )
+    check_seed(seed)
     torch.manual_seed(seed)
     layer = make_layer(cell, input_size, hidden_size)  # type: ignore[arg-type]
     return layer, nn.Linear(hidden_size, output_size)
@@ -52,6 +57,8 @@ def unroll_input(text: str | None, steps: int, input_size: int, seed: int = 0) -
     """The sequence ``(T, I)`` to unroll: read from ``text`` (``"1,0;0,1"``: ',' within a step,
     ';' between steps), else ``steps`` seeded standard-normal vectors rounded to 2 decimals."""
     if text is None:
+        check_sizes({"--steps": steps, "--input-size": input_size})
+        check_seed(seed)
         g = torch.Generator().manual_seed(seed)
         return torch.randn(steps, input_size, generator=g).round(decimals=2)
     try:

@@ -27,6 +27,7 @@ from typing import Literal
 
 import numpy as np
 
+from rnnkit.datasets.tables import CSV_FIELD_LIMIT
 from rnnkit.series.iso8601 import parse_iso8601, read_iso_column
 
 FillName = Literal["none", "linear", "previous"]
@@ -187,6 +188,7 @@ def read_series_csv(
     path = Path(path)
     if fill not in ("none", "linear", "previous"):
         raise SeriesError(f"--fill must be none, linear or previous; got {fill!r}")
+    csv.field_size_limit(CSV_FIELD_LIMIT)
     reader = csv.reader(io.StringIO(_open_text(path)))
     header = next(reader, None)
     if not header:

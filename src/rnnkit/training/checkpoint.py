@@ -112,6 +112,8 @@ def read_json(path: Path, what: str = "file") -> Any:
         raise CheckpointError(f"{what} not found: {path}") from e
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{what} {path} is corrupt (not valid JSON): {e}") from e
+    except (NotADirectoryError, IsADirectoryError) as e:  # a run path under a file, or a folder
+        raise CheckpointError(f"{what} not found: {path} ({e.strerror})") from e
 
 
 def _split(raw: bytes) -> tuple[dict, memoryview]:

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import re
+import types
+import typing
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
+
+MAX_SEED = 2**63 - 1
+"""The largest seed torch, numpy and random all take."""
 
 
 def parse_duration(text: str | float | int | None) -> float | None:
@@ -15,6 +23,69 @@ def parse_duration(text: str | float | int | None) -> float | None:
     if not m:
         raise ValueError(f"--time-budget must look like 300, 300s, 5m or 1.5h; got {text!r}")
     return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+
+
+def check_value_type(name: str, value, tp, source: str = "", literals: bool = True) -> None:
+    """Raise ``ValueError`` (``"{source}: {name} must be int, got 'x'"``) unless ``value`` fits the
+    annotation ``tp``: ``bool``, ``int``, ``float`` (an int will do), ``str``, ``None`` in an
+    optional, a ``Literal``'s values (unless ``literals`` is false); other annotations are not
+    checked."""
+    where = f"{source}: " if source else ""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return
+        options = [a for a in args if a is not type(None)]
+        errors = []
+        for option in options:
+            try:
+                check_value_type(name, value, option, source, literals)
+                return
+            except ValueError as e:
+                errors.append(e)
+        raise errors[0]
+    if origin is typing.Literal:
+        if literals and value not in args:
+            raise ValueError(f"{where}{name} must be one of {list(args)}, got {value!r}")
+        return
+    ok = {
+        bool: isinstance(value, bool),
+        int: isinstance(value, int) and not isinstance(value, bool),
+        float: isinstance(value, (int, float)) and not isinstance(value, bool),
+        str: isinstance(value, str),
+    }.get(tp, True)
+    if not ok:
+        raise ValueError(f"{where}{name} must be {tp.__name__}, got {value!r}")
+
+
+def check_types(config) -> None:
+    """Check every field of a config dataclass against its annotation (``check_value_type``;
+    the ``__post_init__`` words its own message for a ``Literal``), so that a config built from a
+    damaged file fails with one line naming the flag, not with a ``TypeError`` deep inside."""
+    hints = typing.get_type_hints(type(config))
+    for f in dataclasses.fields(config):
+        if f.init and f.name in hints:
+            flag = "--" + f.name.replace("_", "-")
+            check_value_type(flag, getattr(config, f.name), hints[f.name], literals=False)
+
+
+def check_finite(flag: str, value: float) -> None:
+    """``--lr nan`` and the like pass every ``<``/``>`` check (NaN compares false), so they are
+    refused first."""
+    if not math.isfinite(value):
+        raise ValueError(f"{flag} must be a finite number, got {value}")
+
+
+def check_out_folder(flag: str, path: str) -> None:
+    """Refuse an output folder that is empty or lies under an existing file, before anything is
+    written (the nearest existing part of the path must be a folder)."""
+    if not str(path).strip():
+        raise ValueError(f"{flag} must name a folder, got {path!r}")
+    for part in (Path(path), *Path(path).parents):
+        if part.exists():
+            if not part.is_dir():
+                raise ValueError(f"{flag} {path}: {part} is a file, not a folder")
+            return
 
 
 @dataclass(kw_only=True)
@@ -69,7 +140,11 @@ class TrainConfig:
     (pip install 'rnnkit[tensorboard]')."""
 
     def __post_init__(self) -> None:
+        check_types(self)
+        check_out_folder("--out", self.out)
         self.time_budget_s = parse_duration(self.time_budget)
+        if self.time_budget_s is not None:
+            check_finite("--time-budget", self.time_budget_s)
         for flag, value in (("--max-steps", self.max_steps), ("--token-budget", self.token_budget)):
             if value is not None and value < 1:
                 raise ValueError(f"{flag} must be >= 1, got {value}")
@@ -87,6 +162,17 @@ class TrainConfig:
         for flag, value, low in checks:
             if value < low:
                 raise ValueError(f"{flag} must be >= {low}, got {value}")
+        for flag, value in (
+            ("--lr", self.lr),
+            ("--weight-decay", self.weight_decay),
+            ("--min-lr-ratio", self.min_lr_ratio),
+            ("--grad-clip", self.grad_clip),
+        ):
+            check_finite(flag, value)
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(f"--seed must lie in [0, 2**63 - 1], got {self.seed}")
+        if self.weight_decay < 0:
+            raise ValueError(f"--weight-decay must be >= 0, got {self.weight_decay}")
         if self.lr <= 0:
             raise ValueError(f"--lr must be positive, got {self.lr}")
         if not 0 <= self.min_lr_ratio <= 1:

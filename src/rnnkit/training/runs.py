@@ -8,14 +8,13 @@ weights); each task's ``*_runs.py`` rebuilds its model from the config and calls
 from __future__ import annotations
 
 import dataclasses
-import types
 import typing
 from pathlib import Path
 
 from torch import nn
 
 from rnnkit.training import checkpoint as ckpt
-from rnnkit.training.config import TrainConfig, parse_duration
+from rnnkit.training.config import TrainConfig, check_value_type, parse_duration
 from rnnkit.training.trainer import BEST, CONFIG, LAST, resolve_device
 
 
@@ -24,7 +23,9 @@ def read_run_config(run_dir: str | Path, kinds: tuple[str, ...], what: str = "")
     path = Path(run_dir) / CONFIG
     config = ckpt.read_json(path, "run config")
     task = config.get("task") if isinstance(config, dict) else None
-    kind = task.get("kind") if isinstance(task, dict) else None
+    if not isinstance(task, dict) or not isinstance(config.get("train", {}), dict):
+        raise ckpt.CheckpointError(f"{path} is damaged: no 'task' settings")
+    kind = task.get("kind")
     if kind not in kinds:
         what = what or " or ".join(kinds)
         raise ckpt.CheckpointError(f"{run_dir} is not a {what} run ({path}: kind {kind!r})")
@@ -168,36 +169,8 @@ def build_checked(cls: type, values: dict, source: str):
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         if f.name in values and f.init:
-            _check_type(f.name, values[f.name], hints[f.name], source)
+            check_value_type(f.name, values[f.name], hints[f.name], source)
     try:
         return cls(**values)
     except TypeError as e:
         raise ValueError(f"{source}: {e}") from e
-
-
-def _check_type(name: str, value, tp, source: str) -> None:
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return
-        options = [a for a in args if a is not type(None)]
-        errors = []
-        for option in options:
-            try:
-                _check_type(name, value, option, source)
-                return
-            except ValueError as e:
-                errors.append(e)
-        raise errors[0]
-    if origin is typing.Literal:
-        if value not in args:
-            raise ValueError(f"{source}: {name} must be one of {list(args)}, got {value!r}")
-        return
-    ok = {
-        bool: isinstance(value, bool),
-        int: isinstance(value, int) and not isinstance(value, bool),
-        float: isinstance(value, (int, float)) and not isinstance(value, bool),
-        str: isinstance(value, str),
-    }.get(tp, True)
-    if not ok:
-        raise ValueError(f"{source}: {name} must be {tp.__name__}, got {value!r}")

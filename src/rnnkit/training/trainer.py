@@ -75,11 +75,25 @@ class Task(Protocol):
 
 
 def resolve_device(name: str) -> torch.device:
+    """``--device``: ``cpu``, ``cuda``, ``cuda:N``, ``mps`` or ``auto`` (CUDA when present), checked
+    to exist on this machine; anything else is a ``ValueError`` naming the flag and the value."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: CUDA is not available on this machine")
+    try:  # torch.device also takes "0" (a CUDA ordinal) and types that cannot hold a model
+        device = torch.device(name) if isinstance(name, str) and name.strip() == name else None
+    except (RuntimeError, ValueError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda", "mps") or name.isdigit():
+        raise ValueError(f"--device must be cpu, cuda, cuda:N, mps or auto; got {name!r}")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {name}: CUDA is not available on this machine")
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise ValueError(f"--device {name}: this machine has {count} CUDA device(s)")
+    mps = getattr(torch.backends, "mps", None)
+    if device.type == "mps" and not (mps is not None and mps.is_available()):
+        raise ValueError(f"--device {name}: MPS is not available on this machine")
     return device
 
 

@@ -20,10 +20,12 @@ from rnnkit.architectures.many_to_one import POOLINGS, Pooling
 from rnnkit.audio import AudioConfig
 from rnnkit.datasets.labelled_formats import Columns, Labelled
 from rnnkit.datasets.padding import pad_batch
+from rnnkit.datasets.registry import stored_data_path
 from rnnkit.tasks.classify.inputs import InputEncoder, LabelEncoder
 from rnnkit.tasks.classify.metrics import classification_report
 from rnnkit.tasks.network_config import check_network
 from rnnkit.training.batching import BatchPlan, torch_shuffle
+from rnnkit.training.config import check_types
 
 
 @dataclass(kw_only=True)
@@ -88,6 +90,10 @@ class ClassifyDataConfig:
     """Seed of that split (fixed, so evaluation later sees the same test set)."""
 
     def __post_init__(self) -> None:
+        check_types(self)
+        self.data = stored_data_path(self.data)
+        self.val_data = stored_data_path(self.val_data)
+        self.test_data = stored_data_path(self.test_data)
         if self.max_length < 1:
             raise ValueError(f"--max-length must be >= 1, got {self.max_length}")
         if self.tokens not in ("word", "char"):

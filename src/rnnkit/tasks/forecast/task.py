@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit.architectures.forecaster import Forecaster, ForecasterEnsemble
+from rnnkit.datasets.registry import stored_data_path
 from rnnkit.series.calendar import infer_season
 from rnnkit.series.table import FillName, Series, SeriesError, read_series_csv
 from rnnkit.series.windows import (
@@ -34,6 +35,7 @@ from rnnkit.series.windows import (
     split_bounds,
 )
 from rnnkit.tasks.network_config import check_network
+from rnnkit.training.config import check_types
 
 ModeName = Literal["direct", "autoregressive"]
 BlendName = Literal["none", "seasonal"]
@@ -115,6 +117,8 @@ class ForecastDataConfig:
     baseline does. The test tail stays unseen."""
 
     def __post_init__(self) -> None:
+        check_types(self)
+        self.data = stored_data_path(self.data)
         from rnnkit.datasets.load import series_defaults
 
         defaults = series_defaults(self.data)

@@ -19,11 +19,15 @@ from torch import Tensor, nn
 from rnnkit.architectures.one_to_many import OneToMany
 from rnnkit.datasets.load import read_table_columns
 from rnnkit.datasets.padding import pad_batch
+from rnnkit.datasets.registry import stored_data_path
 from rnnkit.datasets.splits import split_held_out_first
 from rnnkit.tasks.network_config import check_network
 from rnnkit.text.tokens import TokenLevel, TokenVocab
 from rnnkit.text.unigram import unigram_cross_entropy
 from rnnkit.training.batching import BatchPlan, python_shuffle
+from rnnkit.training.config import check_types
+
+"""The longest CSV field read (the csv module's limit is a C long: 2**31 - 1 fits all)."""
 
 
 @dataclass(kw_only=True)
@@ -76,6 +80,8 @@ class GenerateDataConfig:
     """Seed of the shuffle that assigns rows to train, val and test."""
 
     def __post_init__(self) -> None:
+        check_types(self)
+        self.data = stored_data_path(self.data)
         if self.target_level not in ("char", "word", "space"):
             raise ValueError(
                 f"--target-level must be char, word or space; got {self.target_level!r}"

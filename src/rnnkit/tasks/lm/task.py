@@ -19,10 +19,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.architectures import ManyToMany
+from rnnkit.datasets.registry import stored_data_path
 from rnnkit.state import State, detach_state
 from rnnkit.tasks.network_config import check_network
 from rnnkit.text.streams import StreamBatcher, Window, eval_windows, split_by_position
 from rnnkit.text.vocab import TokenizerName, Vocab
+from rnnkit.training.config import check_types
 
 
 @dataclass(kw_only=True)
@@ -60,6 +62,8 @@ class LMDataConfig:
     """Time steps per truncated back-propagation window."""
 
     def __post_init__(self) -> None:
+        check_types(self)
+        self.data = stored_data_path(self.data)
         if self.tokenizer not in ("char", "byte"):
             raise ValueError(f"--tokenizer must be char or byte, got {self.tokenizer!r}")
         for flag, v in (

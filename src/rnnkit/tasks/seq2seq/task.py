@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from rnnkit.architectures.attention import AttentionKind
 from rnnkit.architectures.seq2seq import Seq2Seq
+from rnnkit.datasets.registry import stored_data_path
 from rnnkit.decoding import decode
 from rnnkit.tasks.network_config import check_network
 from rnnkit.tasks.seq2seq.data import (
@@ -34,6 +35,7 @@ from rnnkit.tasks.seq2seq.data import (
 )
 from rnnkit.text.tokens import TokenLevel, TokenVocab, tokenize
 from rnnkit.training.batching import BatchPlan, python_shuffle
+from rnnkit.training.config import check_types
 
 
 @dataclass(kw_only=True)
@@ -111,6 +113,8 @@ class Seq2SeqDataConfig:
     """Keep at most this many tokens per side, specials included (None: all)."""
 
     def __post_init__(self) -> None:
+        check_types(self)
+        self.data = stored_data_path(self.data)
         for flag, level in (
             ("--source-level", self.source_level),
             ("--target-level", self.target_level),
