@@ -69,6 +69,12 @@ def run_configs(
     return model_cfg, data_cfg, stored
 
 
+def stored_config(cls: type, values, source: str = "a run's config.json"):
+    """A config dataclass from the values a run stored: fields renamed since by the class's
+    ``upgrade``, types checked, so that a damaged file gets one line naming the field."""
+    return build_checked(cls, _upgraded(cls, values), source)
+
+
 def _upgraded(cls: type, values) -> dict:
     """A stored config's values, renamed by the class's ``upgrade`` where a field was renamed."""
     if not isinstance(values, dict):

@@ -52,6 +52,7 @@ from rnnkit.tasks.classify.task import (
 )
 from rnnkit.training import runs
 from rnnkit.training.config import TrainConfig
+from rnnkit.training.runs import stored_config
 from rnnkit.training.trainer import RunResult, Trainer, resolve_device
 
 KINDS = ("classify", "tag")
@@ -130,7 +131,7 @@ def train_classify(
         train_cfg, KINDS, ClassifyModelConfig, ClassifyDataConfig, model_cfg, data_cfg
     )
     if stored is not None:
-        audio = AudioConfig(**stored["audio"])
+        audio = stored_config(AudioConfig, stored["audio"])
         aligned = stored["aligned"]
     else:
         # one mel range for every file, stored in the run: below the lowest Nyquist frequency
@@ -172,7 +173,10 @@ def rebuild(task: dict) -> Loaded:
     encoder = InputEncoder.from_json(task["input"])
     labels = LabelEncoder(task["classes"])
     model = build_classifier(
-        ClassifyModelConfig(**task["model"]), encoder, len(labels.classes), task["aligned"]
+        stored_config(ClassifyModelConfig, task["model"]),
+        encoder,
+        len(labels.classes),
+        task["aligned"],
     )
     return Loaded(model, {"encoder": encoder, "labels": labels})
 
@@ -192,7 +196,7 @@ def read_inputs(source: str, task: dict) -> tuple[list, list[str]]:
     file, a WAV file or a folder of them, or (for a text model) the text itself."""
     from rnnkit.audio import log_mel, read_wav
 
-    data_cfg = ClassifyDataConfig(**ClassifyDataConfig.upgrade(task["data"]))
+    data_cfg = stored_config(ClassifyDataConfig, task["data"])
     path = Path(source)
     kind = task["input_kind"]
     if kind == "tokens":
@@ -203,7 +207,7 @@ def read_inputs(source: str, task: dict) -> tuple[list, list[str]]:
         return [source], [source]
     if not path.exists():
         raise LabelledDataError(f"no such file or folder: {source}")
-    audio = AudioConfig(**task["audio"])
+    audio = stored_config(AudioConfig, task["audio"])
     if path.is_dir() or path.suffix.lower() == ".wav":
         files = sorted(path.rglob("*.wav")) if path.is_dir() else [path]
         if not files:
@@ -351,8 +355,8 @@ def evaluate_run(
     to write the confusion-matrix PNG (default ``RUN_DIR/confusion-<split>.png``; None: none).
     """
     model, encoder, labels, stored = load_classifier(run_dir, which, device)
-    data_cfg = ClassifyDataConfig(**ClassifyDataConfig.upgrade(stored["data"]))
-    audio = AudioConfig(**stored["audio"])
+    data_cfg = stored_config(ClassifyDataConfig, stored["data"])
+    audio = stored_config(AudioConfig, stored["audio"])
     aligned = stored["aligned"]
     splits = read_splits(data_cfg, audio, aligned)
     if data is not None:
@@ -363,7 +367,7 @@ def evaluate_run(
             raise ValueError(f"--split must be train, val or test, got {split!r}")
         scored, name = splits[split], f"{data_cfg.data} [{split}]"
     task = ClassifyTask(
-        ClassifyModelConfig(**stored["model"]),
+        stored_config(ClassifyModelConfig, stored["model"]),
         data_cfg,
         {"train": splits["train"], "scored": scored},
         batch_size=stored["batch_size"],

@@ -31,6 +31,7 @@ from rnnkit.tasks.forecast.task import (
     load_series,
 )
 from rnnkit.training.config import TrainConfig
+from rnnkit.training.runs import stored_config
 
 
 def backtest_run(
@@ -49,8 +50,8 @@ def backtest_run(
     if folds < 1:
         raise ValueError(f"--folds must be >= 1, got {folds}")
     config = read_run_config(run_dir)
-    model_cfg = ForecastModelConfig(**config["task"]["model"])
-    data_cfg = ForecastDataConfig(**config["task"]["data"])
+    model_cfg = stored_config(ForecastModelConfig, config["task"]["model"])
+    data_cfg = stored_config(ForecastDataConfig, config["task"]["data"])
     fold_cfg = dataclasses.replace(data_cfg, test_size=data_cfg.horizon)
     # a refit run's own train flags are its second part's; its first part's are the run's
     trained = read_run_config(Path(run_dir) / SELECT) if data_cfg.refit else config

@@ -37,6 +37,7 @@ from rnnkit.tasks.forecast.task import (
 from rnnkit.training import checkpoint as ckpt
 from rnnkit.training import runs
 from rnnkit.training.config import TrainConfig
+from rnnkit.training.runs import stored_config
 from rnnkit.training.trainer import CONFIG, LAST, RunResult, Trainer, resolve_device
 
 BASELINES = ("naive", "seasonal_naive", "ets")
@@ -71,8 +72,10 @@ def train_forecast(
     refit_started = (run / CONFIG).exists()  # for a refit run: its first part is done
     if train_cfg.resume and not refit_started and (run / SELECT / CONFIG).exists():
         stored = read_run_config(run / SELECT)["task"]  # a refit run stopped in its first part
-        model_cfg = ForecastModelConfig(**stored["model"])
-        data_cfg = dataclasses.replace(ForecastDataConfig(**stored["data"]), refit=True)
+        model_cfg = stored_config(ForecastModelConfig, stored["model"])
+        data_cfg = dataclasses.replace(
+            stored_config(ForecastDataConfig, stored["data"]), refit=True
+        )
     else:
         model_cfg, data_cfg, _ = runs.run_configs(
             train_cfg, "forecast", ForecastModelConfig, ForecastDataConfig, model_cfg, data_cfg
@@ -136,8 +139,10 @@ def _train(model_cfg, data_cfg, train_cfg, series, callbacks) -> RunResult:
 
 def rebuild(task: dict) -> Loaded:
     """A forecasting run's (untrained) forecaster, data config and per-series scalers."""
-    data_cfg = ForecastDataConfig(**task["data"])
-    model = build_forecaster(task["inputs"], data_cfg, ForecastModelConfig(**task["model"]))
+    data_cfg = stored_config(ForecastDataConfig, task["data"])
+    model = build_forecaster(
+        task["inputs"], data_cfg, stored_config(ForecastModelConfig, task["model"])
+    )
     scalers = {k: Scaler.from_json(v) for k, v in task["scalers"].items()}
     return Loaded(model, {"data_cfg": data_cfg, "scalers": scalers})
 

@@ -31,6 +31,7 @@ from rnnkit.tasks.generate.task import (
 from rnnkit.text.tokens import TokenVocab
 from rnnkit.training import runs
 from rnnkit.training.config import TrainConfig
+from rnnkit.training.runs import stored_config
 from rnnkit.training.trainer import RunResult, Trainer, resolve_device
 
 
@@ -91,7 +92,9 @@ def rebuild(task: dict) -> Loaded:
     """A generate run's (untrained) model, vocabulary and condition values, from its task."""
     vocab = TokenVocab.from_json(task["vocab"])
     conditions = list(task["conditions"])
-    model = build_generator(len(vocab), len(conditions), GenerateModelConfig(**task["model"]))
+    model = build_generator(
+        len(vocab), len(conditions), stored_config(GenerateModelConfig, task["model"])
+    )
     return Loaded(model, {"vocab": vocab, "conditions": conditions})
 
 
@@ -155,8 +158,8 @@ def evaluate_run(
     """Loss per token of a run's model on a split of its table, beside the unigram baseline."""
     model, _, _, task = load_model(run_dir, which, device)
     gen_task = make_task(
-        GenerateModelConfig(**task["model"]),
-        GenerateDataConfig(**task["data"]),
+        stored_config(GenerateModelConfig, task["model"]),
+        stored_config(GenerateDataConfig, task["data"]),
         batch_size=task["batch_size"],
         stored=task,
     )

@@ -28,6 +28,7 @@ from rnnkit.text.unigram import unigram_cross_entropy
 from rnnkit.text.vocab import Vocab
 from rnnkit.training import runs
 from rnnkit.training.config import TrainConfig
+from rnnkit.training.runs import stored_config
 from rnnkit.training.trainer import RunResult, Trainer, resolve_device
 
 
@@ -60,7 +61,9 @@ def train_lm(
 def rebuild(task: dict) -> Loaded:
     """A language-model run's (untrained) model and vocabulary, from its stored task."""
     vocab = Vocab.from_json(task["vocab"])
-    return Loaded(build_lm(len(vocab), LMModelConfig(**task["model"])), {"vocab": vocab})
+    return Loaded(
+        build_lm(len(vocab), stored_config(LMModelConfig, task["model"])), {"vocab": vocab}
+    )
 
 
 def load_model(run_dir: str | Path, which: str = "best", device: str = "cpu"):
@@ -71,7 +74,7 @@ def load_model(run_dir: str | Path, which: str = "best", device: str = "cpu"):
 
 def _encoded_splits(task: dict, vocab: Vocab) -> dict:
     """The train/val/test token ids of a run's own corpus, cut as in training."""
-    data_cfg = LMDataConfig(**task["data"])
+    data_cfg = stored_config(LMDataConfig, task["data"])
     return encode_corpus(load_corpus(data_cfg.data), data_cfg, vocab)[1]
 
 
@@ -105,7 +108,7 @@ def evaluate_run(
     beside it. Text is scored in ``batch_size`` streams (default: the run's, as in validation).
     """
     model, vocab, task = load_model(run_dir, which, device)
-    data_cfg = LMDataConfig(**task["data"])
+    data_cfg = stored_config(LMDataConfig, task["data"])
     splits = _encoded_splits(task, vocab)
     if data is not None:
         ids = vocab.encode(load_corpus(data))

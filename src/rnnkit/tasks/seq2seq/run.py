@@ -34,6 +34,7 @@ from rnnkit.text.tokens import TokenVocab, tokenize
 from rnnkit.text.unknown import SYMBOL_NAMES, check_known
 from rnnkit.training import runs
 from rnnkit.training.config import TrainConfig
+from rnnkit.training.runs import stored_config
 from rnnkit.training.trainer import RunResult, Trainer, resolve_device
 
 
@@ -75,7 +76,9 @@ def rebuild(task: dict) -> Loaded:
     """A seq2seq run's (untrained) model and its two vocabularies, from its stored task."""
     source_vocab = TokenVocab.from_json(task["source_vocab"])
     target_vocab = TokenVocab.from_json(task["target_vocab"])
-    model = build_seq2seq(len(source_vocab), len(target_vocab), Seq2SeqModelConfig(**task["model"]))
+    model = build_seq2seq(
+        len(source_vocab), len(target_vocab), stored_config(Seq2SeqModelConfig, task["model"])
+    )
     return Loaded(model, {"source_vocab": source_vocab, "target_vocab": target_vocab})
 
 
@@ -140,7 +143,7 @@ def evaluate_run(
     weights of the ``example``-th scored source as a PNG.
     """
     model, source_vocab, target_vocab, task = load_model(run_dir, which, device)
-    data_cfg = Seq2SeqDataConfig(**task["data"])
+    data_cfg = stored_config(Seq2SeqDataConfig, task["data"])
     splits = split_by_source(
         load_pairs(data_cfg.data),
         data_cfg.val_fraction,
