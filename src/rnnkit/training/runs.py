@@ -42,8 +42,15 @@ def load_weights(model: nn.Module, run_dir: str | Path, which: str, device: str)
     if which == "best" and not path.exists():
         path = run_dir / LAST  # no validation has run yet
     tensors, _ = ckpt.load(path)
+    weights = ckpt.strip_prefix("model", tensors)
+    bad = [name for name, t in weights.items() if t.is_floating_point() and not t.isfinite().all()]
+    if bad:  # a run that diverged before non-finite weights were refused at saving
+        raise ckpt.CheckpointError(
+            f"{path} holds NaN or infinite weights ({', '.join(bad[:3])}); the run diverged: "
+            "use the other --checkpoint or train again with a lower --lr"
+        )
     try:
-        model.load_state_dict(ckpt.strip_prefix("model", tensors))
+        model.load_state_dict(weights)
     except RuntimeError as e:
         raise ckpt.CheckpointError(f"{path} does not fit the model in config.json: {e}") from e
     return model.to(resolve_device(device)).eval()
