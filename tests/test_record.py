@@ -12,11 +12,13 @@ from torch import nn
 
 from rnnkit.training.config import TrainConfig
 from rnnkit.training.plot import best_step, draw_run, figure_series, plot_run
+from rnnkit.training.task import Task
 from rnnkit.training.trainer import CONFIG, METRICS, Trainer
 
 
-class PlainTask:
-    """A regression with none of the optional attributes (unit, loss label, monitor); its
+class PlainTask(Task):
+    """A regression that sets none of the optional attributes (unit, loss label, monitor: the
+    base class's defaults apply); its
     validation reports an accuracy-like score and a count. It raises ``KeyboardInterrupt`` in
     the middle of step ``interrupt_at`` (1-based), as a Ctrl-C inside a task's code would."""
 

@@ -19,10 +19,11 @@ from rnnkit.training import RunInUseError
 from rnnkit.training import checkpoint as ckpt
 from rnnkit.training.config import TrainConfig
 from rnnkit.training.run_lock import RunLock
+from rnnkit.training.task import Task
 from rnnkit.training.trainer import BEST, CONFIG, LAST, METRICS, Counters, RunResult, Trainer
 
 
-class ScriptedTask:
+class ScriptedTask(Task):
     """A tiny regression whose validation figures follow a script, one per evaluation."""
 
     kind = "scripted"
@@ -57,7 +58,7 @@ class ScriptedTask:
         return {"kind": self.kind}
 
 
-class CarryTask:
+class CarryTask(Task):
     """A task that carries a state between batches, draws from the global RNG (dropout and a
     noise term) and can misbehave on cue: send itself a signal, or give a NaN loss or an
     infinite gradient at chosen steps (1-based, as in metrics.jsonl)."""

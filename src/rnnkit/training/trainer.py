@@ -23,7 +23,6 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -32,6 +31,7 @@ from rnnkit.training import checkpoint as ckpt
 from rnnkit.training.config import TrainConfig
 from rnnkit.training.interrupts import StopRequest
 from rnnkit.training.run_lock import RunLock
+from rnnkit.training.task import Task
 from rnnkit.training.tensorboard import FOLDER as TENSORBOARD
 from rnnkit.training.tensorboard import TensorBoardLog, require_tensorboard
 
@@ -41,37 +41,6 @@ CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 MAX_SKIPS_IN_A_ROW = 10
 """With ``nan_policy="skip"``, the run stops after more bad batches than this in a row."""
-
-
-class Task(Protocol):
-    """What a task gives the trainer."""
-
-    kind: str
-    """Short name, stored in the run's config (``lm``, ``classify``, ...)."""
-
-    def build_model(self) -> nn.Module: ...
-
-    def train_batch(self, step: int) -> Any:
-        """The batch for optimiser step ``step``: a pure function of the step, for resuming."""
-
-    def batch_loss(self, model: nn.Module, batch: Any) -> tuple[Tensor, int]:
-        """Mean loss of a batch, and how many tokens (or items) it covered."""
-
-    def evaluate(self, model: nn.Module, split: str, max_tokens: int | None = None) -> dict:
-        """Metrics on a held-out split; must hold ``loss``."""
-
-    def carry(self) -> dict[str, Tensor]:
-        """State the task carries from batch to batch (an LM's hidden state), for checkpoints."""
-
-    def restore_carry(self, tensors: dict[str, Tensor]) -> None: ...
-
-    def describe(self) -> dict:
-        """Everything needed to rebuild the task and model (JSON), for config.json."""
-
-    # Optional: ``monitor = ("accuracy", "max")`` picks the validation figure that decides the
-    # best checkpoint and early stopping (default ``("loss", "min")``); ``unit`` names what
-    # ``batch_loss`` counts (default "items") and ``loss_label`` what the loss is (default
-    # "loss"), for the progress bar and the plots (see ``rnnkit.training.task.Task``).
 
 
 def resolve_device(name: str) -> torch.device:
@@ -181,9 +150,9 @@ class Trainer:
         self.task, self.cfg, self.callbacks = task, cfg, callbacks
         self.run_dir = Path(cfg.out)
         self.device = resolve_device(cfg.device)
-        self.monitor: tuple[str, str] = getattr(task, "monitor", ("loss", "min"))
-        self.unit: str = getattr(task, "unit", "items")
-        self.loss_label: str = getattr(task, "loss_label", "loss")
+        self.monitor: tuple[str, str] = task.monitor
+        self.unit: str = task.unit
+        self.loss_label: str = task.loss_label
         # the worst figure to start from, so that a NaN never counts as the best
         self.counters = Counters(best_val=-math.inf if self.monitor[1] == "max" else math.inf)
         self._saved_step: int | None = None  # the step of the last checkpoint on disk

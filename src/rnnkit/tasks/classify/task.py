@@ -26,6 +26,7 @@ from rnnkit.tasks.classify.metrics import classification_report
 from rnnkit.tasks.network_config import check_network
 from rnnkit.training.batching import BatchPlan, torch_shuffle
 from rnnkit.training.config import check_types
+from rnnkit.training.task import Task
 
 
 @dataclass(kw_only=True)
@@ -158,7 +159,7 @@ def logits_of(model: nn.Module, x: Tensor, lengths: Tensor) -> Tensor:
     return out[0] if isinstance(out, tuple) else out  # ManyToMany also returns its state
 
 
-class ClassifyTask:
+class ClassifyTask(Task):
     """The ``Task`` (see ``rnnkit.training.trainer``) of classifying or tagging sequences.
 
     The best checkpoint is the one of highest validation accuracy (``monitor``): the loss keeps
@@ -226,7 +227,7 @@ class ClassifyTask:
             ys = [y[: len(x)] for x, y in zip(xs, ys)]
         return xs, ys
 
-    # -- the Task protocol ----------------------------------------------------------------------
+    # -- the Task ----------------------------------------------------------------------------
     def build_model(self) -> nn.Module:
         return build_classifier(
             self.model_cfg, self.encoder, len(self.labels.classes), self.aligned
@@ -276,16 +277,10 @@ class ClassifyTask:
             true, prob = true[inverse], prob[inverse]
         return true, prob.argmax(-1), prob, loss_sum / max(count, 1)
 
-    def evaluate(self, model: nn.Module, split: str, max_tokens: int | None = None) -> dict:
+    def evaluate(self, model: nn.Module, split: str, limit: int | None = None) -> dict:
         true, pred, _, loss = self.predictions(model, split)
         report = classification_report(true, pred, self.labels.classes)
         return {"loss": loss, "accuracy": report["accuracy"], "macro_f1": report["macro_f1"]}
-
-    def carry(self) -> dict[str, Tensor]:
-        return {}
-
-    def restore_carry(self, tensors: dict[str, Tensor]) -> None:
-        pass
 
     def describe(self) -> dict:
         return {

@@ -36,6 +36,7 @@ from rnnkit.series.windows import (
 )
 from rnnkit.tasks.network_config import check_network
 from rnnkit.training.config import check_types
+from rnnkit.training.task import Task
 
 ModeName = Literal["direct", "autoregressive"]
 BlendName = Literal["none", "seasonal"]
@@ -350,7 +351,7 @@ def build_forecaster(n_inputs: int, data: ForecastDataConfig, cfg: ForecastModel
     return Forecaster(n_inputs, horizon, **kw)
 
 
-class ForecastTask:
+class ForecastTask(Task):
     """The ``forecast`` task for the trainer (see ``rnnkit.training.Task``)."""
 
     kind = "forecast"
@@ -393,7 +394,7 @@ class ForecastTask:
             return torch.mean((pred[..., 0] - y) ** 2)
         return pinball_loss(pred, y, self.quantiles)
 
-    # -- Task protocol ---------------------------------------------------------------------------
+    # -- the Task -------------------------------------------------------------------------------
     def build_model(self) -> nn.Module:
         return build_forecaster(self.train_x.shape[-1], self.data_cfg, self.model_cfg)
 
@@ -411,16 +412,10 @@ class ForecastTask:
             return torch.stack(losses).mean(), len(x)
         return self.loss(predictions(model, x, self.data_cfg.mode).float(), y), len(x)
 
-    def evaluate(self, model: nn.Module, split: str, max_tokens: int | None = None) -> dict:
+    def evaluate(self, model: nn.Module, split: str, limit: int | None = None) -> dict:
         x, y = (self.val_x, self.val_y) if split == "val" else (self.train_x, self.train_y)
         pred = predictions(model, x.to(self.device), self.data_cfg.mode).float()
         return {"loss": self.loss(pred, y.to(self.device)).item(), "windows": len(x)}
-
-    def carry(self) -> dict[str, Tensor]:
-        return {}  # every batch is a fresh set of windows
-
-    def restore_carry(self, tensors: dict[str, Tensor]) -> None:
-        pass
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -26,6 +26,7 @@ from rnnkit.text.tokens import TokenLevel, TokenVocab
 from rnnkit.text.unigram import unigram_cross_entropy
 from rnnkit.training.batching import BatchPlan, python_shuffle
 from rnnkit.training.config import check_types
+from rnnkit.training.task import Task
 
 """The longest CSV field read (the csv module's limit is a C long: 2**31 - 1 fits all)."""
 
@@ -136,7 +137,7 @@ def build_generator(vocab_size: int, num_conditions: int, cfg: GenerateModelConf
     )
 
 
-class GenerateTask:
+class GenerateTask(Task):
     """The ``generate`` task for the trainer (see ``rnnkit.training.Task``)."""
 
     kind = "generate"
@@ -177,7 +178,7 @@ class GenerateTask:
         known = {c: i for i, c in enumerate(self.conditions)}
         return [(known[c], self.vocab.encode(t, bos=True, eos=True)) for c, t in rows if c in known]
 
-    # -- Task protocol -------------------------------------------------------------------------
+    # -- the Task -----------------------------------------------------------------------------
     def build_model(self) -> nn.Module:
         return build_generator(len(self.vocab), len(self.conditions), self.model_cfg)
 
@@ -192,12 +193,12 @@ class GenerateTask:
         loss = F.cross_entropy(logits.flatten(0, 1).float(), gold.flatten(), ignore_index=0)
         return loss, int((gold != 0).sum())
 
-    def evaluate(self, model: nn.Module, split: str, max_tokens: int | None = None) -> dict:
+    def evaluate(self, model: nn.Module, split: str, limit: int | None = None) -> dict:
         items = self.encode(self.splits[split])
-        if max_tokens is not None:
+        if limit is not None:
             kept, tokens = [], 0
             for item in items:
-                if tokens >= max_tokens:
+                if tokens >= limit:
                     break
                 kept.append(item)
                 tokens += len(item[1]) - 1
@@ -208,12 +209,6 @@ class GenerateTask:
             "unigram_loss": unigram_loss(self.train_items, items),
             "items": len(items),
         }
-
-    def carry(self) -> dict[str, Tensor]:
-        return {}
-
-    def restore_carry(self, tensors: dict[str, Tensor]) -> None:
-        pass
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -25,6 +25,7 @@ from rnnkit.tasks.network_config import check_network
 from rnnkit.text.streams import StreamBatcher, Window, eval_windows, split_by_position
 from rnnkit.text.vocab import TokenizerName, Vocab
 from rnnkit.training.config import check_types
+from rnnkit.training.task import Task
 
 
 @dataclass(kw_only=True)
@@ -98,7 +99,7 @@ def encode_corpus(text: str, data: LMDataConfig, vocab: Vocab | None = None):
     return vocab, split_by_position(ids, data.val_fraction, data.test_fraction)
 
 
-class LanguageModelTask:
+class LanguageModelTask(Task):
     """The ``lm`` task for the trainer (see ``rnnkit.training.Task``)."""
 
     kind = "lm"
@@ -126,7 +127,7 @@ class LanguageModelTask:
         )
         self.state: State | None = None
 
-    # -- Task protocol ---------------------------------------------------------------------------
+    # -- the Task -------------------------------------------------------------------------------
     def build_model(self) -> nn.Module:
         return build_lm(len(self.vocab), self.model_cfg)
 
@@ -142,10 +143,10 @@ class LanguageModelTask:
         loss = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
         return loss, y.numel()
 
-    def evaluate(self, model: nn.Module, split: str, max_tokens: int | None = None) -> dict:
+    def evaluate(self, model: nn.Module, split: str, limit: int | None = None) -> dict:
         ids = self.splits[split]
-        if max_tokens is not None:
-            ids = ids[: max_tokens + 1]
+        if limit is not None:
+            ids = ids[: limit + 1]
         return evaluate_lm(model, ids, self.batch_size, self.data_cfg.bptt, self.device)
 
     def carry(self) -> dict[str, Tensor]:

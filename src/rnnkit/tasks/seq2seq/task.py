@@ -36,6 +36,7 @@ from rnnkit.tasks.seq2seq.data import (
 from rnnkit.text.tokens import TokenLevel, TokenVocab, tokenize
 from rnnkit.training.batching import BatchPlan, python_shuffle
 from rnnkit.training.config import check_types
+from rnnkit.training.task import Task
 
 
 @dataclass(kw_only=True)
@@ -144,7 +145,7 @@ def build_seq2seq(source_vocab: int, target_vocab: int, cfg: Seq2SeqModelConfig)
     )
 
 
-class Seq2SeqTask:
+class Seq2SeqTask(Task):
     """The ``seq2seq`` task for the trainer (see ``rnnkit.training.Task``)."""
 
     kind = "seq2seq"
@@ -187,7 +188,7 @@ class Seq2SeqTask:
             lambda epoch: python_shuffle(seed * 100_003 + epoch),
         )
 
-    # -- Task protocol -------------------------------------------------------------------------
+    # -- the Task -----------------------------------------------------------------------------
     def build_model(self) -> nn.Module:
         return build_seq2seq(len(self.source_vocab), len(self.target_vocab), self.model_cfg)
 
@@ -207,12 +208,12 @@ class Seq2SeqTask:
         loss = F.cross_entropy(logits.flatten(0, 1).float(), target.flatten(), ignore_index=0)
         return loss, int((target != 0).sum())
 
-    def evaluate(self, model: nn.Module, split: str, max_tokens: int | None = None) -> dict:
+    def evaluate(self, model: nn.Module, split: str, limit: int | None = None) -> dict:
         refs = self.splits[split]
-        if max_tokens is not None:
+        if limit is not None:
             kept, tokens = {}, 0
             for source, targets in refs.items():
-                if tokens >= max_tokens:
+                if tokens >= limit:
                     break
                 kept[source] = targets
                 tokens += len(self.target_vocab.encode(targets[0])) + 1
@@ -220,12 +221,6 @@ class Seq2SeqTask:
         return evaluate_seq2seq(
             model, refs, self.source_vocab, self.target_vocab, self.batch_size, self.device
         )
-
-    def carry(self) -> dict[str, Tensor]:
-        return {}
-
-    def restore_carry(self, tensors: dict[str, Tensor]) -> None:
-        pass
 
     def describe(self) -> dict[str, Any]:
         return {
