@@ -352,7 +352,7 @@ def build_forecaster(n_inputs: int, data: ForecastDataConfig, cfg: ForecastModel
 
 
 class ForecastTask(Task):
-    """The ``forecast`` task for the trainer (see ``rnnkit.training.Task``)."""
+    """The ``forecast`` task for the trainer (see ``rnnkit.training.task.Task``)."""
 
     kind = "forecast"
     unit = "windows"

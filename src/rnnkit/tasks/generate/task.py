@@ -138,7 +138,7 @@ def build_generator(vocab_size: int, num_conditions: int, cfg: GenerateModelConf
 
 
 class GenerateTask(Task):
-    """The ``generate`` task for the trainer (see ``rnnkit.training.Task``)."""
+    """The ``generate`` task for the trainer (see ``rnnkit.training.task.Task``)."""
 
     kind = "generate"
     unit = "tokens"

@@ -100,7 +100,7 @@ def encode_corpus(text: str, data: LMDataConfig, vocab: Vocab | None = None):
 
 
 class LanguageModelTask(Task):
-    """The ``lm`` task for the trainer (see ``rnnkit.training.Task``)."""
+    """The ``lm`` task for the trainer (see ``rnnkit.training.task.Task``)."""
 
     kind = "lm"
     unit = "tokens"

@@ -146,7 +146,7 @@ def build_seq2seq(source_vocab: int, target_vocab: int, cfg: Seq2SeqModelConfig)
 
 
 class Seq2SeqTask(Task):
-    """The ``seq2seq`` task for the trainer (see ``rnnkit.training.Task``)."""
+    """The ``seq2seq`` task for the trainer (see ``rnnkit.training.task.Task``)."""
 
     kind = "seq2seq"
     unit = "target tokens"
