@@ -214,6 +214,15 @@ def test_a_cell_works_through_every_verb_of_the_command_line(tmp_path, capsys, w
     assert main([*_lm_args(data, run, "lstm", 50)[:6], "--max-steps", "50", "--resume",
                  "--no-progress", "--device", "cpu"]) == 0  # fmt: skip
     assert json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 50
+    # the diagnoses of a trained model take any cell (gate statistics say which cells they know)
+    stem = tmp_path / "hidden"
+    args = ["diagnose", "hidden", str(run), "--length", "200", "--show", "100"]
+    assert main([*args, "--stem", str(stem)]) == 0
+    assert stem.with_suffix(".png").exists()
+    assert main(["diagnose", "gradients", "--run", str(run), "--steps", "10", "--json"]) == 0
+    capsys.readouterr()
+    assert main(["diagnose", "gates", "--run", str(run), "--steps", "10"]) == 2
+    assert "gate statistics are for LSTM and GRU layers" in capsys.readouterr().err
     # the same cell in another task
     clf = tmp_path / "clf"
     assert main(_classify_args(_reviews(tmp_path), clf, cell)) == 0

@@ -55,6 +55,16 @@ class GateStats:
         }
 
 
+class NotGatedError(TypeError, ValueError):
+    """The layer has no gates these statistics know (a plain RNN, or a custom cell): a wrong type
+    of layer for the library, and a one-line error on the command line."""
+
+
+def _cell_of(layer) -> str:
+    cells = getattr(layer, "cells", None)
+    return f" of {type(cells[0]).__name__}" if cells else ""
+
+
 def gate_values(
     layer: nn.Module, x: Tensor, states: StepStates | None = None
 ) -> list[dict[str, Tensor]]:
@@ -66,7 +76,10 @@ def gate_values(
     """
     mode = getattr(layer, "mode", None)
     if mode not in GATES:
-        raise TypeError(f"gate statistics are for LSTM and GRU layers, not {type(layer).__name__}")
+        raise NotGatedError(
+            f"gate statistics are for LSTM and GRU layers (torch's kernels), not "
+            f"{type(layer).__name__}{_cell_of(layer)}"
+        )
     if layer.bidirectional or getattr(layer, "proj_size", 0):
         raise ValueError("gate statistics take unidirectional layers without projections")
     if states is None:

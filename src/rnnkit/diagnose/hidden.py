@@ -61,12 +61,14 @@ def hidden_trace(model, vocab, text: str, layer: int = -1) -> Trace:
     with torch.no_grad():
         _, states = reference_states(rnn, model.embedding(ids.unsqueeze(0)))
     d = 2 if rnn.bidirectional else 1
-    h = states.h[k * d, :, 0]  # (T, H)
-    parts, names = [h], [f"h{i}" for i in range(h.size(1))]
-    if rnn.mode == "LSTM":
-        c = states.c[k * d, :, 0]
-        parts.append(c)
-        names += [f"c{i}" for i in range(c.size(1))]
+    first = states.steps[0][0]
+    count = 1 if isinstance(first, Tensor) else len(first)  # h, or (h, c), or any cell's parts
+    parts, names = [], []
+    for part in range(count):
+        values = states.stacked(part)[k * d, :, 0]  # (T, H)
+        prefix = ("h", "c")[part] if part < 2 else f"s{part}_"
+        parts.append(values)
+        names += [f"{prefix}{i}" for i in range(values.size(1))]
     return Trace(text, torch.cat(parts, dim=1).float(), names)
 
 
