@@ -800,6 +800,12 @@ def test_damaged_config_types_are_one_line(runs, tmp_path):
         config[where[0]][where[1]][where[2]] = value
         (run / "config.json").write_text(json.dumps(config))
         expect(["evaluate", str(run)], "clean error", where[-1], guard=run)  # names the field
+    run = tmp_path / "forecast-extra-train-key"  # backtest retrains with the stored settings
+    shutil.copytree(runs["forecast"], run)
+    config = json.loads((run / "config.json").read_text())
+    config["train"]["unexpected_device"] = 1
+    (run / "config.json").write_text(json.dumps(config))
+    expect(["backtest", str(run)], "clean error", "unexpected_device", guard=run)
     run = tmp_path / "list"
     shutil.copytree(runs["lm"], run)
     (run / "config.json").write_text("[]")

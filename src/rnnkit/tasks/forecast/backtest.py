@@ -55,18 +55,23 @@ def backtest_run(
     fold_cfg = dataclasses.replace(data_cfg, test_size=data_cfg.horizon)
     # a refit run's own train flags are its second part's; its first part's are the run's
     trained = read_run_config(Path(run_dir) / SELECT) if data_cfg.refit else config
+    if not isinstance(trained.get("train"), dict):
+        raise ValueError(f"{run_dir}: config.json has no 'train' settings to retrain with")
     train = {k: v for k, v in trained["train"].items() if k not in ("out", "resume")}
-    train.update(progress=False, max_steps=max_steps or train["max_steps"])
+    train.update(progress=False, max_steps=max_steps or train.get("max_steps"))
     series = load_series(data_cfg, data)
     h = data_cfg.horizon
     root = Path(run_dir) / "backtest"
+    base_cfg = stored_config(TrainConfig, {**train, "out": str(root / "fold0")})  # checked first
     shutil.rmtree(root, ignore_errors=True)  # our own output of an earlier backtest
     parts = []
     for k in range(folds):
         cut = [len(s) - (folds - k - 1) * h for s in series]
         fold_series = [s.head(n) for s, n in zip(series, cut)]
         out = root / f"fold{k}"
-        train_forecast(model_cfg, fold_cfg, TrainConfig(out=str(out), **train), series=fold_series)
+        train_forecast(
+            model_cfg, fold_cfg, dataclasses.replace(base_cfg, out=str(out)), series=fold_series
+        )
         model, _, scalers = load_model(out)
         prep = Prepared(fold_series, fold_cfg, scalers)
         blend = read_blend(out, fold_cfg)
