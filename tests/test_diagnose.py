@@ -448,3 +448,11 @@ def test_unroll_input():
     for bad in ("1,a", "1,0;1"):
         with pytest.raises(ValueError, match="--values"):
             unroll_input(bad, 1, 1)
+
+
+@pytest.mark.parametrize("flag, value", [("--forget-bias", "1e308"), ("--gain", "nan")])
+def test_settings_that_would_overflow_the_weights_are_one_line(tmp_path, capsys, flag, value):
+    args = ["diagnose", "gates", "--steps", "5", "--batch-size", "2", "--hidden-size", "4"]
+    assert main([*args, flag, value, "--png", str(tmp_path / "g.png")]) == 2
+    assert f"{flag} must be finite and within" in capsys.readouterr().err
+    assert not (tmp_path / "g.png").exists()

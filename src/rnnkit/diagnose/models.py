@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -12,6 +14,8 @@ from rnnkit.layers import Recurrent, make_layer
 
 CELLS = cell_names()
 """The registered cells (``rnnkit.cells.registry``): rnn (tanh), rnn_relu, lstm, gru, lnlstm."""
+LARGEST_SETTING = 1e4
+"""The largest ``--gain`` or ``--forget-bias`` magnitude taken."""
 INITS = ("default", "orthogonal", "irnn")
 MAX_SIZE = 2**16
 """The largest size, step count or batch a diagnosis of a fresh model takes."""
@@ -59,6 +63,10 @@ def fresh_layer(
         raise ValueError(f"cell must be one of {', '.join(CELLS)}; got {cell!r}")
     if init not in INITS:
         raise ValueError(f"init must be one of {', '.join(INITS)}; got {init!r}")
+    for flag, value in (("--gain", gain), ("--forget-bias", forget_bias)):
+        # float32 weights: a value past this saturates every gate anyway, and far past it overflows
+        if value is not None and not (math.isfinite(value) and abs(value) <= LARGEST_SETTING):
+            raise ValueError(f"{flag} must be finite and within ±{LARGEST_SETTING:g}, got {value}")
     torch.manual_seed(seed)
     if cell == "lnlstm":
         if init != "default":
