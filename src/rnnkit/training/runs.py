@@ -1,8 +1,9 @@
-"""What every task's runs share: reading a run's config and loading its weights.
+"""What every task's runs share: reading a run's config (types checked), loading its weights,
+and the settings of a resumed run.
 
 A run folder holds ``config.json`` (the task's ``describe()`` and the training flags),
 ``checkpoint.safetensors`` (the last state) and ``best.safetensors`` (the best validation
-weights); each task's ``*_runs.py`` rebuilds its model from the config and calls these.
+weights); ``rnnkit.tasks.base.load_run`` rebuilds a run's model with these.
 """
 
 from __future__ import annotations
