@@ -822,3 +822,9 @@ def test_relative_data_evaluates_from_another_folder(runs, tmp_path, monkeypatch
     assert stored == str(tmp_path / "a" / "corpus.txt")
     monkeypatch.chdir(tmp_path / "b")
     expect(["evaluate", str(tmp_path / "run"), "--json"], "result")
+
+
+def test_a_huge_seq2seq_source_is_refused_not_decoded_for_hours(runs, tmp_path):
+    source = tmp_path / "huge.tsv"
+    source.write_text("w" * (200 * 1024) + "\tx\n")  # found by the slow run: it hung
+    expect(["predict", str(runs["seq2seq"]), "--input", str(source)], "clean error", "at most")

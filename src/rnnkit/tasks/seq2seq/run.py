@@ -90,6 +90,11 @@ def load_model(
     return run.model, run.source_vocab, run.target_vocab, run.task
 
 
+MAX_SOURCE_TOKENS = 4096
+"""The longest source ``predict`` decodes: the decoder attends over every source step at each
+of up to ``2 * S + 10`` output steps, so a stray megabyte line would run for hours."""
+
+
 def predict(
     run_dir: str | Path,
     sources: list[str],
@@ -108,6 +113,12 @@ def predict(
     model, source_vocab, target_vocab, task = load_model(run_dir, which, device)
     level = source_vocab.level
     pieces = [tokenize(s, level) for s in sources]
+    for number, tokens in enumerate(pieces, 1):
+        if len(tokens) > MAX_SOURCE_TOKENS:  # decoding would take hours: say so instead
+            raise ValueError(
+                f"source {number} is {len(tokens):,} {SYMBOL_NAMES[level]} long; predict reads at "
+                f"most {MAX_SOURCE_TOKENS:,} a source (one sentence or word a line)"
+            )
     what = "sources" if len(sources) > 1 else "the source"
     check_known(pieces, source_vocab, what, SYMBOL_NAMES[level])
     outputs, _ = translate(
