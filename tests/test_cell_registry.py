@@ -219,9 +219,11 @@ def test_a_cell_works_through_every_verb_of_the_command_line(tmp_path, capsys, w
     args = ["diagnose", "hidden", str(run), "--length", "200", "--show", "100"]
     assert main([*args, "--stem", str(stem)]) == 0
     assert stem.with_suffix(".png").exists()
-    assert main(["diagnose", "gradients", "--run", str(run), "--steps", "10", "--json"]) == 0
+    png = str(tmp_path / "flow.png")
+    assert main(["diagnose", "gradients", "--run", str(run), "--steps", "10", "--png", png]) == 0
     capsys.readouterr()
-    assert main(["diagnose", "gates", "--run", str(run), "--steps", "10"]) == 2
+    gates = ["diagnose", "gates", "--run", str(run), "--steps", "10", "--png", png]
+    assert main(gates) == 2
     assert "gate statistics are for LSTM and GRU layers" in capsys.readouterr().err
     # the same cell in another task
     clf = tmp_path / "clf"

@@ -9,7 +9,7 @@ from torch import nn
 
 from rnnkit import init as rinit
 from rnnkit.cells import LayerNormLSTMCell
-from rnnkit.cells.registry import cell_names
+from rnnkit.cells.registry import cell_names, get_cell
 from rnnkit.layers import Recurrent, make_layer
 
 CELLS = cell_names()
@@ -68,9 +68,9 @@ def fresh_layer(
         if value is not None and not (math.isfinite(value) and abs(value) <= LARGEST_SETTING):
             raise ValueError(f"{flag} must be finite and within ±{LARGEST_SETTING:g}, got {value}")
     torch.manual_seed(seed)
+    if get_cell(cell).fused is None and init != "default":  # the inits know torch's layers
+        raise ValueError(f"the custom {cell} cell takes only the default initialisation")
     if cell == "lnlstm":
-        if init != "default":
-            raise ValueError("the custom lnlstm cell takes only the default initialisation")
         kwargs = {} if forget_bias is None else {"forget_bias": forget_bias}
         return Recurrent(
             LayerNormLSTMCell, input_size, hidden_size, num_layers, batch_first=True, **kwargs
@@ -107,7 +107,7 @@ def fresh_models(
         for init in inits:
             if init == "irnn" and cell not in ("rnn", "rnn_relu"):
                 continue
-            if cell == "lnlstm" and init != "default":
+            if get_cell(cell).fused is None and init != "default":
                 continue
             biases: list[float | None] = [None]
             if forget_bias is not None and cell in ("lstm", "gru"):
