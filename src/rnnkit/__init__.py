@@ -7,7 +7,7 @@ unroll any custom cell; the architectures built from them (``ManyToOne``, ``Many
 """
 
 from rnnkit.architectures import ManyToMany, ManyToOne, OneToMany, Seq2Seq
-from rnnkit.cells import GRUCell, LayerNormLSTMCell, LSTMCell, RNNCell
+from rnnkit.cells import GRUCell, LayerNormGRUCell, LayerNormLSTMCell, LSTMCell, RNNCell
 from rnnkit.layers import GRU, LSTM, RNN, Recurrent
 from rnnkit.state import State, StepStates, detach_state
 
@@ -19,6 +19,7 @@ __all__ = [
     "RNN",
     "GRUCell",
     "LSTMCell",
+    "LayerNormGRUCell",
     "LayerNormLSTMCell",
     "ManyToMany",
     "ManyToOne",

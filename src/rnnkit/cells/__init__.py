@@ -1,5 +1,6 @@
 """Cells: one time step each, the equations in code; ``registry`` names them for ``--cell``."""
 
+from rnnkit.cells.layer_norm_gru import LayerNormGRUCell
 from rnnkit.cells.layer_norm_lstm import LayerNormLSTMCell
 from rnnkit.cells.registry import CellError, cell_names, get_cell, register_cell
 from rnnkit.cells.standard import GRUCell, LSTMCell, RNNCell
@@ -8,6 +9,7 @@ __all__ = [
     "CellError",
     "GRUCell",
     "LSTMCell",
+    "LayerNormGRUCell",
     "LayerNormLSTMCell",
     "RNNCell",
     "cell_names",

@@ -31,6 +31,7 @@ from typing import Any
 
 from torch import nn
 
+from rnnkit.cells.layer_norm_gru import LayerNormGRUCell
 from rnnkit.cells.layer_norm_lstm import LayerNormLSTMCell
 from rnnkit.cells.standard import GRUCell, LSTMCell, RNNCell
 
@@ -170,3 +171,4 @@ register_cell("gru", GRUCell, fused="GRU", summary="gated recurrent unit (torch'
 register_cell("rnn", RNNCell, fused="RNN_TANH", nonlinearity="tanh", summary="Elman RNN, tanh")
 register_cell("rnn_relu", RNNCell, fused="RNN_RELU", nonlinearity="relu", summary="Elman, ReLU")
 register_cell("lnlstm", LayerNormLSTMCell, summary="layer-normalised LSTM (Ba et al. 2016)")
+register_cell("lngru", LayerNormGRUCell, summary="layer-normalised GRU (Ba et al. 2016)")
