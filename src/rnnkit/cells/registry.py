@@ -32,6 +32,7 @@ from typing import Any
 from torch import nn
 
 from rnnkit.cells.layer_norm_lstm import LayerNormLSTMCell
+from rnnkit.cells.min_rnn import MinGRUCell, MinLSTMCell
 from rnnkit.cells.standard import GRUCell, LSTMCell, RNNCell
 
 
@@ -170,3 +171,9 @@ register_cell("gru", GRUCell, fused="GRU", summary="gated recurrent unit (torch'
 register_cell("rnn", RNNCell, fused="RNN_TANH", nonlinearity="tanh", summary="Elman RNN, tanh")
 register_cell("rnn_relu", RNNCell, fused="RNN_RELU", nonlinearity="relu", summary="Elman, ReLU")
 register_cell("lnlstm", LayerNormLSTMCell, summary="layer-normalised LSTM (Ba et al. 2016)")
+register_cell(
+    "mingru", MinGRUCell, summary="minGRU, gates from x only: a parallel scan (Feng 2024)"
+)
+register_cell(
+    "minlstm", MinLSTMCell, summary="minLSTM, gates from x only: a parallel scan (Feng 2024)"
+)
