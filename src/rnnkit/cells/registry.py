@@ -24,15 +24,13 @@ import importlib.util
 import inspect
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from torch import nn
 
-from rnnkit.cells.layer_norm_gru import LayerNormGRUCell
-from rnnkit.cells.layer_norm_lstm import LayerNormLSTMCell
 from rnnkit.cells.standard import GRUCell, LSTMCell, RNNCell
 
 
@@ -65,7 +63,7 @@ _CELLS: dict[str, CellEntry] = {}
 
 def register_cell(
     name: str,
-    cell: Callable[..., nn.Module],
+    cell: Callable[..., nn.Module] | str,
     *,
     summary: str = "",
     fused: str | None = None,
@@ -74,12 +72,13 @@ def register_cell(
     """Register ``cell`` under ``name`` for every task's ``--cell`` (and ``make_layer``).
 
     ``cell`` is built as ``cell(input_size, hidden_size, **kwargs)`` once per layer and
-    direction. Registering a name again replaces the entry (a re-run notebook cell, say).
+    direction; it may be given as ``"package.module:Class"``, imported when first used (so a
+    cell file costs nothing until it is picked). Registering a name again replaces the entry.
     """
     if not name or ":" in name or name != name.strip():
         raise CellError(f"a cell name must be a non-empty word without ':', got {name!r}")
-    if not callable(cell):
-        raise CellError(f"cell {name!r}: {cell!r} is not callable")
+    if not callable(cell) and not (isinstance(cell, str) and ":" in cell):
+        raise CellError(f"cell {name!r}: {cell!r} is neither callable nor 'module:Class'")
     if fused not in (None, "LSTM", "GRU", "RNN_TANH", "RNN_RELU"):
         raise CellError(f"cell {name!r}: unknown fused mode {fused!r}")
     entry = CellEntry(name, cell, MappingProxyType(dict(kwargs)), fused, summary)
@@ -104,7 +103,12 @@ def get_cell(spec: str | CellEntry) -> CellEntry:
     if not isinstance(spec, str):
         raise CellError(f"--cell must be a name or MODULE:CLASS, got {type(spec).__name__}")
     if spec in _CELLS:
-        return _CELLS[spec]
+        entry = _CELLS[spec]
+        if isinstance(entry.cell, str):  # registered by its import path: import it now
+            module, _, class_name = entry.cell.partition(":")
+            entry = replace(entry, cell=getattr(importlib.import_module(module), class_name))
+            _CELLS[spec] = entry
+        return entry
     if ":" not in spec:
         raise CellError(f"--cell must be one of {cells_help()}; got {spec!r}")
     where, _, class_name = spec.rpartition(":")
@@ -165,10 +169,12 @@ def _load_file(path: str, spec: str):
     return module
 
 
-# -- the registered cells: one line each -------------------------------------------------------
+# -- the registered cells: one line each ------------------------------------------------------
 register_cell("lstm", LSTMCell, fused="LSTM", summary="long short-term memory (torch's kernel)")
 register_cell("gru", GRUCell, fused="GRU", summary="gated recurrent unit (torch's kernel)")
 register_cell("rnn", RNNCell, fused="RNN_TANH", nonlinearity="tanh", summary="Elman RNN, tanh")
 register_cell("rnn_relu", RNNCell, fused="RNN_RELU", nonlinearity="relu", summary="Elman, ReLU")
-register_cell("lnlstm", LayerNormLSTMCell, summary="layer-normalised LSTM (Ba et al. 2016)")
-register_cell("lngru", LayerNormGRUCell, summary="layer-normalised GRU (Ba et al. 2016)")
+register_cell("lnlstm", "rnnkit.cells.layer_norm_lstm:LayerNormLSTMCell", summary="LN-LSTM")
+register_cell("lngru", "rnnkit.cells.layer_norm_gru:LayerNormGRUCell", summary="LN-GRU")
+register_cell("mingru", "rnnkit.cells.min_rnn:MinGRUCell", summary="minGRU, a scan (Feng 2024)")
+register_cell("minlstm", "rnnkit.cells.min_rnn:MinLSTMCell", summary="minLSTM, a scan (Feng 2024)")

@@ -11,7 +11,11 @@ A cell, for this loop, is anything with
 
 - ``step(x_t, state) -> (y_t, state)``, or, failing that, ``__call__(x_t, state) -> (y_t, state)``;
 - optionally ``project_input(x) -> xp``, applied once to the whole ``(T, B, I)`` input, whose
-  slices ``xp[t]`` are then passed to ``step`` instead of ``x_t``.
+  slices ``xp[t]`` are then passed to ``step`` instead of ``x_t``;
+- optionally ``scan(x, h0) -> (ys, h_T)``, the whole ``(T, B, I)`` sequence at once (a cell whose
+  recurrence is linear in its state, such as minGRU). It replaces the step loop for that layer
+  and direction when there is no mask and no per-step states are asked for; the reverse
+  direction scans the time-flipped input and flips its outputs back.
 """
 
 from __future__ import annotations
@@ -72,6 +76,13 @@ def unroll(
         for direction in range(num_directions):
             k = layer * num_directions + direction
             cell = cells[k]
+            scan = getattr(cell, "scan", None)
+            if scan is not None and mask is None and steps is None:  # the whole sequence at once
+                xr = layer_input if direction == 0 else layer_input.flip(0)
+                ys_scan, state = scan(xr, initial[k])  # (T, B, H), (B, H)
+                outputs.append(ys_scan if direction == 0 else ys_scan.flip(0))
+                finals.append(state)
+                continue
             project = getattr(cell, "project_input", None)
             xs = project(layer_input) if project is not None else layer_input  # (T, B, G)
             step = getattr(cell, "step", cell)
