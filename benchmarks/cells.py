@@ -29,8 +29,8 @@ cores are noisy: read ratios, not absolute times, and rerun before believing a s
 
 Run::
 
-    python benchmarks/cells.py               # full run (~5 min on 2 CPU cores)
-    python benchmarks/cells.py --quick       # smoke run: 3 rounds, ~1 min
+    python benchmarks/cells.py               # full run (~1.5 min on 2 CPU cores)
+    python benchmarks/cells.py --quick       # smoke run: 3 rounds, ~30 s
     python benchmarks/cells.py --threads 1 --repeats 30
 """
 
