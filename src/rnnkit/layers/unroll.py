@@ -11,7 +11,7 @@ A cell, for this loop, is anything with
 
 - ``step(x_t, state) -> (y_t, state)``, or, failing that, ``__call__(x_t, state) -> (y_t, state)``;
 - optionally ``project_input(x) -> xp``, applied once to the whole ``(T, B, I)`` input, whose
-  slices ``xp[t]`` are then passed to ``step`` instead of ``x_t``;
+  slices (taken once with ``unbind``) are then passed to ``step`` instead of ``x_t``;
 - optionally ``scan(x, h0) -> (ys, h_T)``, the whole ``(T, B, I)`` sequence at once (a cell whose
   recurrence is linear in its state, such as minGRU). It replaces the step loop for that layer
   and direction when there is no mask and no per-step states are asked for; the reverse
@@ -87,13 +87,18 @@ def unroll(
             xs = project(layer_input) if project is not None else layer_input  # (T, B, G)
             step = getattr(cell, "step", cell)
             state = initial[k]
+            # Slice once with unbind: indexing xs[t] per step makes each step's backward build
+            # a zero tensor the size of the whole sequence, so training cost grew as T^2;
+            # unbind's backward stacks the T slice gradients in one op.
+            x_steps = xs.unbind(0)  # T x (B, G)
+            mask_steps = mask.unbind(0) if mask is not None else None  # T x (B, 1)
             ys: list[Tensor] = [xs] * T  # placeholders, all overwritten
             kept: list[State] = [state] * T
             for t in range(T) if direction == 0 else range(T - 1, -1, -1):
-                y, new = step(xs[t], state)
-                if mask is not None:
-                    new = _hold_where_padded(mask[t], new, state)
-                    y = y.masked_fill(~mask[t], 0.0)
+                y, new = step(x_steps[t], state)
+                if mask_steps is not None:
+                    new = _hold_where_padded(mask_steps[t], new, state)
+                    y = y.masked_fill(~mask_steps[t], 0.0)
                 state = new
                 ys[t] = y
                 kept[t] = state
