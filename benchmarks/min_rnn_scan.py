@@ -27,8 +27,8 @@ from rnnkit.cells.min_rnn import MinGRUCell
 def _loop(cell: MinGRUCell, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     xp = cell.project_input(x)  # (T, B, 2H), as the unroller hoists it
     ys = []
-    for t in range(x.size(0)):
-        y, h = cell.step(xp[t], h)
+    for xt in xp.unbind(0):  # sliced once, as the unroller does (xp[t] would be quadratic)
+        y, h = cell.step(xt, h)
         ys.append(y)
     return torch.stack(ys)  # (T, B, H)
 

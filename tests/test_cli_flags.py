@@ -37,12 +37,10 @@ def _signature(action: argparse.Action) -> tuple:
 
 def test_a_flag_reads_the_same_kind_of_value_everywhere():
     uses = defaultdict(set)
-    where = defaultdict(set)
-    for path, parser in _parsers():
+    for _, parser in _parsers():
         for action in parser._actions:
             for flag in action.option_strings:
                 uses[flag].add(_signature(action))
-                where[flag].add(" ".join(path))
     assert len(uses) > 50  # the walk reached the task flags
     # the one exception, same meaning: bench memory's --lr also takes one rate per cell
     mixed = {flag: sigs for flag, sigs in uses.items() if len(sigs) > 1 and flag != "--lr"}
@@ -50,16 +48,17 @@ def test_a_flag_reads_the_same_kind_of_value_everywhere():
 
 
 def test_flags_that_once_meant_two_things_mean_one():
+    parsers = _parsers()
     where = defaultdict(set)
-    for path, parser in _parsers():
+    for path, parser in parsers:
         for action in parser._actions:
             for flag in action.option_strings:
                 where[flag].add(path[0] if path else "")
     assert where["--out"] <= {"train"}  # the run folder; a picture is --png or --plot
     # --checkpoint picks best or last weights everywhere (diagnose takes the run as --run)
-    for path, parser in _parsers():
+    for path, parser in parsers:
         for action in parser._actions:
             if "--checkpoint" in action.option_strings:
                 assert tuple(action.choices) == ("best", "last"), path
-    assert "--input" not in {f for p, parser in _parsers() if p[:2] == ("diagnose", "unroll")
+    assert "--input" not in {f for p, parser in parsers if p[:2] == ("diagnose", "unroll")
                              for a in parser._actions for f in a.option_strings}  # fmt: skip

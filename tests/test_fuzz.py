@@ -240,7 +240,7 @@ TASK_FLAGS = {
         "--max-vocab": SIZE,
         "--min-count": INT,
         "--max-length": SIZE,
-        "--split": [*TEXT, "0.5", "0.2,0.2", "0.9,0.9", "nan,0.1"],
+        "--split-fractions": [*TEXT, "0.5", "0.2,0.2", "0.9,0.9", "nan,0.1"],
         "--split-seed": INT,
         "--pooling": [*TEXT, "mean", "max", "attention"],
         "--num-layers": SIZE,
@@ -341,7 +341,7 @@ MODEL_FLAGS = {  # diagnose gradients and gates on fresh models
     "--steps": INT,
     "--batch-size": INT,
     "--seed": INT,
-    "--which": ["best", "last", "x"],
+    "--checkpoint": ["best", "last", "x"],
     "--cell": [*CELL, "lstm,gru", "lstm,,gru"],
     "--init": [*TEXT, "orthogonal", "identity", "xavier"],
     "--gain": FLOAT,
@@ -351,7 +351,7 @@ MODEL_FLAGS = {  # diagnose gradients and gates on fresh models
     "--num-layers": SIZE,
 }
 HIDDEN_FLAGS = {
-    "--which": ["best", "last", "x"],
+    "--checkpoint": ["best", "last", "x"],
     "--text": TEXT,
     "--split": [*TEXT, "val", "test", "train"],
     "--length": INT,
@@ -366,7 +366,7 @@ UNROLL_FLAGS = {
     "--input-size": SIZE,
     "--hidden-size": SIZE,
     "--output-size": SIZE,
-    "--input": [*TEXT, "1,0;0,1", "nan,inf", "1;2;3", ";;"],
+    "--values": [*TEXT, "1,0;0,1", "nan,inf", "1;2;3", ";;"],
     "--seed": INT,
     "--decimals": INT,
 }
@@ -607,7 +607,7 @@ class Case:
             return argv
         if verb == "plot":
             argv = ["plot", self.run_dir()]
-            return argv + (["--out", self.out_path("l.png")] if self.draw(st.booleans()) else [])
+            return argv + (["--png", self.out_path("l.png")] if self.draw(st.booleans()) else [])
         if verb == "datasets":
             return ["datasets", *self.draw(st.sampled_from([[], ["x"], ["--json"]]))]
         if verb == "garbage":
@@ -616,7 +616,7 @@ class Case:
         if what in ("gradients", "gates"):
             argv = ["diagnose", what, "--steps", "5", "--batch-size", "2", "--hidden-size", "4"]
             if self.draw(st.integers(0, 2)) == 0:
-                argv += ["--checkpoint", self.run_dir(("lm", "lm", "classify"))]
+                argv += ["--run", self.run_dir(("lm", "lm", "classify"))]
             argv += self.flags(MODEL_FLAGS)
             if what == "gradients" and self.draw(st.booleans()):
                 argv.append("--json")
@@ -626,7 +626,7 @@ class Case:
         if what == "hidden":
             argv = ["diagnose", "hidden", self.run_dir(("lm", "lm", "lm", "classify"))]
             argv += ["--length", "50", *self.flags(HIDDEN_FLAGS)]
-            return argv + (["--out", self.out_path("hid")] if self.draw(st.booleans()) else [])
+            return argv + (["--stem", self.out_path("hid")] if self.draw(st.booleans()) else [])
         return ["diagnose", "unroll", "--hidden-size", "3", *self.flags(UNROLL_FLAGS)]
 
     def predict_inputs(self) -> list[str]:
@@ -774,7 +774,7 @@ def test_paths_under_a_file_or_unwritable_are_one_line(runs, tmp_path):
     data = str(runs["lm"].parent / "lm.txt")
     expect(train_argv("lm", data, str(file / "run")), "clean error", "is a file, not a folder")
     expect(train_argv("lm", data, "/sys/rnnkit-fuzz/run"), "clean error", "/sys/rnnkit-fuzz")
-    expect(["plot", str(runs["lm"]), "--out", str(file / "l.png")], "clean error")
+    expect(["plot", str(runs["lm"]), "--png", str(file / "l.png")], "clean error", "l.png")
     expect(["evaluate", str(file / "run")], "clean error", "run config not found")
     argv = ["diagnose", "gates", "--steps", "5", "--hidden-size", "4"]
     expect([*argv, "--png", str(file / "g.png")], "clean error")

@@ -132,7 +132,6 @@ SPEC = TaskSpec(
         "predict": Verb(predict, PredictOptions, lambda r, o: f"{r['bits']} -> {r['parity']}"),
     },
     from_run=(),
-    unit="strings",
     best="accuracy",
 )
 '''

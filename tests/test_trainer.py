@@ -44,15 +44,9 @@ class ScriptedTask(Task):
         x, y = batch
         return ((model(x) - y) ** 2).mean(), len(x)
 
-    def evaluate(self, model, split, max_tokens=None) -> dict:
+    def evaluate(self, model, split, limit=None) -> dict:
         value = self.script.pop(0)
         return {"loss": value, "accuracy": value}
-
-    def carry(self) -> dict:
-        return {}
-
-    def restore_carry(self, tensors) -> None:
-        pass
 
     def describe(self) -> dict:
         return {"kind": self.kind}
@@ -90,7 +84,7 @@ class CarryTask(Task):
             loss = loss + InfGrad.apply(out).sum() * 0
         return loss, len(x)
 
-    def evaluate(self, model, split, max_tokens=None) -> dict:
+    def evaluate(self, model, split, limit=None) -> dict:
         x = torch.linspace(-1, 1, 12).reshape(4, 3)
         return {"loss": float(((model(x) - 0.5) ** 2).mean())}
 
@@ -136,7 +130,7 @@ def assert_same_state(a, b) -> None:
 # -- the best checkpoint ---------------------------------------------------------------------------
 def test_a_nan_monitored_figure_never_blocks_a_later_best(tmp_path):
     class Task(ScriptedTask):
-        def evaluate(self, model, split, max_tokens=None) -> dict:
+        def evaluate(self, model, split, limit=None) -> dict:
             return {"loss": 1.0, "accuracy": self.script.pop(0)}
 
     cfg = config(tmp_path / "run", max_steps=4, eval_every=1, patience=2)

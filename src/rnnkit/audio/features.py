@@ -165,6 +165,11 @@ def read_wav(path: str | Path) -> tuple[Tensor, int]:
     return torch.from_numpy(np.ascontiguousarray(samples)), rate
 
 
+def _f_max(cfg: AudioConfig, rate: float) -> float:
+    """The top of the mel range: the given ``f_max``, else 8000 Hz capped at Nyquist."""
+    return cfg.f_max if cfg.f_max is not None else min(DEFAULT_F_MAX, rate / 2)
+
+
 def resolve_f_max(cfg: AudioConfig, rates: list[int]) -> tuple[AudioConfig, str]:
     """``cfg`` with its mel range's top fixed for a data set of these sample ``rates``: the
     given ``f_max``, else 8000 Hz, or half the lowest rate when that is lower (every file then
@@ -172,7 +177,7 @@ def resolve_f_max(cfg: AudioConfig, rates: list[int]) -> tuple[AudioConfig, str]
     if cfg.f_max is not None or not rates:
         return cfg, ""
     lowest = min(rates)
-    f_max = min(DEFAULT_F_MAX, lowest / 2)
+    f_max = _f_max(cfg, lowest)
     note = (
         f"--f-max {f_max:g} Hz: half the lowest sample rate ({lowest} Hz) of the files"
         if f_max < DEFAULT_F_MAX
@@ -192,7 +197,7 @@ def _hz(m):
 def mel_filterbank(rate: int, n_fft: int, cfg: AudioConfig) -> Tensor:
     """``(n_fft // 2 + 1, n_mels)`` triangular filters on the mel scale (``f_max`` None: 8000
     Hz or half the ``rate``, whichever is lower)."""
-    f_max = cfg.f_max if cfg.f_max is not None else min(DEFAULT_F_MAX, rate / 2)
+    f_max = _f_max(cfg, rate)
     return _mel_filters(rate, n_fft, cfg.f_min, f_max, cfg.n_mels).clone()
 
 
@@ -237,7 +242,7 @@ def log_mel(
         )
     frames = samples.unfold(0, window, hop) * _hann(window, torch.get_default_dtype())
     power = torch.fft.rfft(frames, n=n_fft).abs().pow(2)  # (T, n_fft/2 + 1)
-    f_max = cfg.f_max if cfg.f_max is not None else min(DEFAULT_F_MAX, rate / 2)
+    f_max = _f_max(cfg, rate)
     try:
         bank = _mel_filters(rate, n_fft, cfg.f_min, f_max, cfg.n_mels)
     except AudioError as e:

@@ -92,7 +92,7 @@ def add_dataclass_flags(
             from rnnkit.cells.registry import cells_help
 
             help_text = help_text.replace("{cells}", cells_help())
-        if has_default and default is not None:
+        if has_default and default not in (None, ""):
             help_text += f" (default: {default})"
         # argparse %-formats help text (for %(default)s); a literal % in a docstring or a
         # default, such as a date format "%Y-%m-%d", would make -h crash

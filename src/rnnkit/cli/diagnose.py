@@ -2,9 +2,9 @@
 
 rnnkit diagnose gradients --cell rnn,lstm,gru --steps 100          # fresh models
 rnnkit diagnose gradients --cell rnn --init default,orthogonal --steps 200
-rnnkit diagnose gradients --checkpoint runs/shk --steps 200 --json  # a trained LM
-rnnkit diagnose gates --cell lstm,gru --steps 100 [--checkpoint RUN_DIR]
-rnnkit diagnose hidden runs/shk --units auto --out hidden.html
+rnnkit diagnose gradients --run runs/shk --steps 200 --json  # a trained LM
+rnnkit diagnose gates --cell lstm,gru --steps 100 [--run RUN_DIR]
+rnnkit diagnose hidden runs/shk --units auto --stem hidden
 rnnkit diagnose unroll --cell rnn --steps 3 --hidden-size 3
 """
 

@@ -56,6 +56,7 @@ def _add_run_verb(verbs, verb: str, kind: str | None) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub.add_argument("run_dir", help="the run folder")
+    sub.set_defaults(run_kind=kind)
     spec = get_task(kind) if kind is not None else None
     verb_spec = spec.verbs.get(verb) if spec is not None else None
     if verb_spec is None or verb_spec.loads:
@@ -70,23 +71,18 @@ def _add_run_verb(verbs, verb: str, kind: str | None) -> None:
     if spec is None:
         lines = ["The flags of each task's runs (rnnkit VERB RUN_DIR -h shows them in full):"]
         for name in _serving(verb):
-            options = get_task(name).verbs[verb].options
-            flags = [f"--{f.name.replace('_', '-')}" for f in _flat_fields(options)]
+            flags = _option_flags(get_task(name).verbs[verb].options)
             lines.append(f"  {name}: {' '.join(flags) or '(none)'}")
         sub.epilog = "\n".join(lines)
 
 
-def _flat_fields(cls) -> list[dataclasses.Field]:
-    if cls is None:
+def _option_flags(options: type | None) -> list[str]:
+    """The flags an options dataclass adds, as ``add_dataclass_flags`` makes them."""
+    if options is None:
         return []
-    out = []
-    for f in dataclasses.fields(cls):
-        factory = f.default_factory
-        if factory is not dataclasses.MISSING and dataclasses.is_dataclass(factory):
-            out += _flat_fields(factory)
-        elif not f.metadata.get("positional"):
-            out.append(f)
-    return out
+    probe = argparse.ArgumentParser(add_help=False)
+    add_dataclass_flags(probe, options)
+    return [flag for action in probe._actions for flag in action.option_strings]
 
 
 def _parser(kind: str | None = None) -> argparse.ArgumentParser:
@@ -109,7 +105,8 @@ def _parser(kind: str | None = None) -> argparse.ArgumentParser:
         add_train_groups(sub, spec.configs, titles=spec.titles, from_run=spec.from_run)
 
     for verb in RUN_VERBS:
-        _add_run_verb(verbs, verb, kind if kind is not None and verb in _verbs_of(kind) else None)
+        serves = kind is not None and verb in get_task(kind).verbs
+        _add_run_verb(verbs, verb, kind if serves else None)
 
     plot = verbs.add_parser("plot", help="draw a run's loss curve (loss.png)")
     plot.add_argument("run_dir")
@@ -120,10 +117,6 @@ def _parser(kind: str | None = None) -> argparse.ArgumentParser:
         module = importlib.import_module(path)
         module.add_flags(verbs.add_parser(name, help=module.HELP, description=module.HELP))
     return parser
-
-
-def _verbs_of(kind: str) -> dict:
-    return get_task(kind).verbs
 
 
 def _run_kind(argv: list[str]) -> str | None:
@@ -144,16 +137,14 @@ def _run_kind(argv: list[str]) -> str | None:
 
 def _train(args, parser) -> int:
     spec = get_task(args.task)
-    sections = list(spec.configs)
-    classes = tuple(spec.configs[s] for s in sections)
     train_cfg, configs = build_configs(
-        args, parser, classes, from_run=spec.from_run, hint=spec.hint
+        args, parser, spec.configs, from_run=spec.from_run, hint=spec.hint
     )
-    by_section = dict(zip(sections, configs or (None,) * len(sections)))
-    model_cfg, data_cfg = by_section.pop("model"), by_section.pop("data")
-    result = spec.train(model_cfg, data_cfg, train_cfg, **by_section)
+    configs = configs or dict.fromkeys(spec.configs)  # None each on --resume: the run has them
+    model_cfg, data_cfg = configs.pop("model"), configs.pop("data")
+    result = spec.train(model_cfg, data_cfg, train_cfg, **configs)
     tail = spec.summary(result) if spec.summary is not None else ""
-    status = report(result, count=spec.unit, best=spec.best, tail=tail)
+    status = report(result, best=spec.best, tail=tail)
     if spec.epilogue is not None:
         print(spec.epilogue(result))
     return status
@@ -163,7 +154,10 @@ def _run_verb(args, parser) -> int:
     """A run verb: the run's task's library call, with the verb's options from the flags."""
     from rnnkit.training.runs import read_run_config
 
-    kind = read_run_config(args.run_dir, task_names(), "recognised")["task"]["kind"]
+    # the kind _run_kind read to build this parser; read here only to word the error
+    kind = (
+        args.run_kind or read_run_config(args.run_dir, task_names(), "recognised")["task"]["kind"]
+    )
     verb = get_task(kind).verbs.get(args.verb)
     if verb is None:
         serving = ", ".join(_serving(args.verb))
@@ -171,7 +165,11 @@ def _run_verb(args, parser) -> int:
     kwargs = {}
     if verb.options is not None:
         options = build_dataclass(verb.options, args, parser)
-        kwargs = {f.name: getattr(options, f.name) for f in dataclasses.fields(options)}
+        kwargs = {
+            f.name: getattr(options, f.name)
+            for f in dataclasses.fields(options)
+            if f.name not in verb.show_only
+        }
     else:
         options = None
     if verb.loads:

@@ -21,8 +21,6 @@ from rnnkit.training.config import TrainConfig
 from rnnkit.training.interrupts import exit_status
 from rnnkit.training.trainer import RunResult
 
-SECTIONS = "_config_sections"  # where the parser keeps {section name: config class}
-
 
 def add_train_groups(
     parser: argparse.ArgumentParser,
@@ -51,7 +49,6 @@ def add_train_groups(
     for action in parser._actions:
         if action.dest in from_run:
             action.required = False
-    parser.set_defaults(**{SECTIONS: {**groups, "train": TrainConfig}})
 
 
 def read_config_file(path: str, kind: str) -> tuple[dict[str, dict], bool]:
@@ -90,14 +87,14 @@ def read_config_file(path: str, kind: str) -> tuple[dict[str, dict], bool]:
 
 
 def build_configs(
-    args, parser, classes: tuple[type, ...], *, from_run: tuple[str, ...] = ("data",), hint=""
-) -> tuple[TrainConfig, tuple | None]:
-    """The training config, and the task's configs (``None`` on ``--resume``: the run has them).
+    args, parser, groups: dict[str, type], *, from_run: tuple[str, ...] = ("data",), hint=""
+) -> tuple[TrainConfig, dict | None]:
+    """The training config, and the task's configs by section (``groups``, as given to
+    ``add_train_groups``; ``None`` on ``--resume``: the run has them).
 
     Errors name the flag (or the config file's field) and the bad value.
     """
-    sections: dict[str, type] = getattr(args, SECTIONS)
-    section_of = {cls: name for name, cls in sections.items()}
+    sections: dict[str, type] = {**groups, "train": TrainConfig}
     given = {name: given_values(cls, args) for name, cls in sections.items()}
     if given["train"].get("resume"):
         return _resume(args, given, sections), None
@@ -116,7 +113,7 @@ def build_configs(
             if args.config is not None:  # not a usage error: one line, no usage text
                 raise ValueError(str(e)) from None
             parser.error(str(e))
-    return configs["train"], tuple(configs[section_of[cls]] for cls in classes)
+    return configs.pop("train"), configs
 
 
 def _field_names(cls: type) -> set[str]:
@@ -157,7 +154,7 @@ def _resume(args, given: dict[str, dict], sections: dict[str, type]) -> TrainCon
     if args.config is not None:
         raise ValueError("--config starts a run; --resume continues one from its own config.json")
     out = given["train"]["out"]
-    stored = runs.stored_run_config(out)
+    path, stored = runs.stored_run_config(out)
     for name, values in given.items():
         if name == "train":
             continue
@@ -170,31 +167,32 @@ def _resume(args, given: dict[str, dict], sections: dict[str, type]) -> TrainCon
                 f"{flag} {value} differs from the run's {have.get(field)}: --resume continues the "
                 "run as it was started (start a new run with another --out to change it)"
             )
-    train_cfg = runs.resume_train_config(out, given["train"])
-    runs.record_budget(out, train_cfg)
+    train_cfg = runs.resume_train_config(out, given["train"], stored)
+    runs.record_budget(path, stored, train_cfg)
     return train_cfg
 
 
 def _same(field: str, given, stored) -> bool:
     """A flag repeated on ``--resume`` as the run has it (a path may be spelt another way)."""
+    from rnnkit.cells.registry import canonical_cell
+
     if given == stored:
         return True
-    if field == "cell" or (isinstance(given, str) and isinstance(stored, str)):
-        try:
-            if field == "cell":
-                from rnnkit.cells.registry import canonical_cell
-
-                return canonical_cell(given) == stored
+    try:
+        if field == "cell":
+            return canonical_cell(given) == stored
+        if isinstance(given, str) and isinstance(stored, str):
             return Path(given).resolve() == Path(stored).resolve()
-        except (OSError, ValueError):
-            return False
+    except (OSError, ValueError):
+        pass
     return False
 
 
-def report(result: RunResult, *, count: str, best: str, tail: str = "") -> int:
-    """Print how a run ended; the exit status (128 + the signal when interrupted: 130 after
-    Ctrl-C, 143 after SIGTERM)."""
+def report(result: RunResult, *, best: str, tail: str = "", count: str | None = None) -> int:
+    """Print how a run ended (``count``: what its counter counts, by default the task's unit);
+    the exit status (128 + the signal when interrupted: 130 after Ctrl-C, 143 after SIGTERM)."""
     c = result.counters
+    count = count or result.unit
     best_text = (
         f"best validation {best} {c.best_val:.4f} at step {c.best_step}"
         if c.best_step >= 0

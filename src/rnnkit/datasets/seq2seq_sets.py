@@ -19,7 +19,6 @@ import re
 import struct
 from pathlib import Path
 
-from rnnkit.datasets.fetch import fetch_files
 from rnnkit.datasets.spec import DatasetError, DatasetSpec
 
 WORDFREQ_LANGUAGES = ("de", "en", "es", "fi", "fr", "it", "nl", "pl", "pt", "sv", "tr")
@@ -185,7 +184,3 @@ SPECS = (
         sha256={f"wordfreq/data/small_{k}.msgpack.gz": v for k, v in _WORDFREQ_SHA256.items()},
     ),
 )
-
-
-def _fetch_and_read(spec: DatasetSpec):
-    return spec.read(fetch_files(spec))

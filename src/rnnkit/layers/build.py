@@ -33,9 +33,8 @@ def make_layer(
 ) -> nn.Module:
     """Build the rnnkit layer for ``cell``, with torch.nn's arguments.
 
-    ``cell`` is a registered name (``"lstm"``, ``"gru"``, ``"rnn"``, ``"rnn_relu"``,
-    ``"lnlstm"``, see ``rnnkit.cells.registry``), a ``MODULE:CLASS`` or ``FILE.py:CLASS`` spec,
-    or a cell class, which ``rnnkit.Recurrent`` unrolls.
+    ``cell`` is a registered name (``rnnkit.cells.registry.cell_names()``), a ``MODULE:CLASS``
+    or ``FILE.py:CLASS`` spec, or a cell class, which ``rnnkit.Recurrent`` unrolls.
     """
     kwargs = dict(
         num_layers=num_layers,
@@ -46,8 +45,6 @@ def make_layer(
     if not isinstance(cell, (str, CellEntry)):
         return Recurrent(cell, input_size, hidden_size, **kwargs)
     entry = get_cell(cell)
-    if entry.fused is not None:
-        if entry.fused.startswith("RNN"):
-            kwargs["nonlinearity"] = "relu" if entry.fused == "RNN_RELU" else "tanh"
-        return _FUSED[entry.fused](input_size, hidden_size, **kwargs)
+    if entry.fused is not None:  # the entry's kwargs (an RNN's nonlinearity) go to the layer
+        return _FUSED[entry.fused](input_size, hidden_size, **kwargs, **entry.kwargs)
     return Recurrent(entry.cell, input_size, hidden_size, **kwargs, **entry.kwargs)

@@ -37,9 +37,8 @@ def get_task(name: str):
     return _LOADED[name]
 
 
-def register_task(spec, where: str | None = None) -> None:
-    """Register a task for the CLI and ``load_run``: a ``TaskSpec``, or (with ``where``, as
-    ``"package"`` or ``"package:ATTR"``) one to import when first used."""
-    _PACKAGES[spec if isinstance(spec, str) else spec.name] = where or "<registered>"
-    if not isinstance(spec, str):
-        _LOADED[spec.name] = spec
+def register_task(name: str, where: str) -> None:
+    """Register a task for the CLI and ``load_run``: the package (``"package"`` or
+    ``"package:ATTR"``) whose ``SPEC`` describes it, imported when first used."""
+    _PACKAGES[name] = where
+    _LOADED.pop(name, None)

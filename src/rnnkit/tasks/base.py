@@ -37,9 +37,12 @@ class Verb:
         stream: the call takes ``write=`` and prints as it goes (a sample, say).
         loads: the call reads the run's weights (and so takes ``which=`` and ``device=``); a
             backtest, which trains afresh, does not.
+        show_only: options that only change the printed form (``show`` reads them); they are
+            not passed to ``run``.
 
     The CLI calls ``run(run_dir, **fields_of(options), which=..., device=...)``: the options'
-    fields are the call's keyword arguments, so a Python user makes the same call.
+    fields (less ``show_only``) are the call's keyword arguments, so a Python user makes the
+    same call.
     """
 
     run: Callable[..., Any]
@@ -47,6 +50,7 @@ class Verb:
     show: Callable[[Any, Any], str] | None = None
     stream: bool = False
     loads: bool = True
+    show_only: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -68,7 +72,6 @@ class TaskSpec:
         from_run: fields needed to start a run but stored in it (not needed to resume).
         hint: added to the error for a missing ``--data``.
         epilogue: ``epilogue(result) -> str``: lines printed after the end-of-training line.
-        unit: what training counts (``tokens``, ``examples``...), for the end-of-run line.
         best: how the monitored validation figure reads there (``loss (nats)``).
         titles: flag-group titles for sections whose name alone says too little.
     """
@@ -83,7 +86,6 @@ class TaskSpec:
     from_run: tuple[str, ...] = ("data",)
     hint: str = ""
     epilogue: Callable[[RunResult], str] | None = None
-    unit: str = "items"
     best: str = "loss"
     titles: dict[str, str] = field(default_factory=dict)
 
@@ -96,14 +98,6 @@ class Loaded:
     extra: dict[str, Any] = field(default_factory=dict)
     config: dict = field(default_factory=dict)
     """The run's whole ``config.json``."""
-    run_dir: Path = Path(".")
-    which: str = "best"
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self.__dict__["extra"][name]
-        except KeyError:
-            raise AttributeError(name) from None
 
     @property
     def task(self) -> dict:
@@ -131,5 +125,5 @@ def load_run(
             f"{Path(run_dir) / CONFIG} is damaged or from another version: {type(e).__name__}: {e}"
         ) from e
     loaded.model = load_weights(loaded.model, run_dir, which, device)
-    loaded.config, loaded.run_dir, loaded.which = config, Path(run_dir), which
+    loaded.config = config
     return loaded

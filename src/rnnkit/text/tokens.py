@@ -130,12 +130,8 @@ class TokenVocab(Vocabulary):
 
     def encode(self, text: str, *, bos: bool = False, eos: bool = False) -> list[int]:
         """Text to ids, unknown tokens as ``<unk>``, optionally framed by ``<bos>``/``<eos>``."""
-        ids = self.encode_tokens(tokenize(text, self.level))
+        ids = self.lookup(tokenize(text, self.level))
         return [self.bos_id] * bos + ids + [self.eos_id] * eos
-
-    def encode_tokens(self, tokens: Iterable[str]) -> list[int]:
-        """Tokens already split (a tagger's input) to ids, unknown ones as ``<unk>``."""
-        return self.lookup(tokens)
 
     def decode(self, ids: Iterable[int], *, strip: bool = True) -> str:
         """Ids to text; ``strip`` drops ``<pad>`` and ``<bos>``, and stops at ``<eos>``."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -46,22 +46,15 @@ def require_safetensors() -> None:
     _safetensors()
 
 
-def _umask() -> int:
-    # os.umask can only be read by setting it; set it straight back
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def atomic_write_bytes(path: Path, data: bytes | list[bytes | memoryview]) -> None:
     """Write ``data`` (bytes, or pieces written in turn) to ``path`` so that readers see the old
     file or the new, never half; the file gets the usual permissions under the umask."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    # created 0o666 with O_EXCL, so the kernel applies the umask (mkstemp would make it 0600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
-        # mkstemp makes the file 0600; a run folder's files should read like any other file
-        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             for piece in [data] if isinstance(data, (bytes, bytearray)) else data:
                 f.write(piece)
@@ -69,7 +62,7 @@ def atomic_write_bytes(path: Path, data: bytes | list[bytes | memoryview]) -> No
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
 
@@ -159,6 +152,11 @@ def load(path: Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
             "was saved; restore it from a copy, or start the run again without --resume"
         )
     return tensors, meta
+
+
+def nonfinite(tensors: dict[str, Tensor]) -> list[str]:
+    """The names of the floating-point tensors that hold a NaN or an infinity."""
+    return [k for k, t in tensors.items() if t.is_floating_point() and not t.isfinite().all()]
 
 
 def with_prefix(prefix: str, tensors: dict[str, Tensor]) -> dict[str, Tensor]:

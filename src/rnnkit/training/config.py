@@ -58,15 +58,24 @@ def check_value_type(name: str, value, tp, source: str = "", literals: bool = Tr
         raise ValueError(f"{where}{name} must be {tp.__name__}, got {value!r}")
 
 
+def check_fields(
+    cls: type, values: dict, *, source: str = "", flags: bool = False, literals: bool = True
+) -> None:
+    """``check_value_type`` for each field of the dataclass ``cls`` present in ``values``,
+    named as the flag (``flags``: ``--hidden-size``) or as the field (``hidden_size``)."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.init and f.name in values and f.name in hints:
+            name = "--" + f.name.replace("_", "-") if flags else f.name
+            check_value_type(name, values[f.name], hints[f.name], source, literals)
+
+
 def check_types(config) -> None:
-    """Check every field of a config dataclass against its annotation (``check_value_type``;
-    the ``__post_init__`` words its own message for a ``Literal``), so that a config built from a
+    """Check every field of a config dataclass against its annotation (``check_fields``; the
+    ``__post_init__`` words its own message for a ``Literal``), so that a config built from a
     damaged file fails with one line naming the flag, not with a ``TypeError`` deep inside."""
-    hints = typing.get_type_hints(type(config))
-    for f in dataclasses.fields(config):
-        if f.init and f.name in hints:
-            flag = "--" + f.name.replace("_", "-")
-            check_value_type(flag, getattr(config, f.name), hints[f.name], literals=False)
+    values = {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.init}
+    check_fields(type(config), values, flags=True, literals=False)
 
 
 def check_finite(flag: str, value: float) -> None:
@@ -152,16 +161,6 @@ class TrainConfig:
             raise ValueError(f"--time-budget must be positive, got {self.time_budget!r}")
         if self.max_steps is None and self.time_budget_s is None and self.token_budget is None:
             self.max_steps = 5000
-        checks = (
-            ("--batch-size", self.batch_size, 1),
-            ("--eval-every", self.eval_every, 1),
-            ("--checkpoint-every", self.checkpoint_every, 1),
-            ("--log-every", self.log_every, 1),
-            ("--warmup-steps", self.warmup_steps, 0),
-        )
-        for flag, value, low in checks:
-            if value < low:
-                raise ValueError(f"{flag} must be >= {low}, got {value}")
         for flag, value in (
             ("--lr", self.lr),
             ("--weight-decay", self.weight_decay),
@@ -169,10 +168,19 @@ class TrainConfig:
             ("--grad-clip", self.grad_clip),
         ):
             check_finite(flag, value)
+        checks = (
+            ("--batch-size", self.batch_size, 1),
+            ("--eval-every", self.eval_every, 1),
+            ("--checkpoint-every", self.checkpoint_every, 1),
+            ("--log-every", self.log_every, 1),
+            ("--warmup-steps", self.warmup_steps, 0),
+            ("--weight-decay", self.weight_decay, 0),
+        )
+        for flag, value, low in checks:
+            if value < low:
+                raise ValueError(f"{flag} must be >= {low}, got {value}")
         if not 0 <= self.seed <= MAX_SEED:
             raise ValueError(f"--seed must lie in [0, 2**63 - 1], got {self.seed}")
-        if self.weight_decay < 0:
-            raise ValueError(f"--weight-decay must be >= 0, got {self.weight_decay}")
         if self.lr <= 0:
             raise ValueError(f"--lr must be positive, got {self.lr}")
         if not 0 <= self.min_lr_ratio <= 1:

@@ -38,7 +38,6 @@ class StopRequest:
         self.signum: int | None = None
         """The first signal received (``None``: none, or a stop asked for in code)."""
         self.requested = False
-        self.count = 0
         self._previous: dict[int, object] = {}
 
     def __enter__(self) -> StopRequest:
@@ -55,7 +54,6 @@ class StopRequest:
 
     def request(self, signum: int | None = None) -> None:
         """Ask the loop to stop at the next step boundary (what a signal does)."""
-        self.count += 1
         if not self.requested:
             self.requested, self.signum = True, signum
 

@@ -15,11 +15,8 @@ from pathlib import Path
 from rnnkit.plotting import pyplot
 
 LABELS = {
-    "accuracy": "accuracy",
     "macro_f1": "macro-F1",
     "bpc": "bits per token (bpc)",
-    "token_error_rate": "token error rate",
-    "sequence_error_rate": "sequence error rate",
     "mase": "MASE",
     "mae": "MAE",
     "rmse": "RMSE",
@@ -43,9 +40,10 @@ def read_metrics(run_dir: Path) -> list[dict]:
 
 
 def read_log_labels(run_dir: Path) -> dict:
-    """The run's ``config.json`` ``log`` entry: ``unit``, ``loss_label``, ``monitor``, with plain
-    defaults for a run that did not store it (or whose config is unreadable)."""
-    labels = {"unit": "items", "loss_label": "loss", "monitor": ["loss", "min"], "kind": ""}
+    """The run's ``config.json`` ``log`` entry: ``loss_label`` and ``monitor`` (and its
+    ``kind``), with plain defaults for a run that did not store it (or whose config is
+    unreadable)."""
+    labels = {"loss_label": "loss", "monitor": ["loss", "min"], "kind": ""}
     try:
         config = json.loads((Path(run_dir) / "config.json").read_text())
     except (OSError, ValueError):

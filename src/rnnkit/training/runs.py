@@ -9,25 +9,27 @@ weights); ``rnnkit.tasks.base.load_run`` rebuilds a run's model with these.
 from __future__ import annotations
 
 import dataclasses
-import typing
 from pathlib import Path
 
 from torch import nn
 
 from rnnkit.training import checkpoint as ckpt
-from rnnkit.training.config import TrainConfig, check_value_type, parse_duration
+from rnnkit.training.config import TrainConfig, check_fields, parse_duration
 from rnnkit.training.trainer import BEST, CONFIG, LAST, resolve_device
 
 
-def read_run_config(run_dir: str | Path, kinds: tuple[str, ...], what: str = "") -> dict:
-    """A run's stored ``config.json``, checked to be of one of ``kinds`` (``what`` names them)."""
+def read_run_config(
+    run_dir: str | Path, kinds: tuple[str, ...] | None = None, what: str = ""
+) -> dict:
+    """A run's stored ``config.json``, checked to hold a task (of one of ``kinds``, when given;
+    ``what`` names them)."""
     path = Path(run_dir) / CONFIG
     config = ckpt.read_json(path, "run config")
     task = config.get("task") if isinstance(config, dict) else None
     if not isinstance(task, dict) or not isinstance(config.get("train", {}), dict):
         raise ckpt.CheckpointError(f"{path} is damaged: no 'task' settings")
     kind = task.get("kind")
-    if kind not in kinds:
+    if kinds is not None and kind not in kinds:
         what = what or " or ".join(kinds)
         raise ckpt.CheckpointError(f"{run_dir} is not a {what} run ({path}: kind {kind!r})")
     return config
@@ -44,7 +46,7 @@ def load_weights(model: nn.Module, run_dir: str | Path, which: str, device: str)
         path = run_dir / LAST  # no validation has run yet
     tensors, _ = ckpt.load(path)
     weights = ckpt.strip_prefix("model", tensors)
-    bad = [name for name, t in weights.items() if t.is_floating_point() and not t.isfinite().all()]
+    bad = ckpt.nonfinite(weights)
     if bad:  # a run that diverged before non-finite weights were refused at saving
         raise ckpt.CheckpointError(
             f"{path} holds NaN or infinite weights ({', '.join(bad[:3])}); the run diverged: "
@@ -70,8 +72,8 @@ def run_configs(
         kinds = (kind,) if isinstance(kind, str) else kind
         stored = read_run_config(train_cfg.out, kinds)["task"]
         source = str(Path(train_cfg.out) / CONFIG)
-        model_cfg = build_checked(model_cls, _upgraded(model_cls, stored.get("model")), source)
-        data_cfg = build_checked(data_cls, _upgraded(data_cls, stored.get("data")), source)
+        model_cfg = stored_config(model_cls, stored.get("model"), source)
+        data_cfg = stored_config(data_cls, stored.get("data"), source)
     if model_cfg is None or data_cfg is None:
         raise ValueError("--data is required to start a run (only --resume reads it from the run)")
     return model_cfg, data_cfg, stored
@@ -105,33 +107,39 @@ run's numbers (the progress bar, the device, a TensorBoard log)."""
 BUDGETS = ("max_steps", "time_budget", "token_budget")
 
 
-def stored_run_config(run_dir: str | Path) -> dict:
-    """The ``config.json`` that a resumed run continues from (a refit forecast stopped in its first
-    part keeps it in ``select/``)."""
+def stored_run_config(run_dir: str | Path) -> tuple[Path, dict]:
+    """The ``config.json`` that a resumed run continues from, and where it is (a refit forecast
+    stopped in its first part keeps it in ``select/``)."""
     run_dir = Path(run_dir)
     path = run_dir / CONFIG
     if not path.exists() and (run_dir / "select" / CONFIG).exists():
         path = run_dir / "select" / CONFIG
     if not path.exists():
         raise ckpt.CheckpointError(f"--resume: {run_dir} holds no run (no {CONFIG})")
-    config = ckpt.read_json(path, "run config")
-    if not isinstance(config, dict) or not isinstance(config.get("train"), dict):
+    config = read_run_config(path.parent)
+    if not isinstance(config.get("train"), dict):
         raise ckpt.CheckpointError(f"{path} is damaged: no 'train' settings")
-    return config
+    return path, config
 
 
 def _budget_value(name: str, value):
     return parse_duration(value) if name == "time_budget" else value
 
 
-def resume_train_config(run_dir: str | Path, changes: dict | None = None) -> TrainConfig:
+def resume_train_config(
+    run_dir: str | Path, changes: dict | None = None, stored: dict | None = None
+) -> TrainConfig:
     """The training settings a run was started with, for ``--resume``, with ``changes``.
 
     ``changes`` may raise a budget (``max_steps``, ``time_budget``, ``token_budget``: at least
-    the run's own) and set ``progress`` or ``device``; any other setting that differs from the
-    run's is refused with a message naming it, since it would silently change the run.
+    the run's own) and set ``progress``, ``device`` or ``tensorboard``; any other setting that
+    differs from the run's is refused with a message naming it, since it would silently change
+    the run.
+    ``stored``: the run's ``config.json`` when the caller has read it already.
     """
-    stored = dict(stored_run_config(run_dir)["train"])
+    if stored is None:
+        _, stored = stored_run_config(run_dir)
+    stored = dict(stored["train"])
     changes = dict(changes or {})
     for name, value in changes.items():
         if name in ("out", "resume") or value == stored.get(name):
@@ -153,37 +161,31 @@ def resume_train_config(run_dir: str | Path, changes: dict | None = None) -> Tra
         if smaller:
             raise ValueError(f"{flag} on --resume must be at least the run's {old}, got {value}")
     values = {**stored, **changes, "out": str(run_dir), "resume": True}
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(values) - fields)
-    if unknown:
-        raise ckpt.CheckpointError(f"{Path(run_dir) / CONFIG}: unknown training settings {unknown}")
     return build_checked(TrainConfig, values, f"{Path(run_dir) / CONFIG}")
 
 
-def record_budget(run_dir: str | Path, train_cfg: TrainConfig) -> None:
-    """Write a resumed run's larger budget into its ``config.json`` (the old one is listed under
-    ``budget_history``), so that the file always says what the run trains toward."""
-    path = Path(run_dir) / CONFIG
-    if not path.exists():
-        return
-    config = ckpt.read_json(path, "run config")
+def record_budget(path: Path, config: dict, train_cfg: TrainConfig) -> None:
+    """Write a resumed run's larger budget into its ``config.json`` at ``path`` (``config``, as
+    read from there; the old budget is listed under ``budget_history``), so that the file always
+    says what the run trains toward."""
     train = config["train"]
     old = {name: train.get(name) for name in BUDGETS}
     new = {name: getattr(train_cfg, name) for name in BUDGETS}
     if old == new:
         return
-    config.setdefault("budget_history", []).append(old)
-    train.update(new)
+    config = {**config, "train": {**train, **new}}
+    config["budget_history"] = [*config.get("budget_history", []), old]
     ckpt.atomic_write_json(path, config)
 
 
 def build_checked(cls: type, values: dict, source: str):
     """``cls(**values)`` with each value's type checked first, so that a damaged or hand-written
     config gets one line naming the field, not a traceback from deep inside."""
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        if f.name in values and f.init:
-            check_value_type(f.name, values[f.name], hints[f.name], source)
+    fields = [f for f in dataclasses.fields(cls) if f.init]
+    unknown = sorted(set(values) - {f.name for f in fields})
+    if unknown:
+        raise ValueError(f"{source}: unknown settings {unknown}")
+    check_fields(cls, values, source=source)
     try:
         return cls(**values)
     except TypeError as e:

@@ -118,6 +118,8 @@ class RunResult:
     interrupted: bool = False
     signal: int | None = None
     """The signal that stopped the run (SIGINT, SIGTERM, SIGHUP); ``None`` if none did."""
+    unit: str = "items"
+    """What the run's ``tokens`` counter counts (the task's ``unit``)."""
 
 
 def rng_tensors(device: torch.device) -> dict[str, Tensor]:
@@ -173,14 +175,14 @@ class Trainer:
 
     # -- checkpoints -----------------------------------------------------------------------------
     def _save_last(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
-        finite = torch.stack([p.detach().isfinite().all() for p in model.parameters()]).all()
-        if not finite:  # never let bad weights replace the last good checkpoint
+        weights = model.state_dict()
+        if ckpt.nonfinite(weights):  # never let bad weights replace the last good checkpoint
             raise FloatingPointError(
                 self._stopped(f"the weights became non-finite at step {self.counters.step}")
             )
         opt_tensors, opt_meta = ckpt.optimizer_to_flat(optimizer)
         tensors = {
-            **ckpt.with_prefix("model", model.state_dict()),
+            **ckpt.with_prefix("model", weights),
             **ckpt.with_prefix("optim", opt_tensors),
             **ckpt.with_prefix("rng", rng_tensors(self.device)),
             **ckpt.with_prefix("carry", self.task.carry()),
@@ -330,7 +332,7 @@ class Trainer:
                 f"interrupted in the middle of step {c.step + 1}; the last checkpoint "
                 f"({kept}) is kept: continue with --resume --out {self.run_dir}"
             )
-            return RunResult(self.run_dir, c, last_val, True, signal.SIGINT)
+            return RunResult(self.run_dir, c, last_val, True, signal.SIGINT, self.unit)
         finally:
             if bar is not None:
                 bar.close()
@@ -348,13 +350,15 @@ class Trainer:
             )
         self._plot()
         signum = stop.signum if interrupted else None
-        return RunResult(self.run_dir, c, last_val, interrupted, signum)
+        return RunResult(self.run_dir, c, last_val, interrupted, signum, self.unit)
 
     def _loop(
         self, model: nn.Module, optimizer: torch.optim.Optimizer, stop: StopRequest, bar
     ) -> dict:
         """Steps until a budget, early stopping or a stop request; the last validation."""
         cfg, c = self.cfg, self.counters
+        # an infinite bound measures the norm without clipping (the factor is exactly 1)
+        bound = cfg.grad_clip if cfg.grad_clip > 0 else math.inf
         last_val: dict = {}
         since = time.perf_counter()
         window_tokens, window_start = 0, since
@@ -369,8 +373,6 @@ class Trainer:
                 loss, n = self.task.batch_loss(model, batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            # an infinite bound measures the norm without clipping (the factor is exactly 1)
-            bound = cfg.grad_clip if cfg.grad_clip > 0 else math.inf
             grad_norm = nn.utils.clip_grad_norm_(model.parameters(), bound)
             finite = bool(torch.isfinite(loss.detach()) & torch.isfinite(grad_norm))  # one sync
             if finite:
@@ -385,25 +387,25 @@ class Trainer:
                 c.skipped_in_row = 0
                 c.tokens += n
                 window_tokens += n
-            if finite and (c.step % cfg.log_every == 0 or c.step == 1):
-                rate = window_tokens / max(now - window_start, 1e-9)
-                window_tokens, window_start = 0, now
-                record = {
-                    "step": c.step,
-                    "loss": round(loss.item(), 6),
-                    "lr": lr,
-                    "grad_norm": round(float(grad_norm), 4),
-                    "tokens": c.tokens,
-                    "tokens_per_s": round(rate, 1),
-                    "elapsed": round(c.elapsed, 2),
-                }
-                self._log(record)
-                self._update_bar(bar, record)
-                for fn in self.callbacks:
-                    try:
-                        fn(self, record)
-                    except KeyboardInterrupt:
-                        stop.request()
+                if c.step % cfg.log_every == 0 or c.step == 1:
+                    rate = window_tokens / max(now - window_start, 1e-9)
+                    window_tokens, window_start = 0, now
+                    record = {
+                        "step": c.step,
+                        "loss": round(loss.item(), 6),
+                        "lr": lr,
+                        "grad_norm": round(float(grad_norm), 4),
+                        "tokens": c.tokens,
+                        "tokens_per_s": round(rate, 1),
+                        "elapsed": round(c.elapsed, 2),
+                    }
+                    self._log(record)
+                    self._update_bar(bar, record)
+                    for fn in self.callbacks:
+                        try:
+                            fn(self, record)
+                        except KeyboardInterrupt:
+                            stop.request()
             done = self.progress() >= 1.0
             if c.step % cfg.eval_every == 0 or done:
                 last_val = self._validate(model)
@@ -435,7 +437,7 @@ class Trainer:
             )
         _note(f"{what}: batch skipped ({c.skipped_in_row} in a row, {c.skipped} in all)")
         # a state carried out of a bad batch would spoil every batch after it: start afresh
-        if any(not bool(t.isfinite().all()) for t in self.task.carry().values()):
+        if ckpt.nonfinite(self.task.carry()):
             self.task.restore_carry({})
 
     def _stopped(self, what: str) -> str:

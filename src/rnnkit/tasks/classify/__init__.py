@@ -20,12 +20,11 @@ SPEC = TaskSpec(
     train=run.train_classify,
     rebuild=run.rebuild,
     verbs={
-        "evaluate": Verb(verbs.evaluate, verbs.EvaluateOptions, verbs.show_evaluate),
+        "evaluate": Verb(run.evaluate_run, verbs.EvaluateOptions, verbs.show_evaluate),
         "predict": Verb(verbs.predict, verbs.PredictOptions, verbs.show_predict),
     },
     summary=_accuracy,
     hint=" (a labelled file, a folder of WAVs, or a data set)",
-    unit="examples",
     best="accuracy",
     titles={"audio": "audio (a folder of CLASS/*.wav)"},
 )

@@ -55,7 +55,7 @@ class InputEncoder:
             ids = self.vocab.encode(item)[: self.max_length]  # type: ignore[union-attr]
             return torch.tensor(ids or [self.vocab.unk_id], dtype=torch.long)  # type: ignore[union-attr]
         if self.kind == "tokens":
-            ids = self.vocab.encode_tokens(item[: self.max_length])  # type: ignore[union-attr]
+            ids = self.vocab.lookup(item[: self.max_length])  # type: ignore[union-attr]
             return torch.tensor(ids, dtype=torch.long)
         array = np.asarray(item, dtype=np.float32)
         if array.ndim != 2 or array.shape[1] != len(self.mean):  # type: ignore[arg-type]

@@ -165,7 +165,7 @@ def _wav_rates(data_cfg: ClassifyDataConfig) -> list[int]:
 def load_classifier(run_dir: str | Path, which: str = "best", device: str = "cpu"):
     """A run's model (``best`` or ``last`` weights), input encoder, classes and stored config."""
     run = load_run(run_dir, which, device, kinds=KINDS)
-    return run.model, run.encoder, run.labels, run.task
+    return run.model, run.extra["encoder"], run.extra["labels"], run.task
 
 
 def rebuild(task: dict) -> Loaded:
@@ -306,7 +306,11 @@ def predict(run_dir: str | Path, inputs: list, *, which="best", device="cpu", to
     A classify run gives ``{"label": class, "top": [[class, p], ...]}`` per input; a tag run
     gives one label per step: ``{"labels": [class, ...], "top": [[[class, p], ...], ...]}``.
     """
-    model, encoder, labels, task = load_classifier(run_dir, which, device)
+    return label_inputs(*load_classifier(run_dir, which, device), inputs, top)
+
+
+def label_inputs(model, encoder, labels, task: dict, inputs: list, top: int = 1) -> list[dict]:
+    """``predict`` with a run already loaded (``load_classifier``'s four values)."""
     if task["aligned"]:
         # a tagger owes a label to every token: the training cut (--max-length) is not applied,
         # the recurrent model reads any length

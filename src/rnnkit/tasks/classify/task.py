@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from rnnkit.architectures import ManyToMany, ManyToOne
 from rnnkit.architectures.many_to_one import POOLINGS, Pooling
 from rnnkit.audio import AudioConfig
+from rnnkit.comma_lists import split_commas
 from rnnkit.datasets.labelled_formats import Columns, Labelled
 from rnnkit.datasets.padding import pad_batch
 from rnnkit.datasets.registry import stored_data_path
@@ -125,7 +126,7 @@ class ClassifyDataConfig:
 
     @property
     def columns(self) -> Columns:
-        features = tuple(c.strip() for c in (self.feature_cols or "").split(",") if c.strip())
+        features = tuple(split_commas(self.feature_cols or ""))
         return Columns(
             text_col=self.text_col,
             label_col=self.label_col,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -18,19 +17,9 @@ class EvaluateOptions:
     """Score this labelled file (read with the run's column settings) instead of its split."""
     split: Literal["train", "val", "test"] = "test"
     """Which part of the run's own data to score, cut as in training."""
-    plot: str | None = None
-    """Write the confusion matrix to this PNG (default RUN_DIR/confusion-SPLIT.png; none: no
+    plot: str | None = ""
+    """Write the confusion matrix to this PNG (empty: RUN_DIR/confusion-SPLIT.png; none: no
     picture)."""
-
-
-def evaluate(
-    run_dir: str | Path, *, data=None, split="test", plot=None, which="best", device="cpu"
-) -> dict:
-    """``run.evaluate_run`` with the flag's spelling of ``plot`` (unset: the default PNG)."""
-    picture = "" if plot is None else None if plot.lower() == "none" else plot
-    return run.evaluate_run(
-        run_dir, data=data, split=split, which=which, device=device, plot=picture
-    )
 
 
 def show_evaluate(m: dict, options: EvaluateOptions) -> str:
@@ -81,13 +70,14 @@ def predict(
         raise ValueError("give something to classify or tag: files, or texts for a text model")
     if top < 1:
         raise ValueError(f"--top must be >= 1, got {top}")
-    task = run.read_run_config(run_dir)["task"]
+    loaded = run.load_classifier(run_dir, which, device)
+    task = loaded[3]
     items, names = [], []
     for source in inputs:
         got, got_names = run.read_inputs(source, task)
         items += got
         names += got_names
-    results = run.predict(run_dir, items, which=which, device=device, top=top)
+    results = run.label_inputs(*loaded, items, top)
     tokens = task["aligned"] and task["input_kind"] == "tokens"
     return [
         {"input": name, **({"tokens": item} if tokens else {}), **result}
@@ -109,7 +99,3 @@ def show_predict(records: list[dict], options: PredictOptions) -> str:
             shown = "  ".join(f"{label} {p:.3f}" for label, p in r["top"])
             lines.append(f"{shown}\t{r['input']}")
     return "\n".join(lines)
-
-
-def as_json_lines(records: list[dict]) -> str:
-    return "\n".join(json.dumps(r) for r in records)

@@ -24,15 +24,16 @@ SPEC = TaskSpec(
     train=run.train_forecast,
     rebuild=run.rebuild,
     verbs={
-        "evaluate": Verb(verbs.evaluate, verbs.EvaluateOptions, verbs.format_table),
-        "predict": Verb(verbs.predict, verbs.PredictOptions, verbs.show_predict),
+        "evaluate": Verb(run.evaluate_run, verbs.EvaluateOptions, verbs.format_table),
+        "predict": Verb(
+            run.predict_run, verbs.PredictOptions, verbs.show_predict, show_only=("format",)
+        ),
         "backtest": Verb(
             backtest.backtest_run, verbs.BacktestOptions, verbs.format_table, loads=False
         ),
     },
     epilogue=_epilogue,
     hint=" (a CSV file or a data-set name)",
-    unit="windows",
     best="loss (scaled units)",
 )
 

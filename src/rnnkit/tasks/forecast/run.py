@@ -150,7 +150,7 @@ def rebuild(task: dict) -> Loaded:
 def load_model(run_dir: str | Path, which: str = "best", device: str = "cpu"):
     """A run's forecaster (``best`` or ``last`` weights), data config and per-series scalers."""
     run = load_run(run_dir, which, device, kinds=("forecast",))
-    return run.model, run.data_cfg, run.scalers
+    return run.model, run.extra["data_cfg"], run.extra["scalers"]
 
 
 def forecast_part(
@@ -266,13 +266,13 @@ def evaluate_run(
     split: str = "test",
     which: str = "best",
     device: str = "cpu",
-    stride: int | None = None,
+    origin_stride: int | None = None,
     plot: str | Path | None = None,
     series: list[Series] | None = None,
 ) -> dict:
     """Forecast the held-out ``split`` (test: the tail) of the run's data or of ``data`` (a CSV
-    with the run's columns) or of ``series``, from every ``stride``-th origin, beside the
-    baselines.
+    with the run's columns) or of ``series``, from every ``origin_stride``-th origin (default:
+    the run's ``--stride``), beside the baselines.
 
     A series the run was trained on is scaled with its stored training statistics; a new one with
     statistics of its own part before the held-out tail.
@@ -289,7 +289,7 @@ def evaluate_run(
         )
     series = series if series is not None else load_series(data_cfg, data)
     prep = Prepared(series, data_cfg, scalers)
-    stride = stride or data_cfg.stride
+    stride = origin_stride or data_cfg.stride
     fc = forecast_part(model, prep, split, stride=stride, blend=read_blend(run_dir, data_cfg))
     result = {
         "data": data or data_cfg.data,

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit.architectures.forecaster import Forecaster, ForecasterEnsemble
+from rnnkit.comma_lists import split_commas
 from rnnkit.datasets.registry import stored_data_path
 from rnnkit.series.calendar import infer_season
 from rnnkit.series.table import FillName, Series, SeriesError, read_series_csv
@@ -164,7 +165,7 @@ class ForecastDataConfig:
 
     @property
     def feature_list(self) -> list[str]:
-        return [f.strip() for f in (self.features or "").split(",") if f.strip()]
+        return split_commas(self.features or "")
 
     @property
     def quantile_list(self) -> list[float]:

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
-
-from rnnkit.tasks.forecast import run
 
 
 @dataclass(kw_only=True)
@@ -22,22 +19,6 @@ class EvaluateOptions:
     """Steps between forecast origins in the held-out part (default: the run's --stride)."""
     plot: str | None = None
     """Write the history, the forecasts and their intervals to this PNG (default: none)."""
-
-
-def evaluate(
-    run_dir: str | Path,
-    *,
-    data=None,
-    split="test",
-    origin_stride=None,
-    plot=None,
-    which="best",
-    device="cpu",
-) -> dict:
-    return run.evaluate_run(
-        run_dir, data=data, split=split, which=which, device=device, stride=origin_stride,
-        plot=plot,
-    )  # fmt: skip
 
 
 def format_table(m: dict, options=None) -> str:
@@ -90,10 +71,6 @@ class PredictOptions:
     """Forecast past the end of this CSV (default: the run's data)."""
     format: Literal["table", "csv", "json"] = "table"
     """How to print the forecasts."""
-
-
-def predict(run_dir: str | Path, *, data=None, format="table", which="best", device="cpu"):
-    return run.predict_run(run_dir, data=data, which=which, device=device)
 
 
 def show_predict(rows: list[dict], options: PredictOptions) -> str:

@@ -15,7 +15,6 @@ SPEC = TaskSpec(
         "sample": Verb(verbs.sample, verbs.SampleOptions, verbs.show_sample),
     },
     from_run=("data", "condition_col", "target_col"),
-    unit="tokens",
     best="loss (nats/token)",
 )
 

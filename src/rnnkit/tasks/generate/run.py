@@ -35,11 +35,6 @@ from rnnkit.training.runs import stored_config
 from rnnkit.training.trainer import RunResult, Trainer, resolve_device
 
 
-def read_run_config(run_dir: str | Path) -> dict:
-    """The stored ``config.json`` of a run, checked to be a generate run."""
-    return runs.read_run_config(run_dir, ("generate",), "generate")
-
-
 def make_task(
     model_cfg: GenerateModelConfig,
     data_cfg: GenerateDataConfig,
@@ -103,7 +98,7 @@ def load_model(
 ) -> tuple[OneToMany, TokenVocab, list[str], dict]:
     """A run's model (``best`` or ``last`` weights), vocabulary, condition values and task."""
     run = load_run(run_dir, which, device, kinds=("generate",))
-    return run.model, run.vocab, run.conditions, run.task
+    return run.model, run.extra["vocab"], run.extra["conditions"], run.task
 
 
 def generate_texts(

@@ -28,8 +28,6 @@ from rnnkit.training.batching import BatchPlan, python_shuffle
 from rnnkit.training.config import check_types
 from rnnkit.training.task import Task
 
-"""The longest CSV field read (the csv module's limit is a C long: 2**31 - 1 fits all)."""
-
 
 @dataclass(kw_only=True)
 class GenerateModelConfig:

@@ -8,6 +8,7 @@ from typing import Literal
 
 from rnnkit.decoding import SamplingConfig
 from rnnkit.tasks.generate import run
+from rnnkit.training.runs import read_run_config
 
 
 @dataclass(kw_only=True)
@@ -56,8 +57,8 @@ def sample(
     which="best",
     device="cpu",
 ) -> list[str]:
-    if condition is None:
-        _, _, conditions, _ = run.load_model(run_dir, which, device)
+    if condition is None:  # the values are in config.json: no need to load the model
+        conditions = read_run_config(run_dir, ("generate",))["task"]["conditions"]
         raise ValueError(f"--condition is required; this run knows: {', '.join(conditions)}")
     return run.sample(
         run_dir,

@@ -15,7 +15,6 @@ SPEC = TaskSpec(
         "sample": Verb(run.sample_run, verbs.SampleOptions, stream=True),
     },
     hint=" (a data-set name, a file, a folder or a glob)",
-    unit="tokens",
     best="loss (nats)",
 )
 

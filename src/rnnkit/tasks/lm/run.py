@@ -69,12 +69,11 @@ def rebuild(task: dict) -> Loaded:
 def load_model(run_dir: str | Path, which: str = "best", device: str = "cpu"):
     """A run's model (``best`` or ``last`` weights), vocabulary and stored task."""
     run = load_run(run_dir, which, device, kinds=("lm",))
-    return run.model, run.vocab, run.task
+    return run.model, run.extra["vocab"], run.task
 
 
-def _encoded_splits(task: dict, vocab: Vocab) -> dict:
+def _encoded_splits(data_cfg: LMDataConfig, vocab: Vocab) -> dict:
     """The train/val/test token ids of a run's own corpus, cut as in training."""
-    data_cfg = stored_config(LMDataConfig, task["data"])
     return encode_corpus(load_corpus(data_cfg.data), data_cfg, vocab)[1]
 
 
@@ -84,7 +83,7 @@ def load_run_text(
     """A run's model and vocabulary (``load_model``) and the token ids of ``split`` of its own
     corpus: what ``rnnkit.diagnose.lm.LMSubject`` holds."""
     model, vocab, task = load_model(run_dir, which, device)
-    splits = _encoded_splits(task, vocab)
+    splits = _encoded_splits(stored_config(LMDataConfig, task["data"]), vocab)
     if split not in splits:
         raise ValueError(f"--split must be train, val or test, got {split!r}")
     return model, vocab, splits[split]
@@ -109,7 +108,7 @@ def evaluate_run(
     """
     model, vocab, task = load_model(run_dir, which, device)
     data_cfg = stored_config(LMDataConfig, task["data"])
-    splits = _encoded_splits(task, vocab)
+    splits = _encoded_splits(data_cfg, vocab)
     if data is not None:
         ids = vocab.encode(load_corpus(data))
         scored = data

@@ -27,7 +27,6 @@ SPEC = TaskSpec(
     },
     summary=_error_rates,
     hint=" (a source<TAB>target file, or cmudict)",
-    unit="target tokens",
     best="loss",
 )
 

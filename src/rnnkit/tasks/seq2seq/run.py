@@ -38,11 +38,6 @@ from rnnkit.training.runs import stored_config
 from rnnkit.training.trainer import RunResult, Trainer, resolve_device
 
 
-def read_run_config(run_dir: str | Path) -> dict:
-    """The stored ``config.json`` of a run, checked to be a seq2seq run."""
-    return runs.read_run_config(run_dir, ("seq2seq",), "seq2seq")
-
-
 def train_seq2seq(
     model_cfg: Seq2SeqModelConfig | None,
     data_cfg: Seq2SeqDataConfig | None,
@@ -87,7 +82,7 @@ def load_model(
 ) -> tuple[Seq2Seq, TokenVocab, TokenVocab, dict]:
     """A run's model (``best`` or ``last`` weights), its vocabularies and its stored task."""
     run = load_run(run_dir, which, device, kinds=("seq2seq",))
-    return run.model, run.source_vocab, run.target_vocab, run.task
+    return run.model, run.extra["source_vocab"], run.extra["target_vocab"], run.task
 
 
 MAX_SOURCE_TOKENS = 4096
