@@ -7,6 +7,9 @@ vocabulary out; a tagger may be bidirectional. The recurrent part is any rnnkit 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from torch import Tensor, nn
 
 from rnnkit.layers.build import CellSpec, make_layer
@@ -60,6 +63,7 @@ class ManyToMany(nn.Module):
         embedding_size: int = 64,
         input_size: int | None = None,
         cell: CellSpec = "lstm",
+        layer_options: Mapping[str, Any] | None = None,
         hidden_size: int = 256,
         num_layers: int = 1,
         dropout: float = 0.0,
@@ -74,6 +78,7 @@ class ManyToMany(nn.Module):
             num_layers=num_layers,
             dropout=dropout,
             bidirectional=bidirectional,
+            **(layer_options or {}),
         )
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden_size * (2 if bidirectional else 1), output_size)

@@ -15,7 +15,8 @@ every pooling masks the steps past it.
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -111,6 +112,7 @@ class ManyToOne(nn.Module):
         embedding_size: int = 64,
         input_size: int | None = None,
         cell: CellSpec = "lstm",
+        layer_options: Mapping[str, Any] | None = None,
         hidden_size: int = 128,
         num_layers: int = 1,
         dropout: float = 0.0,
@@ -131,6 +133,7 @@ class ManyToOne(nn.Module):
             num_layers=num_layers,
             dropout=dropout,
             bidirectional=bidirectional,
+            **(layer_options or {}),
         )
         width = hidden_size * self.directions
         self.attention = AttentionPooling(width) if pooling == "attention" else None

@@ -15,7 +15,9 @@ and ``step`` (one token); sampling, greedy decoding and beam search are in ``rnn
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -76,6 +78,7 @@ class OneToMany(nn.Module):
         num_layers: int = 1,
         dropout: float = 0.0,
         cell: CellSpec = "lstm",
+        layer_options: Mapping[str, Any] | None = None,
         init_state: bool = True,
         feed: bool = True,
         bos_id: int = 2,
@@ -100,6 +103,7 @@ class OneToMany(nn.Module):
             hidden_size,
             num_layers=num_layers,
             dropout=dropout,
+            **(layer_options or {}),
         )
         self.bridges = nn.ModuleList(
             nn.Linear(C, num_layers * leaf.size(-1))

@@ -17,7 +17,9 @@ decoding are in ``rnnkit.decoding`` (``rnnkit.decoding.decode``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -82,6 +84,7 @@ class Seq2Seq(nn.Module):
         decoder_layers: int = 1,
         bidirectional: bool = True,
         cell: CellSpec = "lstm",
+        layer_options: Mapping[str, Any] | None = None,
         attention: AttentionKind = "additive",
         dropout: float = 0.0,
         bos_id: int = 2,
@@ -101,9 +104,15 @@ class Seq2Seq(nn.Module):
             num_layers=encoder_layers,
             dropout=dropout,
             bidirectional=bidirectional,
+            **(layer_options or {}),
         )
         self.decoder = make_layer(
-            cell, embedding_size, hidden_size, num_layers=decoder_layers, dropout=dropout
+            cell,
+            embedding_size,
+            hidden_size,
+            num_layers=decoder_layers,
+            dropout=dropout,
+            **(layer_options or {}),
         )
         # one bridge per state tensor (h, or h and c): the top encoder layer's final states
         # (both directions side by side) -> every decoder layer's initial state
