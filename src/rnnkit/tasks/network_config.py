@@ -7,14 +7,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from typing import Any, Literal
+from typing import Any
 
 from rnnkit.cells.registry import canonical_cell
 from rnnkit.layers.build import check_layer_options
 from rnnkit.training.config import check_types
-
-InitName = Literal["default", "orthogonal", "irnn", "chrono"]
-
 
 @dataclass(kw_only=True)
 class LayerOptions:
@@ -32,7 +29,8 @@ class LayerOptions:
     zoneout: float = 0.0
     """Zoneout (Krueger et al. 2016): each state unit keeps its previous value with this
     probability at each step in training (the expectation in evaluation). Runs unrolled."""
-    init: InitName = "default"
+    # a plain str, not a Literal: `rnnkit diagnose --init` reads comma lists under the same name
+    init: str = "default"
     """Initialisation: default (torch's, or the cell's own), orthogonal, irnn (rnn, rnn_relu) or
     chrono (lstm, gru, lnlstm, lngru; Tallec & Ollivier 2018, with --max-dependency)."""
     max_dependency: int = 0
