@@ -13,6 +13,7 @@ from rnnkit.cells.registry import canonical_cell
 from rnnkit.layers.build import check_layer_options
 from rnnkit.training.config import check_types
 
+
 @dataclass(kw_only=True)
 class LayerOptions:
     """The recurrent layers' regularisers and initialisation (``rnnkit.layers.make_layer``).
