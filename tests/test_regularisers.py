@@ -301,6 +301,10 @@ def test_each_flag_trains_samples_and_evaluates(tmp_path, capsys, which):
     assert capsys.readouterr().out == first
     assert main(["evaluate", str(run), "--split", "val", "--json"]) == 0
     assert math.isfinite(json.loads(capsys.readouterr().out)["loss"])
+    # a resumed run rebuilds the same model from its stored config
+    resume = ["train", "lm", "--out", str(run), "--resume", "--max-steps", "14", "--no-progress"]
+    assert main(resume) == 0
+    assert json.loads((run / "config.json").read_text())["task"]["model"] == model
 
 
 @pytest.mark.slow
@@ -317,3 +321,15 @@ def test_a_run_stored_before_the_flags_existed_still_loads(tmp_path, capsys):
     path.write_text(json.dumps(config))
     assert main(["evaluate", str(run), "--split", "val", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["loss"] == before
+
+
+def test_all_flags_together_train_sample_and_evaluate(tmp_path, capsys):
+    """The default suite's quick pass over the command line (each flag alone: the slow tests)."""
+    data, run = _text(tmp_path), tmp_path / "lm"
+    flags = [f for option in FLAGS.values() for f in option]
+    args = [*_lm_args(data, run, "lstm", 3), *flags, "--hidden-size", "8", "--num-layers", "1"]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(["sample", str(run), "--prime", "the ", "--length", "5", "--seed", "1"]) == 0
+    assert main(["evaluate", str(run), "--split", "val", "--json"]) == 0
+    assert math.isfinite(json.loads(capsys.readouterr().out.splitlines()[-1])["loss"])
