@@ -169,7 +169,7 @@ class RegularisedCell(nn.Module):
         return y, new
 
     def forward(self, x: Tensor, state: State) -> tuple[Tensor, State]:
-        """One step from a raw input ``x_t`` (no masks are drawn here)."""
+        """One step from a raw input ``x_t``, as a one-step sequence: it draws its own masks."""
         return self.step(self.project_input(x.unsqueeze(0))[0], state)
 
     # -- the wrapped cell's step ----------------------------------------------------------------

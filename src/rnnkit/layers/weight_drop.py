@@ -22,6 +22,7 @@ Example::
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch.nn.functional as F
@@ -57,7 +58,11 @@ class _WeightDrop:
         self._flat_weights = [dropped.get(n, w) for n, w in zip(self._flat_weights_names, saved)]
         self._dropped = dropped  # for the reference path's cells (``_bound_cells``)
         try:
-            return super().forward(input, hx, **kwargs)  # type: ignore[misc]
+            with warnings.catch_warnings():
+                # cuDNN copies weights that are not in its one flat buffer, and says so at every
+                # call; fresh dropped matrices never are, by design
+                warnings.filterwarnings("ignore", message=".*single contiguous chunk of memory")
+                return super().forward(input, hx, **kwargs)  # type: ignore[misc]
         finally:
             self._flat_weights, self._dropped = saved, None
 
