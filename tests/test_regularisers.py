@@ -333,3 +333,19 @@ def test_all_flags_together_train_sample_and_evaluate(tmp_path, capsys):
     assert main(["sample", str(run), "--prime", "the ", "--length", "5", "--seed", "1"]) == 0
     assert main(["evaluate", str(run), "--split", "val", "--json"]) == 0
     assert math.isfinite(json.loads(capsys.readouterr().out.splitlines()[-1])["loss"])
+
+
+@pytest.mark.parametrize("cls", [WeightDropLSTM, WeightDropGRU])
+def test_weight_drop_gradcheck(cls):
+    """Through the mask to the raw W_hh and to the input, in float64 (the same draw each call)."""
+    torch.manual_seed(10)
+    layer = cls(2, 3, weight_drop=0.5).double()
+    x = torch.randn(4, 2, 2, dtype=torch.float64, requires_grad=True)
+    w = layer.weight_hh_l0.detach().clone().requires_grad_()
+
+    def run(x, w):
+        torch.manual_seed(0)
+        return torch.func.functional_call(layer, {"weight_hh_l0": w}, (x,))[0]
+
+    assert torch.autograd.gradcheck(run, (x, w))
+    assert not torch.allclose(run(x, w), layer.eval()(x)[0])  # the draw was really in there

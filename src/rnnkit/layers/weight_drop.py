@@ -48,6 +48,9 @@ class _WeightDrop:
     def forward(self, input, hx=None, **kwargs: Any):
         if not (self.training and self.weight_drop > 0):
             return super().forward(input, hx, **kwargs)  # type: ignore[misc]
+        # torch rebuilds its list when a parameter was replaced (``load_state_dict``,
+        # ``functional_call``); doing it first keeps it from undoing the swap below
+        self._update_flat_weights()  # type: ignore[attr-defined]
         dropped = {
             name: F.dropout(w, self.weight_drop, training=True)
             for name, w in zip(self._flat_weights_names, self._flat_weights)
