@@ -28,6 +28,8 @@ class Forecaster(nn.Module):
         horizon: values forecast from each step.
         outputs: numbers per forecast value (1, or the number of quantiles).
         cell, hidden_size, num_layers, dropout: the recurrent layers.
+        layer_options: ``make_layer``'s options for the recurrent layers (``recurrent_dropout``,
+            ``weight_drop``, ``zoneout``, ``init``, ``max_dependency``).
 
     Shapes: ``(B, T, input_size)`` in; ``(B, T, horizon, outputs)`` out, and the final state.
 

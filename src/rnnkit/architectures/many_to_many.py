@@ -43,6 +43,8 @@ class ManyToMany(nn.Module):
         cell, hidden_size, num_layers, dropout, bidirectional: the recurrent layers (``cell``:
             a registered cell's name, ``MODULE:CLASS``, ``FILE.py:CLASS`` or a cell class; see
             ``rnnkit.layers.make_layer``).
+        layer_options: ``make_layer``'s options for the recurrent layers (``recurrent_dropout``,
+            ``weight_drop``, ``zoneout``, ``init``, ``max_dependency``).
 
     Shapes: ``(B, T)`` ids or ``(B, T, I)`` features in; ``(B, T, output_size)`` out, and the
     final state.

@@ -88,6 +88,8 @@ class ManyToOne(nn.Module):
         embedding_size: the embedding width (token input only).
         input_size: features per step (feature input only).
         cell: ``"rnn"``, ``"rnn_relu"``, ``"lstm"``, ``"gru"`` or a custom cell class.
+        layer_options: ``make_layer``'s options for the recurrent layers (``recurrent_dropout``,
+            ``weight_drop``, ``zoneout``, ``init``, ``max_dependency``).
         hidden_size, num_layers, bidirectional: the recurrent layers.
         dropout: between layers, on the embedding and on the pooled summary.
         pooling: ``"last"``, ``"mean"``, ``"max"`` or ``"attention"`` (module docstring).

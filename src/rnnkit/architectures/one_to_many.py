@@ -50,6 +50,8 @@ class OneToMany(nn.Module):
         embedding_size: width of the token embedding.
         hidden_size, num_layers, dropout: the recurrent decoder.
         cell: ``"lstm"``, ``"gru"``, ``"rnn"``, ``"rnn_relu"`` or a custom cell class.
+        layer_options: ``make_layer``'s options for the recurrent layers (``recurrent_dropout``,
+            ``weight_drop``, ``zoneout``, ``init``, ``max_dependency``).
         init_state: ``z`` sets the initial state (see the module docstring).
         feed: ``z`` is fed at every step.
         bos_id, eos_id: the start and end tokens.

@@ -55,6 +55,8 @@ class Seq2Seq(nn.Module):
         bidirectional: read the source both ways (encoder outputs are ``2H`` wide).
         cell: ``"lstm"``, ``"gru"``, ``"rnn"``, ``"rnn_relu"``, or a custom cell class (such as
             ``rnnkit.LayerNormLSTMCell``), used on both sides.
+        layer_options: ``make_layer``'s options for the recurrent layers (``recurrent_dropout``,
+            ``weight_drop``, ``zoneout``, ``init``, ``max_dependency``).
         attention: ``"additive"`` or ``"dot"``.
         dropout: on embeddings, between layers and before the output layer, in training.
         bos_id, eos_id, pad_id: the special ids of the target vocabulary.
