@@ -98,6 +98,33 @@ def test_variational_dropout_matches_the_paper_loop(kind):
     torch.testing.assert_close(out, torch.stack(ys))
 
 
+def test_variational_dropout_on_lngru_keeps_the_interpolation_undropped():
+    """lngru as its docstring's equation, the hidden mask only inside W_hh h."""
+    torch.manual_seed(11)
+    rnn = make_layer("lngru", 4, 6, recurrent_dropout=0.5, weight_drop=0.3, batch_first=False)
+    rnn = rnn.double()
+    wrapper = rnn.cells[0]
+    x = torch.randn(5, 2, 4, dtype=torch.float64)
+    out, _ = rnn(x)
+    mx, mh, w = wrapper._draws["x"], wrapper._draws["h"], wrapper._draws["w_hh"]
+    c = wrapper.cell
+    h = torch.zeros(2, 6, dtype=torch.float64)
+    ys = []
+    for t in range(5):
+        a = c.ln_ih(F.linear(x[t] * mx, c.weight_ih)) + c.bias_ih
+        u = c.ln_hh(F.linear(h * mh, w)) + c.bias_hh
+        r = torch.sigmoid(a[:, :6] + u[:, :6])
+        z = torch.sigmoid(a[:, 6:12] + u[:, 6:12])
+        n = torch.tanh(a[:, 12:] + r * u[:, 12:])
+        h = (1 - z) * n + z * h
+        ys.append(h)
+    torch.testing.assert_close(out, torch.stack(ys))
+    rnn.eval()  # and in evaluation it is the cell itself
+    plain = rnnkit.Recurrent(rnnkit.LayerNormGRUCell, 4, 6).double()
+    plain.cells[0].load_state_dict(c.state_dict())
+    torch.testing.assert_close(rnn(x)[0], plain(x)[0])
+
+
 @pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
 @pytest.mark.parametrize("option", ["recurrent_dropout", "weight_drop"])
 def test_in_evaluation_nothing_is_dropped(kind, option):

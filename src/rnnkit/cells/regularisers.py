@@ -30,10 +30,12 @@ and direction with the whole sequence: so a model stepped one token at a time in
 
 Where the hidden mask goes: for torch's three cells (``rnnkit.RNNCell``, ``LSTMCell``,
 ``GRUCell``) exactly on ``h`` inside ``W_hh h``, so that a GRU's interpolation ``z h`` reads the
-undropped state. For other cells whose state is a tuple ``(h, c, ...)`` (an LSTM's), on ``h`` as
-the cell reads it: there ``h`` feeds only the gates. For other cells whose state is ``h`` alone
-(``lngru``, ``mingru``, ``minlstm``) the state is also the memory the cell interpolates with, and
-dropping it would erase memory, not regularise a connection: only the input mask applies.
+undropped state; the same for ``LayerNormGRUCell`` (``lngru``). For other cells whose state is a
+tuple ``(h, c, ...)`` (an LSTM's, ``lnlstm``), on ``h`` as the cell reads it: there ``h`` feeds
+only the gates. For other cells whose state is ``h`` alone (``mingru``, ``minlstm``, a user's)
+the state is also the memory the cell interpolates with, and dropping it would erase memory,
+not regularise a connection: only the input mask applies (the minimal cells have no recurrent
+matrix at all).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from rnnkit.cells import functional as cellfn
+from rnnkit.cells.layer_norm_gru import LayerNormGRUCell
 from rnnkit.cells.standard import GRUCell, LSTMCell, RNNCell
 from rnnkit.state import State, from_leaves, leaves
 
@@ -156,6 +159,8 @@ class RegularisedCell(nn.Module):
         if self._standard:
             new = self._standard_step(xp, state, h_mask, w_hh)
             y = new if isinstance(new, Tensor) else new[0]
+        elif isinstance(self.cell, LayerNormGRUCell) and self._draws:
+            y = new = self._layer_norm_gru_step(xp, state, h_mask, w_hh)
         else:
             read = state
             if h_mask is not None and not isinstance(state, Tensor):
@@ -185,6 +190,15 @@ class RegularisedCell(nn.Module):
         if isinstance(cell, GRUCell):
             return cellfn.gru_update(xp, hp, h)
         return cellfn.ACTIVATIONS[f"RNN_{cell.nonlinearity.upper()}"](xp + hp)
+
+    def _layer_norm_gru_step(self, x: Tensor, h: Tensor, h_mask, w_hh) -> Tensor:
+        """``LayerNormGRUCell``'s step with the mask on ``h`` only inside ``W_hh h``."""
+        cell = self.cell
+        w = cell.weight_hh if w_hh is None else w_hh
+        h_in = h if h_mask is None else h * h_mask
+        xp = cell.ln_ih(F.linear(x, cell.weight_ih)) + cell.bias_ih  # (B, 3H)
+        hp = cell.ln_hh(F.linear(h_in, w)) + cell.bias_hh  # (B, 3H)
+        return cellfn.gru_update(xp, hp, h)
 
     def _cell_step(self, xp: Tensor, state: State, w_hh) -> tuple[Tensor, State]:
         if w_hh is not None:  # the cell reads its own weight_hh: lend it the dropped one
