@@ -125,6 +125,27 @@ def test_variational_dropout_on_lngru_keeps_the_interpolation_undropped():
     torch.testing.assert_close(rnn(x)[0], plain(x)[0])
 
 
+@pytest.mark.parametrize("cell", ["mingru", "minlstm"])
+def test_the_minimal_cells_keep_their_scan_under_input_dropout(cell, monkeypatch):
+    """Their state enters no matrix: only the input mask applies, and the scan still runs."""
+    torch.manual_seed(12)
+    rnn = make_layer(cell, 3, 5, recurrent_dropout=0.5, batch_first=False).double()
+    wrapper = rnn.cells[0]
+    calls = []
+    scan = type(wrapper.cell).scan
+    monkeypatch.setattr(type(wrapper.cell), "scan", lambda *a: calls.append(1) or scan(*a))
+    x = torch.randn(6, 2, 3, dtype=torch.float64)
+    out, _ = rnn(x)
+    assert calls  # the whole sequence at once
+    mx = wrapper._draws["x"]
+    h = torch.zeros(2, 5, dtype=torch.float64)
+    ys = []
+    for t in range(6):
+        y, h = wrapper.cell(x[t] * mx, h)
+        ys.append(y)
+    torch.testing.assert_close(out, torch.stack(ys))
+
+
 @pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
 @pytest.mark.parametrize("option", ["recurrent_dropout", "weight_drop"])
 def test_in_evaluation_nothing_is_dropped(kind, option):

@@ -138,8 +138,26 @@ class RegularisedCell(nn.Module):
             return make(batch_size, dtype=dtype, device=device)
         return torch.zeros(batch_size, self.hidden_size, dtype=dtype, device=device)
 
+    @property
+    def scan(self) -> Callable[[Tensor, Tensor], tuple[Tensor, Tensor]] | None:
+        """The wrapped cell's whole-sequence scan (``mingru``, ``minlstm``) on the masked input,
+        when nothing changes the step itself (zoneout, weight drop); else None, and the time
+        loop steps."""
+        if self.zoneout > 0 or self.weight_drop > 0 or not hasattr(self.cell, "scan"):
+            return None
+        return self._scan
+
+    def _scan(self, x: Tensor, h0: Tensor) -> tuple[Tensor, Tensor]:
+        return self.cell.scan(self._draw(x), h0)  # such cells read no h through a matrix
+
     def project_input(self, x: Tensor) -> Tensor:
         """Draw this sequence's masks, mask the input ``(T, B, I)`` and project it."""
+        x = self._draw(x)
+        project = getattr(self.cell, "project_input", None)
+        return project(x) if project is not None else x
+
+    def _draw(self, x: Tensor) -> Tensor:
+        """Draw the masks of the sequence ``x`` ``(T, B, I)``; return it masked."""
         draws: dict[str, Tensor] = {}
         if self.training and self.recurrent_dropout > 0:
             p = self.recurrent_dropout
@@ -150,8 +168,7 @@ class RegularisedCell(nn.Module):
         if self.training and self.weight_drop > 0:
             draws["w_hh"] = F.dropout(self.cell.weight_hh, self.weight_drop, training=True)
         self._draws = draws
-        project = getattr(self.cell, "project_input", None)
-        return project(x) if project is not None else x
+        return x
 
     def step(self, xp: Tensor, state: State) -> tuple[Tensor, State]:
         """One step of the wrapped cell with this sequence's masks, then zoneout."""
