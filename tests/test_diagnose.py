@@ -456,3 +456,16 @@ def test_settings_that_would_overflow_the_weights_are_one_line(tmp_path, capsys,
     assert main([*args, flag, value, "--png", str(tmp_path / "g.png")]) == 2
     assert f"{flag} must be finite and within" in capsys.readouterr().err
     assert not (tmp_path / "g.png").exists()
+
+
+def test_chrono_fresh_models_fit_the_gated_cells_only():
+    from rnnkit.diagnose.models import fresh_models
+
+    models = fresh_models(["rnn", "lstm", "lngru"], ["default", "chrono"], 4, 16, max_dependency=30)
+    assert [label for label, _ in models] == ["rnn", "lstm", "lstm chrono", "lngru", "lngru chrono"]
+    lstm = dict(models)["lstm chrono"]
+    b_f = lstm.bias_ih_l0[16:32].detach()
+    torch.testing.assert_close(lstm.bias_ih_l0[:16].detach(), -b_f)
+    assert float(b_f.exp().max()) <= 29 + 1e-4
+    with pytest.raises(ValueError, match="--max-dependency"):
+        fresh_layer("lstm", 4, 16, init="chrono")

@@ -152,3 +152,22 @@ def test_cli_bad_flags_are_one_line_errors(capsys):
     assert main(["bench", "memory", "--lr", "lstm=fast"]) == 2
     err = capsys.readouterr().err.splitlines()
     assert [line.split(":")[2].split()[0] for line in err[-3:]] == ["--cells", "--lengths", "--lr"]
+
+
+def test_the_new_cells_and_chrono_run_in_the_benchmark(tmp_path, capsys):
+    png = str(tmp_path / "m.png")
+    args = ["bench", "memory", "--quick", "--png", png, "--json"]
+    assert main([*args, "--cells", "lngru,mingru,minlstm"]) == 0
+    runs = json.loads(capsys.readouterr().out)["runs"]
+    assert list(dict.fromkeys(r["cell"] for r in runs)) == ["lngru", "mingru", "minlstm"]
+    assert all(math.isfinite(r["metric"]) for r in runs)
+    assert main([*args, "--cells", "lstm,gru", "--init", "chrono"]) == 0
+    runs = json.loads(capsys.readouterr().out)["runs"]
+    assert list(dict.fromkeys(r["cell"] for r in runs)) == ["lstm chrono", "gru chrono"]
+    # chrono sets the forget gate from T_max (each run's length unless given), not to 1
+    cfg = MemoryConfig(hidden_size=64, max_steps=0, eval_size=4, init="chrono")
+    model = train_memory("adding", "lstm", 50, cfg, keep_model=True).model
+    b_f = model.rnn.bias_ih_l0[64:128].detach()
+    assert float(b_f.exp().max()) <= 49 + 1e-3 and float(b_f.std()) > 0.3
+    assert main([*args, "--cells", "rnn", "--init", "chrono"]) == 2  # one line, not a traceback
+    assert "--init chrono is for" in capsys.readouterr().err

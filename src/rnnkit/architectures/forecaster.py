@@ -10,6 +10,9 @@ from ``make_layer``; the time loop is the layer's, never rewritten here.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
@@ -25,6 +28,8 @@ class Forecaster(nn.Module):
         horizon: values forecast from each step.
         outputs: numbers per forecast value (1, or the number of quantiles).
         cell, hidden_size, num_layers, dropout: the recurrent layers.
+        layer_options: ``make_layer``'s options for the recurrent layers (``recurrent_dropout``,
+            ``weight_drop``, ``zoneout``, ``init``, ``max_dependency``).
 
     Shapes: ``(B, T, input_size)`` in; ``(B, T, horizon, outputs)`` out, and the final state.
 
@@ -43,13 +48,21 @@ class Forecaster(nn.Module):
         *,
         outputs: int = 1,
         cell: CellSpec = "lstm",
+        layer_options: Mapping[str, Any] | None = None,
         hidden_size: int = 64,
         num_layers: int = 1,
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.horizon, self.outputs = horizon, outputs
-        self.rnn = make_layer(cell, input_size, hidden_size, num_layers=num_layers, dropout=dropout)
+        self.rnn = make_layer(
+            cell,
+            input_size,
+            hidden_size,
+            num_layers=num_layers,
+            dropout=dropout,
+            **(layer_options or {}),
+        )
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden_size, horizon * outputs)
 

@@ -7,6 +7,9 @@ vocabulary out; a tagger may be bidirectional. The recurrent part is any rnnkit 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from torch import Tensor, nn
 
 from rnnkit.layers.build import CellSpec, make_layer
@@ -40,6 +43,8 @@ class ManyToMany(nn.Module):
         cell, hidden_size, num_layers, dropout, bidirectional: the recurrent layers (``cell``:
             a registered cell's name, ``MODULE:CLASS``, ``FILE.py:CLASS`` or a cell class; see
             ``rnnkit.layers.make_layer``).
+        layer_options: ``make_layer``'s options for the recurrent layers (``recurrent_dropout``,
+            ``weight_drop``, ``zoneout``, ``init``, ``max_dependency``).
 
     Shapes: ``(B, T)`` ids or ``(B, T, I)`` features in; ``(B, T, output_size)`` out, and the
     final state.
@@ -60,6 +65,7 @@ class ManyToMany(nn.Module):
         embedding_size: int = 64,
         input_size: int | None = None,
         cell: CellSpec = "lstm",
+        layer_options: Mapping[str, Any] | None = None,
         hidden_size: int = 256,
         num_layers: int = 1,
         dropout: float = 0.0,
@@ -74,6 +80,7 @@ class ManyToMany(nn.Module):
             num_layers=num_layers,
             dropout=dropout,
             bidirectional=bidirectional,
+            **(layer_options or {}),
         )
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden_size * (2 if bidirectional else 1), output_size)

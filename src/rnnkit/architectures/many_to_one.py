@@ -15,7 +15,8 @@ every pooling masks the steps past it.
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -87,6 +88,8 @@ class ManyToOne(nn.Module):
         embedding_size: the embedding width (token input only).
         input_size: features per step (feature input only).
         cell: ``"rnn"``, ``"rnn_relu"``, ``"lstm"``, ``"gru"`` or a custom cell class.
+        layer_options: ``make_layer``'s options for the recurrent layers (``recurrent_dropout``,
+            ``weight_drop``, ``zoneout``, ``init``, ``max_dependency``).
         hidden_size, num_layers, bidirectional: the recurrent layers.
         dropout: between layers, on the embedding and on the pooled summary.
         pooling: ``"last"``, ``"mean"``, ``"max"`` or ``"attention"`` (module docstring).
@@ -111,6 +114,7 @@ class ManyToOne(nn.Module):
         embedding_size: int = 64,
         input_size: int | None = None,
         cell: CellSpec = "lstm",
+        layer_options: Mapping[str, Any] | None = None,
         hidden_size: int = 128,
         num_layers: int = 1,
         dropout: float = 0.0,
@@ -131,6 +135,7 @@ class ManyToOne(nn.Module):
             num_layers=num_layers,
             dropout=dropout,
             bidirectional=bidirectional,
+            **(layer_options or {}),
         )
         width = hidden_size * self.directions
         self.attention = AttentionPooling(width) if pooling == "attention" else None

@@ -15,7 +15,9 @@ and ``step`` (one token); sampling, greedy decoding and beam search are in ``rnn
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -48,6 +50,8 @@ class OneToMany(nn.Module):
         embedding_size: width of the token embedding.
         hidden_size, num_layers, dropout: the recurrent decoder.
         cell: ``"lstm"``, ``"gru"``, ``"rnn"``, ``"rnn_relu"`` or a custom cell class.
+        layer_options: ``make_layer``'s options for the recurrent layers (``recurrent_dropout``,
+            ``weight_drop``, ``zoneout``, ``init``, ``max_dependency``).
         init_state: ``z`` sets the initial state (see the module docstring).
         feed: ``z`` is fed at every step.
         bos_id, eos_id: the start and end tokens.
@@ -76,6 +80,7 @@ class OneToMany(nn.Module):
         num_layers: int = 1,
         dropout: float = 0.0,
         cell: CellSpec = "lstm",
+        layer_options: Mapping[str, Any] | None = None,
         init_state: bool = True,
         feed: bool = True,
         bos_id: int = 2,
@@ -100,6 +105,7 @@ class OneToMany(nn.Module):
             hidden_size,
             num_layers=num_layers,
             dropout=dropout,
+            **(layer_options or {}),
         )
         self.bridges = nn.ModuleList(
             nn.Linear(C, num_layers * leaf.size(-1))

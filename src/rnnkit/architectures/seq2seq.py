@@ -17,7 +17,9 @@ decoding are in ``rnnkit.decoding`` (``rnnkit.decoding.decode``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -53,6 +55,8 @@ class Seq2Seq(nn.Module):
         bidirectional: read the source both ways (encoder outputs are ``2H`` wide).
         cell: ``"lstm"``, ``"gru"``, ``"rnn"``, ``"rnn_relu"``, or a custom cell class (such as
             ``rnnkit.LayerNormLSTMCell``), used on both sides.
+        layer_options: ``make_layer``'s options for the recurrent layers (``recurrent_dropout``,
+            ``weight_drop``, ``zoneout``, ``init``, ``max_dependency``).
         attention: ``"additive"`` or ``"dot"``.
         dropout: on embeddings, between layers and before the output layer, in training.
         bos_id, eos_id, pad_id: the special ids of the target vocabulary.
@@ -82,6 +86,7 @@ class Seq2Seq(nn.Module):
         decoder_layers: int = 1,
         bidirectional: bool = True,
         cell: CellSpec = "lstm",
+        layer_options: Mapping[str, Any] | None = None,
         attention: AttentionKind = "additive",
         dropout: float = 0.0,
         bos_id: int = 2,
@@ -101,9 +106,15 @@ class Seq2Seq(nn.Module):
             num_layers=encoder_layers,
             dropout=dropout,
             bidirectional=bidirectional,
+            **(layer_options or {}),
         )
         self.decoder = make_layer(
-            cell, embedding_size, hidden_size, num_layers=decoder_layers, dropout=dropout
+            cell,
+            embedding_size,
+            hidden_size,
+            num_layers=decoder_layers,
+            dropout=dropout,
+            **(layer_options or {}),
         )
         # one bridge per state tensor (h, or h and c): the top encoder layer's final states
         # (both directions side by side) -> every decoder layer's initial state

@@ -3,6 +3,7 @@
 from rnnkit.cells.layer_norm_gru import LayerNormGRUCell
 from rnnkit.cells.layer_norm_lstm import LayerNormLSTMCell
 from rnnkit.cells.registry import CellError, cell_names, get_cell, register_cell
+from rnnkit.cells.regularisers import RegularisedCell
 from rnnkit.cells.standard import GRUCell, LSTMCell, RNNCell
 
 __all__ = [
@@ -12,6 +13,7 @@ __all__ = [
     "LayerNormGRUCell",
     "LayerNormLSTMCell",
     "RNNCell",
+    "RegularisedCell",
     "cell_names",
     "get_cell",
     "register_cell",

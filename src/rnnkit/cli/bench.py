@@ -2,6 +2,7 @@
 
 rnnkit bench memory --task adding --cells rnn,lstm,gru --lengths 10,20,50,100,200,400
 rnnkit bench memory --task copy --quick
+rnnkit bench memory --cells lstm,gru --init chrono --lengths 100,200,400
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ HELP = "benchmarks of what cells can learn: memory (adding problem, copy task)"
 
 
 def add_flags(parser: argparse.ArgumentParser) -> None:
+    from rnnkit.cells.registry import cell_names
     from rnnkit.diagnose.memory import MemoryConfig
     from rnnkit.diagnose.memory_bench import TASK_DEFAULTS, format_lr
 
@@ -29,7 +31,11 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
         "lengths each cell solves and draw a PNG.",
     )
     p.add_argument("--task", choices=["adding", "copy"], default="adding")
-    p.add_argument("--cells", default="rnn,lstm,gru", help="comma-separated [%(default)s]")
+    p.add_argument(
+        "--cells",
+        default="rnn,lstm,gru",
+        help=f"comma-separated, of {', '.join(cell_names())} [%(default)s]",
+    )
     p.add_argument(
         "--lengths",
         default=None,
@@ -60,6 +66,18 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-size", type=int, default=None, help=f"test sequences [{d.eval_size}]")
     p.add_argument("--max-seconds", type=float, default=None, help="wall-clock cap per run")
     p.add_argument("--seed", type=int, default=None, help=f"[{d.seed}]")
+    p.add_argument(
+        "--init",
+        default=None,
+        help="the layers' initialisation: default, orthogonal, irnn (rnn) or chrono (lstm, gru, "
+        f"lnlstm, lngru; Tallec & Ollivier 2018) [{d.init}]",
+    )
+    p.add_argument(
+        "--max-dependency",
+        type=int,
+        default=None,
+        help="T_max of --init chrono [each run's length T]",
+    )
     p.add_argument(
         "--horizons",
         action="store_true",
@@ -97,6 +115,8 @@ def memory(args, parser) -> int:
         eval_size=args.eval_size,
         seed=args.seed,
         max_seconds=args.max_seconds,
+        init=args.init,
+        max_dependency=args.max_dependency,
     )
 
     def progress(r) -> None:
@@ -111,7 +131,7 @@ def memory(args, parser) -> int:
     print(
         f"budget: {cfg.max_steps} steps per run (stops when solved), batch {cfg.batch_size}, "
         f"H={cfg.hidden_size}, Adam lr {bench.format_lr(cfg.lr)}, clip {cfg.clip:g}, "
-        f"seed {cfg.seed}, {torch.get_num_threads()} threads",
+        f"seed {cfg.seed}, init {cfg.init}, {torch.get_num_threads()} threads",
         file=sys.stderr,
     )
     results = bench.bench_memory(

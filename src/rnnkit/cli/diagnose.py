@@ -36,6 +36,12 @@ def _fresh_model_flags(p: argparse.ArgumentParser, cells: str) -> None:
     )
     g.add_argument("--gain", type=float, default=1.0, help="scale of orthogonal/irnn [1]")
     g.add_argument(
+        "--max-dependency",
+        type=int,
+        default=None,
+        help="T_max of --init chrono, the longest dependency expected [--steps]",
+    )
+    g.add_argument(
         "--forget-bias",
         type=float,
         default=None,
@@ -146,6 +152,7 @@ def _fresh_models(args) -> list[tuple[str, object]]:
         num_layers=args.num_layers,
         gain=args.gain,
         forget_bias=args.forget_bias,
+        max_dependency=args.max_dependency or getattr(args, "steps", None),
         seed=args.seed,
     )
 

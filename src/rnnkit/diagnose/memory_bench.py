@@ -169,10 +169,10 @@ def format_table(results: list[MemoryResult], lengths: list[int] | None = None) 
     by = {(r.cell, r.length): r for r in results}
     what = "test MSE (solved < 0.01)" if task == "adding" else "recall accuracy (solved >= 0.99)"
     lines = [f"{task}: {what}; * = solved, [steps trained]"]
-    head = f"{'cell':<10}" + "".join(f"{'T=' + str(t):>17}" for t in lengths) + "   solves up to"
+    head = f"{'cell':<13}" + "".join(f"{'T=' + str(t):>17}" for t in lengths) + "   solves up to"
     lines.append(head)
     for cell in cells:
-        row = f"{cell:<10}"
+        row = f"{cell:<13}"
         for t in lengths:
             r = by.get((cell, t))
             if r is None:

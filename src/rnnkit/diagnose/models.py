@@ -16,7 +16,9 @@ CELLS = cell_names()
 """The registered cells (``rnnkit.cells.registry``): rnn (tanh), rnn_relu, lstm, gru, lnlstm."""
 LARGEST_SETTING = 1e4
 """The largest ``--gain`` or ``--forget-bias`` magnitude taken."""
-INITS = ("default", "orthogonal", "irnn")
+INITS = ("default", "orthogonal", "irnn", "chrono")
+CHRONO_CELLS = ("lstm", "gru", "lnlstm", "lngru")
+"""The cells chrono initialisation fits: those with a forget (GRU: keep) gate."""
 MAX_SIZE = 2**16
 """The largest size, step count or batch a diagnosis of a fresh model takes."""
 
@@ -44,13 +46,16 @@ def fresh_layer(
     init: str = "default",
     gain: float = 1.0,
     forget_bias: float | None = None,
+    max_dependency: int | None = None,
     seed: int = 0,
 ) -> nn.Module:
     """A batch-first layer of ``cell`` with torch's initialisation, then ``init`` on top:
 
     - ``default``: torch's own (uniform in ``±1/sqrt(H)``; LSTM forget gate near 0.5);
     - ``orthogonal``: orthogonal recurrent blocks times ``gain`` (``rnnkit.init.orthogonal_``);
-    - ``irnn``: identity recurrence times ``gain`` (``rnnkit.init.irnn_``; plain RNNs only).
+    - ``irnn``: identity recurrence times ``gain`` (``rnnkit.init.irnn_``; plain RNNs only);
+    - ``chrono``: forget-gate biases ``log(U(1, max_dependency - 1))`` (``rnnkit.init.chrono_``;
+      lstm, gru, lnlstm, lngru).
 
     ``forget_bias`` sets an LSTM's forget-gate bias (a GRU's update gate; ``lnlstm`` takes it in
     its constructor, default 1 there).
@@ -67,16 +72,25 @@ def fresh_layer(
         # float32 weights: a value past this saturates every gate anyway, and far past it overflows
         if value is not None and not (math.isfinite(value) and abs(value) <= LARGEST_SETTING):
             raise ValueError(f"{flag} must be finite and within ±{LARGEST_SETTING:g}, got {value}")
+    if init == "chrono" and cell not in CHRONO_CELLS:
+        raise ValueError(f"--init chrono is for {', '.join(CHRONO_CELLS)}, not {cell}")
+    if init == "chrono" and (max_dependency is None or max_dependency < 2):
+        raise ValueError(f"--init chrono needs --max-dependency >= 2, got {max_dependency}")
     torch.manual_seed(seed)
-    if get_cell(cell).fused is None and init != "default":  # the inits know torch's layers
-        raise ValueError(f"the custom {cell} cell takes only the default initialisation")
+    if get_cell(cell).fused is None and init not in ("default", "chrono"):
+        raise ValueError(f"the custom {cell} cell takes only the default or chrono initialisation")
     if cell == "lnlstm":
         kwargs = {} if forget_bias is None else {"forget_bias": forget_bias}
-        return Recurrent(
+        layer: nn.Module = Recurrent(
             LayerNormLSTMCell, input_size, hidden_size, num_layers, batch_first=True, **kwargs
         )
+        if init == "chrono":
+            rinit.chrono_(layer, max_dependency)  # type: ignore[arg-type]
+        return layer
     layer = make_layer(cell, input_size, hidden_size, num_layers=num_layers)  # type: ignore[arg-type]
-    if init == "orthogonal":
+    if init == "chrono":
+        rinit.chrono_(layer, max_dependency)  # type: ignore[arg-type]
+    elif init == "orthogonal":
         rinit.orthogonal_(layer, gain)
     elif init == "irnn":
         rinit.irnn_(layer, gain)
@@ -94,6 +108,7 @@ def fresh_models(
     num_layers: int = 1,
     gain: float = 1.0,
     forget_bias: float | None = None,
+    max_dependency: int | None = None,
     seed: int = 0,
 ) -> list[tuple[str, nn.Module]]:
     """``(label, layer)`` for every cell x init (x forget bias) that fits.
@@ -107,10 +122,14 @@ def fresh_models(
         for init in inits:
             if init == "irnn" and cell not in ("rnn", "rnn_relu"):
                 continue
-            if get_cell(cell).fused is None and init != "default":
+            if init == "chrono" and cell not in CHRONO_CELLS:
+                continue
+            if get_cell(cell).fused is None and init not in ("default", "chrono"):
                 continue
             biases: list[float | None] = [None]
-            if forget_bias is not None and cell in ("lstm", "gru"):
+            if init == "chrono":
+                pass  # chrono sets the forget gate's biases itself
+            elif forget_bias is not None and cell in ("lstm", "gru"):
                 biases.append(forget_bias)  # with and without, to compare
             elif forget_bias is not None and cell == "lnlstm":
                 biases = [forget_bias]  # its constructor sets 1 by default
@@ -123,11 +142,15 @@ def fresh_models(
                     init=init,
                     gain=gain,
                     forget_bias=fb,
+                    max_dependency=max_dependency,
                     seed=seed,
                 )
                 models.append((describe(cell, init, gain, fb), layer))
     if not models:
-        raise ValueError("no model fits those --cell and --init (irnn is for rnn, rnn_relu)")
+        raise ValueError(
+            "no model fits those --cell and --init (irnn is for rnn, rnn_relu; chrono for "
+            f"{', '.join(CHRONO_CELLS)})"
+        )
     return models
 
 

@@ -24,14 +24,14 @@ from rnnkit.datasets.padding import pad_batch
 from rnnkit.datasets.registry import stored_data_path
 from rnnkit.tasks.classify.inputs import InputEncoder, LabelEncoder
 from rnnkit.tasks.classify.metrics import classification_report
-from rnnkit.tasks.network_config import check_network
+from rnnkit.tasks.network_config import LayerOptions, check_network, layer_options
 from rnnkit.training.batching import BatchPlan, torch_shuffle
 from rnnkit.training.config import check_types
 from rnnkit.training.task import Task
 
 
 @dataclass(kw_only=True)
-class ClassifyModelConfig:
+class ClassifyModelConfig(LayerOptions):
     """The network: [embedding] -> recurrent layers -> pooling (classify) -> linear head."""
 
     cell: str = "gru"
@@ -145,6 +145,7 @@ def build_classifier(
         embedding_size=model_cfg.embedding_size,
         input_size=encoder.feature_size,
         cell=model_cfg.cell,
+        layer_options=layer_options(model_cfg),
         hidden_size=model_cfg.hidden_size,
         num_layers=model_cfg.num_layers,
         dropout=model_cfg.dropout,

@@ -35,7 +35,7 @@ from rnnkit.series.windows import (
     origins,
     split_bounds,
 )
-from rnnkit.tasks.network_config import check_network
+from rnnkit.tasks.network_config import LayerOptions, check_network, layer_options
 from rnnkit.training.config import check_types
 from rnnkit.training.task import Task
 
@@ -44,7 +44,7 @@ BlendName = Literal["none", "seasonal"]
 
 
 @dataclass(kw_only=True)
-class ForecastModelConfig:
+class ForecastModelConfig(LayerOptions):
     """The network: recurrent layers over the window, a linear head forecasting the horizon."""
 
     cell: str = "lstm"
@@ -342,6 +342,7 @@ def build_forecaster(n_inputs: int, data: ForecastDataConfig, cfg: ForecastModel
     kw = dict(
         outputs=max(1, len(data.quantile_list)),
         cell=cfg.cell,
+        layer_options=layer_options(cfg),
         hidden_size=cfg.hidden_size,
         num_layers=cfg.num_layers,
         dropout=cfg.dropout,

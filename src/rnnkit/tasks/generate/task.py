@@ -21,7 +21,7 @@ from rnnkit.datasets.load import read_table_columns
 from rnnkit.datasets.padding import pad_batch
 from rnnkit.datasets.registry import stored_data_path
 from rnnkit.datasets.splits import split_held_out_first
-from rnnkit.tasks.network_config import check_network
+from rnnkit.tasks.network_config import LayerOptions, check_network, layer_options
 from rnnkit.text.tokens import TokenLevel, TokenVocab
 from rnnkit.text.unigram import unigram_cross_entropy
 from rnnkit.training.batching import BatchPlan, python_shuffle
@@ -30,7 +30,7 @@ from rnnkit.training.task import Task
 
 
 @dataclass(kw_only=True)
-class GenerateModelConfig:
+class GenerateModelConfig(LayerOptions):
     """The network: condition embedding -> recurrent decoder -> vocabulary."""
 
     cell: str = "lstm"
@@ -130,6 +130,7 @@ def build_generator(vocab_size: int, num_conditions: int, cfg: GenerateModelConf
         num_layers=cfg.num_layers,
         dropout=cfg.dropout,
         cell=cfg.cell,
+        layer_options=layer_options(cfg),
         init_state=cfg.init_state,
         feed=cfg.feed,
     )

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from rnnkit.architectures import ManyToMany
 from rnnkit.datasets.registry import stored_data_path
 from rnnkit.state import State, detach_state
-from rnnkit.tasks.network_config import check_network
+from rnnkit.tasks.network_config import LayerOptions, check_network, layer_options
 from rnnkit.text.streams import StreamBatcher, Window, eval_windows, split_by_position
 from rnnkit.text.vocab import TokenizerName, Vocab
 from rnnkit.training.config import check_types
@@ -29,7 +29,7 @@ from rnnkit.training.task import Task
 
 
 @dataclass(kw_only=True)
-class LMModelConfig:
+class LMModelConfig(LayerOptions):
     """The network: embedding -> recurrent layers -> linear head over the vocabulary."""
 
     cell: str = "lstm"
@@ -83,6 +83,7 @@ def build_lm(vocab_size: int, cfg: LMModelConfig) -> ManyToMany:
         vocab_size=vocab_size,
         embedding_size=cfg.embedding_size,
         cell=cfg.cell,
+        layer_options=layer_options(cfg),
         hidden_size=cfg.hidden_size,
         num_layers=cfg.num_layers,
         dropout=cfg.dropout,

@@ -22,7 +22,7 @@ from rnnkit.architectures.attention import AttentionKind
 from rnnkit.architectures.seq2seq import Seq2Seq
 from rnnkit.datasets.registry import stored_data_path
 from rnnkit.decoding import decode
-from rnnkit.tasks.network_config import check_network
+from rnnkit.tasks.network_config import LayerOptions, check_network, layer_options
 from rnnkit.tasks.seq2seq.data import (
     PairBatch,
     batched,
@@ -40,7 +40,7 @@ from rnnkit.training.task import Task
 
 
 @dataclass(kw_only=True)
-class Seq2SeqModelConfig:
+class Seq2SeqModelConfig(LayerOptions):
     """The network: embeddings, encoder, attention, decoder; and teacher forcing in training."""
 
     cell: str = "lstm"
@@ -140,6 +140,7 @@ def build_seq2seq(source_vocab: int, target_vocab: int, cfg: Seq2SeqModelConfig)
         decoder_layers=cfg.decoder_layers,
         bidirectional=cfg.bidirectional,
         cell=cfg.cell,
+        layer_options=layer_options(cfg),
         attention=cfg.attention,
         dropout=cfg.dropout,
     )
