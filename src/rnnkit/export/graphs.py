@@ -189,28 +189,34 @@ class Forecast(nn.Module):
         self.outputs, self.horizon = model.outputs, horizon
         self.autoregressive, self.point = autoregressive, point
 
-    def _member(self, k: int, x: Tensor) -> Tensor:
-        rnn, head = self.rnns[k], self.heads[k]
-        B = x.size(0)
-        state = [
-            torch.zeros(s.size(0), B, s.size(2), dtype=x.dtype, device=x.device)
-            for s in leaves(rnn.like)
-        ]
-        out, state = rnn(x, state)
-        y = head(out[:, -1]).unflatten(-1, (-1, self.outputs))  # (B, h, Q)
+    def _read(self, x: Tensor, states: list[list[Tensor]] | None):
+        """Every member reads ``x``; the mean of their last step's forecasts, and their states."""
+        outs, new = [], []
+        for k, (rnn, head) in enumerate(zip(self.rnns, self.heads)):
+            if states is None:
+                state = [
+                    torch.zeros(s.size(0), x.size(0), s.size(2), dtype=x.dtype, device=x.device)
+                    for s in leaves(rnn.like)
+                ]
+            else:
+                state = states[k]
+            out, state = rnn(x, state)
+            outs.append(head(out[:, -1]).unflatten(-1, (-1, self.outputs)))  # (B, h, Q)
+            new.append(state)
+        return torch.stack(outs).mean(0), new
+
+    def forward(self, window: Tensor) -> Tensor:
+        y, states = self._read(window, None)
         if not self.autoregressive:
             return y
+        # the ensemble's mean forecast is fed back to every member, as ``rollout`` does
         step = y[:, 0]  # (B, Q)
         steps = [step]
         for _ in range(self.horizon - 1):
-            out, state = rnn(step[:, self.point, None, None], state)  # (B, 1, 1) in
-            step = head(out[:, -1]).unflatten(-1, (-1, self.outputs))[:, 0]
+            y, states = self._read(step[:, self.point, None, None], states)  # (B, 1, 1) in
+            step = y[:, 0]
             steps.append(step)
         return torch.stack(steps, 1)  # (B, horizon, Q)
-
-    def forward(self, window: Tensor) -> Tensor:
-        outs = [self._member(k, window) for k in range(len(self.rnns))]
-        return torch.stack(outs).mean(0)
 
 
 # -- one-to-many generator -----------------------------------------------------------------------
