@@ -184,11 +184,12 @@ def _zero_state(graph: dict, batch: int) -> list[np.ndarray]:
 
 
 # -- parity: every task's exported graphs against the run's own model ---------------------------
-FORMATS = ["onnx", "torchscript"]
+SLOW = pytest.mark.slow
+FORMATS = ["onnx", pytest.param("torchscript", marks=SLOW)]
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-@pytest.mark.parametrize("name", ["lm", "lm_gru", "lm_lnlstm"])
+@pytest.mark.parametrize("name", ["lm", pytest.param("lm_gru", marks=SLOW), "lm_lnlstm"])
 def test_language_model_step_and_sequence_match_the_run(runs, name, fmt):
     run = runs(name)
     folder, manifest = _export(run, fmt)
@@ -217,7 +218,7 @@ def test_language_model_step_and_sequence_match_the_run(runs, name, fmt):
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-@pytest.mark.parametrize("name", ["classify", "classify_mean", "tag"])
+@pytest.mark.parametrize("name", ["classify", pytest.param("classify_mean", marks=SLOW), "tag"])
 def test_classifier_and_tagger_scores_match_the_run_with_lengths(runs, name, fmt):
     run = runs(name)
     folder, manifest = _export(run, fmt)
@@ -240,7 +241,7 @@ def test_classifier_and_tagger_scores_match_the_run_with_lengths(runs, name, fmt
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-@pytest.mark.parametrize("name", ["forecast", "forecast_ar"])
+@pytest.mark.parametrize("name", ["forecast", pytest.param("forecast_ar", marks=SLOW)])
 def test_forecaster_matches_the_run(runs, name, fmt):
     run = runs(name)
     folder, manifest = _export(run, fmt)
@@ -297,6 +298,7 @@ def test_seq2seq_encoder_and_decoder_step_match_the_run(runs, fmt):
         _close(weights, want_weights[:, t])
 
 
+@pytest.mark.slow
 def test_custom_cell_classifier_refuses_with_a_reason(tmp_path, capsys):
     clf = _classify(tmp_path, "--cell", "lnlstm", "--no-bidirectional")
     folder = tmp_path
