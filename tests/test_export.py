@@ -115,6 +115,8 @@ BUILD = {
     "lm_gru": lambda f: _lm(f, "--cell", "gru", "--num-layers", "1"),
     "lm_lnlstm": lambda f: _lm(f, "--cell", "lnlstm", "--num-layers", "1"),
     "lm_byte": lambda f: _lm(f, "--tokenizer", "byte", "--num-layers", "1"),
+    "lm_mingru": lambda f: _lm(f, "--cell", "mingru"),
+    "classify_lngru": lambda f: _classify(f, "--cell", "lngru", "--no-bidirectional"),
     "classify": _classify,
     "classify_mean": lambda f: _classify(f, "--pooling", "mean", "--cell", "gru"),
     "tag": _tag,
@@ -190,7 +192,10 @@ FORMATS = ["onnx", pytest.param("torchscript", marks=SLOW)]
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-@pytest.mark.parametrize("name", ["lm", pytest.param("lm_gru", marks=SLOW), "lm_lnlstm"])
+@pytest.mark.parametrize(
+    "name",
+    ["lm", pytest.param("lm_gru", marks=SLOW), "lm_lnlstm", pytest.param("lm_mingru", marks=SLOW)],
+)
 def test_language_model_step_and_sequence_match_the_run(runs, name, fmt):
     run = runs(name)
     folder, manifest = _export(run, fmt)
@@ -207,9 +212,7 @@ def test_language_model_step_and_sequence_match_the_run(runs, name, fmt):
         _close(logits, want[:, t])
     for got, ref in zip(state, rnnkit.state.leaves(want_state)):
         _close(got, ref)
-    if name == "lm_lnlstm":  # a custom cell: no whole-sequence graph, said in export.json
-        assert "sequence" not in call.graphs and manifest["limitations"]
-        return
+    assert not manifest["limitations"]  # custom cells too: a scripted loop, dynamic time
     logits, *final = call("sequence", tokens, *_zero_state(step, 3))
     _close(logits, want)
     for got, ref in zip(final, rnnkit.state.leaves(want_state)):
@@ -219,7 +222,9 @@ def test_language_model_step_and_sequence_match_the_run(runs, name, fmt):
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-@pytest.mark.parametrize("name", ["classify", pytest.param("classify_mean", marks=SLOW), "tag"])
+@pytest.mark.parametrize(
+    "name", ["classify", pytest.param("classify_mean", marks=SLOW), "classify_lngru", "tag"]
+)
 def test_classifier_and_tagger_scores_match_the_run_with_lengths(runs, name, fmt):
     run = runs(name)
     folder, manifest = _export(run, fmt)
@@ -300,8 +305,8 @@ def test_seq2seq_encoder_and_decoder_step_match_the_run(runs, fmt):
 
 
 @pytest.mark.slow
-def test_custom_cell_classifier_refuses_with_a_reason(tmp_path, capsys):
-    clf = _classify(tmp_path, "--cell", "lnlstm", "--no-bidirectional")
+def test_bidirectional_custom_cell_classifier_refuses_with_a_reason(tmp_path, capsys):
+    clf = _classify(tmp_path, "--cell", "lnlstm")
     folder = tmp_path
     capsys.readouterr()
     assert main(["export", str(clf), "--out", str(folder / "e")]) == 2

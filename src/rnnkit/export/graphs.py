@@ -9,9 +9,10 @@ layers' ``forward``:
 - a standard layer (``lstm``, ``gru``, ``rnn``, ``rnn_relu``) runs as a ``torch.nn`` twin with
   the same weights; the legacy ONNX exporter maps it to the ONNX ``LSTM``/``GRU``/``RNN`` op,
   whose time axis is dynamic, and ``torch.jit.script`` compiles it;
-- any other cell runs as a Python loop over its own step (``project_input``/``step`` or its
-  forward): exported by tracing, so the time axis is the traced one. Such runs export their step
-  models (a client loops them) and no whole-sequence model (see ``Recurrence.dynamic_time``).
+- any other cell runs its own step (``project_input``/``step`` or its forward). A step model
+  traces it directly; a whole-sequence model traces one step of the layer stack and scripts the
+  time loop around it (``_scripted_loop``), which the ONNX exporter writes as an ONNX ``Loop``,
+  so the time axis stays dynamic. A bidirectional custom layer has no scripted loop.
 """
 
 from __future__ import annotations
@@ -63,22 +64,26 @@ class Recurrence(nn.Module):
     """A recurrent layer as the exported graphs run it: ``(x (B, T, I), state tensors,
     lengths or None) -> (output (B, T, D*H), state tensors)``."""
 
-    def __init__(self, layer: nn.Module) -> None:
+    def __init__(self, layer: nn.Module, *, dynamic: bool = False) -> None:
         super().__init__()
         self.native = isinstance(layer, (RNN, LSTM, GRU))
         self.num_layers = layer.num_layers
         self.directions = 2 if layer.bidirectional else 1
         self.like = layer.initial_state(1)  # the state's structure, for custom cells
         self.n_state = len(leaves(self.like))
+        self.loop: torch.jit.ScriptModule | None = None
         if self.native:
             self.rnn = _torch_twin(layer)
         else:
             self.cells = layer.cells  # the run's own cell modules, shared
+            if dynamic and self.directions == 1 and self.n_state <= 2:
+                self.loop = _scripted_loop(self.cells, self.like, layer.input_size)
 
     @property
     def dynamic_time(self) -> bool:
-        """Whether an exported graph keeps a dynamic time axis (torch's fused ops do)."""
-        return self.native
+        """Whether an exported graph keeps a dynamic time axis: torch's fused ops do, and a
+        custom cell's loop does when scripted (``dynamic=True``)."""
+        return self.native or self.loop is not None
 
     def forward(
         self, x: Tensor, state: list[Tensor], lengths: Tensor | None = None
@@ -94,6 +99,14 @@ class Recurrence(nn.Module):
                 out, h_n = self.rnn(packed, hx)
                 out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.size(1))
             return out, list(leaves(h_n))
+        if self.loop is not None:
+            xs = x.transpose(0, 1)  # (T, B, I)
+            if lengths is None:
+                mask = torch.ones(xs.shape[:2], dtype=torch.bool, device=x.device)
+            else:
+                mask = lengths_mask(lengths, x.size(1)).transpose(0, 1)  # (T, B)
+            out, *new = self.loop(xs, mask[..., None], *state)
+            return out.transpose(0, 1), list(new)
         return self._loop(x, state, lengths)
 
     def _loop(self, x: Tensor, state: list[Tensor], lengths: Tensor | None):
@@ -128,6 +141,76 @@ class Recurrence(nn.Module):
         return out, [torch.stack([f[i] for f in finals]) for i in range(self.n_state)]
 
 
+class _CellStack(nn.Module):
+    """One time step of every layer of custom cells: ``(x_t (B, I), keep (B, 1), *state) ->
+    (y_t, *state)``, each state tensor ``(L, B, ...)``; rows with ``keep`` False hold their
+    state and output zero (a sequence that has ended), as ``rnnkit.layers.unroll`` does."""
+
+    def __init__(self, cells: nn.ModuleList, like) -> None:
+        super().__init__()
+        self.cells, self.like = cells, like
+
+    def forward(self, x: Tensor, keep: Tensor, *state: Tensor):
+        finals = []
+        for k, cell in enumerate(self.cells):
+            old = from_leaves(self.like, [s[k] for s in state])
+            project = getattr(cell, "project_input", None)
+            xp = project(x[None])[0] if project is not None else x
+            y, new = getattr(cell, "step", cell)(xp, old)
+            parts = [torch.where(keep, a, b) for a, b in zip(leaves(new), leaves(old))]
+            x = y.masked_fill(~keep, 0.0)
+            finals.append(parts)
+        return (x, *[torch.stack([f[i] for f in finals]) for i in range(len(state))])
+
+
+class _Loop1(nn.Module):
+    """The time loop over a traced ``_CellStack`` of a one-tensor state, for scripting."""
+
+    def __init__(self, step: nn.Module) -> None:
+        super().__init__()
+        self.step = step
+
+    def forward(self, x: Tensor, keep: Tensor, s0: Tensor) -> tuple[Tensor, Tensor]:
+        ys: list[Tensor] = []
+        for t in range(x.size(0)):
+            y, s0 = self.step(x[t], keep[t], s0)
+            ys.append(y)
+        return torch.stack(ys), s0
+
+
+class _Loop2(nn.Module):
+    """The time loop over a traced ``_CellStack`` of a two-tensor state, for scripting."""
+
+    def __init__(self, step: nn.Module) -> None:
+        super().__init__()
+        self.step = step
+
+    def forward(
+        self, x: Tensor, keep: Tensor, s0: Tensor, s1: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        ys: list[Tensor] = []
+        for t in range(x.size(0)):
+            y, s0, s1 = self.step(x[t], keep[t], s0, s1)
+            ys.append(y)
+        return torch.stack(ys), s0, s1
+
+
+def _scripted_loop(cells: nn.ModuleList, like, in_size: int) -> torch.jit.ScriptModule:
+    """A custom cells' time loop that keeps a dynamic time axis: one step of the stack traced
+    (the cells' own code, any Python), the loop over it scripted (a TorchScript loop, which the
+    ONNX exporter writes as an ONNX ``Loop``)."""
+    import warnings
+
+    parts = leaves(like)  # each (L, 1, ...)
+    x = torch.zeros(2, in_size)
+    keep = torch.ones(2, 1, dtype=torch.bool)
+    state = [p.expand(-1, 2, *p.shape[2:]).contiguous() for p in parts]
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        step = torch.jit.trace(_CellStack(cells, like), (x, keep, *state), check_trace=False)
+    return torch.jit.script((_Loop1 if len(parts) == 1 else _Loop2)(step))
+
+
 # -- language model (ManyToMany over tokens) -----------------------------------------------------
 class TokenSteps(nn.Module):
     """A token ``ManyToMany`` (a language model): ``(tokens (B, T), *state) -> (logits (B, T, V),
@@ -136,7 +219,7 @@ class TokenSteps(nn.Module):
     def __init__(self, model: nn.Module, *, step: bool) -> None:
         super().__init__()
         self.embedding, self.head = model.embedding, model.head
-        self.rnn = Recurrence(model.rnn)
+        self.rnn = Recurrence(model.rnn, dynamic=not step)
         self.step = step
 
     def forward(self, tokens: Tensor, *state: Tensor):
@@ -157,7 +240,7 @@ class Scores(nn.Module):
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
-        self.rnn = Recurrence(model.rnn)
+        self.rnn = Recurrence(model.rnn, dynamic=True)
         self.aligned = not hasattr(model, "pooling")
 
     def forward(self, inputs: Tensor, lengths: Tensor) -> Tensor:
@@ -185,7 +268,7 @@ class Forecast(nn.Module):
         super().__init__()
         members = list(model.members) if hasattr(model, "members") else [model]
         self.heads = nn.ModuleList(m.head for m in members)
-        self.rnns = nn.ModuleList(Recurrence(m.rnn) for m in members)
+        self.rnns = nn.ModuleList(Recurrence(m.rnn, dynamic=True) for m in members)
         self.outputs, self.horizon = model.outputs, horizon
         self.autoregressive, self.point = autoregressive, point
 
@@ -239,7 +322,7 @@ class GeneratorSteps(nn.Module):
     def __init__(self, model: nn.Module, *, step: bool) -> None:
         super().__init__()
         self.model = model
-        self.rnn = Recurrence(model.rnn)
+        self.rnn = Recurrence(model.rnn, dynamic=not step)
         self.step = step
 
     def forward(self, tokens: Tensor, z: Tensor, *state: Tensor):
@@ -260,7 +343,7 @@ class Encoder(nn.Module):
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
-        self.encoder = Recurrence(model.encoder)
+        self.encoder = Recurrence(model.encoder, dynamic=True)
         self.decoder_like = model.decoder.initial_state(1)
 
     def forward(self, source: Tensor, lengths: Tensor):

@@ -50,12 +50,18 @@ def export_onnx(graph: Graph, path: Path) -> Path:
     """Write one graph to ``path`` (``.onnx``) and check it with ``onnx.checker``."""
     onnx, _ = require_onnx()
     args = tuple(t for t, _ in graph.inputs.values())
+    module = graph.module
     with warnings.catch_warnings():
         # the exporter warns about packed sequences' shape inference and batch-size-1 RNNs;
         # parity tests check the result instead
         warnings.simplefilter("ignore")
+        if any(isinstance(m, torch.jit.ScriptModule) for m in module.modules()):
+            # a scripted time loop (a custom cell's) inside: the exporter's own tracer refuses
+            # script submodules, so trace the whole first and export that
+            with torch.no_grad():
+                module = torch.jit.trace(module, args, check_trace=False)
         torch.onnx.export(
-            graph.module,
+            module,
             args,
             str(path),
             input_names=list(graph.inputs),

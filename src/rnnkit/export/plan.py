@@ -62,12 +62,13 @@ def _state_out(layer: nn.Module) -> dict[str, Axes]:
     return {f"{n}_out": [None, "batch", None] for n in g.state_names(layer)}
 
 
-def _custom_note(layer: nn.Module, what: str) -> list[str]:
-    if g.Recurrence(layer).dynamic_time:
+def _custom_note(sequence: nn.Module | None) -> list[str]:
+    """What export.json says when a custom cell's whole-sequence graph could not be made."""
+    if sequence is not None and sequence.rnn.dynamic_time:
         return []
     return [
-        f"the cell is not one of torch's fused four: {what} are traced with a fixed time axis "
-        "(the step models' one step); a client loops the step model over a sequence"
+        "this cell's time loop could not be scripted (a bidirectional layer or a state of more "
+        "than two tensors): no whole-sequence model; a client loops the step model"
     ]
 
 
@@ -85,12 +86,12 @@ def plan_lm(run: Loaded) -> Plan:
         "one step: tokens (B,) and the state -> next-token logits (B, V) and the next state",
     )
     graphs = [step]
-    native = g.Recurrence(model.rnn).dynamic_time
-    if native:
+    sequence = g.TokenSteps(model, step=False)
+    if sequence.rnn.dynamic_time:
         graphs.append(
             Graph(
                 "sequence",
-                g.TokenSteps(model, step=False),
+                sequence,
                 {"tokens": (tokens, ["batch", "time"]), **state},
                 {"logits": ["batch", "time", None], **_state_out(model.rnn)},
                 "a whole sequence: tokens (B, T) and the state -> logits (B, T, V), final state",
@@ -105,7 +106,7 @@ def plan_lm(run: Loaded) -> Plan:
             "`rnnkit sample --argmax`. A byte vocabulary decodes the bytes as UTF-8."
         ),
     }
-    return Plan(graphs, client, _custom_note(model.rnn, "whole-sequence models"))
+    return Plan(graphs, client, _custom_note(sequence))
 
 
 def plan_classify(run: Loaded) -> Plan:
@@ -118,8 +119,8 @@ def plan_classify(run: Loaded) -> Plan:
     module = g.Scores(model)
     if not module.rnn.dynamic_time:
         raise ValueError(
-            f"export of a {run.task['kind']} run needs a cell with torch's fused kernel "
-            "(lstm, gru, rnn, rnn_relu) for its dynamic time axis; see docs/export.md"
+            f"export of a bidirectional {run.task['kind']} run needs a cell with torch's fused "
+            "kernel (lstm, gru, rnn, rnn_relu) for its dynamic time axis; see docs/export.md"
         )
     aligned = module.aligned
     graph = Graph(
@@ -219,11 +220,12 @@ def plan_generate(run: Loaded) -> Plan:
             "one step: previous tokens (B,), z and the state -> logits (B, V), next state",
         ),
     ]
-    if g.Recurrence(model.rnn).dynamic_time:
+    sequence = g.GeneratorSteps(model, step=False)
+    if sequence.rnn.dynamic_time:
         graphs.append(
             Graph(
                 "sequence",
-                g.GeneratorSteps(model, step=False),
+                sequence,
                 {"tokens": (tokens, ["batch", "time"]), "z": (z, ["batch", None]), **state},
                 {"logits": ["batch", "time", None], **_state_out(model.rnn)},
                 "teacher-forced tokens (B, T) (<bos> first), z and the state -> logits (B, T, V)",
@@ -235,7 +237,7 @@ def plan_generate(run: Loaded) -> Plan:
         "bos_id": model.bos_id,
         "eos_id": model.eos_id,
     }
-    return Plan(graphs, client, _custom_note(model.rnn, "whole-sequence models"))
+    return Plan(graphs, client, _custom_note(sequence))
 
 
 def plan_seq2seq(run: Loaded) -> Plan:
@@ -243,8 +245,9 @@ def plan_seq2seq(run: Loaded) -> Plan:
     encoder = g.Encoder(model)
     if not encoder.encoder.dynamic_time:
         raise ValueError(
-            "export of a seq2seq run needs a cell with torch's fused kernel (lstm, gru, rnn, "
-            "rnn_relu) for the encoder's dynamic time axis; see docs/export.md"
+            "export of a seq2seq run with a bidirectional encoder needs a cell with torch's "
+            "fused kernel (lstm, gru, rnn, rnn_relu) for its dynamic time axis; see "
+            "docs/export.md"
         )
     B, S = 2, 6
     source = torch.full((B, S), 4, dtype=torch.long)
