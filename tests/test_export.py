@@ -84,7 +84,7 @@ def _forecast(folder: Path, *flags: str) -> Path:
     return run
 
 
-def _generate(folder: Path) -> Path:
+def _generate(folder: Path, *flags: str) -> Path:
     rng = random.Random(0)
     letters = {"xyz": "xyz", "abc": "abc"}
     rows = [(c, "".join(rng.choice(letters[c]) for _ in range(rng.randint(3, 6))))
@@ -94,11 +94,11 @@ def _generate(folder: Path) -> Path:
     run = folder / "run"
     assert main(["train", "generate", "--data", str(data), "--condition-col", "kind",
                  "--target-col", "word", "--hidden-size", "8", "--out", str(run),
-                 *COMMON]) == 0  # fmt: skip
+                 *COMMON, *flags]) == 0  # fmt: skip
     return run
 
 
-def _seq2seq(folder: Path) -> Path:
+def _seq2seq(folder: Path, *flags: str) -> Path:
     rng = random.Random(0)
     words = sorted({"".join(rng.choice("abcdefg") for _ in range(rng.randint(2, 6)))
                     for _ in range(150)})  # fmt: skip
@@ -106,7 +106,7 @@ def _seq2seq(folder: Path) -> Path:
     data.write_text("".join(f"{w}\t{w[::-1]}\n" for w in words))
     run = folder / "run"
     assert main(["train", "seq2seq", "--data", str(data), "--out", str(run), "--hidden-size",
-                 "8", "--embedding-size", "4", *COMMON]) == 0  # fmt: skip
+                 "8", "--embedding-size", "4", *COMMON, *flags]) == 0  # fmt: skip
     return run
 
 
@@ -123,7 +123,9 @@ BUILD = {
     "forecast": lambda f: _forecast(f, "--quantiles", "0.1,0.5,0.9"),
     "forecast_ar": lambda f: _forecast(f, "--mode", "autoregressive", "--members", "2"),
     "generate": _generate,
+    "generate_lnlstm": lambda f: _generate(f, "--cell", "lnlstm"),
     "seq2seq": _seq2seq,
+    "seq2seq_lngru": lambda f: _seq2seq(f, "--cell", "lngru", "--no-bidirectional"),
 }
 
 
@@ -266,8 +268,9 @@ def test_forecaster_matches_the_run(runs, name, fmt):
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_generator_start_step_and_sequence_match_the_run(runs, fmt):
-    run = runs("generate")
+@pytest.mark.parametrize("name", ["generate", pytest.param("generate_lnlstm", marks=SLOW)])
+def test_generator_start_step_and_sequence_match_the_run(runs, name, fmt):
+    run = runs(name)
     folder, manifest = _export(run, fmt)
     model = load_run(run).model
     call = Runner(folder, manifest, fmt)
@@ -285,8 +288,9 @@ def test_generator_start_step_and_sequence_match_the_run(runs, fmt):
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_seq2seq_encoder_and_decoder_step_match_the_run(runs, fmt):
-    run = runs("seq2seq")
+@pytest.mark.parametrize("name", ["seq2seq", pytest.param("seq2seq_lngru", marks=SLOW)])
+def test_seq2seq_encoder_and_decoder_step_match_the_run(runs, name, fmt):
+    run = runs(name)
     folder, manifest = _export(run, fmt)
     model = load_run(run).model
     call = Runner(folder, manifest, fmt)
@@ -442,3 +446,16 @@ def test_load_translator_predicts_and_streams_as_the_cli(runs, capsys, tmp_path)
             break
         out.append(token)
     assert vocab.decode(out) == cli[1]
+
+
+def test_load_classifier_streams_the_pooled_scores_of_the_prefix(runs):
+    clf = rnnkit.load(runs("classify_lngru"))  # unidirectional, a custom cell, last pooling
+    words = ["not", "good", "film", "plot"]
+    stream = clf.stream()
+    got = [stream.step(w) for w in words]
+    ids = torch.tensor([clf.loaded.extra["encoder"].vocab.lookup(words)])
+    with torch.no_grad():
+        for t in range(len(words)):
+            torch.testing.assert_close(got[t], clf.model(ids[:, : t + 1])[0])
+    with pytest.raises(ValueError, match="bidirectional model cannot stream"):
+        rnnkit.load(runs("classify")).stream()

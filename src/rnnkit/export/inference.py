@@ -200,7 +200,9 @@ class Classifier(Model):
             elif pooling == "max":
                 pooled = ys.amax(1)
             else:
-                pooled = model.attention(ys, torch.ones(ys.shape[:2], dtype=torch.bool))[0]
+                pooled = model.attention(
+                    ys, torch.ones(ys.shape[:2], dtype=torch.bool, device=ys.device)
+                )[0]
             return model.head(pooled), state
 
         return _Stepper(step, None, encode)
