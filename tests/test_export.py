@@ -326,6 +326,12 @@ def test_export_rejects_a_bad_format(runs, capsys):
         export_run(runs("lm"), format="tflite")
 
 
+def test_export_without_onnx_names_the_extra(runs, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnx", None)  # as if not installed: import raises
+    assert main(["export", str(runs("lm")), "--out", str(runs("lm").parent / "none")]) == 2
+    assert "pip install 'rnnkit[onnx]'" in capsys.readouterr().err
+
+
 # -- the numpy + onnxruntime client ---------------------------------------------------------------
 @pytest.mark.parametrize(
     "name,prime",

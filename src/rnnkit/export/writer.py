@@ -55,13 +55,16 @@ def export_run(
         format: ``"onnx"`` or ``"torchscript"``.
         out: the folder to write (default ``RUN/export-FORMAT``); created if missing.
         which: ``best`` or ``last`` weights.
-        device: where to trace; the files are written for the CPU (``cpu`` is the default).
+        device: ``cpu``: export traces on the CPU, in float32 (the files then run on any
+            device their runtime supports).
 
     Returns:
         The manifest written to ``export.json`` (plus ``folder``: where it is).
     """
     if format not in FORMATS:
         raise ValueError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
+    if device != "cpu":
+        raise ValueError(f"export traces on the CPU; --device {device} is not supported")
     if format == "onnx":
         from rnnkit.export.onnx import export_onnx as write
         from rnnkit.export.onnx import require_onnx
