@@ -116,6 +116,7 @@ BUILD = {
     "lm_lnlstm": lambda f: _lm(f, "--cell", "lnlstm", "--num-layers", "1"),
     "lm_byte": lambda f: _lm(f, "--tokenizer", "byte", "--num-layers", "1"),
     "lm_mingru": lambda f: _lm(f, "--cell", "mingru"),
+    "lm_minlstm": lambda f: _lm(f, "--cell", "minlstm", "--num-layers", "1"),
     "classify_lngru": lambda f: _classify(f, "--cell", "lngru", "--no-bidirectional"),
     "classify": _classify,
     "classify_mean": lambda f: _classify(f, "--pooling", "mean", "--cell", "gru"),
@@ -196,7 +197,13 @@ FORMATS = ["onnx", pytest.param("torchscript", marks=SLOW)]
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize(
     "name",
-    ["lm", pytest.param("lm_gru", marks=SLOW), "lm_lnlstm", pytest.param("lm_mingru", marks=SLOW)],
+    [
+        "lm",
+        pytest.param("lm_gru", marks=SLOW),
+        "lm_lnlstm",
+        pytest.param("lm_mingru", marks=SLOW),
+        pytest.param("lm_minlstm", marks=SLOW),
+    ],
 )
 def test_language_model_step_and_sequence_match_the_run(runs, name, fmt):
     run = runs(name)
