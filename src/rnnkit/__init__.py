@@ -13,6 +13,15 @@ from rnnkit.state import State, StepStates, detach_state
 
 __version__ = "0.1.0"
 
+
+def load(run_dir, which: str = "best", device: str = "cpu"):
+    """A trained run with ``predict``, ``stream`` (and ``sample`` for generators): see
+    ``rnnkit.export.inference``. Imported on use, so ``import rnnkit`` stays light."""
+    from rnnkit.export.inference import load as _load
+
+    return _load(run_dir, which, device)
+
+
 __all__ = [
     "GRU",
     "LSTM",
@@ -31,4 +40,5 @@ __all__ = [
     "StepStates",
     "__version__",
     "detach_state",
+    "load",
 ]

@@ -32,6 +32,7 @@ RUN_VERBS = {
     "predict": "run a trained model on new input",
     "sample": "generate from a trained model",
     "backtest": "walk-forward backtest of a forecasting run's configuration (expanding window)",
+    "export": "write a trained model as ONNX or TorchScript files, with export.json",
 }
 # verbs that are not about one run: name -> module with ``HELP``, ``add_flags(p)`` and ``run``
 TOOLS: dict[str, str] = {
@@ -40,9 +41,17 @@ TOOLS: dict[str, str] = {
 }
 
 
+def _verbs(kind: str) -> dict:
+    """A task's run verbs, and ``export``, which every task has (``rnnkit.export``)."""
+    from rnnkit.export import ExportOptions, export_run, show_export
+    from rnnkit.tasks.base import Verb
+
+    return {**get_task(kind).verbs, "export": Verb(export_run, ExportOptions, show_export)}
+
+
 def _serving(verb: str) -> list[str]:
     """The tasks that serve a run verb."""
-    return [name for name in task_names() if verb in get_task(name).verbs]
+    return [name for name in task_names() if verb in _verbs(name)]
 
 
 def _add_run_verb(verbs, verb: str, kind: str | None) -> None:
@@ -58,7 +67,7 @@ def _add_run_verb(verbs, verb: str, kind: str | None) -> None:
     sub.add_argument("run_dir", help="the run folder")
     sub.set_defaults(run_kind=kind)
     spec = get_task(kind) if kind is not None else None
-    verb_spec = spec.verbs.get(verb) if spec is not None else None
+    verb_spec = _verbs(kind).get(verb) if spec is not None else None
     if verb_spec is None or verb_spec.loads:
         sub.add_argument(
             "--checkpoint", choices=["best", "last"], default="best", help="which weights"
@@ -71,7 +80,7 @@ def _add_run_verb(verbs, verb: str, kind: str | None) -> None:
     if spec is None:
         lines = ["The flags of each task's runs (rnnkit VERB RUN_DIR -h shows them in full):"]
         for name in _serving(verb):
-            flags = _option_flags(get_task(name).verbs[verb].options)
+            flags = _option_flags(_verbs(name)[verb].options)
             lines.append(f"  {name}: {' '.join(flags) or '(none)'}")
         sub.epilog = "\n".join(lines)
 
@@ -105,7 +114,7 @@ def _parser(kind: str | None = None) -> argparse.ArgumentParser:
         add_train_groups(sub, spec.configs, titles=spec.titles, from_run=spec.from_run)
 
     for verb in RUN_VERBS:
-        serves = kind is not None and verb in get_task(kind).verbs
+        serves = kind is not None and verb in _verbs(kind)
         _add_run_verb(verbs, verb, kind if serves else None)
 
     plot = verbs.add_parser("plot", help="draw a run's loss curve (loss.png)")
@@ -158,7 +167,7 @@ def _run_verb(args, parser) -> int:
     kind = (
         args.run_kind or read_run_config(args.run_dir, task_names(), "recognised")["task"]["kind"]
     )
-    verb = get_task(kind).verbs.get(args.verb)
+    verb = _verbs(kind).get(args.verb)
     if verb is None:
         serving = ", ".join(_serving(args.verb))
         raise ValueError(f"a {kind} run has no '{args.verb}' (it serves {serving} runs)")
