@@ -158,18 +158,22 @@ def test_a_killed_rank_is_restarted_and_the_run_resumes(tmp_path, corpus):
     args += ["--checkpoint-every", "40", "--eval-every", "200"]
     launcher = ["--standalone", "--nproc_per_node=2", "--max-restarts=1"]
     cmd = [sys.executable, "-m", "torch.distributed.run", *launcher, "-m", "rnnkit", *args]
-    proc = subprocess.Popen(cmd, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 120
-        while not (out / LAST).exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        holder = json.loads((out / ".lock").read_text())["pid"]  # rank 0 holds the lock
-        os.kill(holder, signal.SIGKILL)
-        stdout, stderr = proc.communicate(timeout=180)
-    finally:
-        proc.kill()
-    assert proc.returncode == 0, stderr.decode()[-3000:]
-    assert b"restarted by torchrun: resuming" in stderr
+    log = tmp_path / "stderr.txt"
+    with open(log, "wb") as err:  # a file, not a pipe that nobody reads while we wait
+        proc = subprocess.Popen(cmd, env=env(), stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            deadline = time.monotonic() + 120
+            while not (out / LAST).exists() and proc.poll() is None:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            holder = json.loads((out / ".lock").read_text())["pid"]  # rank 0 holds the lock
+            os.kill(holder, signal.SIGKILL)
+            proc.wait(timeout=180)
+        finally:
+            proc.kill()
+    stderr = log.read_text()
+    assert proc.returncode == 0, stderr[-3000:]
+    assert "restarted by torchrun: resuming" in stderr
     assert ckpt.load(out / LAST)[1]["counters"]["step"] == 400
     steps = [r["step"] for r in records(out) if "loss" in r]
     assert steps == list(range(1, 401))  # the killed attempt's tail was dropped

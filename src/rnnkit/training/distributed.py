@@ -106,7 +106,17 @@ class Group:
         if device.type == "cuda":
             torch.cuda.set_device(device)
         backend = "nccl" if device.type == "cuda" else "gloo"
-        dist.init_process_group(backend, timeout=_timeout())
+        timeout = _timeout()
+        store, rank, world_size = next(dist.rendezvous("env://", timeout=timeout))
+        # torchrun's c10d rendezvous keeps one store across restarts, and the keys that the
+        # killed attempt's ranks left there (their addresses) would send the new ones to dead
+        # ports: each attempt gets keys of its own. The attempt is counted in the store itself,
+        # since TORCHELASTIC_RESTART_COUNT differs between nodes (only the failed node's grows).
+        attempt = (store.add("rnnkit/ranks_joined", 1) - 1) // world_size
+        store = dist.PrefixStore(f"rnnkit/attempt{attempt}", store)
+        dist.init_process_group(
+            backend, store=store, rank=rank, world_size=world_size, timeout=timeout
+        )
         return cls(dist.get_rank(), dist.get_world_size(), _comm_device(device), owned=True)
 
     @property
