@@ -412,6 +412,9 @@ class ForecastTask(Task):
 
     def batch_loss(self, model: nn.Module, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, int]:
         x, y = (t.to(self.device) for t in batch)
+        if isinstance(getattr(model, "module", None), ForecasterEnsemble):
+            # each member's own loss needs calls that bypass DistributedDataParallel's forward
+            raise ValueError("--members > 1 cannot train in several processes (torchrun) yet")
         if isinstance(model, ForecasterEnsemble):  # each member learns on its own loss
             outs = model.member_outputs(x)
             direct = self.data_cfg.mode == "direct"
