@@ -152,6 +152,39 @@ def test_a_resumed_run_under_torchrun_equals_an_uninterrupted_one(tmp_path, corp
 
 
 @pytest.mark.slow
+def test_an_error_of_rank_0_ends_every_rank_with_one_message(tmp_path, corpus):
+    budget = ["--batch-size", "4", "--max-steps", "2", "--eval-every", "2"]
+    ok(torchrun(lm_args(corpus, tmp_path / "run", *budget)))
+    again = torchrun(lm_args(corpus, tmp_path / "run", *budget))  # no --resume: refused
+    assert again.returncode != 0
+    assert again.stderr.count("already holds a run") == 1  # rank 1 ends quietly
+
+
+@pytest.mark.slow
+def test_sigterm_to_torchrun_saves_one_checkpoint_and_resume_continues(tmp_path, corpus):
+    out = tmp_path / "run"
+    args = lm_args(corpus, out, "--batch-size", "4", "--max-steps", "100000")
+    args += ["--checkpoint-every", "100000", "--eval-every", "100000"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    with open(tmp_path / "stderr.txt", "wb") as err:
+        proc = subprocess.Popen([*cmd, "-m", "rnnkit", *args], env=env(), stderr=err)
+        try:
+            deadline = time.monotonic() + 120
+            while not (out / METRICS).exists() or len(records(out)) < 5:
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.02)
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=120)
+        finally:
+            proc.kill()
+    stopped = ckpt.load(out / LAST)[1]["counters"]["step"]
+    assert stopped == max(r["step"] for r in records(out))  # saved at the step it stopped
+    assert "the checkpoint is saved" in (tmp_path / "stderr.txt").read_text()
+    ok(torchrun(lm_args(corpus, out, "--resume", "--max-steps", "100000", "--time-budget", "2")))
+    assert ckpt.load(out / LAST)[1]["counters"]["step"] > stopped
+
+
+@pytest.mark.slow
 def test_a_killed_rank_is_restarted_and_the_run_resumes(tmp_path, corpus):
     out = tmp_path / "run"
     args = lm_args(corpus, out, "--batch-size", "4", "--max-steps", "400")

@@ -376,7 +376,9 @@ class Trainer:
                     stack.enter_context(RunLock(self.run_dir))
                 stop = stack.enter_context(StopRequest())
                 result = self._run(stop)
-            g.barrier()  # every rank returns with the run folder complete
+                # every rank returns with the run folder complete; still inside StopRequest, as
+                # torchrun's SIGTERM reaches the ranks one after the other
+                g.barrier()
             return result
         finally:
             g.close()
