@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 from rnnkit.training import checkpoint as ckpt
 from rnnkit.training.config import TrainConfig
-from rnnkit.training.distributed import Group, local_cuda_device, restarted
+from rnnkit.training.distributed import Group, PeerError, local_cuda_device, restarted
 from rnnkit.training.interrupts import StopRequest
 from rnnkit.training.run_lock import RunLock
 from rnnkit.training.task import Task
@@ -92,11 +92,7 @@ def wrap_model(model: nn.Module, group: Group | None = None) -> nn.Module:
 
 def bare(model: nn.Module) -> nn.Module:
     """The model inside a DistributedDataParallel wrapper (itself when not wrapped)."""
-    return (
-        getattr(model, "module", model)
-        if isinstance(model, nn.parallel.DistributedDataParallel)
-        else model
-    )
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
 def learning_rate(cfg: TrainConfig, step: int, progress: float) -> float:
@@ -179,6 +175,7 @@ class Trainer:
         self._saved_step: int | None = None  # the step of the last checkpoint on disk
         self._board: TensorBoardLog | None = None
         self.group = Group()  # one process until ``run`` joins torchrun's group
+        self._stop_agreed = False  # under torchrun: whether the ranks agreed to stop
 
     # -- budgets ---------------------------------------------------------------------------------
     def progress(self) -> float:
@@ -197,7 +194,7 @@ class Trainer:
     def _save_last(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
         weights = bare(model).state_dict()
         if ckpt.nonfinite(weights):  # never let bad weights replace the last good checkpoint
-            raise FloatingPointError(
+            raise self._failure(
                 self._stopped(f"the weights became non-finite at step {self.counters.step}")
             )
         own = {
@@ -522,6 +519,13 @@ class Trainer:
         if self.group.is_main:
             _note(text)
 
+    def _failure(self, message: str) -> Exception:
+        """A non-finite figure's error: every rank stops (they agree on the figure), rank 0
+        says why and the others end quietly."""
+        if self.group.is_main:
+            return FloatingPointError(message)
+        return PeerError(f"rank 0 stopped: {message}")
+
     def _bad_batch(self, loss: float, grad_norm: float) -> None:
         """A batch with a non-finite loss or gradient: stop, or (``nan_policy="skip"``) count
         it; its update was not applied."""
@@ -533,12 +537,12 @@ class Trainer:
         )
         if self.cfg.nan_policy == "stop":
             self._log({"step": c.step, "stopped": what})
-            raise FloatingPointError(self._stopped(what))
+            raise self._failure(self._stopped(what))
         c.skipped += 1
         c.skipped_in_row += 1
         self._log({"step": c.step, "skipped": what})
         if c.skipped_in_row > MAX_SKIPS_IN_A_ROW:
-            raise FloatingPointError(
+            raise self._failure(
                 self._stopped(f"{what}, the {c.skipped_in_row}th batch skipped in a row")
             )
         self._note(f"{what}: batch skipped ({c.skipped_in_row} in a row, {c.skipped} in all)")
@@ -564,7 +568,7 @@ class Trainer:
         record = {"step": c.step, **{f"val_{k}": v for k, v in val.items()}}
         self._log(record)
         if not math.isfinite(val["loss"]):
-            raise FloatingPointError(
+            raise self._failure(
                 self._stopped(f"the validation loss became {val['loss']} at step {c.step}")
             )
         key, mode = self.monitor
