@@ -9,6 +9,7 @@ steps; the ones that start torchrun more than twice are marked slow.
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import socket
@@ -260,6 +261,38 @@ def test_classify_two_processes_train_the_run_of_one(tmp_path):
     assert_same_run(tmp_path / "one", tmp_path / "two")
     assert_one_copy_of_each_line(tmp_path / "two")
     assert main(["evaluate", str(tmp_path / "two"), "--json"]) == 0
+
+
+def other_task_data(folder: Path, task: str) -> list[str]:
+    """Tiny data and flags for the tasks not tested above."""
+    g = torch.Generator().manual_seed(0)
+    if task == "forecast":
+        rows = [
+            f"{i},{math.sin(i / 5) + 0.1 * float(torch.rand((), generator=g))}" for i in range(300)
+        ]
+        (folder / "s.csv").write_text("t,y\n" + "\n".join(rows) + "\n")
+        return ["--data", str(folder / "s.csv"), "--time-col", "t", "--target", "y",
+                "--lookback", "12", "--horizon", "3"]  # fmt: skip
+    words = ["".join("abcdef"[int(i)] for i in torch.randint(0, 6, (int(n),), generator=g))
+             for n in torch.randint(2, 7, (200,), generator=g)]  # fmt: skip
+    if task == "seq2seq":
+        (folder / "pairs.tsv").write_text("".join(f"{w}\t{w[::-1]}\n" for w in words))
+        return ["--data", str(folder / "pairs.tsv"), "--embedding-size", "8"]
+    rows = [f"{'ab'[len(w) % 2]},{w}" for w in words]
+    (folder / "words.csv").write_text("kind,word\n" + "\n".join(rows) + "\n")
+    return ["--data", str(folder / "words.csv"), "--condition-col", "kind",
+            "--target-col", "word", "--embedding-size", "8"]  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["forecast", "seq2seq", "generate"])
+def test_every_other_task_trains_the_run_of_one_in_two_processes(tmp_path, task):
+    args = ["train", task, *other_task_data(tmp_path, task), *COMMON, "--max-steps", "6"]
+    args += ["--eval-every", "3", "--batch-size", "8", "--hidden-size", "16", "--dropout", "0"]
+    ok(one_process([*args, "--out", str(tmp_path / "one")]))
+    ok(torchrun([*args, "--out", str(tmp_path / "two")]))
+    assert_same_run(tmp_path / "one", tmp_path / "two")
+    assert_one_copy_of_each_line(tmp_path / "two")
 
 
 # -- the pieces -----------------------------------------------------------------------------------
