@@ -8,6 +8,7 @@ steps; the ones that start torchrun more than twice are marked slow.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -48,6 +49,18 @@ def torchrun(args: list[str], nproc: int = 2, launcher: list[str] | None = None,
     launcher = launcher or ["--standalone", f"--nproc_per_node={nproc}"]
     cmd = [sys.executable, "-m", "torch.distributed.run", *launcher, "-m", "rnnkit", *args]
     return subprocess.run(cmd, env=env(), capture_output=True, text=True, timeout=180, **kw)
+
+
+def start(cmd: list[str], **kw) -> subprocess.Popen:
+    """A torchrun in a session of its own, so that ``end`` also reaches its workers."""
+    return subprocess.Popen(cmd, env=env(), start_new_session=True, **kw)
+
+
+def end(proc: subprocess.Popen) -> None:
+    """Kill torchrun and every worker it started (killed alone, it leaves them running)."""
+    with contextlib.suppress(ProcessLookupError):  # all ended already
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def one_process(args: list[str]):
@@ -168,7 +181,7 @@ def test_sigterm_to_torchrun_saves_one_checkpoint_and_resume_continues(tmp_path,
     args += ["--checkpoint-every", "100000", "--eval-every", "100000"]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     with open(tmp_path / "stderr.txt", "wb") as err:
-        proc = subprocess.Popen([*cmd, "-m", "rnnkit", *args], env=env(), stderr=err)
+        proc = start([*cmd, "-m", "rnnkit", *args], stderr=err)
         try:
             deadline = time.monotonic() + 120
             while not (out / METRICS).exists() or len(records(out)) < 5:
@@ -177,7 +190,7 @@ def test_sigterm_to_torchrun_saves_one_checkpoint_and_resume_continues(tmp_path,
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=120)
         finally:
-            proc.kill()
+            end(proc)
     stopped = ckpt.load(out / LAST)[1]["counters"]["step"]
     assert stopped == max(r["step"] for r in records(out))  # saved at the step it stopped
     assert "the checkpoint is saved" in (tmp_path / "stderr.txt").read_text()
@@ -194,7 +207,7 @@ def test_a_killed_rank_is_restarted_and_the_run_resumes(tmp_path, corpus):
     cmd = [sys.executable, "-m", "torch.distributed.run", *launcher, "-m", "rnnkit", *args]
     log = tmp_path / "stderr.txt"
     with open(log, "wb") as err:  # a file, not a pipe that nobody reads while we wait
-        proc = subprocess.Popen(cmd, env=env(), stdout=subprocess.DEVNULL, stderr=err)
+        proc = start(cmd, stdout=subprocess.DEVNULL, stderr=err)
         try:
             deadline = time.monotonic() + 120
             while not (out / LAST).exists() and proc.poll() is None:
@@ -204,7 +217,7 @@ def test_a_killed_rank_is_restarted_and_the_run_resumes(tmp_path, corpus):
             os.kill(holder, signal.SIGKILL)
             proc.wait(timeout=180)
         finally:
-            proc.kill()
+            end(proc)
     stderr = log.read_text()
     assert proc.returncode == 0, stderr[-3000:]
     assert "restarted by torchrun: resuming" in stderr
@@ -222,14 +235,14 @@ def test_two_nodes_with_c10d_rendezvous_train_the_run_of_one(tmp_path, corpus):
     launcher += [f"--rdzv-endpoint=127.0.0.1:{port}", "--rdzv-id=rnnkit-test"]
     cmd = [sys.executable, "-m", "torch.distributed.run", *launcher, "-m", "rnnkit"]
     cmd += lm_args(corpus, tmp_path / "two", *budget)
-    nodes = [subprocess.Popen(cmd, env=env(), stderr=subprocess.PIPE) for _ in range(2)]
+    nodes = [start(cmd, stderr=subprocess.PIPE) for _ in range(2)]
     try:
         for node in nodes:
             _, err = node.communicate(timeout=180)
             assert node.returncode == 0, err.decode()[-3000:]
     finally:
         for node in nodes:
-            node.kill()
+            end(node)
     assert_same_run(tmp_path / "one", tmp_path / "two")
     assert_one_copy_of_each_line(tmp_path / "two")
 
