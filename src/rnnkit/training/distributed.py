@@ -211,7 +211,3 @@ def _comm_device(device: torch.device) -> torch.device:
         return device if device.index is not None else torch.device("cuda", env_local_rank())
     return torch.device("cpu")
 
-
-def shard_rows(n: int, rank: int, world_size: int) -> slice:
-    """The rows of a batch of ``n`` that rank ``rank`` trains on: ``rank, rank + W, ...``."""
-    return slice(rank, n, world_size)
