@@ -210,4 +210,3 @@ def _comm_device(device: torch.device) -> torch.device:
     if dist.get_backend() == "nccl":
         return device if device.index is not None else torch.device("cuda", env_local_rank())
     return torch.device("cpu")
-
