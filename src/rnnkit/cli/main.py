@@ -26,6 +26,7 @@ from pathlib import Path
 from rnnkit.cli.dataclass_args import add_dataclass_flags, build_dataclass
 from rnnkit.cli.train_flags import add_train_groups, build_configs, report
 from rnnkit.tasks import get_task, task_names
+from rnnkit.training.interrupts import exit_status
 
 RUN_VERBS = {
     "evaluate": "metrics of a trained run on held-out data",
@@ -152,6 +153,8 @@ def _train(args, parser) -> int:
     configs = configs or dict.fromkeys(spec.configs)  # None each on --resume: the run has them
     model_cfg, data_cfg = configs.pop("model"), configs.pop("data")
     result = spec.train(model_cfg, data_cfg, train_cfg, **configs)
+    if result.rank:  # under torchrun rank 0 alone reports
+        return exit_status(result.signal) if result.interrupted else 0
     tail = spec.summary(result) if spec.summary is not None else ""
     status = report(result, best=spec.best, tail=tail)
     if spec.epilogue is not None:
@@ -234,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         handler = {"plot": _plot, "datasets": _datasets}[args.verb]
     from rnnkit.datasets import CorpusError, DatasetError
     from rnnkit.training.checkpoint import CheckpointError
+    from rnnkit.training.distributed import PeerError
     from rnnkit.training.run_lock import RunInUseError
 
     try:
@@ -243,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except PeerError:  # rank 0 failed and says why; the other ranks end quietly
+        return 2
     except (
         CorpusError,
         DatasetError,

@@ -48,7 +48,14 @@ def torch_shuffle(seed: int) -> Shuffle:
 class BatchPlan:
     """Training step -> the indices of its batch: one length-bucketed plan per pass over the
     data, made when the pass begins from ``shuffle_for(epoch)``, so a resumed run gets the same
-    batches."""
+    batches.
+
+    After ``shard(rank, world_size)`` (data-parallel training) it gives this rank's slice of
+    each batch, items ``rank, rank + W, ...``: the ranks together train on the batch one process
+    would. A batch with fewer items than ranks (the last of a pass) leaves some ranks nothing;
+    they get the batch's first item as a stand-in (``is_stand_in``), which the trainer weighs
+    zero.
+    """
 
     def __init__(
         self, lengths: Sequence[int], batch_size: int, shuffle_for: Callable[[int], Shuffle]
@@ -56,8 +63,23 @@ class BatchPlan:
         self.lengths, self.batch_size, self.shuffle_for = list(lengths), batch_size, shuffle_for
         self.per_epoch = -(-len(self.lengths) // batch_size)
         self._epoch, self._batches = -1, []
+        self.rank, self.world_size = 0, 1
+
+    def shard(self, rank: int, world_size: int) -> None:
+        """Give only rank ``rank``'s slice of every batch (of ``world_size`` ranks)."""
+        self.rank, self.world_size = rank, world_size
+
+    def is_stand_in(self, step: int) -> bool:
+        """Whether this rank's slice of step ``step``'s batch is empty (a stand-in is given)."""
+        return len(self._full(step)) <= self.rank
 
     def __call__(self, step: int) -> list[int]:
+        batch = self._full(step)
+        if self.world_size == 1:
+            return batch
+        return batch[self.rank :: self.world_size] or batch[:1]
+
+    def _full(self, step: int) -> list[int]:
         epoch = step // self.per_epoch
         if epoch != self._epoch:
             shuffle = self.shuffle_for(epoch)

@@ -51,6 +51,17 @@ class Task:
         """Everything needed to rebuild the task and its model, as JSON, with ``kind``."""
         raise NotImplementedError
 
+    def shard(self, rank: int, world_size: int) -> None:
+        """Train only on rank ``rank``'s share of every batch, for data-parallel training over
+        ``world_size`` processes: disjoint shares that together make the batch one process
+        would train on (see ``rnnkit.training.distributed``)."""
+        raise ValueError(f"the {self.kind} task cannot train in several processes (torchrun)")
+
+    def is_stand_in(self, step: int) -> bool:
+        """Whether this rank's share of step ``step``'s batch is a stand-in that must weigh
+        nothing (a batch with fewer items than processes); never, by default."""
+        return False
+
     def carry(self) -> dict[str, Tensor]:
         """State carried from batch to batch (a language model's hidden state), saved in every
         checkpoint so that a resumed run goes on exactly; none by default."""

@@ -3,7 +3,9 @@
 The trainer knows nothing about text, classes or translation. A *task* supplies the model, the
 batches, the loss and the evaluation (see ``Task``); the trainer runs them. Three seams are kept
 apart for data-parallel training: ``build_optimizer``, ``wrap_model`` and the task's
-``rank``/``world_size`` data sharding. Nothing is global: two trainers can run in one process
+``shard``. Under ``torchrun`` with several processes the run is trained with
+DistributedDataParallel; rank 0 alone writes the run folder (``rnnkit.training.distributed``
+says how the ranks agree). Nothing is global: two trainers can run in one process
 (on different run folders: a lock keeps a second trainer off a folder in use).
 
 A run stops cleanly on SIGINT, SIGTERM or SIGHUP: the step under way is finished and a checkpoint
@@ -14,6 +16,8 @@ takes the bad weights (or, with ``nan_policy="skip"``, skips that batch's update
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import math
 import shutil
@@ -29,6 +33,7 @@ from torch import Tensor, nn
 
 from rnnkit.training import checkpoint as ckpt
 from rnnkit.training.config import TrainConfig
+from rnnkit.training.distributed import Group, PeerError, local_cuda_device, restarted
 from rnnkit.training.interrupts import StopRequest
 from rnnkit.training.run_lock import RunLock
 from rnnkit.training.task import Task
@@ -46,6 +51,8 @@ MAX_SKIPS_IN_A_ROW = 10
 def resolve_device(name: str) -> torch.device:
     """``--device``: ``cpu``, ``cuda``, ``cuda:N``, ``mps`` or ``auto`` (CUDA when present), checked
     to exist on this machine; anything else is a ``ValueError`` naming the flag and the value."""
+    if name in ("auto", "cuda") and local_cuda_device() is not None:
+        return local_cuda_device()  # under torchrun: this rank's GPU, cuda:LOCAL_RANK
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:  # torch.device also takes "0" (a CUDA ordinal) and types that cannot hold a model
@@ -77,9 +84,15 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.99))
 
 
-def wrap_model(model: nn.Module) -> nn.Module:
-    """The seam where DistributedDataParallel will wrap the model; a no-op in one process."""
-    return model
+def wrap_model(model: nn.Module, group: Group | None = None) -> nn.Module:
+    """DistributedDataParallel over the model when ``group`` spans several processes; the
+    model itself in one process."""
+    return model if group is None else group.wrap(model)
+
+
+def bare(model: nn.Module) -> nn.Module:
+    """The model inside a DistributedDataParallel wrapper (itself when not wrapped)."""
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
 def learning_rate(cfg: TrainConfig, step: int, progress: float) -> float:
@@ -120,6 +133,8 @@ class RunResult:
     """The signal that stopped the run (SIGINT, SIGTERM, SIGHUP); ``None`` if none did."""
     unit: str = "items"
     """What the run's ``tokens`` counter counts (the task's ``unit``)."""
+    rank: int = 0
+    """The process's rank under torchrun (0 in one process): only rank 0 reports."""
 
 
 def rng_tensors(device: torch.device) -> dict[str, Tensor]:
@@ -159,6 +174,8 @@ class Trainer:
         self.counters = Counters(best_val=-math.inf if self.monitor[1] == "max" else math.inf)
         self._saved_step: int | None = None  # the step of the last checkpoint on disk
         self._board: TensorBoardLog | None = None
+        self.group = Group()  # one process until ``run`` joins torchrun's group
+        self._stop_agreed = False  # under torchrun: whether the ranks agreed to stop
 
     # -- budgets ---------------------------------------------------------------------------------
     def progress(self) -> float:
@@ -175,26 +192,53 @@ class Trainer:
 
     # -- checkpoints -----------------------------------------------------------------------------
     def _save_last(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
-        weights = model.state_dict()
+        weights = bare(model).state_dict()
         if ckpt.nonfinite(weights):  # never let bad weights replace the last good checkpoint
-            raise FloatingPointError(
+            raise self._failure(
                 self._stopped(f"the weights became non-finite at step {self.counters.step}")
             )
+        own = {
+            **ckpt.with_prefix("rng", rng_tensors(self.device)),
+            **ckpt.with_prefix("carry", self.task.carry()),
+        }
+        g = self.group
+        if g.distributed:  # each rank's random and carried state, under rank{r}.
+            parts = g.gather({k: v.cpu() for k, v in own.items()})
+            own = (
+                {}
+                if parts is None
+                else {
+                    k: v
+                    for r, part in enumerate(parts)
+                    for k, v in ckpt.with_prefix(f"rank{r}", part).items()
+                }
+            )
+        self._saved_step = self.counters.step
+        if not g.is_main:
+            return
         opt_tensors, opt_meta = ckpt.optimizer_to_flat(optimizer)
         tensors = {
             **ckpt.with_prefix("model", weights),
             **ckpt.with_prefix("optim", opt_tensors),
-            **ckpt.with_prefix("rng", rng_tensors(self.device)),
-            **ckpt.with_prefix("carry", self.task.carry()),
+            **own,
         }
         meta = {"counters": asdict(self.counters), "optimizer": opt_meta}
+        if g.distributed:
+            meta["world_size"] = g.world_size
         ckpt.save(self.run_dir / LAST, tensors, meta)
-        self._saved_step = self.counters.step
         if self._board is not None:
             self._board.flush()
 
     def _load_last(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
         tensors, meta = ckpt.load(self.run_dir / LAST)
+        g, saved = self.group, meta.get("world_size", 1)
+        if saved != g.world_size:
+            raise ckpt.CheckpointError(
+                f"{self.run_dir / LAST} was saved by {saved} process(es) and holds each one's "
+                f"random and carried state: resume it with {saved} (torchrun --nnodes x "
+                f"--nproc_per_node = {saved}), not {g.world_size}"
+            )
+        own = tensors if saved == 1 else ckpt.strip_prefix(f"rank{g.rank}", tensors)
         try:
             model.load_state_dict(ckpt.strip_prefix("model", tensors))
             ckpt.optimizer_from_flat(
@@ -205,21 +249,25 @@ class Trainer:
             raise ckpt.CheckpointError(
                 f"checkpoint {self.run_dir / LAST} does not fit this run's model: {e}"
             ) from e
-        restore_rng(ckpt.strip_prefix("rng", tensors), self.device)
+        restore_rng(ckpt.strip_prefix("rng", own), self.device)
         self.task.restore_carry(
-            {k: v.to(self.device) for k, v in ckpt.strip_prefix("carry", tensors).items()}
+            {k: v.to(self.device) for k, v in ckpt.strip_prefix("carry", own).items()}
         )
         self._saved_step = self.counters.step
 
     def _save_best(self, model: nn.Module, val: dict) -> None:
+        if not self.group.is_main:
+            return
         ckpt.save(
             self.run_dir / BEST,
-            ckpt.with_prefix("model", model.state_dict()),
+            ckpt.with_prefix("model", bare(model).state_dict()),
             {"step": self.counters.step, "val": val},
         )
 
     # -- logs ------------------------------------------------------------------------------------
     def _log(self, record: dict) -> None:
+        if not self.group.is_main:
+            return
         with open(self.run_dir / METRICS, "a") as f:
             f.write(json.dumps(record) + "\n")
         if self._board is not None:
@@ -283,11 +331,17 @@ class Trainer:
         shutil.rmtree(self.run_dir / TENSORBOARD, ignore_errors=True)
 
     def evaluate(self, model: nn.Module, split: str = "val") -> dict:
-        model.eval()
-        with torch.no_grad(), self._autocast():
-            metrics = self.task.evaluate(model, split, self.cfg.eval_max_tokens)
-        model.train()
-        return metrics
+        """The task's metrics on ``split``; under torchrun rank 0 computes them on the whole
+        split (the figure one process gets) while the others wait for them."""
+
+        def metrics() -> dict:
+            model.eval()
+            with torch.no_grad(), self._autocast():
+                out = self.task.evaluate(bare(model), split, self.cfg.eval_max_tokens)
+            model.train()
+            return out
+
+        return self.group.main_decides(metrics)
 
     def _autocast(self):
         enabled = self.cfg.amp and self.device.type == "cuda"
@@ -298,26 +352,51 @@ class Trainer:
         ckpt.require_safetensors()  # before anything is written: no half-made run folder
         if self.cfg.tensorboard:
             require_tensorboard()
-        if self.cfg.resume and not self.run_dir.is_dir():
-            raise ckpt.CheckpointError(f"--resume: no run folder {self.run_dir}")
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        with RunLock(self.run_dir), StopRequest() as stop:
-            return self._run(stop)
+        self.group = g = Group.from_env(self.device)
+        try:
+            if restarted() and not self.cfg.resume and (self.run_dir / LAST).exists():
+                # torchrun --max-restarts started the workers again: continue the run they left
+                self.cfg = dataclasses.replace(self.cfg, resume=True)
+                self._note(f"restarted by torchrun: resuming {self.run_dir} from its checkpoint")
+            if self.cfg.resume and not self.run_dir.is_dir():
+                raise ckpt.CheckpointError(f"--resume: no run folder {self.run_dir}")
+            if g.distributed and self.cfg.batch_size % g.world_size:
+                raise ValueError(
+                    f"--batch-size {self.cfg.batch_size} (the global batch) must divide among "
+                    f"{g.world_size} processes"
+                )
+            if g.distributed:
+                self.task.shard(g.rank, g.world_size)
+            with contextlib.ExitStack() as stack:
+                if g.is_main:  # rank 0 alone holds the folder and writes in it
+                    self.run_dir.mkdir(parents=True, exist_ok=True)
+                    stack.enter_context(RunLock(self.run_dir))
+                stop = stack.enter_context(StopRequest())
+                result = self._run(stop)
+                # every rank returns with the run folder complete; still inside StopRequest, as
+                # torchrun's SIGTERM reaches the ranks one after the other
+                g.barrier()
+            return result
+        finally:
+            g.close()
+            self.group = Group()
 
     def _run(self, stop: StopRequest) -> RunResult:
-        cfg = self.cfg
-        resume_from_checkpoint = self._prepare_run_dir()
+        cfg, g = self.cfg, self.group
+        resume_from_checkpoint = g.main_decides(self._prepare_run_dir)
         torch.manual_seed(cfg.seed)
         model = self.task.build_model().to(self.device)
+        if g.rank > 0:  # the same initial weights, but each rank its own dropout
+            torch.manual_seed(cfg.seed + 1_000_003 * g.rank)
         optimizer = build_optimizer(model, cfg)
         if resume_from_checkpoint:
             self._load_last(model, optimizer)
-        if cfg.resume:
+        if cfg.resume and g.is_main:
             self._trim_log()
         c = self.counters
-        model = wrap_model(model)
+        model = wrap_model(model, g)
         model.train()
-        if cfg.tensorboard:
+        if cfg.tensorboard and g.is_main:
             resumed_at = c.step if resume_from_checkpoint else None
             self._board = TensorBoardLog(self.run_dir, self.unit, resumed_at)
         bar = self._progress_bar()
@@ -328,29 +407,30 @@ class Trainer:
             # only a KeyboardInterrupt raised by the task's own code lands here (the signals set
             # ``stop``); it may have cut a step in two, so the last checkpoint is left as it is
             kept = f"step {self._saved_step}" if self._saved_step is not None else "none yet"
-            _note(
+            self._note(
                 f"interrupted in the middle of step {c.step + 1}; the last checkpoint "
                 f"({kept}) is kept: continue with --resume --out {self.run_dir}"
             )
-            return RunResult(self.run_dir, c, last_val, True, signal.SIGINT, self.unit)
+            return RunResult(self.run_dir, c, last_val, True, signal.SIGINT, self.unit, g.rank)
         finally:
             if bar is not None:
                 bar.close()
             if self._board is not None:
                 self._board.close()
                 self._board = None
-        interrupted = stop.requested and self.progress() < 1.0 and not c.stopped_early
+        interrupted = self._stopping(stop) and self.progress() < 1.0 and not c.stopped_early
         if interrupted:
             if self._saved_step != c.step:
                 self._save_last(model, optimizer)
             why = signal.Signals(stop.signum).name if stop.signum else "stopped"
-            _note(
+            self._note(
                 f"{why} at step {c.step}; the checkpoint is saved: continue with "
                 f"--resume --out {self.run_dir}"
             )
-        self._plot()
+        if g.is_main:
+            self._plot()
         signum = stop.signum if interrupted else None
-        return RunResult(self.run_dir, c, last_val, interrupted, signum, self.unit)
+        return RunResult(self.run_dir, c, last_val, interrupted, signum, self.unit, g.rank)
 
     def _loop(
         self, model: nn.Module, optimizer: torch.optim.Optimizer, stop: StopRequest, bar
@@ -364,7 +444,9 @@ class Trainer:
         window_tokens, window_start = 0, since
         # ``stop`` is read only here, between steps: a checkpoint saved now holds one step's
         # weights, optimizer, carried state, RNG and counters together
-        while self.progress() < 1.0 and not c.stopped_early and not stop.requested:
+        self._stop_agreed = False
+        g = self.group
+        while self.progress() < 1.0 and not c.stopped_early and not self._stopping(stop):
             lr = learning_rate(cfg, c.step, self.progress())
             for group in optimizer.param_groups:
                 group["lr"] = lr
@@ -372,14 +454,26 @@ class Trainer:
             with self._autocast():
                 loss, n = self.task.batch_loss(model, batch)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            if g.distributed:
+                # weigh each rank's mean loss by its share of the batch's units, so that the
+                # averaged gradient is that of the whole batch's mean (uneven or stand-in shares)
+                n = 0 if self.task.is_stand_in(c.step) else n
+                (total,) = g.sum([n])
+                (loss * (n * g.world_size / max(total, 1))).backward()
+            else:
+                loss.backward()
             grad_norm = nn.utils.clip_grad_norm_(model.parameters(), bound)
-            finite = bool(torch.isfinite(loss.detach()) & torch.isfinite(grad_norm))  # one sync
-            if finite:
-                optimizer.step()
             now = time.perf_counter()
             c.elapsed += now - since
             since = now
+            if g.distributed:  # the figures and decisions every rank must share
+                n, mean_loss, self._stop_agreed, c.elapsed = g.step_totals(
+                    n, loss, stop.requested, c.elapsed
+                )
+                loss = torch.tensor(mean_loss)
+            finite = bool(torch.isfinite(loss.detach()) & torch.isfinite(grad_norm))  # one sync
+            if finite:
+                optimizer.step()
             c.step += 1
             if not finite:
                 self._bad_batch(loss.item(), grad_norm.item())
@@ -401,7 +495,7 @@ class Trainer:
                     }
                     self._log(record)
                     self._update_bar(bar, record)
-                    for fn in self.callbacks:
+                    for fn in self.callbacks if g.is_main else ():
                         try:
                             fn(self, record)
                         except KeyboardInterrupt:
@@ -416,6 +510,22 @@ class Trainer:
                 self._save_last(model, optimizer)
         return last_val
 
+    def _stopping(self, stop: StopRequest) -> bool:
+        """Whether a stop was asked for: in one process by a signal or callback now; under
+        torchrun on any rank, as the ranks agreed at the last step (all stop together)."""
+        return self._stop_agreed if self.group.distributed else stop.requested
+
+    def _note(self, text: str) -> None:
+        if self.group.is_main:
+            _note(text)
+
+    def _failure(self, message: str) -> Exception:
+        """A non-finite figure's error: every rank stops (they agree on the figure), rank 0
+        says why and the others end quietly."""
+        if self.group.is_main:
+            return FloatingPointError(message)
+        return PeerError(f"rank 0 stopped: {message}")
+
     def _bad_batch(self, loss: float, grad_norm: float) -> None:
         """A batch with a non-finite loss or gradient: stop, or (``nan_policy="skip"``) count
         it; its update was not applied."""
@@ -427,15 +537,15 @@ class Trainer:
         )
         if self.cfg.nan_policy == "stop":
             self._log({"step": c.step, "stopped": what})
-            raise FloatingPointError(self._stopped(what))
+            raise self._failure(self._stopped(what))
         c.skipped += 1
         c.skipped_in_row += 1
         self._log({"step": c.step, "skipped": what})
         if c.skipped_in_row > MAX_SKIPS_IN_A_ROW:
-            raise FloatingPointError(
+            raise self._failure(
                 self._stopped(f"{what}, the {c.skipped_in_row}th batch skipped in a row")
             )
-        _note(f"{what}: batch skipped ({c.skipped_in_row} in a row, {c.skipped} in all)")
+        self._note(f"{what}: batch skipped ({c.skipped_in_row} in a row, {c.skipped} in all)")
         # a state carried out of a bad batch would spoil every batch after it: start afresh
         if ckpt.nonfinite(self.task.carry()):
             self.task.restore_carry({})
@@ -458,7 +568,7 @@ class Trainer:
         record = {"step": c.step, **{f"val_{k}": v for k, v in val.items()}}
         self._log(record)
         if not math.isfinite(val["loss"]):
-            raise FloatingPointError(
+            raise self._failure(
                 self._stopped(f"the validation loss became {val['loss']} at step {c.step}")
             )
         key, mode = self.monitor
@@ -477,7 +587,7 @@ class Trainer:
 
     # -- progress and plot -----------------------------------------------------------------------
     def _progress_bar(self):
-        if not self.cfg.progress:
+        if not self.cfg.progress or not self.group.is_main:
             return None
         try:
             from tqdm import tqdm

@@ -235,6 +235,12 @@ class ClassifyTask(Task):
             self.model_cfg, self.encoder, len(self.labels.classes), self.aligned
         )
 
+    def shard(self, rank: int, world_size: int) -> None:
+        self._plan.shard(rank, world_size)
+
+    def is_stand_in(self, step: int) -> bool:
+        return self._plan.is_stand_in(step)
+
     def train_batch(self, step: int):
         return self.batch("train", self._plan(step))
 

@@ -403,10 +403,19 @@ class ForecastTask(Task):
     def train_batch(self, step: int) -> tuple[Tensor, Tensor]:
         gen = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
         idx = torch.randint(0, len(self.train_x), (self.batch_size,), generator=gen)
+        idx = idx[self._rank :: self._world_size]  # this rank's share (data-parallel training)
         return self.train_x[idx], self.train_y[idx]
+
+    _rank, _world_size = 0, 1
+
+    def shard(self, rank: int, world_size: int) -> None:
+        self._rank, self._world_size = rank, world_size
 
     def batch_loss(self, model: nn.Module, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, int]:
         x, y = (t.to(self.device) for t in batch)
+        if isinstance(getattr(model, "module", None), ForecasterEnsemble):
+            # each member's own loss needs calls that bypass DistributedDataParallel's forward
+            raise ValueError("--members > 1 cannot train in several processes (torchrun) yet")
         if isinstance(model, ForecasterEnsemble):  # each member learns on its own loss
             outs = model.member_outputs(x)
             direct = self.data_cfg.mode == "direct"

@@ -181,6 +181,12 @@ class GenerateTask(Task):
     def build_model(self) -> nn.Module:
         return build_generator(len(self.vocab), len(self.conditions), self.model_cfg)
 
+    def shard(self, rank: int, world_size: int) -> None:
+        self._plan.shard(rank, world_size)
+
+    def is_stand_in(self, step: int) -> bool:
+        return self._plan.is_stand_in(step)
+
     def train_batch(self, step: int) -> tuple[Tensor, Tensor]:
         items = [self.train_items[i] for i in self._plan(step)]
         return collate_rows(items)

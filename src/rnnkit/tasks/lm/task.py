@@ -132,6 +132,16 @@ class LanguageModelTask(Task):
     def build_model(self) -> nn.Module:
         return build_lm(len(self.vocab), self.model_cfg)
 
+    def shard(self, rank: int, world_size: int) -> None:
+        # rank r reads streams r, r + W, ...; each rank carries the state of its own streams
+        self.batcher = StreamBatcher(
+            self.splits["train"],
+            self.batch_size,
+            self.data_cfg.bptt,
+            rank=rank,
+            world_size=world_size,
+        )
+
     def train_batch(self, step: int) -> Window:
         return self.batcher.window(step)
 

@@ -193,6 +193,12 @@ class Seq2SeqTask(Task):
     def build_model(self) -> nn.Module:
         return build_seq2seq(len(self.source_vocab), len(self.target_vocab), self.model_cfg)
 
+    def shard(self, rank: int, world_size: int) -> None:
+        self._plan.shard(rank, world_size)
+
+    def is_stand_in(self, step: int) -> bool:
+        return self._plan.is_stand_in(step)
+
     def train_batch(self, step: int) -> PairBatch:
         batch = collate([self.train_items[i] for i in self._plan(step)])
         batch.teacher_forcing = self.model_cfg.teacher_forcing_at(step)
