@@ -43,7 +43,7 @@ class Recurrent(nn.Module):
         device, dtype: where and in what precision to put the parameters.
         **cell_kwargs: passed to every ``cell(...)`` call.
 
-    Forward: ``(input, hx=None, *, lengths=None, return_states=False)``, as ``rnnkit.LSTM``;
+    Forward: ``(input, hx=None, lengths=None, return_states=False)``, as ``rnnkit.LSTM``;
     ``hx`` has the cell's state structure with every tensor stacked to ``(L*D, B, ...)``.
     Returns ``(output, h_n)`` (and ``states`` with ``return_states``).
 
@@ -121,10 +121,11 @@ class Recurrent(nn.Module):
         self,
         input: Tensor | PackedSequence,
         hx: State | None = None,
-        *,
         lengths: Tensor | None = None,
         return_states: bool = False,
     ):
+        # lengths and return_states are not keyword-only: the legacy ONNX exporter passes
+        # every argument by position
         name = type(self).__name__
         batched = True
         if isinstance(input, PackedSequence):
