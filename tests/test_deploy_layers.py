@@ -286,12 +286,34 @@ def test_compile_lstm_has_no_graph_break(with_lengths):
 @pytest.mark.parametrize("with_lengths", [False, True])
 @pytest.mark.parametrize("cls", LAYERS)
 def test_compile_fullgraph_matches_eager(cls, with_lengths):
+    # aot_eager: dynamo and AOT autograd, forward and backward, without inductor's code
+    # generation (a minute a layer on 2 shared cores; the inductor test is below)
     torch._dynamo.reset()
     layer = cls(4, 8, num_layers=2, batch_first=True, bidirectional=True)
     x, lengths = _inputs(3, 5)
-    compiled = torch.compile(layer, fullgraph=True)
+    compiled = torch.compile(layer, backend="aot_eager", fullgraph=True)
     args = (x, None, lengths) if with_lengths else (x,)
-    _assert_same(_flat(compiled(*args)), _flat(layer(*args)), atol=1e-5)
+    got, want = _flat(compiled(*args)), _flat(layer(*args))
+    _assert_same(got, want, atol=1e-5)
+    grads = torch.autograd.grad(sum(g.sum() for g in got), layer.weight_hh_l0)
+    torch.testing.assert_close(
+        grads, torch.autograd.grad(sum(w.sum() for w in want), layer.weight_hh_l0)
+    )
+
+
+@pytest.mark.slow
+@_allow_rnn
+@pytest.mark.parametrize("with_lengths", [False, True])
+def test_compile_inductor_lstm_inference(with_lengths):
+    # inference only: inductor on CPU fails on torch.nn.LSTM itself in training
+    # (mkldnn_rnn_layer, "expected Tensor()", torch 2.13), and so on ours, its subclass
+    torch._dynamo.reset()
+    layer = rnnkit.LSTM(4, 8, num_layers=2, batch_first=True, bidirectional=True).eval()
+    x, lengths = _inputs(3, 5)
+    args = (x, None, lengths) if with_lengths else (x,)
+    with torch.no_grad():
+        got = _flat(torch.compile(layer, fullgraph=True)(*args))
+        _assert_same(got, _flat(layer(*args)), atol=1e-5)
 
 
 @pytest.mark.slow
@@ -318,3 +340,27 @@ def test_lengths_and_return_states_by_position_equal_by_keyword():
 def test_bad_lengths_still_fail_in_eager():
     with pytest.raises(ValueError, match="every length must lie in"):
         rnnkit.LSTM(4, 8, batch_first=True)(torch.randn(2, 3, 4), lengths=torch.tensor([3, 4]))
+
+
+def test_script_recurrent_says_what_to_use_instead():
+    with pytest.raises(RuntimeError, match=r"torch\.jit\.trace"):
+        torch.jit.script(rnnkit.Recurrent(rnnkit.LayerNormLSTMCell, 4, 8))
+
+
+@pytest.mark.parametrize("cls", [rnnkit.RNNCell, rnnkit.LSTMCell, rnnkit.GRUCell])
+def test_compile_cell_has_no_graph_break(cls):
+    torch._dynamo.reset()
+    cell = cls(4, 8)
+    explained = torch._dynamo.explain(cell)(torch.randn(3, 4))
+    assert explained.graph_break_count == 0, explained.break_reasons
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cls", [rnnkit.RNNCell, rnnkit.LSTMCell, rnnkit.GRUCell])
+def test_dynamo_onnx_export_cell(cls):
+    cell = cls(4, 8)
+    x, h = torch.randn(3, 4), cell.initial_state(3)
+    program = torch.onnx.export(cell, (x, h), dynamo=True)
+    x2 = torch.randn(3, 4)
+    got = _ort(program.model_proto.SerializeToString(), x2, *leaves(h))
+    _assert_same(got, leaves(cell(x2, h)), atol=1e-4)

@@ -104,6 +104,12 @@ class Recurrent(nn.Module):
         if device is not None or dtype is not None:
             self.to(device=device, dtype=dtype)
 
+    def __prepare_scriptable__(self) -> nn.Module:
+        raise RuntimeError(
+            "rnnkit.Recurrent cannot be compiled by torch.jit.script (its cells are Python "
+            "modules of any form): use torch.jit.trace, torch.onnx.export or torch.compile"
+        )
+
     def initial_state(self, batch_size: int, *, dtype=None, device=None) -> State:
         """The zero state of the whole stack, each tensor ``(L*D, B, ...)``."""
         return stack_states([self._cell_zero(c, batch_size, dtype, device) for c in self.cells])

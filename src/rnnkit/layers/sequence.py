@@ -24,7 +24,10 @@ def capturing_graph() -> bool:
     the masked reference loop instead of packing for the fused kernel (packing sizes its output
     by the lengths' values).
     """
-    return torch.compiler.is_compiling() or torch.compiler.is_exporting()
+    compiler = torch.compiler  # is_compiling came in torch 2.3, is_exporting in 2.5
+    if hasattr(compiler, "is_compiling") and compiler.is_compiling():
+        return True
+    return hasattr(compiler, "is_exporting") and compiler.is_exporting()
 
 
 def check_lengths(lengths: object, batch_size: int, steps: int) -> Tensor:
