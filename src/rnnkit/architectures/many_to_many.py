@@ -86,7 +86,7 @@ class ManyToMany(nn.Module):
         self.head = nn.Linear(hidden_size * (2 if bidirectional else 1), output_size)
 
     def forward(
-        self, x: Tensor, state: State | None = None, *, lengths: Tensor | None = None
+        self, x: Tensor, state: State | None = None, lengths: Tensor | None = None
     ) -> tuple[Tensor, State]:
         if self.embedding is not None:
             x = self.embedding(x)  # (B, T, E)

@@ -160,5 +160,5 @@ class ManyToOne(nn.Module):
         y = self._outputs(x, lengths)
         return self.attention(y, valid_mask(lengths, y.size(0), y.size(1), y.device))[1]
 
-    def forward(self, x: Tensor, *, lengths: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         return self.head(self.dropout(self.summarize(x, lengths)))  # (B, output_size)

@@ -54,6 +54,16 @@ class _CellMixin:
         )
         return (h, h.clone()) if isinstance(self, LSTMCell) else h
 
+    def __prepare_scriptable__(self) -> nn.Module:
+        """What ``torch.jit.script`` compiles: this cell as its ``torch.nn`` base class, sharing
+        the parameters (TorchScript cannot compile the reference path; both give the same
+        numbers to rounding)."""
+        base = next(c for c in type(self).__mro__ if c in (nn.RNNCell, nn.LSTMCell, nn.GRUCell))
+        view = base.__new__(base)
+        view.__dict__.update(self.__dict__)  # the same parameter dict: no copy of the weights
+        del view.__dict__["backend"]
+        return view
+
     def _reference_forward(self, input: Tensor, hx: State | None) -> State:
         """torch's cell checks (same types, clearer messages), then the pure step."""
         name = type(self).__name__

@@ -43,7 +43,7 @@ class Recurrent(nn.Module):
         device, dtype: where and in what precision to put the parameters.
         **cell_kwargs: passed to every ``cell(...)`` call.
 
-    Forward: ``(input, hx=None, *, lengths=None, return_states=False)``, as ``rnnkit.LSTM``;
+    Forward: ``(input, hx=None, lengths=None, return_states=False)``, as ``rnnkit.LSTM``;
     ``hx`` has the cell's state structure with every tensor stacked to ``(L*D, B, ...)``.
     Returns ``(output, h_n)`` (and ``states`` with ``return_states``).
 
@@ -104,6 +104,12 @@ class Recurrent(nn.Module):
         if device is not None or dtype is not None:
             self.to(device=device, dtype=dtype)
 
+    def __prepare_scriptable__(self) -> nn.Module:
+        raise RuntimeError(
+            "rnnkit.Recurrent cannot be compiled by torch.jit.script (its cells are Python "
+            "modules of any form): use torch.jit.trace, torch.onnx.export or torch.compile"
+        )
+
     def initial_state(self, batch_size: int, *, dtype=None, device=None) -> State:
         """The zero state of the whole stack, each tensor ``(L*D, B, ...)``."""
         return stack_states([self._cell_zero(c, batch_size, dtype, device) for c in self.cells])
@@ -121,10 +127,11 @@ class Recurrent(nn.Module):
         self,
         input: Tensor | PackedSequence,
         hx: State | None = None,
-        *,
         lengths: Tensor | None = None,
         return_states: bool = False,
     ):
+        # lengths and return_states are not keyword-only: the legacy ONNX exporter passes
+        # every argument by position
         name = type(self).__name__
         batched = True
         if isinstance(input, PackedSequence):

@@ -17,10 +17,25 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 from rnnkit.state import lengths_mask
 
 
+def capturing_graph() -> bool:
+    """Whether ``torch.compile`` or ``torch.export`` (the dynamo ONNX exporter) is tracing.
+
+    Their graphs cannot hold a value-dependent shape, so a layer given ``lengths=`` there runs
+    the masked reference loop instead of packing for the fused kernel (packing sizes its output
+    by the lengths' values).
+    """
+    compiler = torch.compiler  # is_compiling came in torch 2.3, is_exporting in 2.5
+    if hasattr(compiler, "is_compiling") and compiler.is_compiling():
+        return True
+    return hasattr(compiler, "is_exporting") and compiler.is_exporting()
+
+
 def check_lengths(lengths: object, batch_size: int, steps: int) -> Tensor:
     """Validate ``lengths=`` and return it as an int64 tensor ``(B,)``, on its own device.
 
-    Lengths may come in any order and on any device; each must lie in ``[1, T]``.
+    Lengths may come in any order and on any device; each must lie in ``[1, T]``. The range is
+    checked in eager mode only: under ``torch.jit.trace``, ``torch.compile`` or an exporter it
+    would read the values (a graph break, or a constant baked into the trace).
     """
     if isinstance(lengths, (list, tuple)):
         lengths = torch.as_tensor(lengths)
@@ -34,6 +49,8 @@ def check_lengths(lengths: object, batch_size: int, steps: int) -> Tensor:
             f"got shape {tuple(lengths.shape)}"
         )
     lengths = lengths.to(torch.int64)
+    if torch.jit.is_tracing() or capturing_graph():
+        return lengths
     if batch_size and (int(lengths.min()) < 1 or int(lengths.max()) > steps):
         raise ValueError(
             f"every length must lie in [1, {steps}] (the number of time steps), "

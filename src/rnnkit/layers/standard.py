@@ -23,7 +23,8 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from rnnkit.backend import check_backend
 from rnnkit.cells import functional as cellfn
-from rnnkit.layers.sequence import check_lengths, to_time_major
+from rnnkit.layers.script import scriptable
+from rnnkit.layers.sequence import capturing_graph, check_lengths, to_time_major
 from rnnkit.layers.unroll import run_layers
 from rnnkit.state import State, map_state
 
@@ -65,13 +66,18 @@ class _RecurrentLayer:
         self,
         input: Tensor | PackedSequence,
         hx: State | None = None,
-        *,
         lengths: Tensor | None = None,
         return_states: bool = False,
     ):
         """Run the layer; see the class docstring. Returns ``(output, h_n)`` as ``torch.nn``
-        does, and ``(output, h_n, states)`` with ``return_states=True``."""
+        does, and ``(output, h_n, states)`` with ``return_states=True``.
+
+        ``lengths`` and ``return_states`` may also be given by position: the legacy ONNX
+        exporter passes every argument of ``forward`` that way.
+        """
         backend = self._pick_backend(return_states)
+        if lengths is not None and capturing_graph():
+            backend = "reference"  # packing cannot be captured; the mask can (same numbers)
         if lengths is not None:
             if isinstance(input, PackedSequence):
                 raise ValueError("pass either a PackedSequence or lengths=, not both")
@@ -99,6 +105,12 @@ class _RecurrentLayer:
         if self.mode == "LSTM":
             return h, torch.zeros(n, batch_size, self.hidden_size, dtype=dtype, device=device)
         return h
+
+    def __prepare_scriptable__(self) -> nn.Module:
+        """What ``torch.jit.script`` compiles: ``rnnkit.layers.script``'s form of this layer,
+        sharing the parameters, called as ``(input, hx=None, lengths=None)`` on the native
+        kernels (TorchScript cannot compile the reference loop or ``return_states``)."""
+        return scriptable(self)
 
     # -- the two paths --------------------------------------------------------------------------
     def _pick_backend(self, return_states: bool) -> str:
@@ -211,7 +223,7 @@ class RNN(_RecurrentLayer, nn.RNN):
         backend: ``"auto"`` (default), ``"native"`` (torch's fused kernels) or ``"reference"``
             (the explicit time loop). All give the same numbers.
 
-    Forward: ``rnn(input, h0=None, *, lengths=None, return_states=False)``. Input ``(T, B, I)``,
+    Forward: ``rnn(input, h0=None, lengths=None, return_states=False)``. Input ``(T, B, I)``,
     ``(B, T, I)`` with ``batch_first``, unbatched ``(T, I)`` or a ``PackedSequence``. Returns
     ``output`` ``(T, B, D*H)`` and ``h_n`` ``(L*D, B, H)``; with ``lengths`` the output past each
     length is zero and ``h_n`` is each sequence's state at its own last step.
@@ -244,7 +256,7 @@ class LSTM(_RecurrentLayer, nn.LSTM):
         proj_size, device, dtype: exactly as :class:`torch.nn.LSTM`.
         backend: ``"auto"`` (default), ``"native"`` or ``"reference"``.
 
-    Forward: ``lstm(input, (h0, c0)=None, *, lengths=None, return_states=False)``; returns
+    Forward: ``lstm(input, (h0, c0)=None, lengths=None, return_states=False)``; returns
     ``output, (h_n, c_n)``, shapes as :class:`torch.nn.LSTM`.
 
     Example::

@@ -77,8 +77,15 @@ def unroll(
             k = layer * num_directions + direction
             cell = cells[k]
             scan = getattr(cell, "scan", None)
-            # the whole sequence at once; one step (a generated token) takes the cheap step
-            if scan is not None and mask is None and steps is None and layer_input.size(0) > 1:
+            # the whole sequence at once; one step (a generated token) takes the cheap step, and
+            # so do the ONNX exporters (the legacy one has no logcumsumexp; same function)
+            if (
+                scan is not None
+                and mask is None
+                and steps is None
+                and layer_input.size(0) > 1
+                and not torch.onnx.is_in_onnx_export()
+            ):
                 xr = layer_input if direction == 0 else layer_input.flip(0)
                 ys_scan, state = scan(xr, initial[k])  # (T, B, H), (B, H)
                 outputs.append(ys_scan if direction == 0 else ys_scan.flip(0))
