@@ -342,6 +342,30 @@ def label_inputs(model, encoder, labels, task: dict, inputs: list, top: int = 1)
     return out
 
 
+def _text_baselines(splits, scored: Labelled, labels: LabelEncoder, true) -> dict:
+    """Accuracy and macro-F1 on ``scored`` of the TF-IDF baselines, or why they did not run."""
+    from rnnkit.tasks.classify.baselines import tfidf_baselines
+
+    def ids(split: Labelled) -> torch.Tensor:  # a validation label unseen in training: dropped
+        return torch.tensor([labels.encode(y) if y in labels.classes else -1 for y in split.labels])
+
+    train_y, val_y = ids(splits["train"]), ids(splits["val"])
+    keep = [i for i, y in enumerate(val_y.tolist()) if y >= 0]
+    try:
+        fitted = tfidf_baselines(
+            (list(splits["train"].inputs), train_y),
+            ([splits["val"].inputs[i] for i in keep], val_y[keep]),
+            list(scored.inputs),
+        )
+    except ImportError as e:
+        return {"note": str(e)}
+    out = {}
+    for name, b in fitted.items():
+        report = classification_report(true, b["pred"], labels.classes)
+        out[name] = {"accuracy": report["accuracy"], "macro_f1": report["macro_f1"], "C": b["C"]}
+    return out
+
+
 def evaluate_run(
     run_dir: str | Path,
     *,
@@ -350,12 +374,16 @@ def evaluate_run(
     which: str = "best",
     device: str = "cpu",
     plot: str | Path | None = "",
+    baselines: bool = True,
 ) -> dict:
     """Accuracy, macro-F1, per-class figures and the confusion matrix of a run on held-out data.
 
     With ``data``, that labelled file (read with the run's column settings) is scored; otherwise
     ``split`` of the run's own data, cut as in training. The majority-class baseline (the most
-    common training class) and the class shares are reported beside the model. ``plot``: where
+    common training class) and the class shares are reported beside the model; for a text
+    classifier, with ``baselines``, also a word and a character n-gram TF-IDF logistic
+    regression fitted on the run's training split, ``C`` chosen on its validation split
+    (``baselines.tfidf_baselines``; scikit-learn, else a note says why not). ``plot``: where
     to write the confusion-matrix PNG (default ``RUN_DIR/confusion-<split>.png``; None: none).
     """
     model, encoder, labels, stored = load_classifier(run_dir, which, device)
@@ -395,6 +423,8 @@ def evaluate_run(
         "imbalance": imbalance(true, labels.classes),
         "classes": labels.classes,
     }
+    if baselines and stored["input_kind"] == "text" and not aligned:
+        result["baselines"] = _text_baselines(splits, scored, labels, true)
     if plot is not None:
         target = (
             Path(plot)
