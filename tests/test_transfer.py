@@ -5,6 +5,7 @@ mapped by token), its refusals, and the ULMFiT schedules checked by hand."""
 from __future__ import annotations
 
 import csv
+import json
 import math
 import random
 
@@ -12,8 +13,9 @@ import pytest
 import torch
 
 from rnnkit.cli.main import main
-from rnnkit.tasks.classify.run import evaluate_run, train_classify
+from rnnkit.tasks.classify.run import evaluate_run, predict, train_classify
 from rnnkit.tasks.classify.task import ClassifyDataConfig, ClassifyModelConfig
+from rnnkit.text.tokens import choose_level
 from rnnkit.training.config import TrainConfig
 
 pytest.importorskip("sklearn")
@@ -58,3 +60,42 @@ def test_evaluate_puts_tfidf_baselines_beside_the_model(tmp_path, capsys):
     main(["evaluate", str(tmp_path / "r"), "--plot", "none"])
     out = capsys.readouterr().out
     assert "TF-IDF words" in out and "TF-IDF chars" in out and "majority" in out
+
+
+# -- --tokens auto --------------------------------------------------------------------------------
+def short_strings_csv(path, n=240, seed=0):
+    """Made-up single words whose label is told by their ending: every word is new."""
+    rng = random.Random(seed)
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "label"])
+        for _ in range(n):
+            label = rng.choice(["a", "b"])
+            stem = "".join(rng.choices("bcdfgklmnprst", k=rng.randint(3, 6)))
+            w.writerow([stem + ("ing" if label == "a" else "ow"), label])
+    return path
+
+
+@pytest.mark.parametrize("maker,level", [(sentiment_csv, "word"), (short_strings_csv, "char")])
+def test_tokens_auto_picks_prints_and_stores_a_level(tmp_path, capsys, maker, level):
+    data = maker(tmp_path / "d.csv")
+    train_classify(
+        ClassifyModelConfig(hidden_size=8, embedding_size=8),
+        ClassifyDataConfig(data=str(data)),  # tokens: auto, the default
+        tiny_train(tmp_path / "r", steps=2),
+    )
+    assert f"--tokens auto: {level}" in capsys.readouterr().out
+    stored = json.loads((tmp_path / "r" / "config.json").read_text())["task"]
+    assert stored["data"]["tokens"] == level
+    assert stored["input"]["vocab"]["level"] == level
+    assert stored["tokens_auto"]["level"] == level
+    # evaluate and predict rebuild the same level from the run
+    assert predict(tmp_path / "r", ["a good film"])[0]["label"] in ("pos", "neg", "a", "b")
+
+
+def test_choose_level_by_hand():
+    train = ["a good film", "a bad film", "good acting"]
+    choice = choose_level(train, ["a good plot twist"])  # plot, twist unknown: 2 of 4
+    assert (choice.level, choice.unknown, choice.median_words) == ("char", 0.5, 3.0)
+    assert choose_level(train, ["a good film"]).level == "word"
+    assert choose_level(["ab", "cd ef"], ["ab"]).level == "char"  # median 1.5 words: short

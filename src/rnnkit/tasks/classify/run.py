@@ -100,7 +100,7 @@ def read_run_config(run_dir: str | Path) -> dict:
 def _task(model_cfg, data_cfg, train_cfg, audio, aligned, stored=None) -> ClassifyTask:
     splits = read_splits(data_cfg, audio, aligned)
     # training reads train and val only: a test label unseen in training is evaluate's business
-    return ClassifyTask(
+    task = ClassifyTask(
         model_cfg,
         data_cfg,
         {"train": splits["train"], "val": splits["val"]},
@@ -112,6 +112,9 @@ def _task(model_cfg, data_cfg, train_cfg, audio, aligned, stored=None) -> Classi
         labels=LabelEncoder(stored["classes"]) if stored else None,
         audio=audio,
     )
+    if task.tokens_choice is not None:  # stored: data.tokens is the level, tokens_auto why
+        print(task.tokens_choice.reason, flush=True)
+    return task
 
 
 def train_classify(

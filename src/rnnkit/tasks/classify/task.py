@@ -8,7 +8,7 @@ of the answer. The loss is the cross-entropy; evaluation adds accuracy and macro
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
 import torch
@@ -25,6 +25,7 @@ from rnnkit.datasets.registry import stored_data_path
 from rnnkit.tasks.classify.inputs import InputEncoder, LabelEncoder
 from rnnkit.tasks.classify.metrics import classification_report
 from rnnkit.tasks.network_config import check_network
+from rnnkit.text.tokens import LevelChoice, choose_level
 from rnnkit.training.batching import BatchPlan, torch_shuffle
 from rnnkit.training.config import check_types
 from rnnkit.training.task import Task
@@ -78,8 +79,9 @@ class ClassifyDataConfig:
     """Numeric long format: a column to order the rows of a sequence by."""
     feature_cols: str | None = None
     """Numeric long format: comma-separated feature columns (default: all others)."""
-    tokens: Literal["word", "char"] = "word"
-    """Text as words (lower-cased, punctuation apart) or as characters."""
+    tokens: Literal["auto", "word", "char"] = "auto"
+    """Text as words (lower-cased, punctuation apart) or as characters; auto: chosen from the
+    training data (characters for short strings or many unknown words), printed and stored."""
     max_vocab: int | None = 20000
     """Keep at most this many tokens (the most frequent; the rest read as <unk>)."""
     min_count: int = 1
@@ -98,8 +100,8 @@ class ClassifyDataConfig:
         self.test_data = stored_data_path(self.test_data)
         if self.max_length < 1:
             raise ValueError(f"--max-length must be >= 1, got {self.max_length}")
-        if self.tokens not in ("word", "char"):
-            raise ValueError(f"--tokens must be word or char, got {self.tokens!r}")
+        if self.tokens not in ("auto", "word", "char"):
+            raise ValueError(f"--tokens must be auto, word or char, got {self.tokens!r}")
         try:
             parts = [float(p) for p in self.split_fractions.split(",")]
         except ValueError:
@@ -134,6 +136,24 @@ class ClassifyDataConfig:
             time_col=self.time_col,
             feature_cols=features,
         )
+
+
+def resolve_tokens(
+    data_cfg: ClassifyDataConfig, splits: dict[str, Labelled]
+) -> tuple[ClassifyDataConfig, LevelChoice | None]:
+    """``data_cfg`` with ``--tokens auto`` replaced by the level ``choose_level`` picks from the
+    training and validation texts (unchanged for other input or a level given)."""
+    train = splits["train"]
+    if data_cfg.tokens != "auto" or train.kind != "text":
+        return data_cfg, None
+    val = splits.get("val", train)
+    choice = choose_level(
+        list(train.inputs),
+        list(val.inputs),
+        max_size=data_cfg.max_vocab,
+        min_count=data_cfg.min_count,
+    )
+    return replace(data_cfg, tokens=choice.level), choice
 
 
 def build_classifier(
@@ -198,6 +218,11 @@ class ClassifyTask(Task):
         self.aligned, self.input_kind = train.aligned, train.kind
         self.batch_size, self.seed, self.device = batch_size, seed, device
         self.audio = audio or AudioConfig()
+        self.tokens_choice: LevelChoice | None = None
+        """What ``--tokens auto`` measured and chose (None: a level was given, or stored)."""
+        if encoder is None:
+            data_cfg, self.tokens_choice = resolve_tokens(data_cfg, splits)
+            self.data_cfg = data_cfg
         self.encoder = encoder or InputEncoder.fit(
             train.kind,
             train.inputs,
@@ -295,4 +320,5 @@ class ClassifyTask(Task):
             "audio": asdict(self.audio),
             "batch_size": self.batch_size,
             "sizes": self.sizes,
+            **({"tokens_auto": self.tokens_choice.to_json()} if self.tokens_choice else {}),
         }
