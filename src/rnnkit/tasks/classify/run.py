@@ -50,6 +50,7 @@ from rnnkit.tasks.classify.task import (
     build_classifier,
     logits_of,
 )
+from rnnkit.tasks.classify.transfer import TransferConfig
 from rnnkit.training import runs
 from rnnkit.training.config import TrainConfig
 from rnnkit.training.runs import stored_config
@@ -97,7 +98,12 @@ def read_run_config(run_dir: str | Path) -> dict:
     return runs.read_run_config(run_dir, KINDS, "classify or tag")
 
 
-def _task(model_cfg, data_cfg, train_cfg, audio, aligned, stored=None) -> ClassifyTask:
+def _task(
+    model_cfg, data_cfg, train_cfg, audio, aligned, stored=None, transfer=None
+) -> ClassifyTask:
+    if transfer is not None and transfer.init_from and data_cfg.tokens == "auto":
+        print("--tokens auto: char (the language model of --init-from reads characters)")
+        data_cfg = dataclasses.replace(data_cfg, tokens="char")
     splits = read_splits(data_cfg, audio, aligned)
     # training reads train and val only: a test label unseen in training is evaluate's business
     task = ClassifyTask(
@@ -111,6 +117,8 @@ def _task(model_cfg, data_cfg, train_cfg, audio, aligned, stored=None) -> Classi
         encoder=InputEncoder.from_json(stored["input"]) if stored else None,
         labels=LabelEncoder(stored["classes"]) if stored else None,
         audio=audio,
+        transfer=transfer,
+        lr=train_cfg.lr,
     )
     if task.tokens_choice is not None:  # stored: data.tokens is the level, tokens_auto why
         print(task.tokens_choice.reason, flush=True)
@@ -124,11 +132,13 @@ def train_classify(
     *,
     audio: AudioConfig | None = None,
     aligned: bool = False,
+    transfer: TransferConfig | None = None,
     callbacks=(),
 ) -> RunResult:
     """Train (or with ``train_cfg.resume``, continue) a classifier or tagger into ``out``.
 
     On resume the model, data, vocabulary and classes come from the run's config.json.
+    ``transfer``: start from a language-model run and fine-tune ULMFiT's way (``transfer``).
     """
     model_cfg, data_cfg, stored = runs.run_configs(
         train_cfg, KINDS, ClassifyModelConfig, ClassifyDataConfig, model_cfg, data_cfg
@@ -136,12 +146,16 @@ def train_classify(
     if stored is not None:
         audio = stored_config(AudioConfig, stored["audio"])
         aligned = stored["aligned"]
+        # the weights come from the checkpoint: the language model is not read again
+        transfer = dataclasses.replace(
+            stored_config(TransferConfig, stored.get("transfer", {})), init_from=None
+        )
     else:
         # one mel range for every file, stored in the run: below the lowest Nyquist frequency
         audio, note = resolve_f_max(audio or AudioConfig(), _wav_rates(data_cfg))
         if note:
             print(f"audio: {note}", flush=True)
-    task = _task(model_cfg, data_cfg, train_cfg, audio or AudioConfig(), aligned, stored)
+    task = _task(model_cfg, data_cfg, train_cfg, audio or AudioConfig(), aligned, stored, transfer)
     return Trainer(task, train_cfg, callbacks).run()
 
 
@@ -151,11 +165,18 @@ def train_tag(
     train_cfg: TrainConfig,
     *,
     audio: AudioConfig | None = None,
+    transfer: TransferConfig | None = None,
     callbacks=(),
 ) -> RunResult:
     """Train (or continue) a tagger: ``train_classify`` with one label per step."""
     return train_classify(
-        model_cfg, data_cfg, train_cfg, audio=audio, aligned=True, callbacks=callbacks
+        model_cfg,
+        data_cfg,
+        train_cfg,
+        audio=audio,
+        aligned=True,
+        transfer=transfer,
+        callbacks=callbacks,
     )
 
 

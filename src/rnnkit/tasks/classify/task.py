@@ -24,10 +24,18 @@ from rnnkit.datasets.padding import pad_batch
 from rnnkit.datasets.registry import stored_data_path
 from rnnkit.tasks.classify.inputs import InputEncoder, LabelEncoder
 from rnnkit.tasks.classify.metrics import classification_report
+from rnnkit.tasks.classify.transfer import TransferConfig, init_from_lm
 from rnnkit.tasks.network_config import check_network
 from rnnkit.text.tokens import LevelChoice, choose_level
 from rnnkit.training.batching import BatchPlan, torch_shuffle
 from rnnkit.training.config import check_types
+from rnnkit.training.schedules import (
+    discriminative_scales,
+    layer_groups,
+    set_trainable,
+    slanted_triangular,
+    trainable_from,
+)
 from rnnkit.training.task import Task
 
 
@@ -208,16 +216,21 @@ class ClassifyTask(Task):
         labels: LabelEncoder | None = None,
         audio: AudioConfig | None = None,
         sizes: dict[str, int] | None = None,
+        transfer: TransferConfig | None = None,
+        lr: float = 0.0,
     ) -> None:
         """``splits``: the examples to encode (train, and what is scored); ``sizes``: the number
         of examples in every split, for config.json, those not given here too (default: of
-        ``splits``)."""
+        ``splits``); ``transfer``: the language model to start from and the fine-tuning schedule;
+        ``lr``: the peak learning rate (``--lr``), for the slanted schedule."""
         train = splits["train"]
         self.kind = "tag" if train.aligned else "classify"
         self.model_cfg, self.data_cfg = model_cfg, data_cfg
         self.aligned, self.input_kind = train.aligned, train.kind
         self.batch_size, self.seed, self.device = batch_size, seed, device
         self.audio = audio or AudioConfig()
+        self.transfer, self.peak_lr = transfer or TransferConfig(), lr
+        self._groups: list = []
         self.tokens_choice: LevelChoice | None = None
         """What ``--tokens auto`` measured and chose (None: a level was given, or stored)."""
         if encoder is None:
@@ -255,9 +268,36 @@ class ClassifyTask(Task):
 
     # -- the Task ----------------------------------------------------------------------------
     def build_model(self) -> nn.Module:
-        return build_classifier(
+        model = build_classifier(
             self.model_cfg, self.encoder, len(self.labels.classes), self.aligned
         )
+        if self.transfer.init_from is not None:
+            copied = init_from_lm(
+                model, self.model_cfg, self.encoder.vocab, self.transfer.init_from
+            )
+            print(
+                f"--init-from {self.transfer.init_from}: embedding and recurrent layers copied; "
+                f"{copied['known']} tokens mapped, {copied['new']} new (the mean row)",
+                flush=True,
+            )
+        return model
+
+    def param_groups(self, model: nn.Module) -> list[dict] | None:
+        """Layer groups with discriminative rates (``--lr-decay``), bottom to top."""
+        if not self.transfer.active:
+            return None
+        self._groups = layer_groups(model)
+        scales = discriminative_scales(len(self._groups), self.transfer.lr_decay)
+        return [{"params": g, "lr_scale": s} for g, s in zip(self._groups, scales)]
+
+    def before_step(self, model: nn.Module, step: int, progress: float, lr: float) -> float:
+        """Gradual unfreezing and the slanted triangular rate, when asked for."""
+        t = self.transfer
+        if t.unfreeze_every and self._groups:
+            set_trainable(self._groups, trainable_from(step, len(self._groups), t.unfreeze_every))
+        if t.schedule == "slanted":
+            return self.peak_lr * slanted_triangular(progress, t.slanted_cut, t.slanted_ratio)
+        return lr
 
     def train_batch(self, step: int):
         return self.batch("train", self._plan(step))
@@ -320,5 +360,6 @@ class ClassifyTask(Task):
             "audio": asdict(self.audio),
             "batch_size": self.batch_size,
             "sizes": self.sizes,
+            "transfer": asdict(self.transfer),
             **({"tokens_auto": self.tokens_choice.to_json()} if self.tokens_choice else {}),
         }
