@@ -99,3 +99,135 @@ def test_choose_level_by_hand():
     assert (choice.level, choice.unknown, choice.median_words) == ("char", 0.5, 3.0)
     assert choose_level(train, ["a good film"]).level == "word"
     assert choose_level(["ab", "cd ef"], ["ab"]).level == "char"  # median 1.5 words: short
+
+
+# -- --init-from ----------------------------------------------------------------------------------
+LM_FLAGS = ["--cell", "lstm", "--hidden-size", "12", "--num-layers", "2", "--embedding-size", "6"]
+
+
+@pytest.fixture(scope="module")
+def lm_run(tmp_path_factory):
+    """A tiny character language model trained a few steps on the sentiment texts."""
+    tmp = tmp_path_factory.mktemp("lm")
+    data = sentiment_csv(tmp / "s.csv", n=400, seed=1)
+    (tmp / "texts.txt").write_text("\n".join(r.split(",")[0] for r in data.read_text().split()))
+    args = ["train", "lm", "--data", str(tmp / "texts.txt"), "--out", str(tmp / "lm")]
+    args += [*LM_FLAGS, "--max-steps", "5", "--batch-size", "4", "--bptt", "16"]
+    assert main([*args, "--no-progress"]) == 0
+    return tmp / "lm"
+
+
+def test_init_from_copies_the_language_model_mapped_by_token(lm_run, tmp_path):
+    from rnnkit.architectures import ManyToOne
+    from rnnkit.tasks.base import load_run
+    from rnnkit.tasks.classify.transfer import init_from_lm
+    from rnnkit.text.tokens import TokenVocab
+
+    lm = load_run(lm_run, kinds=("lm",))
+    lm_vocab = lm.extra["vocab"]
+    vocab = TokenVocab.build(["good film", "bad film!", "zq\u00e9"], "char")  # z, q, é, ! unseen?
+    cfg = ClassifyModelConfig(
+        cell="lstm", hidden_size=12, num_layers=2, embedding_size=6, bidirectional=False
+    )
+    clf = ManyToOne(
+        2, vocab_size=len(vocab), embedding_size=6, cell="lstm", hidden_size=12, num_layers=2
+    )
+    copied = init_from_lm(clf, cfg, vocab, str(lm_run))
+    for name, tensor in lm.model.rnn.state_dict().items():
+        torch.testing.assert_close(clf.rnn.state_dict()[name], tensor, rtol=0, atol=0)
+    source, target = lm.model.embedding.weight, clf.embedding.weight
+    mean, new = source.mean(0), 0
+    for i, token in enumerate(vocab.tokens):
+        if token == "<pad>":
+            expected = torch.zeros_like(mean)
+        elif token == "<unk>":
+            expected = source[lm_vocab.lookup([lm_vocab.UNKNOWN])[0]]
+        elif token in lm_vocab and token not in ("<bos>", "<eos>"):
+            expected = source[lm_vocab.lookup([token])[0]]
+        else:
+            expected, new = mean, new + 1
+        torch.testing.assert_close(target[i], expected, rtol=0, atol=0)
+    assert copied["new"] == new >= 3  # <bos>, <eos>, and é at least (not in the texts)
+
+
+def test_init_from_refuses_another_network_in_one_line(lm_run, tmp_path, capsys):
+    data = sentiment_csv(tmp_path / "s.csv")
+    code = main(
+        [
+            "train",
+            "classify",
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "c"),
+            "--init-from",
+            str(lm_run),
+            "--max-steps",
+            "2",
+            "--no-progress",
+        ]
+    )
+    err = capsys.readouterr().err.strip()
+    assert code != 0 and len(err.splitlines()) == 1
+    assert "--init-from" in err and "--cell lstm --hidden-size 12" in err and "bidirectional" in err
+
+
+def test_init_from_trains_with_frozen_lower_layers(lm_run, tmp_path, capsys):
+    """With gradual unfreezing slower than the run, only the head moves: the copied layers
+    come out exactly as the language model had them."""
+    data = sentiment_csv(tmp_path / "s.csv")
+    out = tmp_path / "c"
+    args = f"train classify --data {data} --out {out} --init-from {lm_run} --no-bidirectional"
+    args += " --unfreeze-every 1000 --schedule slanted --lr-decay 2.6 --max-steps 6"
+    args += " --eval-every 3 --batch-size 8 --no-progress"
+    assert main([*args.split(), *LM_FLAGS]) == 0
+    printed = capsys.readouterr().out
+    assert "--tokens auto: char" in printed and "tokens mapped" in printed
+    from rnnkit.tasks.base import load_run
+
+    lm, clf = load_run(lm_run), load_run(out, "last")
+    for name, tensor in lm.model.rnn.state_dict().items():
+        torch.testing.assert_close(clf.model.rnn.state_dict()[name], tensor, rtol=0, atol=0)
+    stored = json.loads((out / "config.json").read_text())["task"]
+    assert stored["transfer"]["unfreeze_every"] == 1000
+    # the same run resumed goes on without reading the language model again
+    assert main(f"train classify --resume --out {out} --max-steps 8 --no-progress".split()) == 0
+    assert "tokens mapped" not in capsys.readouterr().out
+
+
+# -- schedules, by hand ---------------------------------------------------------------------------
+def test_slanted_triangular_matches_ulmfit_equation_3():
+    from rnnkit.training.schedules import slanted_triangular
+
+    total, cut_frac, ratio = 1000, 0.1, 32
+    cut = math.floor(total * cut_frac)
+    for t in (0, 1, 50, 99, 100, 101, 400, 999, 1000):
+        p = t / cut if t < cut else 1 - (t - cut) / (cut * (1 / cut_frac - 1))
+        expected = (1 + p * (ratio - 1)) / ratio  # times eta_max
+        assert slanted_triangular(t / total, cut_frac, ratio) == pytest.approx(expected)
+    assert slanted_triangular(0.1) == 1 and slanted_triangular(0) == slanted_triangular(1) == 1 / 32
+
+
+def test_discriminative_rates_and_gradual_unfreezing():
+    from rnnkit.architectures import ManyToOne
+    from rnnkit.training.schedules import discriminative_scales, layer_groups, trainable_from
+
+    assert discriminative_scales(3, 2.6) == pytest.approx([1 / 2.6**2, 1 / 2.6, 1])
+    assert [trainable_from(s, 4, 10) for s in (0, 9, 10, 25, 30, 99)] == [3, 3, 2, 1, 0, 0]
+    assert trainable_from(0, 4, 0) == 0
+    model = ManyToOne(
+        2,
+        vocab_size=9,
+        embedding_size=3,
+        hidden_size=4,
+        num_layers=2,
+        bidirectional=True,
+        pooling="attention",
+    )
+    groups = layer_groups(model)
+    assert len(groups) == 4  # embedding, layer 0 (both directions), layer 1, attention + head
+    assert groups[0] == [model.embedding.weight]
+    assert {id(p) for p in groups[1]} == {
+        id(p) for n, p in model.rnn.named_parameters() if "_l0" in n
+    }
+    assert sum(len(g) for g in groups) == len(list(model.parameters()))

@@ -135,4 +135,4 @@ def init_from_lm(model: nn.Module, model_cfg, vocab: TokenVocab, run: str) -> di
         target[i] = mean if row is None else source[row]
     target[vocab.pad_id] = 0  # the padding row stays zero (padding_idx)
     known = sum(r is not None for r in rows)
-    return {"known": known, "new": len(rows) - known}
+    return {"known": known, "new": len(rows) - known - 1}  # <pad> is neither
