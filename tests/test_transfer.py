@@ -231,3 +231,29 @@ def test_discriminative_rates_and_gradual_unfreezing():
         id(p) for n, p in model.rnn.named_parameters() if "_l0" in n
     }
     assert sum(len(g) for g in groups) == len(list(model.parameters()))
+
+
+# -- the language model's text from a labelled file -----------------------------------------------
+def test_lm_reads_the_training_texts_of_a_labelled_file_and_extra_text(tmp_path):
+    from rnnkit.datasets.classification_sets import split_indices
+    from rnnkit.datasets.labelled import Columns, load_labelled
+    from rnnkit.tasks.lm.run import corpus_of
+    from rnnkit.tasks.lm.run import evaluate_run as lm_evaluate
+    from rnnkit.tasks.lm.task import LMDataConfig
+
+    data = sentiment_csv(tmp_path / "s.csv")
+    (tmp_path / "more.txt").write_text("an unlabelled story about ducks\n")
+    cfg = LMDataConfig(data=str(data), text_col="text", extra_data=str(tmp_path / "more.txt"))
+    text, extra = corpus_of(cfg)
+    rows = load_labelled(str(data), Columns()).inputs
+    cut = split_indices(len(rows), (0.8, 0.1, 0.1), 0)
+    assert text.splitlines() == [rows[i] for i in sorted(cut["train"])]  # as classify cuts it
+    assert "label" not in text and "pos" not in text.split()
+    assert extra.startswith("an unlabelled story")
+    out = tmp_path / "lm"
+    args = f"train lm --data {data} --text-col text --extra-data {tmp_path / 'more.txt'}"
+    args += f" --out {out} --max-steps 2 --batch-size 2 --bptt 8 --hidden-size 8 --no-progress"
+    assert main(args.split()) == 0
+    stored = json.loads((out / "config.json").read_text())["task"]
+    assert "k" in stored["vocab"]["symbols"]  # from "ducks": the extra text is in the vocabulary
+    assert lm_evaluate(out)["tokens"] > 0  # evaluate rebuilds the same corpus

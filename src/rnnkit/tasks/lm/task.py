@@ -61,10 +61,19 @@ class LMDataConfig:
     """Fraction of the corpus (at its end) for the test split."""
     bptt: int = 128
     """Time steps per truncated back-propagation window."""
+    text_col: str | None = None
+    """Read --data as labelled examples (.csv, .tsv, .jsonl, or a labelled data set such as
+    rotten-tomatoes) and learn the texts of this column, one a line: those of the part a
+    classifier trains on (the set's own split, or the default --split-fractions and seed), so
+    its validation and test texts stay unseen."""
+    extra_data: str | None = None
+    """More text for the training part only (a file, folder, glob or text data set), before
+    --data's; validation and test come from --data alone."""
 
     def __post_init__(self) -> None:
         check_types(self)
         self.data = stored_data_path(self.data)
+        self.extra_data = stored_data_path(self.extra_data)
         if self.tokenizer not in ("char", "byte"):
             raise ValueError(f"--tokenizer must be char or byte, got {self.tokenizer!r}")
         for flag, v in (
@@ -89,14 +98,17 @@ def build_lm(vocab_size: int, cfg: LMModelConfig) -> ManyToMany:
     )
 
 
-def encode_corpus(text: str, data: LMDataConfig, vocab: Vocab | None = None):
-    """Split a corpus by position, build the vocabulary on the training part, encode all."""
+def encode_corpus(text: str, data: LMDataConfig, vocab: Vocab | None = None, extra: str = ""):
+    """Split a corpus by position, build the vocabulary on the training part, encode all;
+    ``extra`` text (``--extra-data``) goes before the training part and is never held out."""
     if not text:
         raise ValueError(f"the corpus {data.data!r} is empty")
     cut = int(len(text) * (1 - data.val_fraction - data.test_fraction))
-    vocab = vocab or Vocab.build(text[:cut], data.tokenizer)
-    ids = vocab.encode(text)
-    return vocab, split_by_position(ids, data.val_fraction, data.test_fraction)
+    vocab = vocab or Vocab.build(extra + text[:cut], data.tokenizer)
+    splits = split_by_position(vocab.encode(text), data.val_fraction, data.test_fraction)
+    if extra:
+        splits["train"] = torch.cat([vocab.encode(extra), splits["train"]])
+    return vocab, splits
 
 
 class LanguageModelTask(Task):
@@ -117,11 +129,12 @@ class LanguageModelTask(Task):
         vocab: Vocab | None = None,
         rank: int = 0,
         world_size: int = 1,
+        extra: str = "",
     ) -> None:
         self.model_cfg, self.data_cfg = model_cfg, data_cfg
         self.device = torch.device(device)
         self.batch_size = batch_size
-        self.vocab, self.splits = encode_corpus(text, data_cfg, vocab)
+        self.vocab, self.splits = encode_corpus(text, data_cfg, vocab, extra)
         self.batcher = StreamBatcher(
             self.splits["train"], batch_size, data_cfg.bptt, rank=rank, world_size=world_size
         )
