@@ -257,3 +257,48 @@ def test_lm_reads_the_training_texts_of_a_labelled_file_and_extra_text(tmp_path)
     stored = json.loads((out / "config.json").read_text())["task"]
     assert "k" in stored["vocab"]["symbols"]  # from "ducks": the extra text is in the vocabulary
     assert lm_evaluate(out)["tokens"] > 0  # evaluate rebuilds the same corpus
+
+
+# -- AWD regularisation ---------------------------------------------------------------------------
+def test_embedding_dropout_drops_whole_rows_in_training_only():
+    from rnnkit.architectures import ManyToOne
+    from rnnkit.tasks.regularization import Regularizer
+
+    torch.manual_seed(0)
+    model = ManyToOne(2, vocab_size=50, embedding_size=4, hidden_size=3)
+    Regularizer(embedding_dropout=0.5).attach(model)
+    ids = torch.randint(1, 50, (8, 30))
+    out = model.embedding(ids)
+    plain = torch.nn.functional.embedding(ids, model.embedding.weight)
+    dropped = (out == 0).all(-1)  # (B, T)
+    for token in ids.unique():  # a token is dropped everywhere in the batch, or nowhere
+        where = dropped[ids == token]
+        assert where.all() or not where.any()
+    torch.testing.assert_close(out[~dropped], plain[~dropped] * 2)  # kept rows: 1 / (1 - p)
+    assert 0 < dropped.float().mean() < 1
+    model.eval()
+    torch.testing.assert_close(model.embedding(ids), plain)
+
+
+def test_ar_and_tar_by_hand():
+    from rnnkit.tasks.regularization import Regularizer
+
+    y = torch.tensor([[[1.0, 2.0], [3.0, 0.0], [9.0, 9.0]], [[0.0, 1.0], [5.0, 5.0], [7.0, 7.0]]])
+    lengths = torch.tensor([2, 1])  # valid: row 0 steps 0-1, row 1 step 0
+    reg = Regularizer(ar=2.0, tar=1.0)
+    reg._outputs = y
+    ar = (1 + 4 + 9 + 0 + 0 + 1) / (3 * 2)  # mean square over the 3 valid steps, 2 units
+    tar = ((3 - 1) ** 2 + (0 - 2) ** 2) / (1 * 2)  # one valid pair, 2 units
+    assert float(reg.penalty(lengths)) == pytest.approx(2 * ar + tar)
+    assert reg.penalty(lengths) == 0.0  # read once: nothing kept from an old forward
+
+
+def test_classify_and_lm_train_with_awd_regularisation(tmp_path):
+    data = sentiment_csv(tmp_path / "s.csv")
+    flags = "--embedding-dropout 0.1 --ar 2 --tar 1 --max-steps 3 --batch-size 8 --no-progress"
+    assert main(f"train classify --data {data} --out {tmp_path / 'c'} {flags}".split()) == 0
+    (tmp_path / "t.txt").write_text(data.read_text())
+    lm = f"train lm --data {tmp_path / 't.txt'} --out {tmp_path / 'l'} --bptt 8 --hidden-size 8"
+    assert main(f"{lm} {flags}".split()) == 0
+    stored = json.loads((tmp_path / "l" / "config.json").read_text())["task"]["model"]
+    assert (stored["embedding_dropout"], stored["ar"], stored["tar"]) == (0.1, 2, 1)

@@ -26,6 +26,7 @@ from rnnkit.tasks.classify.inputs import InputEncoder, LabelEncoder
 from rnnkit.tasks.classify.metrics import classification_report
 from rnnkit.tasks.classify.transfer import TransferConfig, init_from_lm
 from rnnkit.tasks.network_config import check_network
+from rnnkit.tasks.regularization import Regularizer, check_regularization
 from rnnkit.text.tokens import LevelChoice, choose_level
 from rnnkit.training.batching import BatchPlan, torch_shuffle
 from rnnkit.training.config import check_types
@@ -57,9 +58,19 @@ class ClassifyModelConfig:
     """Width of the token embedding (text input)."""
     pooling: Pooling = "max"
     """How a sequence becomes one vector (classify): last, mean, max or attention."""
+    embedding_dropout: float = 0.0
+    """Drop whole rows of the embedding (a token vanishes from the whole batch), in training
+    (AWD-LSTM; 0.1 there)."""
+    ar: float = 0.0
+    """Activation regularisation: this times the mean square of the top layer's outputs
+    (AWD-LSTM: 2)."""
+    tar: float = 0.0
+    """Temporal activation regularisation: this times the mean square change of the top
+    layer's outputs from one step to the next (AWD-LSTM: 1)."""
 
     def __post_init__(self) -> None:
         check_network(self, ("hidden_size", "num_layers", "embedding_size"))
+        check_regularization(self)
         if self.pooling not in POOLINGS:
             raise ValueError(
                 f"--pooling must be one of {', '.join(POOLINGS)}; got {self.pooling!r}"
@@ -231,6 +242,7 @@ class ClassifyTask(Task):
         self.audio = audio or AudioConfig()
         self.transfer, self.peak_lr = transfer or TransferConfig(), lr
         self._groups: list = []
+        self.regularizer = Regularizer()  # build_model sets the model's own
         self.tokens_choice: LevelChoice | None = None
         """What ``--tokens auto`` measured and chose (None: a level was given, or stored)."""
         if encoder is None:
@@ -280,7 +292,9 @@ class ClassifyTask(Task):
                 f"{copied['known']} tokens mapped, {copied['new']} new (the mean row)",
                 flush=True,
             )
-        return model
+        m = self.model_cfg
+        self.regularizer = Regularizer(m.embedding_dropout, m.ar, m.tar)
+        return self.regularizer.attach(model)
 
     def param_groups(self, model: nn.Module) -> list[dict] | None:
         """Layer groups with discriminative rates (``--lr-decay``), bottom to top."""
@@ -315,11 +329,11 @@ class ClassifyTask(Task):
     def batch_loss(self, model: nn.Module, batch) -> tuple[Tensor, int]:
         x, lengths, y = batch
         logits = logits_of(model, x, lengths)
+        penalty = self.regularizer.penalty(lengths)  # AR/TAR (0 without them)
         if self.aligned:
-            return F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=-100), int(
-                lengths.sum()
-            )
-        return F.cross_entropy(logits, y), len(y)
+            loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=-100)
+            return loss + penalty, int(lengths.sum())
+        return F.cross_entropy(logits, y) + penalty, len(y)
 
     def predictions(self, model: nn.Module, split: str) -> tuple[Tensor, Tensor, Tensor, float]:
         """True ids, predicted ids, probabilities, and the mean loss over a split."""

@@ -22,6 +22,7 @@ from rnnkit.architectures import ManyToMany
 from rnnkit.datasets.registry import stored_data_path
 from rnnkit.state import State, detach_state
 from rnnkit.tasks.network_config import check_network
+from rnnkit.tasks.regularization import Regularizer, check_regularization
 from rnnkit.text.streams import StreamBatcher, Window, eval_windows, split_by_position
 from rnnkit.text.vocab import TokenizerName, Vocab
 from rnnkit.training.config import check_types
@@ -42,9 +43,19 @@ class LMModelConfig:
     """Dropout between layers and before the head, in training."""
     embedding_size: int = 64
     """Width of the token embedding."""
+    embedding_dropout: float = 0.0
+    """Drop whole rows of the embedding (a token vanishes from the whole batch), in training
+    (AWD-LSTM; 0.1 there)."""
+    ar: float = 0.0
+    """Activation regularisation: this times the mean square of the top layer's outputs
+    (AWD-LSTM: 2)."""
+    tar: float = 0.0
+    """Temporal activation regularisation: this times the mean square change of the top
+    layer's outputs from one step to the next (AWD-LSTM: 1)."""
 
     def __post_init__(self) -> None:
         check_network(self, ("hidden_size", "num_layers", "embedding_size"))
+        check_regularization(self)
 
 
 @dataclass(kw_only=True)
@@ -139,10 +150,13 @@ class LanguageModelTask(Task):
             self.splits["train"], batch_size, data_cfg.bptt, rank=rank, world_size=world_size
         )
         self.state: State | None = None
+        self.regularizer = Regularizer()  # build_model sets the model's own
 
     # -- the Task -------------------------------------------------------------------------------
     def build_model(self) -> nn.Module:
-        return build_lm(len(self.vocab), self.model_cfg)
+        m = self.model_cfg
+        self.regularizer = Regularizer(m.embedding_dropout, m.ar, m.tar)
+        return self.regularizer.attach(build_lm(len(self.vocab), m))
 
     def train_batch(self, step: int) -> Window:
         return self.batcher.window(step)
@@ -154,7 +168,7 @@ class LanguageModelTask(Task):
         logits, state = model(x, self.state)  # (B, T, V)
         self.state = detach_state(state)
         loss = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
-        return loss, y.numel()
+        return loss + self.regularizer.penalty(), y.numel()
 
     def evaluate(self, model: nn.Module, split: str, limit: int | None = None) -> dict:
         ids = self.splits[split]
