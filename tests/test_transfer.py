@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from rnnkit.cli.main import main
+from rnnkit.tasks.classify.baselines import C_GRID
 from rnnkit.tasks.classify.run import evaluate_run, predict, train_classify
 from rnnkit.tasks.classify.task import ClassifyDataConfig, ClassifyModelConfig
 from rnnkit.text.tokens import choose_level
@@ -56,7 +57,7 @@ def test_evaluate_puts_tfidf_baselines_beside_the_model(tmp_path, capsys):
     assert set(m["baselines"]) == {"tfidf_word", "tfidf_char"}
     # the label is one word: a word-level linear model finds it
     assert m["baselines"]["tfidf_word"]["accuracy"] > 0.9
-    assert m["baselines"]["tfidf_word"]["C"] in (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
+    assert m["baselines"]["tfidf_word"]["C"] in C_GRID
     main(["evaluate", str(tmp_path / "r"), "--plot", "none"])
     out = capsys.readouterr().out
     assert "TF-IDF words" in out and "TF-IDF chars" in out and "majority" in out

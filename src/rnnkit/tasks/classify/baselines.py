@@ -106,7 +106,7 @@ TFIDF_KINDS = {
     "word": {"analyzer": "word", "ngram_range": (1, 2), "token_pattern": r"(?u)\b\w+\b|[^\w\s]"},
     "char": {"analyzer": "char_wb", "ngram_range": (2, 5)},
 }
-C_GRID = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
+C_GRID = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 """Candidate inverse L2 strengths of the logistic regression; the best on validation wins."""
 
 
