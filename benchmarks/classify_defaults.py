@@ -34,7 +34,7 @@ import torch
 
 from rnnkit.datasets.load import fetch, read_table_columns
 from rnnkit.tasks.classify.run import evaluate_run, train_classify
-from rnnkit.tasks.classify.task import ClassifyDataConfig
+from rnnkit.tasks.classify.task import ClassifyDataConfig, ClassifyModelConfig
 from rnnkit.training.config import TrainConfig
 
 FOLIO = {
@@ -84,7 +84,9 @@ def run_set(name: str, data: str, tmp: str, args) -> dict:
     row: dict = {"set": name}
     start = time.perf_counter()
     out = f"{tmp}/{name}"
-    result = train_classify(None, data_cfg, TrainConfig(out=out, progress=False, **budget))
+    result = train_classify(
+        ClassifyModelConfig(), data_cfg, TrainConfig(out=out, progress=False, **budget)
+    )
     stored = json.loads((Path(out) / "config.json").read_text())["task"]
     row["tokens"] = stored["data"]["tokens"]
     row["auto"] = stored.get("tokens_auto")
@@ -100,7 +102,9 @@ def run_set(name: str, data: str, tmp: str, args) -> dict:
     if args.levels:  # the other level too, judged on validation only
         other = "char" if row["tokens"] == "word" else "word"
         cfg = ClassifyDataConfig(data=data, tokens=other)
-        res = train_classify(None, cfg, TrainConfig(out=f"{out}-{other}", progress=False, **budget))
+        res = train_classify(
+            ClassifyModelConfig(), cfg, TrainConfig(out=f"{out}-{other}", progress=False, **budget)
+        )
         row[f"val_accuracy_{other}"] = res.counters.best_val
         row[f"val_accuracy_{row['tokens']}"] = row["val_accuracy"]
     print(row, flush=True)
