@@ -119,11 +119,13 @@ def lm_token_rows(lm_vocab, vocab: TokenVocab) -> list[int | None]:
 
 
 @torch.no_grad()
-def init_from_lm(model: nn.Module, model_cfg, vocab: TokenVocab, run: str) -> dict:
+def init_from_lm(model: nn.Module, model_cfg, vocab: TokenVocab | None, run: str) -> dict:
     """Copy a language-model run's embedding (mapped by token) and recurrent layers into
     ``model`` (a ``ManyToOne``); returns what was copied: ``{"known": n, "new": m}``."""
     from rnnkit.tasks.base import load_run
 
+    if vocab is None:
+        raise TransferError(f"--init-from {run}: a language model starts a model of text only")
     lm = load_run(run, "best", "cpu", kinds=("lm",))
     check_match(lm.task["model"], model_cfg, run)
     model.rnn.load_state_dict(lm.model.rnn.state_dict(), strict=True)
