@@ -125,7 +125,7 @@ def main() -> None:
     parser.add_argument("--model", choices=("plain", "transfer"), default="transfer")
     parser.add_argument("--quick", action="store_true", help="a smoke test of the transfer run")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--seeds", default="0,1,2,3,4")
+    parser.add_argument("--seeds", default=None, help="default 0,1,2,3,4 (--quick: 0,1)")
     parser.add_argument("--steps", type=int, default=None, help="default 2000 (plain)")
     parser.add_argument("--lm-steps", type=int, default=None, help="transfer: LM steps")
     parser.add_argument("--cell", default="lstm")
@@ -164,8 +164,7 @@ def main() -> None:
         print(f"{name}: {results[name]}", flush=True)
     results.update(tfidf_rows(splits, y, classes))
 
-    if args.quick:
-        args.seeds = "0,1"
+    args.seeds = args.seeds or ("0,1" if args.quick else "0,1,2,3,4")
     size = dict(TRANSFER["quick" if args.quick else "full"])
     size["steps"] = args.steps or size["steps"]
     size["lm_steps"] = args.lm_steps or size["lm_steps"]
