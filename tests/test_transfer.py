@@ -171,6 +171,11 @@ def test_init_from_refuses_another_network_in_one_line(lm_run, tmp_path, capsys)
     err = capsys.readouterr().err.strip()
     assert code != 0 and len(err.splitlines()) == 1
     assert "--init-from" in err and "--cell lstm --hidden-size 12" in err and "bidirectional" in err
+    assert not (tmp_path / "c").exists()  # refused before anything was written
+    args = f"train classify --data {data} --out {tmp_path / 'w'} --init-from {lm_run} --tokens word"
+    code = main([*args.split(), *LM_FLAGS, "--no-bidirectional", "--max-steps", "2"])
+    err = capsys.readouterr().err.strip()
+    assert code != 0 and len(err.splitlines()) == 1 and "--tokens char" in err
 
 
 def test_init_from_trains_with_frozen_lower_layers(lm_run, tmp_path, capsys):

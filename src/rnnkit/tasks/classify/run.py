@@ -50,7 +50,7 @@ from rnnkit.tasks.classify.task import (
     build_classifier,
     logits_of,
 )
-from rnnkit.tasks.classify.transfer import TransferConfig
+from rnnkit.tasks.classify.transfer import TransferConfig, check_init_from
 from rnnkit.training import runs
 from rnnkit.training.config import TrainConfig
 from rnnkit.training.runs import stored_config
@@ -105,6 +105,9 @@ def _task(
         print("--tokens auto: char (the language model of --init-from reads characters)")
         data_cfg = dataclasses.replace(data_cfg, tokens="char")
     splits = read_splits(data_cfg, audio, aligned)
+    if transfer is not None and transfer.init_from:
+        text = splits["train"].kind == "text"
+        check_init_from(transfer.init_from, model_cfg, data_cfg.tokens if text else None)
     # training reads train and val only: a test label unseen in training is evaluate's business
     task = ClassifyTask(
         model_cfg,

@@ -96,6 +96,20 @@ def check_match(lm_model: dict, model_cfg, run: str) -> None:
         )
 
 
+def check_init_from(run: str, model_cfg, level: str | None) -> None:
+    """Refuse a language-model run that cannot start this classifier before training starts
+    (nothing is written): read from its ``config.json`` alone."""
+    from rnnkit.training.runs import read_run_config
+
+    config = read_run_config(run, ("lm",), "a language-model (lm)")
+    check_match(config["task"]["model"], model_cfg, run)
+    if level != "char":
+        raise TransferError(
+            f"--init-from {run}: the language model reads characters, the classifier "
+            f"{level or 'numbers'}; train the classifier on text with --tokens char"
+        )
+
+
 def lm_token_rows(lm_vocab, vocab: TokenVocab) -> list[int | None]:
     """For each classifier token, the language model's row for it (None: none, a new token)."""
     if vocab.level != "char":
