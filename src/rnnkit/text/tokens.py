@@ -143,3 +143,54 @@ class TokenVocab(Vocabulary):
             if not (strip and i in (self.pad_id, self.bos_id)):
                 kept.append(i)
         return ("" if self.level == "char" else " ").join(self.symbols_of(kept))
+
+
+# -- choosing the level from the data (``--tokens auto``) -----------------------------------------
+AUTO_MAX_UNKNOWN = 0.10
+"""Largest share of validation words unknown to the training vocabulary that words still get."""
+AUTO_MIN_WORDS = 3.0
+"""Fewest words per text (median) that words still get: below it a text is a short string."""
+
+
+@dataclass(frozen=True)
+class LevelChoice:
+    """What ``choose_level`` measured and chose."""
+
+    level: TokenLevel
+    unknown: float
+    """Share of validation word tokens the training word vocabulary lacks."""
+    median_words: float
+    """Median number of words in a training text."""
+
+    @property
+    def reason(self) -> str:
+        return (
+            f"--tokens auto: {self.level} ({self.unknown:.1%} of validation words unknown to the "
+            f"training vocabulary, limit {AUTO_MAX_UNKNOWN:.0%}; median {self.median_words:g} "
+            f"words a text, at least {AUTO_MIN_WORDS:g} for words)"
+        )
+
+    def to_json(self) -> dict:
+        return {"level": self.level, "unknown": self.unknown, "median_words": self.median_words}
+
+
+def choose_level(
+    train: list[str], val: list[str], *, max_size: int | None = None, min_count: int = 1
+) -> LevelChoice:
+    """Words or characters for a text classifier, from its training and validation texts.
+
+    Words, unless the word vocabulary of the training split (``max_size`` and ``min_count`` as
+    the model's) misses more than ``AUTO_MAX_UNKNOWN`` of the validation words, or the texts
+    are short strings (median under ``AUTO_MIN_WORDS`` words): names, codes, single words, where
+    a word seen once tells nothing and its spelling tells much. Thresholds chosen on validation
+    splits (docs/classification.md, "Choosing the token level").
+    """
+    vocab = TokenVocab.build(train, "word", max_size=max_size, min_count=min_count)
+    words = [w for text in val for w in tokenize(text, "word")]
+    unknown = sum(w not in vocab for w in words) / max(len(words), 1)
+    counts = sorted(len(tokenize(t, "word")) for t in train) or [0]
+    mid = len(counts) // 2
+    median = counts[mid] if len(counts) % 2 else (counts[mid - 1] + counts[mid]) / 2
+    short = median < AUTO_MIN_WORDS
+    level: TokenLevel = "char" if unknown > AUTO_MAX_UNKNOWN or short else "word"
+    return LevelChoice(level, round(unknown, 4), float(median))

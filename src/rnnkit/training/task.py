@@ -71,3 +71,14 @@ class Task:
         """Take back what ``carry`` gave, from a checkpoint."""
         if tensors:
             raise ValueError(f"the {self.kind} task carries no state, got {sorted(tensors)}")
+
+    def param_groups(self, model: nn.Module) -> list[dict] | None:
+        """Optimiser groups, each ``{"params": [...], "lr_scale": factor}`` (discriminative
+        rates, ``rnnkit.training.schedules``); None (the default): one rate for all."""
+        return None
+
+    def before_step(self, model: nn.Module, step: int, progress: float, lr: float) -> float:
+        """The learning rate of optimiser step ``step`` (``lr``: the trainer's schedule at
+        ``progress``, the fraction of the budget spent); a task may set its own schedule or
+        freeze layers here. A pure function of the step, for resuming."""
+        return lr

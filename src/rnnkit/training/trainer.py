@@ -73,14 +73,22 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW; weight decay on matrices only (not biases, norms or embeddings' rows... all 2-D)."""
-    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
-    rest = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
-    groups = [
-        {"params": decay, "weight_decay": cfg.weight_decay},
-        {"params": rest, "weight_decay": 0.0},
-    ]
+def build_optimizer(
+    model: nn.Module, cfg: TrainConfig, scaled: list[dict] | None = None
+) -> torch.optim.Optimizer:
+    """AdamW; weight decay on matrices only (not biases, norms or embeddings' rows... all 2-D).
+
+    ``scaled``: parameter groups with an ``lr_scale`` each (a task's ``param_groups``), each
+    split the same way; default one group of all the model's parameters at scale 1.
+    """
+    groups = []
+    for group in scaled or [{"params": list(model.parameters()), "lr_scale": 1.0}]:
+        params = [p for p in group["params"] if p.requires_grad]
+        for part, decay in (
+            ([p for p in params if p.dim() >= 2], cfg.weight_decay),
+            ([p for p in params if p.dim() < 2], 0.0),
+        ):
+            groups.append({"params": part, "weight_decay": decay, "lr_scale": group["lr_scale"]})
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.99))
 
 
@@ -388,7 +396,7 @@ class Trainer:
         model = self.task.build_model().to(self.device)
         if g.rank > 0:  # the same initial weights, but each rank its own dropout
             torch.manual_seed(cfg.seed + 1_000_003 * g.rank)
-        optimizer = build_optimizer(model, cfg)
+        optimizer = build_optimizer(model, cfg, self.task.param_groups(model))
         if resume_from_checkpoint:
             self._load_last(model, optimizer)
         if cfg.resume and g.is_main:
@@ -448,8 +456,9 @@ class Trainer:
         g = self.group
         while self.progress() < 1.0 and not c.stopped_early and not self._stopping(stop):
             lr = learning_rate(cfg, c.step, self.progress())
+            lr = self.task.before_step(model, c.step, self.progress(), lr)
             for group in optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group.get("lr_scale", 1.0)
             batch = self.task.train_batch(c.step)
             with self._autocast():
                 loss, n = self.task.batch_loss(model, batch)

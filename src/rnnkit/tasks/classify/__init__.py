@@ -6,6 +6,7 @@ from rnnkit.audio import AudioConfig
 from rnnkit.tasks.base import TaskSpec, Verb
 from rnnkit.tasks.classify import run, verbs
 from rnnkit.tasks.classify.task import ClassifyDataConfig, ClassifyModelConfig
+from rnnkit.tasks.classify.transfer import TransferConfig
 
 
 def _accuracy(result) -> str:
@@ -16,7 +17,12 @@ def _accuracy(result) -> str:
 SPEC = TaskSpec(
     name="classify",
     help="a sequence classifier (text, numbers, audio); `train tag` labels every step",
-    configs={"model": ClassifyModelConfig, "data": ClassifyDataConfig, "audio": AudioConfig},
+    configs={
+        "model": ClassifyModelConfig,
+        "data": ClassifyDataConfig,
+        "audio": AudioConfig,
+        "transfer": TransferConfig,
+    },
     train=run.train_classify,
     rebuild=run.rebuild,
     verbs={
@@ -26,7 +32,10 @@ SPEC = TaskSpec(
     summary=_accuracy,
     hint=" (a labelled file, a folder of WAVs, or a data set)",
     best="accuracy",
-    titles={"audio": "audio (a folder of CLASS/*.wav)"},
+    titles={
+        "audio": "audio (a folder of CLASS/*.wav)",
+        "transfer": "transfer (from a language model; ULMFiT fine-tuning)",
+    },
 )
 TAG_SPEC = replace(
     SPEC,

@@ -50,6 +50,7 @@ from rnnkit.tasks.classify.task import (
     build_classifier,
     logits_of,
 )
+from rnnkit.tasks.classify.transfer import TransferConfig, check_init_from
 from rnnkit.training import runs
 from rnnkit.training.config import TrainConfig
 from rnnkit.training.runs import stored_config
@@ -97,10 +98,18 @@ def read_run_config(run_dir: str | Path) -> dict:
     return runs.read_run_config(run_dir, KINDS, "classify or tag")
 
 
-def _task(model_cfg, data_cfg, train_cfg, audio, aligned, stored=None) -> ClassifyTask:
+def _task(
+    model_cfg, data_cfg, train_cfg, audio, aligned, stored=None, transfer=None
+) -> ClassifyTask:
+    if transfer is not None and transfer.init_from and data_cfg.tokens == "auto":
+        print("--tokens auto: char (the language model of --init-from reads characters)")
+        data_cfg = dataclasses.replace(data_cfg, tokens="char")
     splits = read_splits(data_cfg, audio, aligned)
+    if transfer is not None and transfer.init_from:
+        text = splits["train"].kind == "text"
+        check_init_from(transfer.init_from, model_cfg, data_cfg.tokens if text else None)
     # training reads train and val only: a test label unseen in training is evaluate's business
-    return ClassifyTask(
+    task = ClassifyTask(
         model_cfg,
         data_cfg,
         {"train": splits["train"], "val": splits["val"]},
@@ -111,7 +120,12 @@ def _task(model_cfg, data_cfg, train_cfg, audio, aligned, stored=None) -> Classi
         encoder=InputEncoder.from_json(stored["input"]) if stored else None,
         labels=LabelEncoder(stored["classes"]) if stored else None,
         audio=audio,
+        transfer=transfer,
+        lr=train_cfg.lr,
     )
+    if task.tokens_choice is not None:  # stored: data.tokens is the level, tokens_auto why
+        print(task.tokens_choice.reason, flush=True)
+    return task
 
 
 def train_classify(
@@ -121,11 +135,13 @@ def train_classify(
     *,
     audio: AudioConfig | None = None,
     aligned: bool = False,
+    transfer: TransferConfig | None = None,
     callbacks=(),
 ) -> RunResult:
     """Train (or with ``train_cfg.resume``, continue) a classifier or tagger into ``out``.
 
     On resume the model, data, vocabulary and classes come from the run's config.json.
+    ``transfer``: start from a language-model run and fine-tune ULMFiT's way (``transfer``).
     """
     model_cfg, data_cfg, stored = runs.run_configs(
         train_cfg, KINDS, ClassifyModelConfig, ClassifyDataConfig, model_cfg, data_cfg
@@ -133,12 +149,16 @@ def train_classify(
     if stored is not None:
         audio = stored_config(AudioConfig, stored["audio"])
         aligned = stored["aligned"]
+        # the weights come from the checkpoint: the language model is not read again
+        transfer = dataclasses.replace(
+            stored_config(TransferConfig, stored.get("transfer", {})), init_from=None
+        )
     else:
         # one mel range for every file, stored in the run: below the lowest Nyquist frequency
         audio, note = resolve_f_max(audio or AudioConfig(), _wav_rates(data_cfg))
         if note:
             print(f"audio: {note}", flush=True)
-    task = _task(model_cfg, data_cfg, train_cfg, audio or AudioConfig(), aligned, stored)
+    task = _task(model_cfg, data_cfg, train_cfg, audio or AudioConfig(), aligned, stored, transfer)
     return Trainer(task, train_cfg, callbacks).run()
 
 
@@ -148,11 +168,18 @@ def train_tag(
     train_cfg: TrainConfig,
     *,
     audio: AudioConfig | None = None,
+    transfer: TransferConfig | None = None,
     callbacks=(),
 ) -> RunResult:
     """Train (or continue) a tagger: ``train_classify`` with one label per step."""
     return train_classify(
-        model_cfg, data_cfg, train_cfg, audio=audio, aligned=True, callbacks=callbacks
+        model_cfg,
+        data_cfg,
+        train_cfg,
+        audio=audio,
+        aligned=True,
+        transfer=transfer,
+        callbacks=callbacks,
     )
 
 
@@ -342,6 +369,30 @@ def label_inputs(model, encoder, labels, task: dict, inputs: list, top: int = 1)
     return out
 
 
+def _text_baselines(splits, scored: Labelled, labels: LabelEncoder, true) -> dict:
+    """Accuracy and macro-F1 on ``scored`` of the TF-IDF baselines, or why they did not run."""
+    from rnnkit.tasks.classify.baselines import tfidf_baselines
+
+    def ids(split: Labelled) -> torch.Tensor:  # a validation label unseen in training: dropped
+        return torch.tensor([labels.encode(y) if y in labels.classes else -1 for y in split.labels])
+
+    train_y, val_y = ids(splits["train"]), ids(splits["val"])
+    keep = [i for i, y in enumerate(val_y.tolist()) if y >= 0]
+    try:
+        fitted = tfidf_baselines(
+            (list(splits["train"].inputs), train_y),
+            ([splits["val"].inputs[i] for i in keep], val_y[keep]),
+            list(scored.inputs),
+        )
+    except ImportError as e:
+        return {"note": str(e)}
+    out = {}
+    for name, b in fitted.items():
+        report = classification_report(true, b["pred"], labels.classes)
+        out[name] = {"accuracy": report["accuracy"], "macro_f1": report["macro_f1"], "C": b["C"]}
+    return out
+
+
 def evaluate_run(
     run_dir: str | Path,
     *,
@@ -350,12 +401,16 @@ def evaluate_run(
     which: str = "best",
     device: str = "cpu",
     plot: str | Path | None = "",
+    baselines: bool = True,
 ) -> dict:
     """Accuracy, macro-F1, per-class figures and the confusion matrix of a run on held-out data.
 
     With ``data``, that labelled file (read with the run's column settings) is scored; otherwise
     ``split`` of the run's own data, cut as in training. The majority-class baseline (the most
-    common training class) and the class shares are reported beside the model. ``plot``: where
+    common training class) and the class shares are reported beside the model; for a text
+    classifier, with ``baselines``, also a word and a character n-gram TF-IDF logistic
+    regression fitted on the run's training split, ``C`` chosen on its validation split
+    (``baselines.tfidf_baselines``; scikit-learn, else a note says why not). ``plot``: where
     to write the confusion-matrix PNG (default ``RUN_DIR/confusion-<split>.png``; None: none).
     """
     model, encoder, labels, stored = load_classifier(run_dir, which, device)
@@ -395,6 +450,8 @@ def evaluate_run(
         "imbalance": imbalance(true, labels.classes),
         "classes": labels.classes,
     }
+    if baselines and stored["input_kind"] == "text" and not aligned:
+        result["baselines"] = _text_baselines(splits, scored, labels, true)
     if plot is not None:
         target = (
             Path(plot)

@@ -8,7 +8,7 @@ of the answer. The loss is the cross-entropy; evaluation adds accuracy and macro
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
 import torch
@@ -24,9 +24,19 @@ from rnnkit.datasets.padding import pad_batch
 from rnnkit.datasets.registry import stored_data_path
 from rnnkit.tasks.classify.inputs import InputEncoder, LabelEncoder
 from rnnkit.tasks.classify.metrics import classification_report
+from rnnkit.tasks.classify.transfer import TransferConfig, init_from_lm
 from rnnkit.tasks.network_config import LayerOptions, check_network, layer_options
+from rnnkit.tasks.regularization import Regularizer, check_regularization
+from rnnkit.text.tokens import LevelChoice, choose_level
 from rnnkit.training.batching import BatchPlan, torch_shuffle
 from rnnkit.training.config import check_types
+from rnnkit.training.schedules import (
+    discriminative_scales,
+    layer_groups,
+    set_trainable,
+    slanted_triangular,
+    trainable_from,
+)
 from rnnkit.training.task import Task
 
 
@@ -48,9 +58,19 @@ class ClassifyModelConfig(LayerOptions):
     """Width of the token embedding (text input)."""
     pooling: Pooling = "max"
     """How a sequence becomes one vector (classify): last, mean, max or attention."""
+    embedding_dropout: float = 0.0
+    """Drop whole rows of the embedding (a token vanishes from the whole batch), in training
+    (AWD-LSTM; 0.1 there)."""
+    ar: float = 0.0
+    """Activation regularisation: this times the mean square of the top layer's outputs
+    (AWD-LSTM: 2)."""
+    tar: float = 0.0
+    """Temporal activation regularisation: this times the mean square change of the top
+    layer's outputs from one step to the next (AWD-LSTM: 1)."""
 
     def __post_init__(self) -> None:
         check_network(self, ("hidden_size", "num_layers", "embedding_size"))
+        check_regularization(self)
         if self.pooling not in POOLINGS:
             raise ValueError(
                 f"--pooling must be one of {', '.join(POOLINGS)}; got {self.pooling!r}"
@@ -78,8 +98,9 @@ class ClassifyDataConfig:
     """Numeric long format: a column to order the rows of a sequence by."""
     feature_cols: str | None = None
     """Numeric long format: comma-separated feature columns (default: all others)."""
-    tokens: Literal["word", "char"] = "word"
-    """Text as words (lower-cased, punctuation apart) or as characters."""
+    tokens: Literal["auto", "word", "char"] = "auto"
+    """Text as words (lower-cased, punctuation apart) or as characters; auto: chosen from the
+    training data (characters for short strings or many unknown words), printed and stored."""
     max_vocab: int | None = 20000
     """Keep at most this many tokens (the most frequent; the rest read as <unk>)."""
     min_count: int = 1
@@ -98,8 +119,8 @@ class ClassifyDataConfig:
         self.test_data = stored_data_path(self.test_data)
         if self.max_length < 1:
             raise ValueError(f"--max-length must be >= 1, got {self.max_length}")
-        if self.tokens not in ("word", "char"):
-            raise ValueError(f"--tokens must be word or char, got {self.tokens!r}")
+        if self.tokens not in ("auto", "word", "char"):
+            raise ValueError(f"--tokens must be auto, word or char, got {self.tokens!r}")
         try:
             parts = [float(p) for p in self.split_fractions.split(",")]
         except ValueError:
@@ -134,6 +155,24 @@ class ClassifyDataConfig:
             time_col=self.time_col,
             feature_cols=features,
         )
+
+
+def resolve_tokens(
+    data_cfg: ClassifyDataConfig, splits: dict[str, Labelled]
+) -> tuple[ClassifyDataConfig, LevelChoice | None]:
+    """``data_cfg`` with ``--tokens auto`` replaced by the level ``choose_level`` picks from the
+    training and validation texts (unchanged for other input or a level given)."""
+    train = splits["train"]
+    if data_cfg.tokens != "auto" or train.kind != "text":
+        return data_cfg, None
+    val = splits.get("val", train)
+    choice = choose_level(
+        list(train.inputs),
+        list(val.inputs),
+        max_size=data_cfg.max_vocab,
+        min_count=data_cfg.min_count,
+    )
+    return replace(data_cfg, tokens=choice.level), choice
 
 
 def build_classifier(
@@ -189,16 +228,27 @@ class ClassifyTask(Task):
         labels: LabelEncoder | None = None,
         audio: AudioConfig | None = None,
         sizes: dict[str, int] | None = None,
+        transfer: TransferConfig | None = None,
+        lr: float = 0.0,
     ) -> None:
         """``splits``: the examples to encode (train, and what is scored); ``sizes``: the number
         of examples in every split, for config.json, those not given here too (default: of
-        ``splits``)."""
+        ``splits``); ``transfer``: the language model to start from and the fine-tuning schedule;
+        ``lr``: the peak learning rate (``--lr``), for the slanted schedule."""
         train = splits["train"]
         self.kind = "tag" if train.aligned else "classify"
         self.model_cfg, self.data_cfg = model_cfg, data_cfg
         self.aligned, self.input_kind = train.aligned, train.kind
         self.batch_size, self.seed, self.device = batch_size, seed, device
         self.audio = audio or AudioConfig()
+        self.transfer, self.peak_lr = transfer or TransferConfig(), lr
+        self._groups: list = []
+        self.regularizer = Regularizer()  # build_model sets the model's own
+        self.tokens_choice: LevelChoice | None = None
+        """What ``--tokens auto`` measured and chose (None: a level was given, or stored)."""
+        if encoder is None:
+            data_cfg, self.tokens_choice = resolve_tokens(data_cfg, splits)
+            self.data_cfg = data_cfg
         self.encoder = encoder or InputEncoder.fit(
             train.kind,
             train.inputs,
@@ -231,9 +281,38 @@ class ClassifyTask(Task):
 
     # -- the Task ----------------------------------------------------------------------------
     def build_model(self) -> nn.Module:
-        return build_classifier(
+        model = build_classifier(
             self.model_cfg, self.encoder, len(self.labels.classes), self.aligned
         )
+        if self.transfer.init_from is not None:
+            copied = init_from_lm(
+                model, self.model_cfg, self.encoder.vocab, self.transfer.init_from
+            )
+            print(
+                f"--init-from {self.transfer.init_from}: embedding and recurrent layers copied; "
+                f"{copied['known']} tokens mapped, {copied['new']} new (the mean row)",
+                flush=True,
+            )
+        m = self.model_cfg
+        self.regularizer = Regularizer(m.embedding_dropout, m.ar, m.tar)
+        return self.regularizer.attach(model)
+
+    def param_groups(self, model: nn.Module) -> list[dict] | None:
+        """Layer groups with discriminative rates (``--lr-decay``), bottom to top."""
+        if not self.transfer.active:
+            return None
+        self._groups = layer_groups(model)
+        scales = discriminative_scales(len(self._groups), self.transfer.lr_decay)
+        return [{"params": g, "lr_scale": s} for g, s in zip(self._groups, scales)]
+
+    def before_step(self, model: nn.Module, step: int, progress: float, lr: float) -> float:
+        """Gradual unfreezing and the slanted triangular rate, when asked for."""
+        t = self.transfer
+        if t.unfreeze_every and self._groups:
+            set_trainable(self._groups, trainable_from(step, len(self._groups), t.unfreeze_every))
+        if t.schedule == "slanted":
+            return self.peak_lr * slanted_triangular(progress, t.slanted_cut, t.slanted_ratio)
+        return lr
 
     def shard(self, rank: int, world_size: int) -> None:
         self._plan.shard(rank, world_size)
@@ -257,11 +336,11 @@ class ClassifyTask(Task):
     def batch_loss(self, model: nn.Module, batch) -> tuple[Tensor, int]:
         x, lengths, y = batch
         logits = logits_of(model, x, lengths)
+        penalty = self.regularizer.penalty(lengths)  # AR/TAR (0 without them)
         if self.aligned:
-            return F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=-100), int(
-                lengths.sum()
-            )
-        return F.cross_entropy(logits, y), len(y)
+            loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=-100)
+            return loss + penalty, int(lengths.sum())
+        return F.cross_entropy(logits, y) + penalty, len(y)
 
     def predictions(self, model: nn.Module, split: str) -> tuple[Tensor, Tensor, Tensor, float]:
         """True ids, predicted ids, probabilities, and the mean loss over a split."""
@@ -302,4 +381,6 @@ class ClassifyTask(Task):
             "audio": asdict(self.audio),
             "batch_size": self.batch_size,
             "sizes": self.sizes,
+            "transfer": asdict(self.transfer),
+            **({"tokens_auto": self.tokens_choice.to_json()} if self.tokens_choice else {}),
         }

@@ -20,6 +20,26 @@ class EvaluateOptions:
     plot: str | None = ""
     """Write the confusion matrix to this PNG (empty: RUN_DIR/confusion-SPLIT.png; none: no
     picture)."""
+    baselines: bool = True
+    """Text classifiers: also fit and score a word and a character n-gram TF-IDF logistic
+    regression on the run's training split (needs scikit-learn: rnnkit[baselines])."""
+
+
+BASELINE_NAMES = {
+    "tfidf_word": "TF-IDF words + log. regr.",
+    "tfidf_char": "TF-IDF chars + log. regr.",
+}
+
+
+def _baseline_lines(baselines: dict | None) -> list[str]:
+    if not baselines:
+        return []
+    if "note" in baselines:
+        return [f"(TF-IDF baselines not run: {baselines['note']})"]
+    return [
+        f"{BASELINE_NAMES.get(name, name):<26}{b['accuracy']:>10.4f}{b['macro_f1']:>10.4f}"
+        for name, b in baselines.items()
+    ]
 
 
 def show_evaluate(m: dict, options: EvaluateOptions) -> str:
@@ -34,6 +54,7 @@ def show_evaluate(m: dict, options: EvaluateOptions) -> str:
         f"{'model':<26}{m['accuracy']:>10.4f}{m['macro_f1']:>10.4f}",
         f"{'majority (' + major['class'][:12] + ')':<26}{major['accuracy']:>10.4f}"
         f"{major['macro_f1']:>10.4f}",
+        *_baseline_lines(m.get("baselines")),
         "",
         f"{'class':<20}{'precision':>10}{'recall':>10}{'F1':>10}{'support':>9}{'share':>8}",
     ]

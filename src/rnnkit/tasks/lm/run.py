@@ -51,9 +51,15 @@ def train_lm(
     if stored is not None:
         vocab = Vocab.from_json(stored["vocab"])
     device = resolve_device(train_cfg.device)
-    text = load_corpus(data_cfg.data)
+    text, extra = corpus_of(data_cfg)
     task = LanguageModelTask(
-        model_cfg, data_cfg, text, batch_size=train_cfg.batch_size, device=device, vocab=vocab
+        model_cfg,
+        data_cfg,
+        text,
+        batch_size=train_cfg.batch_size,
+        device=device,
+        vocab=vocab,
+        extra=extra,
     )
     return Trainer(task, train_cfg, callbacks).run()
 
@@ -74,7 +80,24 @@ def load_model(run_dir: str | Path, which: str = "best", device: str = "cpu"):
 
 def _encoded_splits(data_cfg: LMDataConfig, vocab: Vocab) -> dict:
     """The train/val/test token ids of a run's own corpus, cut as in training."""
-    return encode_corpus(load_corpus(data_cfg.data), data_cfg, vocab)[1]
+    text, extra = corpus_of(data_cfg)
+    return encode_corpus(text, data_cfg, vocab, extra)[1]
+
+
+def corpus_of(data_cfg: LMDataConfig) -> tuple[str, str]:
+    """The text of ``--data`` (with ``--text-col``: the training texts of a labelled set, one a
+    line) and of ``--extra-data`` (empty without it)."""
+    extra = load_corpus(data_cfg.extra_data) if data_cfg.extra_data else ""
+    if data_cfg.text_col is None:
+        return load_corpus(data_cfg.data), extra
+    from rnnkit.datasets.classification_sets import split_indices
+    from rnnkit.datasets.labelled import Columns, load_labelled
+
+    data = load_labelled(data_cfg.data, Columns(text_col=data_cfg.text_col))
+    if data.kind != "text":
+        raise ValueError(f"--text-col: {data_cfg.data} holds {data.kind} input, not text")
+    train = (data.given_splits or split_indices(len(data), (0.8, 0.1, 0.1), 0))["train"]
+    return "\n".join(data.inputs[i] for i in sorted(train)) + "\n", extra
 
 
 def load_run_text(

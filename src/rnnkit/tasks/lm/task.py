@@ -22,6 +22,7 @@ from rnnkit.architectures import ManyToMany
 from rnnkit.datasets.registry import stored_data_path
 from rnnkit.state import State, detach_state
 from rnnkit.tasks.network_config import LayerOptions, check_network, layer_options
+from rnnkit.tasks.regularization import Regularizer, check_regularization
 from rnnkit.text.streams import StreamBatcher, Window, eval_windows, split_by_position
 from rnnkit.text.vocab import TokenizerName, Vocab
 from rnnkit.training.config import check_types
@@ -42,9 +43,19 @@ class LMModelConfig(LayerOptions):
     """Dropout between layers and before the head, in training."""
     embedding_size: int = 64
     """Width of the token embedding."""
+    embedding_dropout: float = 0.0
+    """Drop whole rows of the embedding (a token vanishes from the whole batch), in training
+    (AWD-LSTM; 0.1 there)."""
+    ar: float = 0.0
+    """Activation regularisation: this times the mean square of the top layer's outputs
+    (AWD-LSTM: 2)."""
+    tar: float = 0.0
+    """Temporal activation regularisation: this times the mean square change of the top
+    layer's outputs from one step to the next (AWD-LSTM: 1)."""
 
     def __post_init__(self) -> None:
         check_network(self, ("hidden_size", "num_layers", "embedding_size"))
+        check_regularization(self)
 
 
 @dataclass(kw_only=True)
@@ -61,10 +72,19 @@ class LMDataConfig:
     """Fraction of the corpus (at its end) for the test split."""
     bptt: int = 128
     """Time steps per truncated back-propagation window."""
+    text_col: str | None = None
+    """Read --data as labelled examples (.csv, .tsv, .jsonl, or a labelled data set such as
+    rotten-tomatoes) and learn the texts of this column, one a line: those of the part a
+    classifier trains on (the set's own split, or the default --split-fractions and seed), so
+    its validation and test texts stay unseen."""
+    extra_data: str | None = None
+    """More text for the training part only (a file, folder, glob or text data set), before
+    --data's; validation and test come from --data alone."""
 
     def __post_init__(self) -> None:
         check_types(self)
         self.data = stored_data_path(self.data)
+        self.extra_data = stored_data_path(self.extra_data)
         if self.tokenizer not in ("char", "byte"):
             raise ValueError(f"--tokenizer must be char or byte, got {self.tokenizer!r}")
         for flag, v in (
@@ -90,14 +110,17 @@ def build_lm(vocab_size: int, cfg: LMModelConfig) -> ManyToMany:
     )
 
 
-def encode_corpus(text: str, data: LMDataConfig, vocab: Vocab | None = None):
-    """Split a corpus by position, build the vocabulary on the training part, encode all."""
+def encode_corpus(text: str, data: LMDataConfig, vocab: Vocab | None = None, extra: str = ""):
+    """Split a corpus by position, build the vocabulary on the training part, encode all;
+    ``extra`` text (``--extra-data``) goes before the training part and is never held out."""
     if not text:
         raise ValueError(f"the corpus {data.data!r} is empty")
     cut = int(len(text) * (1 - data.val_fraction - data.test_fraction))
-    vocab = vocab or Vocab.build(text[:cut], data.tokenizer)
-    ids = vocab.encode(text)
-    return vocab, split_by_position(ids, data.val_fraction, data.test_fraction)
+    vocab = vocab or Vocab.build(extra + text[:cut], data.tokenizer)
+    splits = split_by_position(vocab.encode(text), data.val_fraction, data.test_fraction)
+    if extra:
+        splits["train"] = torch.cat([vocab.encode(extra), splits["train"]])
+    return vocab, splits
 
 
 class LanguageModelTask(Task):
@@ -118,19 +141,23 @@ class LanguageModelTask(Task):
         vocab: Vocab | None = None,
         rank: int = 0,
         world_size: int = 1,
+        extra: str = "",
     ) -> None:
         self.model_cfg, self.data_cfg = model_cfg, data_cfg
         self.device = torch.device(device)
         self.batch_size = batch_size
-        self.vocab, self.splits = encode_corpus(text, data_cfg, vocab)
+        self.vocab, self.splits = encode_corpus(text, data_cfg, vocab, extra)
         self.batcher = StreamBatcher(
             self.splits["train"], batch_size, data_cfg.bptt, rank=rank, world_size=world_size
         )
         self.state: State | None = None
+        self.regularizer = Regularizer()  # build_model sets the model's own
 
     # -- the Task -------------------------------------------------------------------------------
     def build_model(self) -> nn.Module:
-        return build_lm(len(self.vocab), self.model_cfg)
+        m = self.model_cfg
+        self.regularizer = Regularizer(m.embedding_dropout, m.ar, m.tar)
+        return self.regularizer.attach(build_lm(len(self.vocab), m))
 
     def shard(self, rank: int, world_size: int) -> None:
         # rank r reads streams r, r + W, ...; each rank carries the state of its own streams
@@ -152,7 +179,7 @@ class LanguageModelTask(Task):
         logits, state = model(x, self.state)  # (B, T, V)
         self.state = detach_state(state)
         loss = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
-        return loss, y.numel()
+        return loss + self.regularizer.penalty(), y.numel()
 
     def evaluate(self, model: nn.Module, split: str, limit: int | None = None) -> dict:
         ids = self.splits[split]
