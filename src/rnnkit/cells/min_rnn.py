@@ -155,6 +155,10 @@ class _MinCell(nn.Module):
         hs = _MinScan.apply(self.project_input(x), h0, self._gates == 3)  # (T, B, H)
         return hs, hs[-1]
 
+    def sequence(self, x: Tensor, h0: Tensor) -> tuple[Tensor, Tensor]:
+        """The time loop's whole-sequence hook (``rnnkit.layers.unroll``): the scan."""
+        return self.scan(x, h0)
+
 
 class MinGRUCell(_MinCell):
     r"""minGRU (Feng et al. 2024, log-space variant): an update gate and a candidate from ``x_t``.

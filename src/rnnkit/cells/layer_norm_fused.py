@@ -1,0 +1,133 @@
+r"""Whole-sequence engines for the layer-normalised LSTM and GRU, back-propagation written out.
+
+Unrolled op by op through autograd, a layer-normalised cell records some twenty nodes per step,
+and the backward pass replays them one by one, each with its own small allocations; that made
+``Recurrent(LayerNormLSTMCell)`` 2-4x slower than ``torch.nn.LSTM``. Here the time loop runs
+inside one ``torch.autograd.Function`` per layer and direction:
+
+- everything that depends on the input alone runs once for the whole sequence before the loop:
+  the input projection (one matmul) and its layer norm, through ordinary autograd;
+- each forward step is only ``h @ W_hh^T``, one fused layer norm (``torch.native_layer_norm``,
+  which also returns the mean and reciprocal deviation the backward needs) and the gate maths,
+  writing into buffers allocated once for the whole sequence;
+- each backward step is the chain rule for one step with the per-step factors that do not
+  depend on the incoming gradient (the gate derivatives) precomputed for the whole sequence
+  after the forward loop, so a backward step is about ten kernels;
+- the weight gradients are whole-sequence products after the loop: ``dW_hh`` one matmul over
+  all steps, the layer-norm gains and shifts one reduction each.
+
+There is no per-step masking: the engines run only without ``lengths`` (the layers fall back to
+the readable reference loop otherwise). Under ``torch.no_grad`` the forward loop keeps only the
+outputs. The readable cells (``LayerNormLSTMCell.forward``, ``LayerNormGRUCell.forward``) remain
+the definition; ``tests/test_fast_cells.py`` checks these engines against them, forward and
+backward, and with ``gradcheck`` in float64.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+_ln = torch.native_layer_norm
+_ln_backward = torch.ops.aten.native_layer_norm_backward
+
+
+def _needs_grad(*tensors: Tensor | None) -> bool:
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
+def _lstm_forward(xg, h0, c0, w_hh, g_hh, g_c, b_c, eps_hh, eps_c, save):
+    """The forward loop; with ``save``, also every buffer the backward needs."""
+    T, B, G = xg.shape
+    H = G // 4
+    w_t = w_hh.t()
+    hs = xg.new_empty(T, B, H)  # every h_t, the output
+    if save:
+        hp = xg.new_empty(T, B, G)  # h_{t-1} @ W_hh^T, the recurrent layer norm's input
+        act = xg.new_empty(T, B, G)  # sigma(i), sigma(f), tanh(g), sigma(o)
+        cs = xg.new_empty(T, B, H)  # every c_t
+        tc = xg.new_empty(T, B, H)  # tanh(LN(c_t))
+    stats: list[list[Tensor]] = [[], [], [], []]  # mean and rstd of both layer norms, per step
+    h, c = h0, c0
+    for t in range(T):
+        p = torch.mm(h, w_t, out=hp[t]) if save else torch.mm(h, w_t)
+        n, mean, rstd = _ln(p, (G,), g_hh, None, eps_hh)
+        gates = n.add_(xg[t])  # (B, 4H)
+        a = act[t] if save else gates
+        torch.sigmoid(gates[:, 3 * H :], out=a[:, 3 * H :])
+        torch.tanh(gates[:, 2 * H : 3 * H], out=a[:, 2 * H : 3 * H])
+        torch.sigmoid(gates[:, : 2 * H], out=a[:, : 2 * H])
+        c_new = cs[t] if save else torch.empty_like(c)
+        torch.mul(a[:, H : 2 * H], c, out=c_new)
+        c = c_new.addcmul_(a[:, :H], a[:, 2 * H : 3 * H])  # f c + i g
+        y, mean_c, rstd_c = _ln(c, (H,), g_c, b_c, eps_c)
+        tanh_c = torch.tanh(y, out=tc[t]) if save else y.tanh_()
+        h = torch.mul(a[:, 3 * H :], tanh_c, out=hs[t])
+        if save:
+            for kept, value in zip(stats, (mean, rstd, mean_c, rstd_c)):
+                kept.append(value)
+    if not save:
+        return hs, c, None
+    return hs, c, (hp, act, cs, tc, *(torch.stack(s) for s in stats))
+
+
+class _LayerNormLSTM(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, xg, h0, c0, w_hh, g_hh, g_c, b_c, eps_hh, eps_c):
+        hs, c_T, saved = _lstm_forward(xg, h0, c0, w_hh, g_hh, g_c, b_c, eps_hh, eps_c, True)
+        ctx.save_for_backward(h0, c0, w_hh, g_hh, g_c, b_c, hs, *saved)
+        return hs, c_T
+
+    @staticmethod
+    def backward(ctx, grad_hs, grad_c_T):
+        h0, c0, w_hh, g_hh, g_c, b_c, hs, hp, act, cs, tc, *stats = ctx.saved_tensors
+        mean, rstd, mean_c, rstd_c = stats  # (T, B, 1) each
+        T, B, H = hs.shape
+        G = 4 * H
+        c_prev = torch.cat([c0.unsqueeze(0), cs[:-1]])  # (T, B, H)
+        h_prev = torch.cat([h0.unsqueeze(0), hs[:-1]])
+        i, f, g, o = act.split(H, -1)
+        # The per-step factors that do not depend on the incoming gradient, for all steps at
+        # once: d(pre-activations of i, f, g) = dc * fac, of o: dh * fac_o; dLN(c) = dh * dy_dh
+        fac = torch.cat([g * i * (1 - i), c_prev * f * (1 - f), i * (1 - g * g)], -1)
+        fac = fac.view(T, B, 3, H)
+        fac_o = tc * o * (1 - o)
+        dy_dh = o * (1 - tc * tc)
+        grad_xg = hs.new_empty(T, B, G)  # dL/d(gates), which is also dL/d(xg)
+        dys = hs.new_empty(T, B, H)  # dL/d(LN(c_t)), for the c layer norm's gain and shift
+        grad_hp: list[Tensor] = [hs] * T  # placeholders, all overwritten
+        dh = torch.zeros_like(h0)
+        dc = grad_c_T.clone() if grad_c_T is not None else torch.zeros_like(c0)
+        mask = (True, False, False)  # the input's gradient only; the weights' come at the end
+        for t in range(T - 1, -1, -1):
+            if grad_hs is not None:
+                dh.add_(grad_hs[t])
+            dy = torch.mul(dh, dy_dh[t], out=dys[t])
+            dc.add_(_ln_backward(dy, cs[t], (H,), mean_c[t], rstd_c[t], g_c, b_c, mask)[0])
+            gx = grad_xg[t]
+            torch.mul(fac[t], dc.unsqueeze(1), out=gx[:, : 3 * H].view(B, 3, H))
+            torch.mul(dh, fac_o[t], out=gx[:, 3 * H :])
+            dc.mul_(f[t])
+            dp = _ln_backward(gx, hp[t], (G,), mean[t], rstd[t], g_hh, None, mask)[0]
+            grad_hp[t] = dp
+            dh = torch.mm(dp, w_hh)
+        grad_w_hh = torch.stack(grad_hp).view(-1, G).t().mm(h_prev.view(-1, H))
+        grad_g_hh = (grad_xg * (hp - mean).mul_(rstd)).sum((0, 1))
+        grad_g_c = (dys * (cs - mean_c).mul_(rstd_c)).sum((0, 1))
+        grad_b_c = dys.sum((0, 1))
+        return grad_xg, dh, dc, grad_w_hh, grad_g_hh, grad_g_c, grad_b_c, None, None
+
+
+def layer_norm_lstm_sequence(cell, x: Tensor, state: tuple[Tensor, Tensor]):
+    """``LayerNormLSTMCell`` over a whole ``(T, B, I)`` sequence: ``(hs, (h_T, c_T))``."""
+    h0, c0 = state
+    xg = F.layer_norm(F.linear(x, cell.weight_ih), (4 * cell.hidden_size,), cell.ln_ih.weight,
+                      None, cell.ln_ih.eps) + cell.bias  # fmt: skip
+    args = (xg, h0, c0, cell.weight_hh, cell.ln_hh.weight, cell.ln_c.weight, cell.ln_c.bias,
+            cell.ln_hh.eps, cell.ln_c.eps)  # fmt: skip
+    if _needs_grad(*args[:7]):
+        hs, c_T = _LayerNormLSTM.apply(*args)
+    else:
+        hs, c_T, _ = _lstm_forward(*args, save=False)
+    return hs, (hs[-1], c_T)
