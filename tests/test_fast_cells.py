@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from rnnkit import Recurrent
-from rnnkit.cells.layer_norm_gru import LayerNormGRUCell
 from rnnkit.cells.layer_norm_lstm import LayerNormLSTMCell
 from rnnkit.cells.linear_scan import linear_scan, scan_into, scan_reverse_into
 from rnnkit.state import leaves
@@ -66,7 +65,11 @@ def step_loop(cell, x, state):
 
 def random_state(cell, B, dtype):
     zero = cell.initial_state(B, dtype=dtype)
-    return tuple(torch.randn_like(s) for s in zero) if isinstance(zero, tuple) else torch.randn_like(zero)
+    return (
+        tuple(torch.randn_like(s) for s in zero)
+        if isinstance(zero, tuple)
+        else torch.randn_like(zero)
+    )
 
 
 def perturb(cell):

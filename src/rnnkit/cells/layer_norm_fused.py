@@ -85,15 +85,20 @@ class _LayerNormLSTM(torch.autograd.Function):
         mean, rstd, mean_c, rstd_c = stats  # (T, B, 1) each
         T, B, H = hs.shape
         G = 4 * H
-        c_prev = torch.cat([c0.unsqueeze(0), cs[:-1]])  # (T, B, H)
-        h_prev = torch.cat([h0.unsqueeze(0), hs[:-1]])
-        i, f, g, o = act.split(H, -1)
         # The per-step factors that do not depend on the incoming gradient, for all steps at
-        # once: d(pre-activations of i, f, g) = dc * fac, of o: dh * fac_o; dLN(c) = dh * dy_dh
-        fac = torch.cat([g * i * (1 - i), c_prev * f * (1 - f), i * (1 - g * g)], -1)
-        fac = fac.view(T, B, 3, H)
-        fac_o = tc * o * (1 - o)
-        dy_dh = o * (1 - tc * tc)
+        # once and in one buffer (fresh memory is costly: every new page is a fault): the
+        # pre-activations' gradients are dc * fac[:, :, :3H] for i, f, g and dh * fac[..., 3H:]
+        # for o, the layer norm of c gets dh * dy_dh.
+        fac = torch.addcmul(act, act, act, value=-1)  # a (1 - a): the sigmoids' slopes
+        i, g, o = act[..., :H], act[..., 2 * H : 3 * H], act[..., 3 * H :]
+        torch.mul(g, g, out=fac[..., 2 * H : 3 * H]).neg_().add_(1)  # tanh's slope, 1 - g^2
+        fac[..., :H].mul_(g)
+        fac[1:, :, H : 2 * H].mul_(cs[:-1])  # c_{t-1}
+        fac[0, :, H : 2 * H].mul_(c0)
+        fac[..., 2 * H : 3 * H].mul_(i)
+        fac[..., 3 * H :].mul_(tc)
+        dy_dh = torch.mul(tc, tc).neg_().add_(1).mul_(o)  # o (1 - tanh^2)
+        f = act[..., H : 2 * H]
         grad_xg = hs.new_empty(T, B, G)  # dL/d(gates), which is also dL/d(xg)
         dys = hs.new_empty(T, B, H)  # dL/d(LN(c_t)), for the c layer norm's gain and shift
         grad_hp: list[Tensor] = [hs] * T  # placeholders, all overwritten
@@ -106,13 +111,17 @@ class _LayerNormLSTM(torch.autograd.Function):
             dy = torch.mul(dh, dy_dh[t], out=dys[t])
             dc.add_(_ln_backward(dy, cs[t], (H,), mean_c[t], rstd_c[t], g_c, b_c, mask)[0])
             gx = grad_xg[t]
-            torch.mul(fac[t], dc.unsqueeze(1), out=gx[:, : 3 * H].view(B, 3, H))
-            torch.mul(dh, fac_o[t], out=gx[:, 3 * H :])
+            torch.mul(
+                fac[t, :, : 3 * H].view(B, 3, H), dc.unsqueeze(1), out=gx[:, : 3 * H].view(B, 3, H)
+            )
+            torch.mul(dh, fac[t, :, 3 * H :], out=gx[:, 3 * H :])
             dc.mul_(f[t])
             dp = _ln_backward(gx, hp[t], (G,), mean[t], rstd[t], g_hh, None, mask)[0]
             grad_hp[t] = dp
             dh = torch.mm(dp, w_hh)
-        grad_w_hh = torch.stack(grad_hp).view(-1, G).t().mm(h_prev.view(-1, H))
+        grad_hp = torch.stack(grad_hp)  # (T, B, 4H)
+        grad_w_hh = grad_hp[1:].view(-1, G).t().mm(hs[:-1].reshape(-1, H))  # one matmul
+        grad_w_hh.addmm_(grad_hp[0].t(), h0)
         grad_g_hh = (grad_xg * (hp - mean).mul_(rstd)).sum((0, 1))
         grad_g_c = (dys * (cs - mean_c).mul_(rstd_c)).sum((0, 1))
         grad_b_c = dys.sum((0, 1))
@@ -122,8 +131,9 @@ class _LayerNormLSTM(torch.autograd.Function):
 def layer_norm_lstm_sequence(cell, x: Tensor, state: tuple[Tensor, Tensor]):
     """``LayerNormLSTMCell`` over a whole ``(T, B, I)`` sequence: ``(hs, (h_T, c_T))``."""
     h0, c0 = state
+    # LN(W_ih x) gamma + b for every step at once; b as the norm's shift saves a pass
     xg = F.layer_norm(F.linear(x, cell.weight_ih), (4 * cell.hidden_size,), cell.ln_ih.weight,
-                      None, cell.ln_ih.eps) + cell.bias  # fmt: skip
+                      cell.bias, cell.ln_ih.eps)  # fmt: skip
     args = (xg, h0, c0, cell.weight_hh, cell.ln_hh.weight, cell.ln_c.weight, cell.ln_c.bias,
             cell.ln_hh.eps, cell.ln_c.eps)  # fmt: skip
     if _needs_grad(*args[:7]):
