@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from rnnkit import Recurrent
+from rnnkit.cells.layer_norm_gru import LayerNormGRUCell
 from rnnkit.cells.layer_norm_lstm import LayerNormLSTMCell
 from rnnkit.cells.linear_scan import linear_scan, scan_into, scan_reverse_into
 from rnnkit.state import leaves
@@ -79,7 +80,7 @@ def perturb(cell):
             p.add_(0.3 * torch.randn_like(p))
 
 
-LN_CELLS = [LayerNormLSTMCell]
+LN_CELLS = [LayerNormLSTMCell, LayerNormGRUCell]
 
 
 @pytest.mark.parametrize("cls", LN_CELLS)

@@ -141,3 +141,91 @@ def layer_norm_lstm_sequence(cell, x: Tensor, state: tuple[Tensor, Tensor]):
     else:
         hs, c_T, _ = _lstm_forward(*args, save=False)
     return hs, (hs[-1], c_T)
+
+
+def _gru_forward(xp, h0, w_hh, g_hh, b_hh, eps, save):
+    """The forward loop; with ``save``, also every buffer the backward needs."""
+    T, B, G = xp.shape
+    H = G // 3
+    w_t = w_hh.t()
+    hs = xp.new_empty(T, B, H)  # every h_t, the output
+    if save:
+        hp = xp.new_empty(T, B, G)  # h_{t-1} @ W_hh^T, the recurrent layer norm's input
+        rz = xp.new_empty(T, B, 2 * H)  # the reset and update gates
+        ns = xp.new_empty(T, B, H)  # the candidates
+    stats: list[list[Tensor]] = [[], [], []]  # mean, rstd and the candidate's u_n, per step
+    h = h0
+    for t in range(T):
+        p = torch.mm(h, w_t, out=hp[t]) if save else torch.mm(h, w_t)
+        u, mean, rstd = _ln(p, (G,), g_hh, b_hh, eps)  # LN(W_hh h) + b_hh, (B, 3H)
+        gates = rz[t] if save else torch.empty_like(u[:, : 2 * H])
+        torch.add(xp[t, :, : 2 * H], u[:, : 2 * H], out=gates).sigmoid_()
+        r, z = gates[:, :H], gates[:, H:]
+        n = ns[t] if save else torch.empty_like(h)
+        torch.addcmul(xp[t, :, 2 * H :], r, u[:, 2 * H :], out=n).tanh_()
+        h = torch.addcmul(n, z, h - n, out=hs[t])  # (1 - z) n + z h, as gru_update has it
+        if save:
+            for kept, value in zip(stats, (mean, rstd, u[:, 2 * H :])):
+                kept.append(value)
+    if not save:
+        return hs, None
+    return hs, (hp, rz, ns, *(torch.stack(s) for s in stats))
+
+
+class _LayerNormGRU(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, xp, h0, w_hh, g_hh, b_hh, eps):
+        hs, saved = _gru_forward(xp, h0, w_hh, g_hh, b_hh, eps, True)
+        ctx.save_for_backward(h0, w_hh, g_hh, b_hh, hs, *saved)
+        return hs
+
+    @staticmethod
+    def backward(ctx, grad_hs):
+        h0, w_hh, g_hh, b_hh, hs, hp, rz, ns, mean, rstd, u_n = ctx.saved_tensors
+        T, B, H = hs.shape
+        G = 3 * H
+        r, z = rz[..., :H], rz[..., H:]
+        # Per-step factors independent of the incoming gradient, for all steps at once:
+        # d(pre n) = dh * dn, d(pre r) = d(pre n) * dr, d(pre z) = dh * dz; the recurrent
+        # norm's output gets the gates' gradients with the candidate's block times r.
+        dn = torch.mul(ns, ns).neg_().add_(1).mul_(1 - z)  # (1 - z)(1 - n^2)
+        dr = torch.addcmul(r, r, r, value=-1).mul_(u_n)  # r (1 - r) u_n
+        dz = torch.addcmul(z, z, z, value=-1)  # z (1 - z) (h_{t-1} - n)
+        dz[1:].mul_(hs[:-1] - ns[1:])
+        dz[0].mul_(h0 - ns[0])
+        scale_u = torch.ones_like(hp)
+        scale_u[..., 2 * H :] = r
+        grad_xp = hs.new_empty(T, B, G)
+        grad_u = hs.new_empty(T, B, G)  # dL/d(LN(W_hh h) + b_hh), for the gain and shift
+        grad_hp: list[Tensor] = [hs] * T  # placeholders, all overwritten
+        dh = torch.zeros_like(h0)
+        mask = (True, False, False)  # the input's gradient only; the weights' come at the end
+        for t in range(T - 1, -1, -1):
+            dh.add_(grad_hs[t])
+            gx = grad_xp[t]
+            torch.mul(dh, dn[t], out=gx[:, 2 * H :])
+            torch.mul(gx[:, 2 * H :], dr[t], out=gx[:, :H])
+            torch.mul(dh, dz[t], out=gx[:, H : 2 * H])
+            gu = torch.mul(gx, scale_u[t], out=grad_u[t])
+            dp = _ln_backward(gu, hp[t], (G,), mean[t], rstd[t], g_hh, b_hh, mask)[0]
+            grad_hp[t] = dp
+            dh = torch.addmm(dh.mul_(z[t]), dp, w_hh)  # through z h_{t-1} and W_hh h_{t-1}
+        grad_hp = torch.stack(grad_hp)  # (T, B, 3H)
+        grad_w_hh = grad_hp[1:].view(-1, G).t().mm(hs[:-1].reshape(-1, H))  # one matmul
+        grad_w_hh.addmm_(grad_hp[0].t(), h0)
+        grad_g_hh = (grad_u * (hp - mean).mul_(rstd)).sum((0, 1))
+        grad_b_hh = grad_u.sum((0, 1))
+        return grad_xp, dh, grad_w_hh, grad_g_hh, grad_b_hh, None
+
+
+def layer_norm_gru_sequence(cell, x: Tensor, h0: Tensor) -> tuple[Tensor, Tensor]:
+    """``LayerNormGRUCell`` over a whole ``(T, B, I)`` sequence: ``(hs, h_T)``."""
+    # LN(W_ih x) gamma + b_ih for every step at once, the bias as the norm's shift
+    xp = F.layer_norm(F.linear(x, cell.weight_ih), (3 * cell.hidden_size,), cell.ln_ih.weight,
+                      cell.bias_ih, cell.ln_ih.eps)  # fmt: skip
+    args = (xp, h0, cell.weight_hh, cell.ln_hh.weight, cell.bias_hh, cell.ln_hh.eps)
+    if _needs_grad(*args[:5]):
+        hs = _LayerNormGRU.apply(*args)
+    else:
+        hs, _ = _gru_forward(*args, save=False)
+    return hs, hs[-1]
