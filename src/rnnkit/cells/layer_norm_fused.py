@@ -54,10 +54,9 @@ def _lstm_forward(xg, h0, c0, w_hh, g_hh, g_c, b_c, eps_hh, eps_c, save):
         p = torch.mm(h, w_t, out=hp[t]) if save else torch.mm(h, w_t)
         n, mean, rstd = _ln(p, (G,), g_hh, None, eps_hh)
         gates = n.add_(xg[t])  # (B, 4H)
-        a = act[t] if save else gates
-        torch.sigmoid(gates[:, 3 * H :], out=a[:, 3 * H :])
+        # one sigmoid over all four blocks (g's is overwritten), as lstm_gates does
+        a = torch.sigmoid(gates, out=act[t]) if save else torch.sigmoid(gates)
         torch.tanh(gates[:, 2 * H : 3 * H], out=a[:, 2 * H : 3 * H])
-        torch.sigmoid(gates[:, : 2 * H], out=a[:, : 2 * H])
         c_new = cs[t] if save else torch.empty_like(c)
         torch.mul(a[:, H : 2 * H], c, out=c_new)
         c = c_new.addcmul_(a[:, :H], a[:, 2 * H : 3 * H])  # f c + i g
@@ -119,11 +118,14 @@ class _LayerNormLSTM(torch.autograd.Function):
             dp = _ln_backward(gx, hp[t], (G,), mean[t], rstd[t], g_hh, None, mask)[0]
             grad_hp[t] = dp
             dh = torch.mm(dp, w_hh)
-        grad_hp = torch.stack(grad_hp)  # (T, B, 4H)
+        # fac and dy_dh are spent: reuse their pages (fresh memory costs a fault per page)
+        grad_hp = torch.stack(grad_hp, out=fac.view(T, B, G))  # (T, B, 4H)
         grad_w_hh = grad_hp[1:].view(-1, G).t().mm(hs[:-1].reshape(-1, H))  # one matmul
         grad_w_hh.addmm_(grad_hp[0].t(), h0)
-        grad_g_hh = (grad_xg * (hp - mean).mul_(rstd)).sum((0, 1))
-        grad_g_c = (dys * (cs - mean_c).mul_(rstd_c)).sum((0, 1))
+        n_hp = torch.sub(hp, mean, out=grad_hp).mul_(rstd)  # the normalised W_hh h_{t-1}
+        grad_g_hh = n_hp.mul_(grad_xg).sum((0, 1))
+        n_c = torch.sub(cs, mean_c, out=dy_dh).mul_(rstd_c)
+        grad_g_c = n_c.mul_(dys).sum((0, 1))
         grad_b_c = dys.sum((0, 1))
         return grad_xg, dh, dc, grad_w_hh, grad_g_hh, grad_g_c, grad_b_c, None, None
 
@@ -210,10 +212,12 @@ class _LayerNormGRU(torch.autograd.Function):
             dp = _ln_backward(gu, hp[t], (G,), mean[t], rstd[t], g_hh, b_hh, mask)[0]
             grad_hp[t] = dp
             dh = torch.addmm(dh.mul_(z[t]), dp, w_hh)  # through z h_{t-1} and W_hh h_{t-1}
-        grad_hp = torch.stack(grad_hp)  # (T, B, 3H)
+        # scale_u is spent: reuse its pages (fresh memory costs a fault per page)
+        grad_hp = torch.stack(grad_hp, out=scale_u)  # (T, B, 3H)
         grad_w_hh = grad_hp[1:].view(-1, G).t().mm(hs[:-1].reshape(-1, H))  # one matmul
         grad_w_hh.addmm_(grad_hp[0].t(), h0)
-        grad_g_hh = (grad_u * (hp - mean).mul_(rstd)).sum((0, 1))
+        n_hp = torch.sub(hp, mean, out=grad_hp).mul_(rstd)  # the normalised W_hh h_{t-1}
+        grad_g_hh = n_hp.mul_(grad_u).sum((0, 1))
         grad_b_hh = grad_u.sum((0, 1))
         return grad_xp, dh, grad_w_hh, grad_g_hh, grad_b_hh, None
 
