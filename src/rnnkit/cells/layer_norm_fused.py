@@ -25,6 +25,8 @@ backward, and with ``gradcheck`` in float64.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -37,12 +39,32 @@ def _needs_grad(*tensors: Tensor | None) -> bool:
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 
+class _InputByChunks:
+    """The input side of a forward-only run, computed a few steps at a time as the loop needs it.
+
+    Indexed by step like the whole-sequence tensor it stands for. A whole-sequence tensor of tens
+    of megabytes is handed fresh pages by the allocator every call, one page fault per 4 kB;
+    chunks of about 4 MB are recycled from the heap instead.
+    """
+
+    def __init__(self, fn: Callable[[int, int], Tensor], T: int, B: int, G: int) -> None:
+        self.fn, self.shape = fn, (T, B, G)
+        self.steps = max(1, (1 << 20) // (B * G))  # about 4 MB of float32 per chunk
+        self.start, self.chunk = 0, None
+
+    def __getitem__(self, t: int) -> Tensor:
+        if self.chunk is None or not self.start <= t < self.start + self.steps:
+            self.start = t - t % self.steps
+            self.chunk = self.fn(self.start, min(self.start + self.steps, self.shape[0]))
+        return self.chunk[t - self.start]
+
+
 def _lstm_forward(xg, h0, c0, w_hh, g_hh, g_c, b_c, eps_hh, eps_c, save):
     """The forward loop; with ``save``, also every buffer the backward needs."""
     T, B, G = xg.shape
     H = G // 4
     w_t = w_hh.t()
-    hs = xg.new_empty(T, B, H)  # every h_t, the output
+    hs = h0.new_empty(T, B, H)  # every h_t, the output
     if save:
         hp = xg.new_empty(T, B, G)  # h_{t-1} @ W_hh^T, the recurrent layer norm's input
         act = xg.new_empty(T, B, G)  # sigma(i), sigma(f), tanh(g), sigma(o)
@@ -133,15 +155,20 @@ class _LayerNormLSTM(torch.autograd.Function):
 def layer_norm_lstm_sequence(cell, x: Tensor, state: tuple[Tensor, Tensor]):
     """``LayerNormLSTMCell`` over a whole ``(T, B, I)`` sequence: ``(hs, (h_T, c_T))``."""
     h0, c0 = state
-    # LN(W_ih x) gamma + b for every step at once; b as the norm's shift saves a pass
-    xg = F.layer_norm(F.linear(x, cell.weight_ih), (4 * cell.hidden_size,), cell.ln_ih.weight,
-                      cell.bias, cell.ln_ih.eps)  # fmt: skip
-    args = (xg, h0, c0, cell.weight_hh, cell.ln_hh.weight, cell.ln_c.weight, cell.ln_c.bias,
-            cell.ln_hh.eps, cell.ln_c.eps)  # fmt: skip
-    if _needs_grad(*args[:7]):
-        hs, c_T = _LayerNormLSTM.apply(*args)
+    G = 4 * cell.hidden_size
+
+    def input_side(x: Tensor) -> Tensor:  # LN(W_ih x) gamma + b, the bias as the norm's shift
+        return F.layer_norm(F.linear(x, cell.weight_ih), (G,), cell.ln_ih.weight, cell.bias,
+                            cell.ln_ih.eps)  # fmt: skip
+
+    weights = (cell.weight_hh, cell.ln_hh.weight, cell.ln_c.weight, cell.ln_c.bias)
+    eps = (cell.ln_hh.eps, cell.ln_c.eps)
+    if _needs_grad(x, h0, c0, cell.weight_ih, cell.ln_ih.weight, cell.bias, *weights):
+        hs, c_T = _LayerNormLSTM.apply(input_side(x), h0, c0, *weights, *eps)
     else:
-        hs, c_T, _ = _lstm_forward(*args, save=False)
+        T, B = x.shape[:2]
+        xg = _InputByChunks(lambda s, e: input_side(x[s:e]), T, B, G)
+        hs, c_T, _ = _lstm_forward(xg, h0, c0, *weights, *eps, save=False)
     return hs, (hs[-1], c_T)
 
 
@@ -150,7 +177,7 @@ def _gru_forward(xp, h0, w_hh, g_hh, b_hh, eps, save):
     T, B, G = xp.shape
     H = G // 3
     w_t = w_hh.t()
-    hs = xp.new_empty(T, B, H)  # every h_t, the output
+    hs = h0.new_empty(T, B, H)  # every h_t, the output
     if save:
         hp = xp.new_empty(T, B, G)  # h_{t-1} @ W_hh^T, the recurrent layer norm's input
         rz = xp.new_empty(T, B, 2 * H)  # the reset and update gates
@@ -161,10 +188,11 @@ def _gru_forward(xp, h0, w_hh, g_hh, b_hh, eps, save):
         p = torch.mm(h, w_t, out=hp[t]) if save else torch.mm(h, w_t)
         u, mean, rstd = _ln(p, (G,), g_hh, b_hh, eps)  # LN(W_hh h) + b_hh, (B, 3H)
         gates = rz[t] if save else torch.empty_like(u[:, : 2 * H])
-        torch.add(xp[t, :, : 2 * H], u[:, : 2 * H], out=gates).sigmoid_()
+        x_t = xp[t]
+        torch.add(x_t[:, : 2 * H], u[:, : 2 * H], out=gates).sigmoid_()
         r, z = gates[:, :H], gates[:, H:]
         n = ns[t] if save else torch.empty_like(h)
-        torch.addcmul(xp[t, :, 2 * H :], r, u[:, 2 * H :], out=n).tanh_()
+        torch.addcmul(x_t[:, 2 * H :], r, u[:, 2 * H :], out=n).tanh_()
         h = torch.addcmul(n, z, h - n, out=hs[t])  # (1 - z) n + z h, as gru_update has it
         if save:
             for kept, value in zip(stats, (mean, rstd, u[:, 2 * H :])):
@@ -224,12 +252,17 @@ class _LayerNormGRU(torch.autograd.Function):
 
 def layer_norm_gru_sequence(cell, x: Tensor, h0: Tensor) -> tuple[Tensor, Tensor]:
     """``LayerNormGRUCell`` over a whole ``(T, B, I)`` sequence: ``(hs, h_T)``."""
-    # LN(W_ih x) gamma + b_ih for every step at once, the bias as the norm's shift
-    xp = F.layer_norm(F.linear(x, cell.weight_ih), (3 * cell.hidden_size,), cell.ln_ih.weight,
-                      cell.bias_ih, cell.ln_ih.eps)  # fmt: skip
-    args = (xp, h0, cell.weight_hh, cell.ln_hh.weight, cell.bias_hh, cell.ln_hh.eps)
-    if _needs_grad(*args[:5]):
-        hs = _LayerNormGRU.apply(*args)
+    G = 3 * cell.hidden_size
+
+    def input_side(x: Tensor) -> Tensor:  # LN(W_ih x) gamma + b_ih, the bias as the shift
+        return F.layer_norm(F.linear(x, cell.weight_ih), (G,), cell.ln_ih.weight, cell.bias_ih,
+                            cell.ln_ih.eps)  # fmt: skip
+
+    weights = (cell.weight_hh, cell.ln_hh.weight, cell.bias_hh)
+    if _needs_grad(x, h0, cell.weight_ih, cell.ln_ih.weight, cell.bias_ih, *weights):
+        hs = _LayerNormGRU.apply(input_side(x), h0, *weights, cell.ln_hh.eps)
     else:
-        hs, _ = _gru_forward(*args, save=False)
+        T, B = x.shape[:2]
+        xp = _InputByChunks(lambda s, e: input_side(x[s:e]), T, B, G)
+        hs, _ = _gru_forward(xp, h0, *weights, cell.ln_hh.eps, save=False)
     return hs, hs[-1]
