@@ -18,9 +18,10 @@ inside one ``torch.autograd.Function`` per layer and direction:
 
 There is no per-step masking: the engines run only without ``lengths`` (the layers fall back to
 the readable reference loop otherwise). Under ``torch.no_grad`` the forward loop keeps only the
-outputs, and computes the input side a few steps at a time (``_InputByChunks``). The readable cells (``LayerNormLSTMCell.forward``, ``LayerNormGRUCell.forward``) remain
-the definition; ``tests/test_fast_cells.py`` checks these engines against them, forward and
-backward, and with ``gradcheck`` in float64.
+outputs, and computes the input side a few steps at a time (``_InputByChunks``). The readable
+cells (``LayerNormLSTMCell.forward``, ``LayerNormGRUCell.forward``) remain the definition;
+``tests/test_fast_cells.py`` checks these engines against them, forward and backward, and with
+``gradcheck`` in float64.
 """
 
 from __future__ import annotations
