@@ -1,51 +1,61 @@
-"""Time custom cells and the reference loop against torch.nn.LSTM, and how they scale with T.
+"""Time every cell's layer against torch.nn.LSTM in the same run, how it scales with T, and scans.
 
 Table 1, at each configuration (input size = hidden size, time-major input)
 
     L2 H256 B32 T128    2 layers, hidden 256, batch 32, 128 steps
     L1 H128 B64 T256    1 layer,  hidden 128, batch 64, 256 steps
 
-times five contenders in two modes, ``fwd+bwd`` (loss = ``output.sum()``, backward to every
-parameter and the input) and ``fwd`` (under ``torch.no_grad()``):
+times every contender of ``CONTENDERS`` in two modes, ``fwd+bwd`` (loss = ``output.sum()``,
+backward to every parameter and the input) and ``fwd`` (under ``torch.no_grad()``):
 
     nn.LSTM     torch.nn.LSTM, the reference every ratio divides by
-    native      rnnkit.LSTM (torch's fused kernels underneath)
+    native      rnnkit.LSTM (torch's fused kernels underneath), torch's weights
     reference   rnnkit.LSTM(backend="reference"), the readable Python time loop
-    ln-lstm     rnnkit.Recurrent(rnnkit.LayerNormLSTMCell)
+    lnlstm      layer-normalised LSTM (the fused engine of rnnkit.cells.layer_norm_fused)
+    lngru       layer-normalised GRU
+    mingru      minGRU (the parallel scan)
+    minlstm     minLSTM (the parallel scan)
     user-gru    rnnkit.Recurrent(UserGRUCell): a plain GRU cell written as the Recurrent docs
                 show, a module mapping ``(x_t, h) -> (y_t, h)`` with no ``project_input``
 
-Table 2, T-scaling: time per step (fwd+bwd) of ``Recurrent(UserGRUCell)`` and of the reference
-path at T = 64, 256, 1024 (B 16, H 64), and the ratio of per-step times T=1024 / T=64. A loop
-whose per-step cost does not depend on T gives ~1.0; indexing ``x[t]`` of a tensor that needs a
-gradient gives a ratio well above that, since each step's backward then builds a zero tensor the
-size of the whole sequence.
+The registered cells are built as the CLI builds them (``rnnkit.layers.make_layer``).
 
-Fairness on a small, noisy machine: every contender is warmed up first; then each round runs
-every contender once, in an order that rotates every round, and times each iteration on its own,
-so a stall spoils one sample, not a mean. The tables print the median over rounds and the spread
-(min-max) in ms; ratios divide medians measured in the same run. Wall-clock figures on shared CPU
-cores are noisy: read ratios, not absolute times, and rerun before believing a small difference.
+Table 2, T-scaling: time per step (fwd+bwd) at T = 64, 256, 1024 (B 16, H 64) and the ratio of
+per-step times T=1024 / T=64. A loop whose per-step cost does not depend on T gives ~1.0.
+
+Table 3: the min-RNN scans against the same cells' step loops at T = 4096 (B 8, H 64,
+fwd+bwd), from ``benchmarks/min_rnn_scan.py``.
+
+Fairness on a small, noisy machine (``benchmarks/timing.py``): every contender is warmed up
+first; then each round runs every contender once, in an order that rotates every round, and
+times each iteration on its own. The tables print the median over rounds and the spread
+(min-max) in ms; ratios divide medians measured in the same run. Read ratios, not absolute
+times. On a 2-core machine that other processes load, two torch threads hurt the contenders made
+of large whole-sequence operations (the scans, the engines' input side, oneDNN's LSTM) far more
+than Python step loops of small operations, which never use the second thread: compare
+``--threads 1`` before believing a ratio taken under load.
 
 Run::
 
-    python benchmarks/cells.py               # full run (~1.5 min on 2 CPU cores)
-    python benchmarks/cells.py --quick       # smoke run: 3 rounds, ~30 s
-    python benchmarks/cells.py --threads 1 --repeats 30
+    PYTHONPATH=src python benchmarks/cells.py               # full run (minutes on 2 CPU cores)
+    PYTHONPATH=src python benchmarks/cells.py --quick       # smoke run: 2 rounds, shorter scans
+    PYTHONPATH=src python benchmarks/cells.py --threads 1 --repeats 30
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from min_rnn_scan import scan_vs_loop
+from timing import interleaved, spread
 from torch import Tensor, nn
 
 import rnnkit
+from rnnkit.layers import make_layer
 
 MODES = ("fwd+bwd", "fwd")
 SCALING_STEPS = (64, 256, 1024)
@@ -89,22 +99,39 @@ class UserGRUCell(nn.Module):
         return h, h
 
 
-def contenders(shape: Shape) -> dict[str, nn.Module]:
-    """The five layers of table 1; the three LSTMs share torch's weights."""
-    torch.manual_seed(0)
-    H, L = shape.hidden_size, shape.num_layers
-    base = nn.LSTM(H, H, num_layers=L)
-    native = rnnkit.LSTM(H, H, num_layers=L)
-    native.load_state_dict(base.state_dict(), strict=True)
-    reference = rnnkit.LSTM(H, H, num_layers=L, backend="reference")
-    reference.load_state_dict(base.state_dict(), strict=True)
-    return {
-        "nn.LSTM": base,
-        "native": native,
-        "reference": reference,
-        "ln-lstm": rnnkit.Recurrent(rnnkit.LayerNormLSTMCell, H, H, num_layers=L),
-        "user-gru": rnnkit.Recurrent(UserGRUCell, H, H, num_layers=L),
-    }
+def _torch_lstm(H: int, L: int) -> nn.Module:
+    return nn.LSTM(H, H, num_layers=L)
+
+
+def _rnnkit_lstm(backend: str) -> Callable[[int, int], nn.Module]:
+    def build(H: int, L: int) -> nn.Module:
+        torch.manual_seed(0)  # the same weights as nn.LSTM's (built after the same seed)
+        layer = rnnkit.LSTM(H, H, num_layers=L, backend=backend)
+        layer.load_state_dict(_torch_lstm(H, L).state_dict(), strict=True)
+        return layer
+
+    return build
+
+
+def _registered(name: str) -> Callable[[int, int], nn.Module]:
+    return lambda H, L: make_layer(name, H, H, num_layers=L, batch_first=False)
+
+
+# name -> build(hidden_size, num_layers); the first is the reference every ratio divides by.
+CONTENDERS: dict[str, Callable[[int, int], nn.Module]] = {
+    "nn.LSTM": _torch_lstm,
+    "native": _rnnkit_lstm("native"),
+    "reference": _rnnkit_lstm("reference"),
+    "lnlstm": _registered("lnlstm"),
+    "lngru": _registered("lngru"),
+    "mingru": _registered("mingru"),
+    "minlstm": _registered("minlstm"),
+    "user-gru": lambda H, L: rnnkit.Recurrent(UserGRUCell, H, H, num_layers=L),
+}
+# Each regularised LSTM (recurrent dropout, weight drop, zoneout) gets a row here once those
+# options exist, built in training mode so that the regulariser is active, e.g.
+#   CONTENDERS["lstm+zoneout"] = lambda H, L: make_layer(...).train()
+SCALING = ("reference", "lnlstm", "mingru", "user-gru")
 
 
 def iteration(model: nn.Module, x: Tensor, mode: str) -> Callable[[], None]:
@@ -123,37 +150,20 @@ def iteration(model: nn.Module, x: Tensor, mode: str) -> Callable[[], None]:
     return train if mode == "fwd+bwd" else infer
 
 
-def interleaved(runs: dict[str, Callable[[], None]], repeats: int) -> dict[str, list[float]]:
-    """Per-iteration times in ms, contenders rotated every round so drift hits all alike."""
-    for run in runs.values():  # warm-up: allocator, thread pool, first-call dispatch
-        run()
-    names = list(runs)
-    samples: dict[str, list[float]] = {name: [] for name in names}
-    for r in range(repeats):
-        shift = r % len(names)
-        for name in names[shift:] + names[:shift]:
-            start = time.perf_counter()
-            runs[name]()
-            samples[name].append(1e3 * (time.perf_counter() - start))
-    return samples
-
-
-def spread(values: list[float]) -> str:
-    return f"{min(values):.1f}-{max(values):.1f}"
-
-
-def table_contenders(repeats: int) -> None:
+def table_contenders(repeats: int, names: list[str]) -> None:
     print(
         f"{'config':<18} {'mode':<8} {'contender':<10} {'median ms':>10} {'min-max ms':>16}"
         f" {'/ nn.LSTM':>10}"
     )
     for shape in SHAPES:
-        models = contenders(shape)
-        x = torch.randn(shape.steps, shape.batch_size, shape.hidden_size)
+        torch.manual_seed(0)
+        H, L = shape.hidden_size, shape.num_layers
+        models = {name: CONTENDERS[name](H, L) for name in names}
+        x = torch.randn(shape.steps, shape.batch_size, H)
         for mode in MODES:
             xin = x.clone().requires_grad_(mode == "fwd+bwd")
             samples = interleaved({n: iteration(m, xin, mode) for n, m in models.items()}, repeats)
-            base = statistics.median(samples["nn.LSTM"])
+            base = statistics.median(samples[names[0]])
             for name, times in samples.items():
                 median = statistics.median(times)
                 print(
@@ -168,52 +178,69 @@ def table_scaling(repeats: int) -> None:
     )
     torch.manual_seed(0)
     H = SCALING_HIDDEN
-    models = {
-        "user-gru": rnnkit.Recurrent(UserGRUCell, H, H),
-        "reference": rnnkit.LSTM(H, H, backend="reference"),
-    }
-    runs, inputs = {}, {}
+    models = {name: CONTENDERS[name](H, 1) for name in SCALING}
+    runs = {}
     for T in SCALING_STEPS:
-        inputs[T] = torch.randn(T, SCALING_BATCH, H, requires_grad=True)
+        x = torch.randn(T, SCALING_BATCH, H, requires_grad=True)
         for name, model in models.items():
-            runs[(name, T)] = iteration(model, inputs[T], "fwd+bwd")
+            runs[(name, T)] = iteration(model, x, "fwd+bwd")
     samples = interleaved(runs, repeats)
     header = "".join(f" {f'T={T}':>20}" for T in SCALING_STEPS)
     print(f"{'contender':<10}{header} {'T=1024/T=64':>12} {'(of minima)':>12}")
     for name in models:
         per_step = {T: [t / T for t in samples[(name, T)]] for T in SCALING_STEPS}
         cells = "".join(
-            f" {statistics.median(v):>7.3f} ({spread_fine(v)})".rjust(21) for v in per_step.values()
+            f" {statistics.median(v):>7.3f} ({spread(v, 3)})".rjust(21) for v in per_step.values()
         )
-        ratio = statistics.median(per_step[SCALING_STEPS[-1]]) / statistics.median(
-            per_step[SCALING_STEPS[0]]
-        )
+        first, last = per_step[SCALING_STEPS[0]], per_step[SCALING_STEPS[-1]]
+        ratio = statistics.median(last) / statistics.median(first)
         # The ratio of minima is the least disturbed by other processes on shared cores.
-        low = min(per_step[SCALING_STEPS[-1]]) / min(per_step[SCALING_STEPS[0]])
-        print(f"{name:<10}{cells} {ratio:>12.2f} {low:>12.2f}")
+        print(f"{name:<10}{cells} {ratio:>12.2f} {min(last) / min(first):>12.2f}")
 
 
-def spread_fine(values: list[float]) -> str:
-    return f"{min(values):.3f}-{max(values):.3f}"
+def table_scans(repeats: int, steps: int) -> None:
+    print(f"\nmin-RNN scan vs its step loop, fwd+bwd, T={steps} B8 H64 (median of {repeats})")
+    print(f"{'cell':<10} {'scan ms':>10} {'loop ms':>10} {'loop/scan':>10} {'max gap':>10}")
+    for name in ("mingru", "minlstm"):
+        r = scan_vs_loop(name, T=steps, repeats=repeats)
+        print(
+            f"{name:<10} {r['scan_ms']:>10.1f} {r['loop_ms']:>10.1f} {r['ratio']:>9.1f}x"
+            f" {r['gap']:>10.1e}"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (2)")
-    parser.add_argument("--repeats", type=int, default=None, help="timed rounds (15; quick: 3)")
-    parser.add_argument("--quick", action="store_true", help="smoke run: 3 rounds")
-    parser.add_argument("--scaling-only", action="store_true", help="only the T-scaling table")
+    parser.add_argument("--repeats", type=int, default=None, help="timed rounds (15; quick: 2)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 2 rounds, T=1024 scans")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=list(CONTENDERS)[1:],
+        help="table 1 with these contenders only (nn.LSTM is always timed)",
+    )
+    parser.add_argument(
+        "--tables", default="1,2,3", help="which tables to print, comma-separated (1,2,3)"
+    )
     args = parser.parse_args()
     if args.threads < 1:
         parser.error(f"--threads must be >= 1, got {args.threads}")
-    repeats = args.repeats or (3 if args.quick else 15)
+    repeats = args.repeats or (2 if args.quick else 15)
     if repeats < 1:
         parser.error(f"--repeats must be >= 1, got {repeats}")
+    tables = set(args.tables.split(","))
+    if not tables <= {"1", "2", "3"}:
+        parser.error(f"--tables takes 1, 2 and 3, got {args.tables!r}")
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, CPU, {args.threads} threads, {repeats} rounds")
-    if not args.scaling_only:
-        table_contenders(repeats)
-    table_scaling(repeats)
+    names = list(CONTENDERS)[:1] + (args.only or list(CONTENDERS)[1:])
+    if "1" in tables:
+        table_contenders(repeats, names)
+    if "2" in tables:
+        table_scaling(repeats)
+    if "3" in tables:
+        table_scans(max(repeats // 2, 2), 1024 if args.quick else 4096)
 
 
 if __name__ == "__main__":

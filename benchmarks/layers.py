@@ -60,6 +60,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import torch
+from timing import quartiles, race, solo
 from torch import Tensor, nn
 
 import rnnkit
@@ -222,47 +223,7 @@ def _parts(state) -> list[Tensor]:
     return [state] if isinstance(state, Tensor) else list(state)
 
 
-# -- timing ------------------------------------------------------------------------------------
-def time_once(fn: Callable[[], None], device: torch.device) -> float:
-    """Milliseconds of one call, with the GPU's queue drained on both sides on CUDA."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return (time.perf_counter() - start) * 1e3
-
-
-def race(a, b, *, rounds: int, warmup: int, device) -> tuple[list[float], list[float]]:
-    """Time ``a`` and ``b`` one iteration at a time, alternating which goes first."""
-    for _ in range(warmup):
-        a()
-        b()
-    times_a, times_b = [], []
-    for r in range(rounds):
-        if r % 2 == 0:
-            times_a.append(time_once(a, device))
-            times_b.append(time_once(b, device))
-        else:
-            times_b.append(time_once(b, device))
-            times_a.append(time_once(a, device))
-    return times_a, times_b
-
-
-def solo(fn, *, rounds: int, warmup: int, device) -> list[float]:
-    for _ in range(warmup if rounds else 0):
-        fn()
-    return [time_once(fn, device) for _ in range(rounds)]
-
-
-def quartiles(values: list[float]) -> tuple[float, float]:
-    if len(values) < 2:
-        return values[0], values[0]
-    q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
-    return q1, q3
-
-
+# -- timing: benchmarks/timing.py ------------------------------------------------------------
 def measure(cell, shape, mode, models, tokens, args, device) -> Row:
     step = training_step if mode == "fwd+bwd" else inference_step
     run = {name: step(model, tokens) for name, model in models.items()}

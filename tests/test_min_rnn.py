@@ -48,7 +48,6 @@ def test_scan_equals_the_step_loop_forward_and_backward(cls):
 def test_scan_gradcheck(cls):
     torch.manual_seed(1)
     cell = cls(3, 2).double()
-    cell.scan_chunk = 2  # crosses chunk boundaries at T = 5
     x = torch.randn(5, 2, 3, dtype=torch.float64, requires_grad=True)
     h0 = torch.randn(2, 2, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda x, h: cell.scan(x, h), (x, h0))

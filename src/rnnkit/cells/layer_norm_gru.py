@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.cells.functional import gru_update
+from rnnkit.cells.layer_norm_fused import layer_norm_gru_sequence
 
 
 class LayerNormGRUCell(nn.Module):
@@ -69,3 +70,13 @@ class LayerNormGRUCell(nn.Module):
         hp = self.ln_hh(F.linear(h, self.weight_hh)) + self.bias_hh  # (B, 3H)
         h = gru_update(xp, hp, h)  # (B, H)
         return h, h
+
+    def sequence(self, x: Tensor, h0: Tensor) -> tuple[Tensor, Tensor]:
+        """The whole ``(T, B, I)`` sequence at once: ``(hs, h_T)``, hs (T, B, H).
+
+        The same function as ``T`` calls of ``forward`` (to rounding), run by the fused engine of
+        ``rnnkit.cells.layer_norm_fused``: the input side for all steps in one matmul and one
+        layer norm, back-propagation through time written out. ``rnnkit.Recurrent`` uses it
+        when no lengths and no per-step states are asked for.
+        """
+        return layer_norm_gru_sequence(self, x, h0)

@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rnnkit.cells.layer_norm_fused import layer_norm_lstm_sequence
+
 
 class LayerNormLSTMCell(nn.Module):
     r"""LSTM cell with layer normalisation on the gate pre-activations and the cell state.
@@ -68,3 +70,15 @@ class LayerNormLSTMCell(nn.Module):
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
         h = torch.sigmoid(o) * torch.tanh(self.ln_c(c))
         return h, (h, c)
+
+    def sequence(
+        self, x: Tensor, state: tuple[Tensor, Tensor]
+    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """The whole ``(T, B, I)`` sequence at once: ``(hs, (h_T, c_T))``, hs (T, B, H).
+
+        The same function as ``T`` calls of ``forward`` (to rounding), run by the fused engine of
+        ``rnnkit.cells.layer_norm_fused``: the input side for all steps in one matmul and one
+        layer norm, back-propagation through time written out. ``rnnkit.Recurrent`` uses it
+        when no lengths and no per-step states are asked for.
+        """
+        return layer_norm_lstm_sequence(self, x, state)

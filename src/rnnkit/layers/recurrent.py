@@ -11,6 +11,9 @@ Optional cell attributes it uses when present:
 - ``project_input(x)``: the part of the step that depends on ``x`` only, hoisted out of the loop;
   then ``step(xp_t, state)`` is called with its slices;
 - ``output_size``: the size of ``y_t`` when it differs from ``hidden_size``.
+- ``sequence(x, state0) -> (ys, state_T)``: the whole ``(T, B, I)`` sequence at once (a scan,
+  a fused engine), used instead of the step loop when there are no lengths and no per-step
+  states (see ``rnnkit.layers.unroll``).
 """
 
 from __future__ import annotations

@@ -12,10 +12,13 @@ A cell, for this loop, is anything with
 - ``step(x_t, state) -> (y_t, state)``, or, failing that, ``__call__(x_t, state) -> (y_t, state)``;
 - optionally ``project_input(x) -> xp``, applied once to the whole ``(T, B, I)`` input, whose
   slices (taken once with ``unbind``) are then passed to ``step`` instead of ``x_t``;
-- optionally ``scan(x, h0) -> (ys, h_T)``, the whole ``(T, B, I)`` sequence at once (a cell whose
-  recurrence is linear in its state, such as minGRU). It replaces the step loop for that layer
-  and direction when there is no mask and no per-step states are asked for; the reverse
-  direction scans the time-flipped input and flips its outputs back.
+- optionally ``sequence(x, state0) -> (ys, state_T)``, the whole ``(T, B, I)`` sequence at once:
+  minGRU's parallel scan, the layer-normalised cells' fused engine with hand-written
+  back-propagation. It replaces the step loop for that layer and direction when there is no
+  mask, no per-step states are asked for and ``T > 1`` (one generated token takes the cheap
+  step); the reverse direction runs on the time-flipped input and flips its outputs back. It must
+  agree with the step loop to rounding, which is what the step loop is kept for: the readable
+  reference, and the path for lengths and per-step states.
 """
 
 from __future__ import annotations
@@ -76,19 +79,19 @@ def unroll(
         for direction in range(num_directions):
             k = layer * num_directions + direction
             cell = cells[k]
-            scan = getattr(cell, "scan", None)
+            sequence = getattr(cell, "sequence", None)
             # the whole sequence at once; one step (a generated token) takes the cheap step, and
             # so do the ONNX exporters (the legacy one has no logcumsumexp; same function)
             if (
-                scan is not None
+                sequence is not None
                 and mask is None
                 and steps is None
-                and layer_input.size(0) > 1
+                and T > 1
                 and not torch.onnx.is_in_onnx_export()
             ):
                 xr = layer_input if direction == 0 else layer_input.flip(0)
-                ys_scan, state = scan(xr, initial[k])  # (T, B, H), (B, H)
-                outputs.append(ys_scan if direction == 0 else ys_scan.flip(0))
+                ys_all, state = sequence(xr, initial[k])  # (T, B, H), final state
+                outputs.append(ys_all if direction == 0 else ys_all.flip(0))
                 finals.append(state)
                 continue
             project = getattr(cell, "project_input", None)

@@ -1,0 +1,269 @@
+r"""Whole-sequence engines for the layer-normalised LSTM and GRU, back-propagation written out.
+
+Unrolled op by op through autograd, a layer-normalised cell records some twenty nodes per step,
+and the backward pass replays them one by one, each with its own small allocations; that made
+``Recurrent(LayerNormLSTMCell)`` 2-4x slower than ``torch.nn.LSTM``. Here the time loop runs
+inside one ``torch.autograd.Function`` per layer and direction:
+
+- everything that depends on the input alone runs once for the whole sequence before the loop:
+  the input projection (one matmul) and its layer norm, through ordinary autograd;
+- each forward step is only ``h @ W_hh^T``, one fused layer norm (``torch.native_layer_norm``,
+  which also returns the mean and reciprocal deviation the backward needs) and the gate maths,
+  writing into buffers allocated once for the whole sequence;
+- each backward step is the chain rule for one step with the per-step factors that do not
+  depend on the incoming gradient (the gate derivatives) precomputed for the whole sequence
+  after the forward loop, so a backward step is about ten kernels;
+- the weight gradients are whole-sequence products after the loop: ``dW_hh`` one matmul over
+  all steps, the layer-norm gains and shifts one reduction each.
+
+There is no per-step masking: the engines run only without ``lengths`` (the layers fall back to
+the readable reference loop otherwise). Under ``torch.no_grad`` the forward loop keeps only the
+outputs, and computes the input side a few steps at a time (``_InputByChunks``). The readable
+cells (``LayerNormLSTMCell.forward``, ``LayerNormGRUCell.forward``) remain the definition;
+``tests/test_fast_cells.py`` checks these engines against them, forward and backward, and with
+``gradcheck`` in float64.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+_ln = torch.native_layer_norm
+_ln_backward = torch.ops.aten.native_layer_norm_backward
+
+
+def _needs_grad(*tensors: Tensor | None) -> bool:
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
+class _InputByChunks:
+    """The input side of a forward-only run, computed a few steps at a time as the loop needs it.
+
+    Indexed by step like the whole-sequence tensor it stands for. A whole-sequence tensor of tens
+    of megabytes is handed fresh pages by the allocator every call, one page fault per 4 kB;
+    chunks of about 4 MB are recycled from the heap instead.
+    """
+
+    def __init__(self, fn: Callable[[int, int], Tensor], T: int, B: int, G: int) -> None:
+        self.fn, self.shape = fn, (T, B, G)
+        self.steps = max(1, (1 << 20) // (B * G))  # about 4 MB of float32 per chunk
+        self.start, self.chunk = 0, None
+
+    def __getitem__(self, t: int) -> Tensor:
+        if self.chunk is None or not self.start <= t < self.start + self.steps:
+            self.start = t - t % self.steps
+            self.chunk = self.fn(self.start, min(self.start + self.steps, self.shape[0]))
+        return self.chunk[t - self.start]
+
+
+def _lstm_forward(xg, h0, c0, w_hh, g_hh, g_c, b_c, eps_hh, eps_c, save):
+    """The forward loop; with ``save``, also every buffer the backward needs."""
+    T, B, G = xg.shape
+    H = G // 4
+    w_t = w_hh.t()
+    hs = h0.new_empty(T, B, H)  # every h_t, the output
+    if save:
+        hp = xg.new_empty(T, B, G)  # h_{t-1} @ W_hh^T, the recurrent layer norm's input
+        act = xg.new_empty(T, B, G)  # sigma(i), sigma(f), tanh(g), sigma(o)
+        cs = xg.new_empty(T, B, H)  # every c_t
+        tc = xg.new_empty(T, B, H)  # tanh(LN(c_t))
+    stats: list[list[Tensor]] = [[], [], [], []]  # mean and rstd of both layer norms, per step
+    h, c = h0, c0
+    for t in range(T):
+        p = torch.mm(h, w_t, out=hp[t]) if save else torch.mm(h, w_t)
+        n, mean, rstd = _ln(p, (G,), g_hh, None, eps_hh)
+        gates = n.add_(xg[t])  # (B, 4H)
+        # one sigmoid over all four blocks (g's is overwritten), as lstm_gates does
+        a = torch.sigmoid(gates, out=act[t]) if save else torch.sigmoid(gates)
+        torch.tanh(gates[:, 2 * H : 3 * H], out=a[:, 2 * H : 3 * H])
+        c_new = cs[t] if save else torch.empty_like(c)
+        torch.mul(a[:, H : 2 * H], c, out=c_new)
+        c = c_new.addcmul_(a[:, :H], a[:, 2 * H : 3 * H])  # f c + i g
+        y, mean_c, rstd_c = _ln(c, (H,), g_c, b_c, eps_c)
+        tanh_c = torch.tanh(y, out=tc[t]) if save else y.tanh_()
+        h = torch.mul(a[:, 3 * H :], tanh_c, out=hs[t])
+        if save:
+            for kept, value in zip(stats, (mean, rstd, mean_c, rstd_c)):
+                kept.append(value)
+    if not save:
+        return hs, c, None
+    return hs, c, (hp, act, cs, tc, *(torch.stack(s) for s in stats))
+
+
+class _LayerNormLSTM(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, xg, h0, c0, w_hh, g_hh, g_c, b_c, eps_hh, eps_c):
+        hs, c_T, saved = _lstm_forward(xg, h0, c0, w_hh, g_hh, g_c, b_c, eps_hh, eps_c, True)
+        ctx.save_for_backward(h0, c0, w_hh, g_hh, g_c, b_c, hs, *saved)
+        return hs, c_T
+
+    @staticmethod
+    def backward(ctx, grad_hs, grad_c_T):
+        h0, c0, w_hh, g_hh, g_c, b_c, hs, hp, act, cs, tc, *stats = ctx.saved_tensors
+        mean, rstd, mean_c, rstd_c = stats  # (T, B, 1) each
+        T, B, H = hs.shape
+        G = 4 * H
+        # The per-step factors that do not depend on the incoming gradient, for all steps at
+        # once and in one buffer (fresh memory is costly: every new page is a fault): the
+        # pre-activations' gradients are dc * fac[:, :, :3H] for i, f, g and dh * fac[..., 3H:]
+        # for o, the layer norm of c gets dh * dy_dh.
+        fac = torch.addcmul(act, act, act, value=-1)  # a (1 - a): the sigmoids' slopes
+        i, g, o = act[..., :H], act[..., 2 * H : 3 * H], act[..., 3 * H :]
+        torch.mul(g, g, out=fac[..., 2 * H : 3 * H]).neg_().add_(1)  # tanh's slope, 1 - g^2
+        fac[..., :H].mul_(g)
+        fac[1:, :, H : 2 * H].mul_(cs[:-1])  # c_{t-1}
+        fac[0, :, H : 2 * H].mul_(c0)
+        fac[..., 2 * H : 3 * H].mul_(i)
+        fac[..., 3 * H :].mul_(tc)
+        dy_dh = torch.mul(tc, tc).neg_().add_(1).mul_(o)  # o (1 - tanh^2)
+        f = act[..., H : 2 * H]
+        grad_xg = hs.new_empty(T, B, G)  # dL/d(gates), which is also dL/d(xg)
+        dys = hs.new_empty(T, B, H)  # dL/d(LN(c_t)), for the c layer norm's gain and shift
+        grad_hp: list[Tensor] = [hs] * T  # placeholders, all overwritten
+        dh = torch.zeros_like(h0)
+        dc = grad_c_T.clone() if grad_c_T is not None else torch.zeros_like(c0)
+        mask = (True, False, False)  # the input's gradient only; the weights' come at the end
+        for t in range(T - 1, -1, -1):
+            if grad_hs is not None:
+                dh.add_(grad_hs[t])
+            dy = torch.mul(dh, dy_dh[t], out=dys[t])
+            dc.add_(_ln_backward(dy, cs[t], (H,), mean_c[t], rstd_c[t], g_c, b_c, mask)[0])
+            gx = grad_xg[t]
+            torch.mul(
+                fac[t, :, : 3 * H].view(B, 3, H), dc.unsqueeze(1), out=gx[:, : 3 * H].view(B, 3, H)
+            )
+            torch.mul(dh, fac[t, :, 3 * H :], out=gx[:, 3 * H :])
+            dc.mul_(f[t])
+            dp = _ln_backward(gx, hp[t], (G,), mean[t], rstd[t], g_hh, None, mask)[0]
+            grad_hp[t] = dp
+            dh = torch.mm(dp, w_hh)
+        # fac and dy_dh are spent: reuse their pages (fresh memory costs a fault per page)
+        grad_hp = torch.stack(grad_hp, out=fac.view(T, B, G))  # (T, B, 4H)
+        grad_w_hh = grad_hp[1:].view(-1, G).t().mm(hs[:-1].reshape(-1, H))  # one matmul
+        grad_w_hh.addmm_(grad_hp[0].t(), h0)
+        n_hp = torch.sub(hp, mean, out=grad_hp).mul_(rstd)  # the normalised W_hh h_{t-1}
+        grad_g_hh = n_hp.mul_(grad_xg).sum((0, 1))
+        n_c = torch.sub(cs, mean_c, out=dy_dh).mul_(rstd_c)
+        grad_g_c = n_c.mul_(dys).sum((0, 1))
+        grad_b_c = dys.sum((0, 1))
+        return grad_xg, dh, dc, grad_w_hh, grad_g_hh, grad_g_c, grad_b_c, None, None
+
+
+def layer_norm_lstm_sequence(cell, x: Tensor, state: tuple[Tensor, Tensor]):
+    """``LayerNormLSTMCell`` over a whole ``(T, B, I)`` sequence: ``(hs, (h_T, c_T))``."""
+    h0, c0 = state
+    G = 4 * cell.hidden_size
+
+    def input_side(x: Tensor) -> Tensor:  # LN(W_ih x) gamma + b, the bias as the norm's shift
+        return F.layer_norm(F.linear(x, cell.weight_ih), (G,), cell.ln_ih.weight, cell.bias,
+                            cell.ln_ih.eps)  # fmt: skip
+
+    weights = (cell.weight_hh, cell.ln_hh.weight, cell.ln_c.weight, cell.ln_c.bias)
+    eps = (cell.ln_hh.eps, cell.ln_c.eps)
+    if _needs_grad(x, h0, c0, cell.weight_ih, cell.ln_ih.weight, cell.bias, *weights):
+        hs, c_T = _LayerNormLSTM.apply(input_side(x), h0, c0, *weights, *eps)
+    else:
+        T, B = x.shape[:2]
+        xg = _InputByChunks(lambda s, e: input_side(x[s:e]), T, B, G)
+        hs, c_T, _ = _lstm_forward(xg, h0, c0, *weights, *eps, save=False)
+    return hs, (hs[-1], c_T)
+
+
+def _gru_forward(xp, h0, w_hh, g_hh, b_hh, eps, save):
+    """The forward loop; with ``save``, also every buffer the backward needs."""
+    T, B, G = xp.shape
+    H = G // 3
+    w_t = w_hh.t()
+    hs = h0.new_empty(T, B, H)  # every h_t, the output
+    if save:
+        hp = xp.new_empty(T, B, G)  # h_{t-1} @ W_hh^T, the recurrent layer norm's input
+        rz = xp.new_empty(T, B, 2 * H)  # the reset and update gates
+        ns = xp.new_empty(T, B, H)  # the candidates
+    stats: list[list[Tensor]] = [[], [], []]  # mean, rstd and the candidate's u_n, per step
+    h = h0
+    for t in range(T):
+        p = torch.mm(h, w_t, out=hp[t]) if save else torch.mm(h, w_t)
+        u, mean, rstd = _ln(p, (G,), g_hh, b_hh, eps)  # LN(W_hh h) + b_hh, (B, 3H)
+        gates = rz[t] if save else torch.empty_like(u[:, : 2 * H])
+        x_t = xp[t]
+        torch.add(x_t[:, : 2 * H], u[:, : 2 * H], out=gates).sigmoid_()
+        r, z = gates[:, :H], gates[:, H:]
+        n = ns[t] if save else torch.empty_like(h)
+        torch.addcmul(x_t[:, 2 * H :], r, u[:, 2 * H :], out=n).tanh_()
+        h = torch.addcmul(n, z, h - n, out=hs[t])  # (1 - z) n + z h, as gru_update has it
+        if save:
+            for kept, value in zip(stats, (mean, rstd, u[:, 2 * H :])):
+                kept.append(value)
+    if not save:
+        return hs, None
+    return hs, (hp, rz, ns, *(torch.stack(s) for s in stats))
+
+
+class _LayerNormGRU(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, xp, h0, w_hh, g_hh, b_hh, eps):
+        hs, saved = _gru_forward(xp, h0, w_hh, g_hh, b_hh, eps, True)
+        ctx.save_for_backward(h0, w_hh, g_hh, b_hh, hs, *saved)
+        return hs
+
+    @staticmethod
+    def backward(ctx, grad_hs):
+        h0, w_hh, g_hh, b_hh, hs, hp, rz, ns, mean, rstd, u_n = ctx.saved_tensors
+        T, B, H = hs.shape
+        G = 3 * H
+        r, z = rz[..., :H], rz[..., H:]
+        # Per-step factors independent of the incoming gradient, for all steps at once:
+        # d(pre n) = dh * dn, d(pre r) = d(pre n) * dr, d(pre z) = dh * dz; the recurrent
+        # norm's output gets the gates' gradients with the candidate's block times r.
+        dn = torch.mul(ns, ns).neg_().add_(1).mul_(1 - z)  # (1 - z)(1 - n^2)
+        dr = torch.addcmul(r, r, r, value=-1).mul_(u_n)  # r (1 - r) u_n
+        dz = torch.addcmul(z, z, z, value=-1)  # z (1 - z) (h_{t-1} - n)
+        dz[1:].mul_(hs[:-1] - ns[1:])
+        dz[0].mul_(h0 - ns[0])
+        scale_u = torch.ones_like(hp)
+        scale_u[..., 2 * H :] = r
+        grad_xp = hs.new_empty(T, B, G)
+        grad_u = hs.new_empty(T, B, G)  # dL/d(LN(W_hh h) + b_hh), for the gain and shift
+        grad_hp: list[Tensor] = [hs] * T  # placeholders, all overwritten
+        dh = torch.zeros_like(h0)
+        mask = (True, False, False)  # the input's gradient only; the weights' come at the end
+        for t in range(T - 1, -1, -1):
+            dh.add_(grad_hs[t])
+            gx = grad_xp[t]
+            torch.mul(dh, dn[t], out=gx[:, 2 * H :])
+            torch.mul(gx[:, 2 * H :], dr[t], out=gx[:, :H])
+            torch.mul(dh, dz[t], out=gx[:, H : 2 * H])
+            gu = torch.mul(gx, scale_u[t], out=grad_u[t])
+            dp = _ln_backward(gu, hp[t], (G,), mean[t], rstd[t], g_hh, b_hh, mask)[0]
+            grad_hp[t] = dp
+            dh = torch.addmm(dh.mul_(z[t]), dp, w_hh)  # through z h_{t-1} and W_hh h_{t-1}
+        # scale_u is spent: reuse its pages (fresh memory costs a fault per page)
+        grad_hp = torch.stack(grad_hp, out=scale_u)  # (T, B, 3H)
+        grad_w_hh = grad_hp[1:].view(-1, G).t().mm(hs[:-1].reshape(-1, H))  # one matmul
+        grad_w_hh.addmm_(grad_hp[0].t(), h0)
+        n_hp = torch.sub(hp, mean, out=grad_hp).mul_(rstd)  # the normalised W_hh h_{t-1}
+        grad_g_hh = n_hp.mul_(grad_u).sum((0, 1))
+        grad_b_hh = grad_u.sum((0, 1))
+        return grad_xp, dh, grad_w_hh, grad_g_hh, grad_b_hh, None
+
+
+def layer_norm_gru_sequence(cell, x: Tensor, h0: Tensor) -> tuple[Tensor, Tensor]:
+    """``LayerNormGRUCell`` over a whole ``(T, B, I)`` sequence: ``(hs, h_T)``."""
+    G = 3 * cell.hidden_size
+
+    def input_side(x: Tensor) -> Tensor:  # LN(W_ih x) gamma + b_ih, the bias as the shift
+        return F.layer_norm(F.linear(x, cell.weight_ih), (G,), cell.ln_ih.weight, cell.bias_ih,
+                            cell.ln_ih.eps)  # fmt: skip
+
+    weights = (cell.weight_hh, cell.ln_hh.weight, cell.bias_hh)
+    if _needs_grad(x, h0, cell.weight_ih, cell.ln_ih.weight, cell.bias_ih, *weights):
+        hs = _LayerNormGRU.apply(input_side(x), h0, *weights, cell.ln_hh.eps)
+    else:
+        T, B = x.shape[:2]
+        xp = _InputByChunks(lambda s, e: input_side(x[s:e]), T, B, G)
+        hs, _ = _gru_forward(xp, h0, *weights, cell.ln_hh.eps, save=False)
+    return hs, hs[-1]
