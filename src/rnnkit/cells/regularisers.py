@@ -139,15 +139,16 @@ class RegularisedCell(nn.Module):
         return torch.zeros(batch_size, self.hidden_size, dtype=dtype, device=device)
 
     @property
-    def scan(self) -> Callable[[Tensor, Tensor], tuple[Tensor, Tensor]] | None:
-        """The wrapped cell's whole-sequence scan (``mingru``, ``minlstm``) on the masked input,
-        when nothing changes the step itself (zoneout, weight drop); else None, and the time
-        loop steps."""
+    def sequence(self) -> Callable[[Tensor, Tensor], tuple[Tensor, Tensor]] | None:
+        """The time loop's whole-sequence hook: the wrapped cell's scan (``mingru``,
+        ``minlstm``) on the masked input, when nothing changes the step itself (zoneout, weight
+        drop); else None, and the time loop steps. (The layer-normalised cells' engines read
+        ``h`` through a matrix, which the hidden mask must reach, so they step here.)"""
         if self.zoneout > 0 or self.weight_drop > 0 or not hasattr(self.cell, "scan"):
             return None
-        return self._scan
+        return self._sequence
 
-    def _scan(self, x: Tensor, h0: Tensor) -> tuple[Tensor, Tensor]:
+    def _sequence(self, x: Tensor, h0: Tensor) -> tuple[Tensor, Tensor]:
         return self.cell.scan(self._draw(x), h0)  # such cells read no h through a matrix
 
     def project_input(self, x: Tensor) -> Tensor:

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from rnnkit.layers.sequence import SequenceBatch
+from rnnkit.layers.sequence import SequenceBatch, capturing_graph
 from rnnkit.state import State, StepStates, map_state, stack_states, unstack_state
 
 
@@ -81,13 +81,14 @@ def unroll(
             cell = cells[k]
             sequence = getattr(cell, "sequence", None)
             # the whole sequence at once; one step (a generated token) takes the cheap step, and
-            # so do the ONNX exporters (the legacy one has no logcumsumexp; same function)
+            # so does a graph being captured (trace, ONNX export, compile): the engines write
+            # into preallocated buffers inside an autograd Function, which tracing cannot follow
             if (
                 sequence is not None
                 and mask is None
                 and steps is None
                 and T > 1
-                and not torch.onnx.is_in_onnx_export()
+                and not _capturing()
             ):
                 xr = layer_input if direction == 0 else layer_input.flip(0)
                 ys_all, state = sequence(xr, initial[k])  # (T, B, H), final state
@@ -158,3 +159,8 @@ def run_layers(
     if steps is None:
         return result
     return (*result, StepStates(steps, num_layers, num_directions, batch.batched))
+
+
+def _capturing() -> bool:
+    """Whether a graph is being captured: ``torch.jit.trace``, either ONNX exporter, compile."""
+    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or capturing_graph()
