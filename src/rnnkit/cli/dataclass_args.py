@@ -61,6 +61,14 @@ def _converter(tp: Any, optional: bool):
     return convert
 
 
+def _help_order(cls: type) -> list[dataclasses.Field]:
+    """The fields of ``cls``, its own before those it inherits (a task's ``--cell`` and sizes
+    before the options every task shares), each group in declaration order."""
+    own = set(inspect.get_annotations(cls))
+    fields = dataclasses.fields(cls)
+    return [f for f in fields if f.name in own] + [f for f in fields if f.name not in own]
+
+
 def add_dataclass_flags(
     parser: argparse.ArgumentParser | argparse._ArgumentGroup,
     cls: type,
@@ -73,7 +81,7 @@ def add_dataclass_flags(
     of values; a field that is itself a dataclass adds its own fields' flags."""
     hints = typing.get_type_hints(cls)
     docs = field_docs(cls)
-    for f in dataclasses.fields(cls):
+    for f in _help_order(cls):
         if f.name in skip or not f.init:
             continue
         tp, optional = _unwrap_optional(hints[f.name])
