@@ -305,6 +305,11 @@ class ClassifyTask(Task):
         scales = discriminative_scales(len(self._groups), self.transfer.lr_decay)
         return [{"params": g, "lr_scale": s} for g, s in zip(self._groups, scales)]
 
+    @property
+    def unused_parameters(self) -> bool:  # type: ignore[override]
+        """Gradual unfreezing leaves the frozen groups without gradients (see ``Task``)."""
+        return self.transfer.unfreeze_every > 0
+
     def before_step(self, model: nn.Module, step: int, progress: float, lr: float) -> float:
         """Gradual unfreezing and the slanted triangular rate, when asked for."""
         t = self.transfer
