@@ -308,3 +308,25 @@ def test_classify_and_lm_train_with_awd_regularisation(tmp_path):
     assert main(f"{lm} {flags}".split()) == 0
     stored = json.loads((tmp_path / "l" / "config.json").read_text())["task"]["model"]
     assert (stored["embedding_dropout"], stored["ar"], stored["tar"]) == (0.1, 2, 1)
+
+
+def test_token_regularisers_are_one_set_of_fields_listed_after_the_network(capsys):
+    import dataclasses
+
+    from rnnkit.tasks.lm.task import LMModelConfig
+    from rnnkit.tasks.network_config import LayerOptions
+    from rnnkit.tasks.regularization import TokenRegularisers
+
+    names = [f.name for f in dataclasses.fields(TokenRegularisers)]
+    assert names == ["embedding_dropout", "ar", "tar"]
+    for cls in (LMModelConfig, ClassifyModelConfig):
+        assert issubclass(cls, TokenRegularisers) and issubclass(cls, LayerOptions)
+        assert not set(names) & set(vars(cls).get("__annotations__", {}))  # not repeated
+        with pytest.raises(ValueError, match="--tar must be >= 0"):
+            cls(tar=-1.0)
+    for task in ("lm", "classify"):
+        with pytest.raises(SystemExit):
+            main(["train", task, "--help"])
+        text = capsys.readouterr().out
+        order = [text.index(f"  --{f} ") for f in ("cell", "recurrent-dropout", "ar", "tar")]
+        assert order == sorted(order), task  # the network first, then what regularises it

@@ -73,7 +73,11 @@ def add_dataclass_flags(
     of values; a field that is itself a dataclass adds its own fields' flags."""
     hints = typing.get_type_hints(cls)
     docs = field_docs(cls)
-    for f in dataclasses.fields(cls):
+    # a config's own fields first (--cell, --hidden-size...), then those it inherits (shared
+    # options such as LayerOptions), which dataclasses would put first
+    own = inspect.get_annotations(cls)
+    ordered = sorted(dataclasses.fields(cls), key=lambda f: f.name not in own)
+    for f in ordered:
         if f.name in skip or not f.init:
             continue
         tp, optional = _unwrap_optional(hints[f.name])
