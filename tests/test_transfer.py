@@ -330,3 +330,28 @@ def test_token_regularisers_are_one_set_of_fields_listed_after_the_network(capsy
         text = capsys.readouterr().out
         order = [text.index(f"  --{f} ") for f in ("cell", "recurrent-dropout", "ar", "tar")]
         assert order == sorted(order), task  # the network first, then what regularises it
+
+
+@pytest.mark.parametrize("clf_flags", [[], ["--weight-drop", "0.5"]])
+def test_init_from_a_weight_dropped_language_model(tmp_path, capsys, clf_flags):
+    """An AWD-style language model (--weight-drop) starts a classifier with or without weight
+    drop of its own: the stored W_hh (not a dropped draw) is what the classifier gets."""
+    from rnnkit.tasks.base import load_run
+
+    data = sentiment_csv(tmp_path / "s.csv", n=200, seed=2)
+    (tmp_path / "t.txt").write_text("\n".join(r.split(",")[0] for r in data.read_text().split()))
+    lm_out, out = tmp_path / "lm", tmp_path / "c"
+    args = ["train", "lm", "--data", str(tmp_path / "t.txt"), "--out", str(lm_out), *LM_FLAGS]
+    args += ["--weight-drop", "0.5", "--max-steps", "3", "--batch-size", "4", "--bptt", "16"]
+    assert main([*args, "--no-progress"]) == 0
+    args = f"train classify --data {data} --out {out} --init-from {lm_out} --no-bidirectional"
+    args += " --unfreeze-every 1000 --max-steps 2 --batch-size 8 --no-progress"
+    assert main([*args.split(), *LM_FLAGS, *clf_flags]) == 0
+    lm, clf = load_run(lm_out), load_run(out, "last")
+    lm_state, clf_state = lm.model.rnn.state_dict(), clf.model.rnn.state_dict()
+    assert set(clf_state) == set(lm_state)  # torch's names, with or without weight drop
+    for name, tensor in lm_state.items():
+        torch.testing.assert_close(clf_state[name], tensor, rtol=0, atol=0)
+    capsys.readouterr()
+    assert main(["predict", str(out), "a good film", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["input"] == "a good film"
