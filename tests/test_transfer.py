@@ -355,3 +355,40 @@ def test_init_from_a_weight_dropped_language_model(tmp_path, capsys, clf_flags):
     capsys.readouterr()
     assert main(["predict", str(out), "a good film", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["input"] == "a good film"
+
+
+@pytest.mark.parametrize(
+    "options", [{}, {"weight_drop": 0.3}, {"zoneout": 0.1}, {"recurrent_dropout": 0.2}]
+)
+@pytest.mark.parametrize("cell", ["lstm", "lngru"])
+def test_layer_groups_are_layers_in_either_layout(cell, options):
+    from rnnkit.architectures import ManyToOne
+    from rnnkit.training.schedules import layer_groups
+
+    model = ManyToOne(2, vocab_size=9, embedding_size=4, cell=cell, hidden_size=5,
+                      num_layers=3, bidirectional=True, layer_options=options)  # fmt: skip
+    groups = layer_groups(model)
+    assert len(groups) == 5  # embedding, three layers, head
+    per_layer = {len(g) for g in groups[1:4]}
+    assert len(per_layer) == 1 and per_layer.pop() * 3 == len(list(model.rnn.parameters()))
+
+
+@pytest.mark.parametrize("flags", [["--zoneout", "0.1"], ["--recurrent-dropout", "0.2"]])
+def test_init_from_a_fused_language_model_into_an_unrolled_classifier(
+    lm_run, tmp_path, capsys, flags
+):
+    """A plain LSTM language model (torch's layout) starts a classifier whose regularisers
+    unroll its layers (cells.K.cell.*): the same weights, matched by layer and name."""
+    from rnnkit.layers.build import layer_parameters
+    from rnnkit.tasks.base import load_run
+
+    data = sentiment_csv(tmp_path / "s.csv")
+    out = tmp_path / "c"
+    args = f"train classify --data {data} --out {out} --init-from {lm_run} --no-bidirectional"
+    args += " --unfreeze-every 1000 --max-steps 2 --batch-size 8 --no-progress"
+    assert main([*args.split(), *LM_FLAGS, *flags]) == 0
+    lm = layer_parameters(load_run(lm_run).model.rnn)
+    clf = layer_parameters(load_run(out, "last").model.rnn)
+    assert set(clf) == set(lm) and len(lm) == 8
+    for key, p in lm.items():
+        torch.testing.assert_close(clf[key], p, rtol=0, atol=0)
