@@ -277,6 +277,18 @@ def test_classify_two_processes_train_the_run_of_one(tmp_path):
     assert main(["evaluate", str(tmp_path / "two"), "--json"]) == 0
 
 
+@pytest.mark.slow
+def test_classify_with_gradual_unfreezing_trains_the_run_of_one_in_two_processes(tmp_path):
+    # frozen layers get no gradient: DDP must be told (find_unused_parameters) or step 2 fails
+    data = sentiment_csv(tmp_path / "reviews.csv", 48)
+    args = ["train", "classify", "--data", str(data), "--hidden-size", "12", "--dropout", "0"]
+    args += ["--embedding-size", "8", "--batch-size", "4", "--max-steps", "8", *COMMON]
+    args += ["--eval-every", "4", "--num-layers", "2", "--unfreeze-every", "2", "--lr-decay", "2"]
+    assert main([*args, "--out", str(tmp_path / "one")]) == 0
+    ok(torchrun([*args, "--out", str(tmp_path / "two")]))
+    assert_same_run(tmp_path / "one", tmp_path / "two")
+
+
 def other_task_data(folder: Path, task: str) -> list[str]:
     """Tiny data and flags for the tasks not tested above."""
     g = torch.Generator().manual_seed(0)
