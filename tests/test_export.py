@@ -420,13 +420,16 @@ def test_load_generator_samples_and_streams_as_the_cli(runs, capsys):
     assert vocab.decode(out) == greedy
 
 
-def test_load_classifier_and_tagger_predict_as_the_cli(runs, capsys):
-    run = runs("classify")
+def _classifier_predicts_as_the_cli(run: Path, capsys) -> None:
     capsys.readouterr()
     assert main(["predict", str(run), "good film", "not bad plot", "--json", "--top", "2"]) == 0
     cli = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     got = rnnkit.load(run).predict(["good film", "not bad plot"], top=2)
     assert [{"input": c["input"], **g} for c, g in zip(cli, got)] == cli
+
+
+def test_load_classifier_and_tagger_predict_as_the_cli(runs, capsys):
+    _classifier_predicts_as_the_cli(runs("classify"), capsys)
     tag = runs("tag")
     assert main(["predict", str(tag), "not good film", "--json"]) == 0
     cli = json.loads(capsys.readouterr().out)
@@ -489,9 +492,4 @@ def test_load_classifier_streams_the_pooled_scores_of_the_prefix(runs):
 
 
 def test_load_regularised_classifier_predicts_as_the_cli(runs, capsys):
-    run = runs("classify_weight_drop")
-    capsys.readouterr()
-    assert main(["predict", str(run), "good film", "not bad plot", "--json", "--top", "2"]) == 0
-    cli = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    got = rnnkit.load(run).predict(["good film", "not bad plot"], top=2)
-    assert [{"input": c["input"], **g} for c, g in zip(cli, got)] == cli
+    _classifier_predicts_as_the_cli(runs("classify_weight_drop"), capsys)
