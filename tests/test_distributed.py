@@ -277,6 +277,18 @@ def test_classify_two_processes_train_the_run_of_one(tmp_path):
     assert main(["evaluate", str(tmp_path / "two"), "--json"]) == 0
 
 
+@pytest.mark.slow
+def test_classify_with_gradual_unfreezing_trains_the_run_of_one_in_two_processes(tmp_path):
+    # frozen layers get no gradient: DDP must be told (find_unused_parameters) or step 2 fails
+    data = sentiment_csv(tmp_path / "reviews.csv", 48)
+    args = ["train", "classify", "--data", str(data), "--hidden-size", "12", "--dropout", "0"]
+    args += ["--embedding-size", "8", "--batch-size", "4", "--max-steps", "8", *COMMON]
+    args += ["--eval-every", "4", "--num-layers", "2", "--unfreeze-every", "2", "--lr-decay", "2"]
+    assert main([*args, "--out", str(tmp_path / "one")]) == 0
+    ok(torchrun([*args, "--out", str(tmp_path / "two")]))
+    assert_same_run(tmp_path / "one", tmp_path / "two")
+
+
 def other_task_data(folder: Path, task: str) -> list[str]:
     """Tiny data and flags for the tasks not tested above."""
     g = torch.Generator().manual_seed(0)
@@ -332,3 +344,63 @@ def test_one_process_has_no_process_group(monkeypatch):
     assert not torch.distributed.is_initialized()
     model = torch.nn.Linear(2, 2)
     assert g.wrap(model) is model
+
+
+class _TokenModel(torch.nn.Module):
+    """The parts of a classifier that ``layer_groups`` cuts: embedding, rnn, head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import rnnkit
+
+        self.embedding = torch.nn.Embedding(7, 4)
+        self.rnn = rnnkit.LSTM(4, 5, num_layers=2, batch_first=True)
+        self.head = torch.nn.Linear(5, 2)
+
+    def forward(self, x):
+        return self.head(self.rnn(self.embedding(x))[0][:, -1])
+
+
+def _unfreeze_steps(find_unused: bool) -> int:
+    """Steps of gradual unfreezing that DDP (over a gloo group of one, which reduces as any
+    group does) lets through; the wrap is the trainer's, asked as a 2-process group would."""
+    from rnnkit.training.schedules import layer_groups, set_trainable, trainable_from
+    from rnnkit.training.trainer import wrap_model
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    torch.distributed.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1
+    )
+    try:
+        model = _TokenModel()
+        groups = layer_groups(model)
+        ddp = wrap_model(model, Group(0, 2), find_unused)
+        assert isinstance(ddp, torch.nn.parallel.DistributedDataParallel)
+        x = torch.randint(0, 7, (3, 6))
+        for step in range(4):
+            set_trainable(groups, trainable_from(step, len(groups), 1))
+            try:
+                ddp(x).sum().backward()
+            except RuntimeError:
+                return step
+        assert all(p.grad is not None for p in model.parameters())  # all unfrozen by now
+        return 4
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_gradual_unfreezing_trains_under_ddp():
+    from types import SimpleNamespace
+
+    from rnnkit.tasks.classify.task import ClassifyTask
+    from rnnkit.tasks.classify.transfer import TransferConfig
+
+    # the classifier asks DDP to look for frozen parameters exactly when it freezes some
+    task = SimpleNamespace(transfer=TransferConfig(unfreeze_every=2))
+    assert ClassifyTask.unused_parameters.fget(task) is True
+    task.transfer = TransferConfig()
+    assert ClassifyTask.unused_parameters.fget(task) is False
+    assert _unfreeze_steps(find_unused=False) < 4  # DDP waits for the frozen layers' gradients
+    assert _unfreeze_steps(find_unused=True) == 4

@@ -117,6 +117,11 @@ BUILD = {
     "lm_byte": lambda f: _lm(f, "--tokenizer", "byte", "--num-layers", "1"),
     "lm_mingru": lambda f: _lm(f, "--cell", "mingru"),
     "lm_minlstm": lambda f: _lm(f, "--cell", "minlstm", "--num-layers", "1"),
+    # the regularisers act in training only: the exported graphs are the evaluation model's
+    "lm_regularised": lambda f: _lm(
+        f, "--weight-drop", "0.3", "--recurrent-dropout", "0.2", "--zoneout", "0.1"
+    ),
+    "classify_weight_drop": lambda f: _classify(f, "--weight-drop", "0.3", "--cell", "lstm"),
     "classify_lngru": lambda f: _classify(f, "--cell", "lngru", "--no-bidirectional"),
     "classify": _classify,
     "classify_mean": lambda f: _classify(f, "--pooling", "mean", "--cell", "gru"),
@@ -203,6 +208,7 @@ FORMATS = ["onnx", pytest.param("torchscript", marks=SLOW)]
         "lm_lnlstm",
         pytest.param("lm_mingru", marks=SLOW),
         pytest.param("lm_minlstm", marks=SLOW),
+        "lm_regularised",
     ],
 )
 def test_language_model_step_and_sequence_match_the_run(runs, name, fmt):
@@ -232,7 +238,14 @@ def test_language_model_step_and_sequence_match_the_run(runs, name, fmt):
 
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize(
-    "name", ["classify", pytest.param("classify_mean", marks=SLOW), "classify_lngru", "tag"]
+    "name",
+    [
+        "classify",
+        pytest.param("classify_mean", marks=SLOW),
+        "classify_lngru",
+        "classify_weight_drop",
+        "tag",
+    ],
 )
 def test_classifier_and_tagger_scores_match_the_run_with_lengths(runs, name, fmt):
     run = runs(name)
@@ -368,8 +381,9 @@ def test_numpy_example_imports_neither_torch_nor_rnnkit():
 
 
 # -- rnnkit.load against the command line ---------------------------------------------------------
-def test_load_language_model_samples_and_streams_as_the_cli(runs, capsys):
-    run = runs("lm")
+@pytest.mark.parametrize("name", ["lm", "lm_lnlstm", "lm_regularised"])
+def test_load_language_model_samples_and_streams_as_the_cli(runs, capsys, name):
+    run = runs(name)
     capsys.readouterr()
     assert main(["sample", str(run), "--argmax", "--prime", "ab", "--length", "30"]) == 0
     cli = capsys.readouterr().out
@@ -406,14 +420,18 @@ def test_load_generator_samples_and_streams_as_the_cli(runs, capsys):
     assert vocab.decode(out) == greedy
 
 
-def test_load_classifier_and_tagger_predict_as_the_cli(runs, capsys):
-    run = runs("classify")
+def _classifier_predicts_as_the_cli(run: Path, capsys) -> None:
     capsys.readouterr()
     assert main(["predict", str(run), "good film", "not bad plot", "--json", "--top", "2"]) == 0
     cli = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     got = rnnkit.load(run).predict(["good film", "not bad plot"], top=2)
     assert [{"input": c["input"], **g} for c, g in zip(cli, got)] == cli
+
+
+def test_load_classifier_and_tagger_predict_as_the_cli(runs, capsys):
+    _classifier_predicts_as_the_cli(runs("classify"), capsys)
     tag = runs("tag")
+    capsys.readouterr()  # its training's output, when no test before built it
     assert main(["predict", str(tag), "not good film", "--json"]) == 0
     cli = json.loads(capsys.readouterr().out)
     tagger = rnnkit.load(tag)
@@ -472,3 +490,7 @@ def test_load_classifier_streams_the_pooled_scores_of_the_prefix(runs):
             torch.testing.assert_close(got[t], clf.model(ids[:, : t + 1])[0])
     with pytest.raises(ValueError, match="bidirectional model cannot stream"):
         rnnkit.load(runs("classify")).stream()
+
+
+def test_load_regularised_classifier_predicts_as_the_cli(runs, capsys):
+    _classifier_predicts_as_the_cli(runs("classify_weight_drop"), capsys)

@@ -308,3 +308,87 @@ def test_classify_and_lm_train_with_awd_regularisation(tmp_path):
     assert main(f"{lm} {flags}".split()) == 0
     stored = json.loads((tmp_path / "l" / "config.json").read_text())["task"]["model"]
     assert (stored["embedding_dropout"], stored["ar"], stored["tar"]) == (0.1, 2, 1)
+
+
+def test_token_regularisers_are_one_set_of_fields_listed_after_the_network(capsys):
+    import dataclasses
+
+    from rnnkit.tasks.lm.task import LMModelConfig
+    from rnnkit.tasks.network_config import LayerOptions
+    from rnnkit.tasks.regularization import TokenRegularisers
+
+    names = [f.name for f in dataclasses.fields(TokenRegularisers)]
+    assert names == ["embedding_dropout", "ar", "tar"]
+    for cls in (LMModelConfig, ClassifyModelConfig):
+        assert issubclass(cls, TokenRegularisers) and issubclass(cls, LayerOptions)
+        assert not set(names) & set(vars(cls).get("__annotations__", {}))  # not repeated
+        with pytest.raises(ValueError, match="--tar must be >= 0"):
+            cls(tar=-1.0)
+    for task in ("lm", "classify"):
+        with pytest.raises(SystemExit):
+            main(["train", task, "--help"])
+        text = capsys.readouterr().out
+        order = [text.index(f"  --{f} ") for f in ("cell", "recurrent-dropout", "ar", "tar")]
+        assert order == sorted(order), task  # the network first, then what regularises it
+
+
+@pytest.mark.parametrize("clf_flags", [[], ["--weight-drop", "0.5"]])
+def test_init_from_a_weight_dropped_language_model(tmp_path, capsys, clf_flags):
+    """An AWD-style language model (--weight-drop) starts a classifier with or without weight
+    drop of its own: the stored W_hh (not a dropped draw) is what the classifier gets."""
+    from rnnkit.tasks.base import load_run
+
+    data = sentiment_csv(tmp_path / "s.csv", n=200, seed=2)
+    (tmp_path / "t.txt").write_text("\n".join(r.split(",")[0] for r in data.read_text().split()))
+    lm_out, out = tmp_path / "lm", tmp_path / "c"
+    args = ["train", "lm", "--data", str(tmp_path / "t.txt"), "--out", str(lm_out), *LM_FLAGS]
+    args += ["--weight-drop", "0.5", "--max-steps", "3", "--batch-size", "4", "--bptt", "16"]
+    assert main([*args, "--no-progress"]) == 0
+    args = f"train classify --data {data} --out {out} --init-from {lm_out} --no-bidirectional"
+    args += " --unfreeze-every 1000 --max-steps 2 --batch-size 8 --no-progress"
+    assert main([*args.split(), *LM_FLAGS, *clf_flags]) == 0
+    lm, clf = load_run(lm_out), load_run(out, "last")
+    lm_state, clf_state = lm.model.rnn.state_dict(), clf.model.rnn.state_dict()
+    assert set(clf_state) == set(lm_state)  # torch's names, with or without weight drop
+    for name, tensor in lm_state.items():
+        torch.testing.assert_close(clf_state[name], tensor, rtol=0, atol=0)
+    capsys.readouterr()
+    assert main(["predict", str(out), "a good film", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["input"] == "a good film"
+
+
+@pytest.mark.parametrize(
+    "options", [{}, {"weight_drop": 0.3}, {"zoneout": 0.1}, {"recurrent_dropout": 0.2}]
+)
+@pytest.mark.parametrize("cell", ["lstm", "lngru"])
+def test_layer_groups_are_layers_in_either_layout(cell, options):
+    from rnnkit.architectures import ManyToOne
+    from rnnkit.training.schedules import layer_groups
+
+    model = ManyToOne(2, vocab_size=9, embedding_size=4, cell=cell, hidden_size=5,
+                      num_layers=3, bidirectional=True, layer_options=options)  # fmt: skip
+    groups = layer_groups(model)
+    assert len(groups) == 5  # embedding, three layers, head
+    per_layer = {len(g) for g in groups[1:4]}
+    assert len(per_layer) == 1 and per_layer.pop() * 3 == len(list(model.rnn.parameters()))
+
+
+@pytest.mark.parametrize("flags", [["--zoneout", "0.1"], ["--recurrent-dropout", "0.2"]])
+def test_init_from_a_fused_language_model_into_an_unrolled_classifier(
+    lm_run, tmp_path, capsys, flags
+):
+    """A plain LSTM language model (torch's layout) starts a classifier whose regularisers
+    unroll its layers (cells.K.cell.*): the same weights, matched by layer and name."""
+    from rnnkit.layers.build import layer_parameters
+    from rnnkit.tasks.base import load_run
+
+    data = sentiment_csv(tmp_path / "s.csv")
+    out = tmp_path / "c"
+    args = f"train classify --data {data} --out {out} --init-from {lm_run} --no-bidirectional"
+    args += " --unfreeze-every 1000 --max-steps 2 --batch-size 8 --no-progress"
+    assert main([*args.split(), *LM_FLAGS, *flags]) == 0
+    lm = layer_parameters(load_run(lm_run).model.rnn)
+    clf = layer_parameters(load_run(out, "last").model.rnn)
+    assert set(clf) == set(lm) and len(lm) == 8
+    for key, p in lm.items():
+        torch.testing.assert_close(clf[key], p, rtol=0, atol=0)

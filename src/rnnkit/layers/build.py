@@ -17,6 +17,7 @@ The regularisers and initialisations every task offers are options here too:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from torch import nn
@@ -164,3 +165,28 @@ def _build(cell, input_size, hidden_size, kwargs, *, recurrent_dropout, weight_d
             **cell_kwargs,
         )
     return Recurrent(cell_cls, input_size, hidden_size, **kwargs, **cell_kwargs)
+
+
+_TORCH_NAME = re.compile(r"(.+)_l(\d+)(_reverse)?")
+
+
+def layer_parameters(layer: nn.Module) -> dict[tuple[int, int, str], nn.Parameter]:
+    """A recurrent layer's parameters keyed by ``(layer, direction, name in the cell)``, the
+    same for both layouts that ``make_layer`` builds: torch's (``weight_hh_l1_reverse``, also
+    under weight drop) and the unrolled one (``cells.3.weight_hh``, a ``RegularisedCell``'s
+    ``cells.3.cell.weight_hh``). A language model's layers and a classifier's built with other
+    regularisers differ in layout but not in weights: this is how one copies into the other."""
+    out: dict[tuple[int, int, str], nn.Parameter] = {}
+    if isinstance(layer, Recurrent):
+        directions = 2 if layer.bidirectional else 1
+        for i, cell in enumerate(layer.cells):
+            inner = cell.cell if isinstance(cell, RegularisedCell) else cell
+            for name, p in inner.named_parameters():
+                out[(i // directions, i % directions, name)] = p
+        return out
+    for name, p in layer.named_parameters():
+        found = _TORCH_NAME.fullmatch(name)
+        if found is None:
+            raise ValueError(f"{type(layer).__name__}: a parameter {name!r} outside torch's names")
+        out[(int(found[2]), 1 if found[3] else 0, found[1])] = p
+    return out

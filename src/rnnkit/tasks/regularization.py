@@ -16,10 +16,29 @@ drop and variational dropout change the cells and layers and live there.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor, nn
 
 from rnnkit.state import lengths_mask
+
+
+@dataclass(kw_only=True)
+class TokenRegularisers:
+    """The fields of these regularisers, shared by the model configs of token models (the
+    language model and the classifier); a run stored before they existed loads with these
+    defaults, which add nothing."""
+
+    embedding_dropout: float = 0.0
+    """Drop whole rows of the embedding (a token vanishes from the whole batch), in training
+    (AWD-LSTM; 0.1 there)."""
+    ar: float = 0.0
+    """Activation regularisation: this times the mean square of the top layer's outputs
+    (AWD-LSTM: 2)."""
+    tar: float = 0.0
+    """Temporal activation regularisation: this times the mean square change of the top
+    layer's outputs from one step to the next (AWD-LSTM: 1)."""
 
 
 def check_regularization(cfg) -> None:

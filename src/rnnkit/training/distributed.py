@@ -129,12 +129,18 @@ class Group:
         return self.rank == 0
 
     # -- the model -------------------------------------------------------------------------------
-    def wrap(self, model: nn.Module) -> nn.Module:
-        """``DistributedDataParallel`` over ``model`` (which it syncs from rank 0's weights)."""
+    def wrap(self, model: nn.Module, find_unused: bool = False) -> nn.Module:
+        """``DistributedDataParallel`` over ``model`` (which it syncs from rank 0's weights).
+
+        ``find_unused``: some parameters may get no gradient in a step (frozen layers); DDP then
+        marks them ready itself (an extra walk of the autograd graph each step).
+        """
         if not self.distributed:
             return model
         ids = [self.device.index] if self.device.type == "cuda" else None
-        return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        return nn.parallel.DistributedDataParallel(
+            model, device_ids=ids, find_unused_parameters=find_unused
+        )
 
     # -- collectives -----------------------------------------------------------------------------
     def sum(self, values: list[float]) -> list[float]:

@@ -15,9 +15,9 @@ builds the optimiser, and ``before_step`` (the rate of a step, and which groups 
 
 from __future__ import annotations
 
-import re
-
 from torch import nn
+
+from rnnkit.layers.build import layer_parameters
 
 
 def slanted_triangular(progress: float, cut_frac: float = 0.1, ratio: float = 32.0) -> float:
@@ -53,18 +53,15 @@ def trainable_from(step: int, n_groups: int, every: int) -> int:
     return max(n_groups - 1 - step // every, 0)
 
 
-_LAYER = re.compile(r"_l(\d+)(?:_reverse)?$")
-
-
 def layer_groups(model: nn.Module) -> list[list[nn.Parameter]]:
     """A token model's parameters in groups, bottom to top: the embedding, each recurrent
-    layer (by the ``_l{k}`` of ``torch.nn``'s parameter names), then everything else (pooling,
-    head). Groups that would be empty are left out."""
+    layer (``rnnkit.layers.build.layer_parameters``: torch's layout or the unrolled one), then
+    everything else (pooling, head). Groups that would be empty are left out."""
     embedding = list(model.embedding.parameters()) if model.embedding is not None else []
     by_layer: dict[int, list[nn.Parameter]] = {}
-    for name, p in model.rnn.named_parameters():
-        found = _LAYER.search(name.rsplit(".", 1)[-1])
-        by_layer.setdefault(int(found.group(1)) if found else 0, []).append(p)
+    # by layer in either layout (torch's weight_hh_l1, or the unrolled loop's cells.2)
+    for (layer, _, _), p in layer_parameters(model.rnn).items():
+        by_layer.setdefault(layer, []).append(p)
     seen = {id(p) for p in embedding} | {id(p) for ps in by_layer.values() for p in ps}
     top = [p for p in model.parameters() if id(p) not in seen]
     groups = [embedding, *(by_layer[k] for k in sorted(by_layer)), top]

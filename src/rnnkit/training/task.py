@@ -24,12 +24,16 @@ class Task:
     - ``unit``: what ``batch_loss`` counts, for the progress bar and the logs (``tokens``,
       ``examples``, ``windows``).
     - ``loss_label``: how the loss reads in plots and summaries (``nats per token``).
+    - ``unused_parameters``: whether some parameters may get no gradient in a step (layers that
+      ``before_step`` freezes); under torchrun, DistributedDataParallel must then look for them
+      in every backward pass, or it waits for their gradients and fails at the next step.
     """
 
     kind: str = ""
     monitor: tuple[str, str] = ("loss", "min")
     unit: str = "items"
     loss_label: str = "loss"
+    unused_parameters: bool = False
 
     def build_model(self) -> nn.Module:
         """A fresh model for this task's data (sizes from the vocabulary, the classes...)."""

@@ -92,10 +92,13 @@ def build_optimizer(
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.99))
 
 
-def wrap_model(model: nn.Module, group: Group | None = None) -> nn.Module:
+def wrap_model(
+    model: nn.Module, group: Group | None = None, find_unused: bool = False
+) -> nn.Module:
     """DistributedDataParallel over the model when ``group`` spans several processes; the
-    model itself in one process."""
-    return model if group is None else group.wrap(model)
+    model itself in one process. ``find_unused``: see ``Group.wrap`` (``Task.unused_parameters``).
+    """
+    return model if group is None else group.wrap(model, find_unused)
 
 
 def bare(model: nn.Module) -> nn.Module:
@@ -402,7 +405,7 @@ class Trainer:
         if cfg.resume and g.is_main:
             self._trim_log()
         c = self.counters
-        model = wrap_model(model, g)
+        model = wrap_model(model, g, self.task.unused_parameters)
         model.train()
         if cfg.tensorboard and g.is_main:
             resumed_at = c.step if resume_from_checkpoint else None

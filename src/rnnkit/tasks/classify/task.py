@@ -26,7 +26,7 @@ from rnnkit.tasks.classify.inputs import InputEncoder, LabelEncoder
 from rnnkit.tasks.classify.metrics import classification_report
 from rnnkit.tasks.classify.transfer import TransferConfig, init_from_lm
 from rnnkit.tasks.network_config import LayerOptions, check_network, layer_options
-from rnnkit.tasks.regularization import Regularizer, check_regularization
+from rnnkit.tasks.regularization import Regularizer, TokenRegularisers, check_regularization
 from rnnkit.text.tokens import LevelChoice, choose_level
 from rnnkit.training.batching import BatchPlan, torch_shuffle
 from rnnkit.training.config import check_types
@@ -41,7 +41,7 @@ from rnnkit.training.task import Task
 
 
 @dataclass(kw_only=True)
-class ClassifyModelConfig(LayerOptions):
+class ClassifyModelConfig(TokenRegularisers, LayerOptions):
     """The network: [embedding] -> recurrent layers -> pooling (classify) -> linear head."""
 
     cell: str = "gru"
@@ -58,15 +58,6 @@ class ClassifyModelConfig(LayerOptions):
     """Width of the token embedding (text input)."""
     pooling: Pooling = "max"
     """How a sequence becomes one vector (classify): last, mean, max or attention."""
-    embedding_dropout: float = 0.0
-    """Drop whole rows of the embedding (a token vanishes from the whole batch), in training
-    (AWD-LSTM; 0.1 there)."""
-    ar: float = 0.0
-    """Activation regularisation: this times the mean square of the top layer's outputs
-    (AWD-LSTM: 2)."""
-    tar: float = 0.0
-    """Temporal activation regularisation: this times the mean square change of the top
-    layer's outputs from one step to the next (AWD-LSTM: 1)."""
 
     def __post_init__(self) -> None:
         check_network(self, ("hidden_size", "num_layers", "embedding_size"))
@@ -304,6 +295,11 @@ class ClassifyTask(Task):
         self._groups = layer_groups(model)
         scales = discriminative_scales(len(self._groups), self.transfer.lr_decay)
         return [{"params": g, "lr_scale": s} for g, s in zip(self._groups, scales)]
+
+    @property
+    def unused_parameters(self) -> bool:  # type: ignore[override]
+        """Gradual unfreezing leaves the frozen groups without gradients (see ``Task``)."""
+        return self.transfer.unfreeze_every > 0
 
     def before_step(self, model: nn.Module, step: int, progress: float, lr: float) -> float:
         """Gradual unfreezing and the slanted triangular rate, when asked for."""

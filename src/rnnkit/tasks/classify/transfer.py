@@ -133,6 +133,20 @@ def lm_token_rows(lm_vocab, vocab: TokenVocab) -> list[int | None]:
 
 
 @torch.no_grad()
+def copy_layers(source: nn.Module, target: nn.Module, run: str) -> None:
+    """The language model's recurrent weights into the classifier's layers, matched by layer,
+    direction and name: the layouts differ when one runs torch's kernels and the other the
+    unrolled loop (--recurrent-dropout or --zoneout on one side only)."""
+    from rnnkit.layers.build import layer_parameters
+
+    have, want = layer_parameters(source), layer_parameters(target)
+    if set(have) != set(want) or any(have[k].shape != p.shape for k, p in want.items()):
+        raise TransferError(f"--init-from {run}: the recurrent layers' parameters differ")
+    for key, p in want.items():
+        p.copy_(have[key])
+
+
+@torch.no_grad()
 def init_from_lm(model: nn.Module, model_cfg, vocab: TokenVocab | None, run: str) -> dict:
     """Copy a language-model run's embedding (mapped by token) and recurrent layers into
     ``model`` (a ``ManyToOne``); returns what was copied: ``{"known": n, "new": m}``."""
@@ -142,7 +156,7 @@ def init_from_lm(model: nn.Module, model_cfg, vocab: TokenVocab | None, run: str
         raise TransferError(f"--init-from {run}: a language model starts a model of text only")
     lm = load_run(run, "best", "cpu", kinds=("lm",))
     check_match(lm.task["model"], model_cfg, run)
-    model.rnn.load_state_dict(lm.model.rnn.state_dict(), strict=True)
+    copy_layers(lm.model.rnn, model.rnn, run)
     source = lm.model.embedding.weight  # (V_lm, E)
     target = model.embedding.weight  # (V, E)
     mean = source.mean(0)

@@ -22,7 +22,7 @@ from rnnkit.architectures import ManyToMany
 from rnnkit.datasets.registry import stored_data_path
 from rnnkit.state import State, detach_state
 from rnnkit.tasks.network_config import LayerOptions, check_network, layer_options
-from rnnkit.tasks.regularization import Regularizer, check_regularization
+from rnnkit.tasks.regularization import Regularizer, TokenRegularisers, check_regularization
 from rnnkit.text.streams import StreamBatcher, Window, eval_windows, split_by_position
 from rnnkit.text.vocab import TokenizerName, Vocab
 from rnnkit.training.config import check_types
@@ -30,7 +30,7 @@ from rnnkit.training.task import Task
 
 
 @dataclass(kw_only=True)
-class LMModelConfig(LayerOptions):
+class LMModelConfig(TokenRegularisers, LayerOptions):
     """The network: embedding -> recurrent layers -> linear head over the vocabulary."""
 
     cell: str = "lstm"
@@ -43,15 +43,6 @@ class LMModelConfig(LayerOptions):
     """Dropout between layers and before the head, in training."""
     embedding_size: int = 64
     """Width of the token embedding."""
-    embedding_dropout: float = 0.0
-    """Drop whole rows of the embedding (a token vanishes from the whole batch), in training
-    (AWD-LSTM; 0.1 there)."""
-    ar: float = 0.0
-    """Activation regularisation: this times the mean square of the top layer's outputs
-    (AWD-LSTM: 2)."""
-    tar: float = 0.0
-    """Temporal activation regularisation: this times the mean square change of the top
-    layer's outputs from one step to the next (AWD-LSTM: 1)."""
 
     def __post_init__(self) -> None:
         check_network(self, ("hidden_size", "num_layers", "embedding_size"))
