@@ -308,9 +308,12 @@ def test_compile_fullgraph_matches_eager(cls, with_lengths):
 @pytest.mark.slow
 @_allow_rnn
 @pytest.mark.parametrize("with_lengths", [False, True])
-def test_compile_inductor_lstm_inference(with_lengths):
+def test_compile_inductor_lstm_inference(with_lengths, monkeypatch):
     # inference only: inductor on CPU fails on torch.nn.LSTM itself in training
     # (mkldnn_rnn_layer, "expected Tensor()", torch 2.13), and so on ours, its subclass
+    # Inductor imports setuptools, whose distutils shim asserts when an earlier test of the run
+    # has imported the standard library's distutils (Python 3.11): keep the standard one then.
+    monkeypatch.setenv("SETUPTOOLS_USE_DISTUTILS", "stdlib")
     torch._dynamo.reset()
     layer = rnnkit.LSTM(4, 8, num_layers=2, batch_first=True, bidirectional=True).eval()
     x, lengths = _inputs(3, 5)
