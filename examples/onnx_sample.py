@@ -26,6 +26,8 @@ def load(folder: Path):
     manifest = json.loads((folder / "export.json").read_text(encoding="utf-8"))
     if manifest["task"] != "lm":
         sys.exit(f"{folder} holds a {manifest['task']} export; this example reads an lm one")
+    if manifest["vocabulary"]["kind"] == "word":
+        sys.exit(f"{folder} holds a word language model; this example reads char and byte ones")
     step = next(g for g in manifest["graphs"] if g["name"] == "step")
     session = ort.InferenceSession(str(folder / step["file"]), providers=["CPUExecutionProvider"])
     return session, step, manifest["vocabulary"]

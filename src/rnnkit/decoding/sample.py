@@ -32,7 +32,10 @@ def sample_text(
     generated.
 
     Characters of ``prime`` that the vocabulary does not hold read as its unknown symbol, with
-    a warning on stderr that names them (``rnnkit.text.unknown``).
+    a warning on stderr that names them (``rnnkit.text.unknown``). A word vocabulary reads the
+    prime as words (``<unk>`` for unknown ones), starts after ``<unk>`` when there is no prime,
+    and writes the words it generates with a space before each (none before the first when
+    there is no prime).
 
     Raises:
         ValueError: a bad length, an empty prime, a prime with no known character, a feature
@@ -41,11 +44,14 @@ def sample_text(
     sampling = sampling or SamplingConfig()
     if length < 0:
         raise ValueError(f"--length must be >= 0, got {length}")
-    check_known([list(prime)], vocab, "--prime", "characters")
+    words = vocab.kind == "word"
+    check_known([vocab.split(prime)], vocab, "--prime", "words" if words else "characters")
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(sampling.seed)
-    start = prime or "\n"
-    ids = vocab.encode(start).to(device)
+    if words and not prime:  # no newline token among words: start where anything may follow
+        ids = torch.tensor(vocab.lookup([vocab.UNKNOWN]), device=device)
+    else:
+        ids = vocab.encode(prime or "\n").to(device)
     if ids.numel() == 0:
         raise ValueError("the prime encodes to no tokens")
     decoder = codecs.getincrementaldecoder("utf-8")("replace") if vocab.kind == "byte" else None
@@ -62,6 +68,8 @@ def sample_text(
                 piece = decoder.decode(bytes([int(token)]))
             else:
                 piece = vocab.symbols[int(token)]
+                if words and (prime or pieces):
+                    piece = " " + piece
             pieces.append(piece)
             if write is not None and piece:
                 write(piece)

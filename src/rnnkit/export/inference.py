@@ -82,7 +82,7 @@ class LanguageModel(Model):
         )
 
     def stream(self) -> _Stepper:
-        """A stream from the zero state: ``step(token)`` (a character, a byte or an id) returns
+        """A stream from the zero state: ``step(token)`` (a character, byte, word or id) returns
         the logits ``(V,)`` of the token after it, with the stepper ``rnnkit sample`` uses."""
         stepper = stepper_for(self.model)
         vocab = self.vocab

@@ -97,13 +97,16 @@ def plan_lm(run: Loaded) -> Plan:
                 "a whole sequence: tokens (B, T) and the state -> logits (B, T, V), final state",
             )
         )
-    symbols = vocab.symbols if vocab.kind == "char" else [chr(i) for i in range(256)]
+    symbols = vocab.symbols if vocab.kind != "byte" else [chr(i) for i in range(256)]
     client = {
-        "vocabulary": {"kind": vocab.kind, "tokens": symbols, "unknown": "\ufffd"},
+        "vocabulary": {"kind": vocab.kind, "tokens": symbols, "unknown": vocab.UNKNOWN},
         "sampling": (
             "read the prime (default a newline) through `step` one token at a time from the "
             "zero state; the last prime token's logits give the first new token; argmax is "
-            "`rnnkit sample --argmax`. A byte vocabulary decodes the bytes as UTF-8."
+            "`rnnkit sample --argmax`. A byte vocabulary decodes the bytes as UTF-8. A word "
+            "vocabulary holds lower-cased words and punctuation marks (rnnkit.text.tokens."
+            "tokenize), starts after its unknown token without a prime, and joins words with "
+            "spaces."
         ),
     }
     return Plan(graphs, client, _custom_note(sequence))

@@ -1,10 +1,10 @@
 """Vocabularies that turn text into token ids and back.
 
 ``Vocabulary`` is what every vocabulary shares: the symbol table, the lookup (a symbol not in
-the table reads as the unknown one), the way back, and the JSON form a run stores. Two thin
-kinds build on it: ``Vocab`` here, for the language model's one long stream of characters or
-bytes, and ``rnnkit.text.tokens.TokenVocab``, for many short sequences of characters or words
-with padding and start and end tokens.
+the table reads as the unknown one), the way back, and the JSON form a run stores. Thin kinds
+build on it: ``Vocab`` here, for the language model's one long stream of characters or bytes
+(``rnnkit.text.words.WordVocab``: of words), and ``rnnkit.text.tokens.TokenVocab``, for many
+short sequences of characters or words with padding and start and end tokens.
 
 A character vocabulary is the sorted set of characters of the training text; a character never
 seen in training maps to an unknown symbol (``\\ufffd``), which the model can then predict
@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 UNKNOWN = "\ufffd"
-TokenizerName = Literal["char", "byte"]
+TokenizerName = Literal["char", "byte", "word"]
 
 
 class Vocabulary:
@@ -73,7 +73,8 @@ class Vocabulary:
 
 @dataclass
 class Vocab(Vocabulary):
-    """A token-id mapping. ``kind`` is ``"char"`` or ``"byte"``; ``symbols`` the char table."""
+    """A token-id mapping. ``kind`` is ``"char"`` or ``"byte"``; ``symbols`` the char table
+    (``"word"``: ``rnnkit.text.words.WordVocab``)."""
 
     kind: TokenizerName
     symbols: list[str] = field(default_factory=list)
@@ -99,6 +100,11 @@ class Vocab(Vocabulary):
     def __contains__(self, char: str) -> bool:
         """Whether ``char`` has an id of its own (any character does, as bytes)."""
         return self.kind == "byte" or char in self._index
+
+    def split(self, text: str) -> list[str]:
+        """The symbols of ``text`` as the vocabulary reads them: its characters (a byte
+        vocabulary reads their bytes)."""
+        return list(text)
 
     def encode(self, text: str) -> Tensor:
         """Text to a 1-D int64 tensor of ids."""

@@ -50,7 +50,7 @@ from rnnkit.tasks.classify.task import (
     build_classifier,
     logits_of,
 )
-from rnnkit.tasks.classify.transfer import TransferConfig, check_init_from
+from rnnkit.tasks.classify.transfer import TransferConfig, check_init_from, lm_level
 from rnnkit.training import runs
 from rnnkit.training.config import TrainConfig
 from rnnkit.training.runs import stored_config
@@ -102,8 +102,10 @@ def _task(
     model_cfg, data_cfg, train_cfg, audio, aligned, stored=None, transfer=None
 ) -> ClassifyTask:
     if transfer is not None and transfer.init_from and data_cfg.tokens == "auto":
-        print("--tokens auto: char (the language model of --init-from reads characters)")
-        data_cfg = dataclasses.replace(data_cfg, tokens="char")
+        level = lm_level(transfer.init_from)
+        unit = "words" if level == "word" else "characters"
+        print(f"--tokens auto: {level} (the language model of --init-from reads {unit})")
+        data_cfg = dataclasses.replace(data_cfg, tokens=level)
     splits = read_splits(data_cfg, audio, aligned)
     if transfer is not None and transfer.init_from:
         text = splits["train"].kind == "text"

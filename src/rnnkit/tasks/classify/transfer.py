@@ -5,8 +5,10 @@
 the two networks have the same cell and sizes, and copies the recurrent layers as they are and
 the embedding row by row, mapped by token: a classifier token the language model knows takes
 its row, ``<unk>`` takes the row of the model's unknown symbol, and any other token (``<bos>``,
-``<eos>``, characters the language model never saw) the mean of the language model's rows, the
-usual start for a new word (ULMFiT's fastai code does the same). ``<pad>`` stays zero.
+``<eos>``, characters or words the language model never saw) the mean of the language model's
+rows, the usual start for a new word (ULMFiT's fastai code does the same). ``<pad>`` stays zero. The
+token levels must agree: a character or byte model starts a ``--tokens char`` classifier, a
+word model (``--tokenizer word``) a ``--tokens word`` one.
 
 ``TransferConfig`` also holds ULMFiT's fine-tuning options (``rnnkit.training.schedules``).
 """
@@ -34,7 +36,8 @@ class TransferConfig:
 
     init_from: str | None = None
     """A language-model run (`rnnkit train lm`) whose embedding and recurrent layers start this
-    classifier; the cell and sizes must match, --tokens becomes char."""
+    classifier; the cell and sizes must match, --tokens auto becomes the model's level (char,
+    or word for a --tokenizer word model)."""
     lr_decay: float = 1.0
     """Discriminative rates: each layer group below the head trains this many times slower
     (ULMFiT: 2.6; 1: one rate for all)."""
@@ -96,6 +99,28 @@ def check_match(lm_model: dict, model_cfg, run: str) -> None:
         )
 
 
+def _level_of(tokenizer: str) -> str:
+    """The classifier's ``--tokens`` that a language model's ``--tokenizer`` matches."""
+    return "word" if tokenizer == "word" else "char"
+
+
+def lm_level(run: str) -> str:
+    """The ``--tokens`` level (char or word) of a language-model run, from its ``config.json``."""
+    from rnnkit.training.runs import read_run_config
+
+    config = read_run_config(run, ("lm",), "a language-model (lm)")
+    return _level_of(config["task"]["data"].get("tokenizer", "char"))
+
+
+def _refuse_level(run: str, lm: str, level: str | None) -> TransferError:
+    unit = {"char": "characters", "word": "words"}
+    return TransferError(
+        f"--init-from {run}: the language model reads {unit[lm]}, the classifier "
+        f"{unit.get(level or '', level or 'numbers')}; train the classifier on text with "
+        f"--tokens {lm}"
+    )
+
+
 def check_init_from(run: str, model_cfg, level: str | None) -> None:
     """Refuse a language-model run that cannot start this classifier before training starts
     (nothing is written): read from its ``config.json`` alone."""
@@ -103,20 +128,16 @@ def check_init_from(run: str, model_cfg, level: str | None) -> None:
 
     config = read_run_config(run, ("lm",), "a language-model (lm)")
     check_match(config["task"]["model"], model_cfg, run)
-    if level != "char":
-        raise TransferError(
-            f"--init-from {run}: the language model reads characters, the classifier "
-            f"{level or 'numbers'}; train the classifier on text with --tokens char"
-        )
+    lm = _level_of(config["task"]["data"].get("tokenizer", "char"))
+    if level != lm:
+        raise _refuse_level(run, lm, level)
 
 
-def lm_token_rows(lm_vocab, vocab: TokenVocab) -> list[int | None]:
+def lm_token_rows(lm_vocab, vocab: TokenVocab, run: str = "") -> list[int | None]:
     """For each classifier token, the language model's row for it (None: none, a new token)."""
-    if vocab.level != "char":
-        raise TransferError(
-            f"--init-from: the language model reads characters, the classifier {vocab.level}s; "
-            "train the classifier with --tokens char"
-        )
+    lm = _level_of(lm_vocab.kind)
+    if vocab.level != lm:
+        raise _refuse_level(run, lm, vocab.level)
     rows: list[int | None] = []
     for token in vocab.tokens:
         if token == SPECIALS[1]:  # <unk>: the language model's own unknown symbol
@@ -160,7 +181,7 @@ def init_from_lm(model: nn.Module, model_cfg, vocab: TokenVocab | None, run: str
     source = lm.model.embedding.weight  # (V_lm, E)
     target = model.embedding.weight  # (V, E)
     mean = source.mean(0)
-    rows = lm_token_rows(lm.extra["vocab"], vocab)
+    rows = lm_token_rows(lm.extra["vocab"], vocab, run)
     for i, row in enumerate(rows):
         target[i] = mean if row is None else source[row]
     target[vocab.pad_id] = 0  # the padding row stays zero (padding_idx)

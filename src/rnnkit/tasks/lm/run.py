@@ -26,6 +26,7 @@ from rnnkit.tasks.lm.task import (
 )
 from rnnkit.text.unigram import unigram_cross_entropy
 from rnnkit.text.vocab import Vocab
+from rnnkit.text.words import vocab_from_json
 from rnnkit.training import runs
 from rnnkit.training.config import TrainConfig
 from rnnkit.training.runs import stored_config
@@ -49,7 +50,7 @@ def train_lm(
         train_cfg, "lm", LMModelConfig, LMDataConfig, model_cfg, data_cfg
     )
     if stored is not None:
-        vocab = Vocab.from_json(stored["vocab"])
+        vocab = vocab_from_json(stored["vocab"])
     device = resolve_device(train_cfg.device)
     text, extra = corpus_of(data_cfg)
     task = LanguageModelTask(
@@ -66,7 +67,7 @@ def train_lm(
 
 def rebuild(task: dict) -> Loaded:
     """A language-model run's (untrained) model and vocabulary, from its stored task."""
-    vocab = Vocab.from_json(task["vocab"])
+    vocab = vocab_from_json(task["vocab"])
     return Loaded(
         build_lm(len(vocab), stored_config(LMModelConfig, task["model"])), {"vocab": vocab}
     )

@@ -1,11 +1,11 @@
-"""Character (or byte) language modelling: predict the next token of a text, char-rnn style.
+"""Character (byte, or word) language modelling: predict the next token of a text, char-rnn style.
 
 The model is ``ManyToMany`` with an embedding in and the vocabulary out. Training reads each
 batch row as its own contiguous stream of the corpus and carries the hidden state from one
 window to the next, detached (truncated back-propagation through time); the state is reset when
 a pass over the training split starts again. Evaluation does the same on a held-out split and
 reports the mean loss in nats per token and in bits per token (per character with the default
-tokenizer).
+tokenizer, per word with ``--tokenizer word``).
 """
 
 from __future__ import annotations
@@ -20,11 +20,14 @@ from torch import Tensor, nn
 
 from rnnkit.architectures import ManyToMany
 from rnnkit.datasets.registry import stored_data_path
+from rnnkit.datasets.splits import split_positions
 from rnnkit.state import State, detach_state
 from rnnkit.tasks.network_config import LayerOptions, check_network, layer_options
 from rnnkit.tasks.regularization import Regularizer, TokenRegularisers, check_regularization
 from rnnkit.text.streams import StreamBatcher, Window, eval_windows, split_by_position
+from rnnkit.text.tokens import tokenize
 from rnnkit.text.vocab import TokenizerName, Vocab
+from rnnkit.text.words import WordVocab
 from rnnkit.training.config import check_types
 from rnnkit.training.task import Task
 
@@ -56,7 +59,12 @@ class LMDataConfig:
     data: str
     """A data-set name (see `rnnkit datasets`), a text file, a folder of text files, or a glob."""
     tokenizer: TokenizerName = "char"
-    """char: the characters of the training text; byte: the 256 byte values."""
+    """char: the characters of the training text; byte: the 256 byte values; word: lower-cased
+    words and punctuation marks, as `train classify --tokens word` reads them (whitespace is
+    not a token: samples join the words with spaces)."""
+    min_count: int = 2
+    """--tokenizer word: keep the words seen at least this many times in the training part;
+    the rest read as <unk>."""
     val_fraction: float = 0.05
     """Fraction of the corpus (taken after the training part) for validation."""
     test_fraction: float = 0.05
@@ -76,8 +84,10 @@ class LMDataConfig:
         check_types(self)
         self.data = stored_data_path(self.data)
         self.extra_data = stored_data_path(self.extra_data)
-        if self.tokenizer not in ("char", "byte"):
-            raise ValueError(f"--tokenizer must be char or byte, got {self.tokenizer!r}")
+        if self.tokenizer not in ("char", "byte", "word"):
+            raise ValueError(f"--tokenizer must be char, byte or word, got {self.tokenizer!r}")
+        if self.min_count < 1:
+            raise ValueError(f"--min-count must be >= 1, got {self.min_count}")
         for flag, v in (
             ("--val-fraction", self.val_fraction),
             ("--test-fraction", self.test_fraction),
@@ -106,11 +116,31 @@ def encode_corpus(text: str, data: LMDataConfig, vocab: Vocab | None = None, ext
     ``extra`` text (``--extra-data``) goes before the training part and is never held out."""
     if not text:
         raise ValueError(f"the corpus {data.data!r} is empty")
+    if data.tokenizer == "word":
+        return _encode_words(text, data, vocab, extra)
     cut = int(len(text) * (1 - data.val_fraction - data.test_fraction))
     vocab = vocab or Vocab.build(extra + text[:cut], data.tokenizer)
     splits = split_by_position(vocab.encode(text), data.val_fraction, data.test_fraction)
     if extra:
         splits["train"] = torch.cat([vocab.encode(extra), splits["train"]])
+    return vocab, splits
+
+
+def _encode_words(text: str, data: LMDataConfig, vocab: Vocab | None, extra: str):
+    """``encode_corpus`` for words: the corpus is cut by word position, and the vocabulary
+    counts the words of the training part (and of ``extra``) alone."""
+    words = tokenize(text, "word")
+    if not words:
+        raise ValueError(f"the corpus {data.data!r} holds no words (--tokenizer word)")
+    train = split_positions(len(words), data.val_fraction, data.test_fraction)["train"]
+    extra_words = tokenize(extra, "word")
+    vocab = vocab or WordVocab.from_words(
+        extra_words + words[train.start : train.stop], data.min_count
+    )
+    ids = torch.tensor(vocab.lookup(words), dtype=torch.long)
+    splits = split_by_position(ids, data.val_fraction, data.test_fraction)
+    if extra_words:
+        splits["train"] = torch.cat([torch.tensor(vocab.lookup(extra_words)), splits["train"]])
     return vocab, splits
 
 

@@ -36,7 +36,8 @@ class SampleOptions:
     """What ``rnnkit sample`` generates from a language-model run."""
 
     prime: str = ""
-    """Text to start from (default: a newline)."""
+    """Text to start from (default: a newline). A word model (--tokenizer word) reads it as
+    words, starts after <unk> without it, and writes its words joined with spaces."""
     length: int = 500
     """Tokens to generate."""
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
