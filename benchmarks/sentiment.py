@@ -21,6 +21,8 @@ and prints test accuracy and macro-F1 for each, beside the published range on th
 sentence-polarity set (MR, Pang and Lee 2005: 76-81 % for bag-of-words, CNN and RNN models).
 
 Run: ``python benchmarks/sentiment.py [--model plain|transfer] [--seeds 0,1,2,3,4] [--json F]``;
+``--level word`` runs the transfer pipeline on words (a word language model, ``rnnkit train lm
+--tokenizer word``, words seen at least ``--min-count`` times) instead of characters;
 ``--quick`` shrinks the transfer pipeline to a smoke test of a few minutes (small network,
 few steps, two seeds: its accuracy means nothing).
 """
@@ -65,7 +67,8 @@ def plot_summaries(path: Path) -> Path:
 
 
 def train_transfer_lm(tmp: str, size: dict, args) -> str:
-    """One character language model on the training snippets and the plot summaries."""
+    """One language model (``--level``: characters or words) on the training snippets and the
+    plot summaries."""
     start = time.perf_counter()
     out = f"{tmp}/lm"
     train_lm(
@@ -79,6 +82,8 @@ def train_transfer_lm(tmp: str, size: dict, args) -> str:
         ),
         LMDataConfig(
             data="rotten-tomatoes",
+            tokenizer=args.level,
+            min_count=args.min_count,
             text_col="text",
             extra_data=str(plot_summaries(Path(tmp) / "plots.txt")),
             bptt=128,
@@ -124,6 +129,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", choices=("plain", "transfer"), default="transfer")
     parser.add_argument("--quick", action="store_true", help="a smoke test of the transfer run")
+    parser.add_argument(
+        "--level",
+        choices=("char", "word"),
+        default="char",
+        help="transfer: the tokens of the language model and the classifier (char)",
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seeds", default=None, help="default 0,1,2,3,4 (--quick: 0,1)")
     parser.add_argument("--steps", type=int, default=None, help="default 2000 (plain)")
@@ -196,7 +207,9 @@ def main() -> None:
                 dropout=0.3,
                 embedding_dropout=0.05,
             )
-            data_cfg = ClassifyDataConfig(data="rotten-tomatoes", tokens="char")
+            data_cfg = ClassifyDataConfig(
+                data="rotten-tomatoes", tokens=args.level, min_count=args.min_count
+            )
             transfer = TransferConfig(
                 init_from=train_transfer_lm(tmp, size, args),
                 lr_decay=2.6,
