@@ -50,11 +50,10 @@ from __future__ import annotations
 import argparse
 import statistics
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from min_rnn_scan import scan_vs_loop
-from timing import interleaved, spread
+from timing import Shape, interleaved, spread
 from torch import Tensor, nn
 
 import rnnkit
@@ -63,19 +62,6 @@ from rnnkit.layers import make_layer
 MODES = ("fwd+bwd", "fwd")
 SCALING_STEPS = (64, 256, 1024)
 SCALING_BATCH, SCALING_HIDDEN = 16, 64
-
-
-@dataclass(frozen=True)
-class Shape:
-    """One configuration of table 1; the input size equals ``hidden_size``."""
-
-    num_layers: int
-    hidden_size: int
-    batch_size: int
-    steps: int
-
-    def __str__(self) -> str:
-        return f"L{self.num_layers} H{self.hidden_size} B{self.batch_size} T{self.steps}"
 
 
 SHAPES = (

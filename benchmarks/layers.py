@@ -60,7 +60,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import torch
-from timing import quartiles, race, solo
+from timing import Shape, quartiles, race, solo
 from torch import Tensor, nn
 
 import rnnkit
@@ -71,19 +71,6 @@ TOLERANCE = 1e-4
 BUSY_LIMIT = 0.1  # share of the CPUs taken by other processes above which a warning is printed
 CELLS = ("LSTM", "GRU", "RNN")
 MODES = ("fwd+bwd", "fwd")
-
-
-@dataclass(frozen=True)
-class Shape:
-    """One benchmark configuration; the embedding size equals ``hidden_size``."""
-
-    num_layers: int
-    hidden_size: int
-    batch_size: int
-    steps: int
-
-    def __str__(self) -> str:
-        return f"L{self.num_layers} H{self.hidden_size} B{self.batch_size} T{self.steps}"
 
 
 SHAPES = (

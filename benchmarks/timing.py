@@ -13,8 +13,23 @@ import gc
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One benchmark configuration: layers, hidden size, batch and steps (the input or embedding
+    size equals ``hidden_size``)."""
+
+    num_layers: int
+    hidden_size: int
+    batch_size: int
+    steps: int
+
+    def __str__(self) -> str:
+        return f"L{self.num_layers} H{self.hidden_size} B{self.batch_size} T{self.steps}"
 
 
 def time_once(fn: Callable[[], object], device: torch.device | None = None) -> float:

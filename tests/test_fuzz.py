@@ -692,11 +692,11 @@ FUZZ_SETTINGS = dict(
 )
 
 
-def test_fuzz_quick(runs):
-    """The same QUICK_CASES cases every time (derandomized): none ends badly."""
+def _fuzz_run(runs, title: str, **options) -> Counter:
+    """Run the fuzzer under hypothesis ``settings(**options)``; report and return the counts."""
     counts, seen = Counter(), {}
 
-    @settings(max_examples=QUICK_CASES, derandomize=True, **FUZZ_SETTINGS)
+    @settings(**options, **FUZZ_SETTINGS)
     @given(st.data())
     def check(data):
         fuzz(data.draw, runs, counts, seen)
@@ -704,7 +704,13 @@ def test_fuzz_quick(runs):
     try:
         check()
     finally:
-        report("fuzz quick", counts, seen)
+        report(title, counts, seen)
+    return counts
+
+
+def test_fuzz_quick(runs):
+    """The same QUICK_CASES cases every time (derandomized): none ends badly."""
+    counts = _fuzz_run(runs, "fuzz quick", max_examples=QUICK_CASES, derandomize=True)
     assert counts["cases"] >= min(QUICK_CASES, 60)
     assert counts["result"] and counts["clean error"]  # the fuzzer reaches both ends
     assert not any(counts[k] for k in BAD)
@@ -713,17 +719,7 @@ def test_fuzz_quick(runs):
 @pytest.mark.slow
 def test_fuzz_slow(runs):
     """SLOW_CASES random cases: none ends badly."""
-    counts, seen = Counter(), {}
-
-    @settings(max_examples=SLOW_CASES, **FUZZ_SETTINGS)
-    @given(st.data())
-    def check(data):
-        fuzz(data.draw, runs, counts, seen)
-
-    try:
-        check()
-    finally:
-        report("fuzz slow", counts, seen)
+    counts = _fuzz_run(runs, "fuzz slow", max_examples=SLOW_CASES)
     assert counts["cases"] >= min(SLOW_CASES, 1000)
     assert not any(counts[k] for k in BAD)
 
