@@ -24,7 +24,9 @@ Run: ``python benchmarks/sentiment.py [--model plain|transfer] [--seeds 0,1,2,3,
 ``--level word`` runs the transfer pipeline on words (a word language model, ``rnnkit train lm
 --tokenizer word``, words seen at least ``--min-count`` times) instead of characters;
 ``--quick`` shrinks the transfer pipeline to a smoke test of a few minutes (small network,
-few steps, two seeds: its accuracy means nothing).
+few steps, two seeds: its accuracy means nothing). ``--work-dir DIR`` keeps every run in DIR
+and resumes those already begun there, so the full run can be spread over several sittings;
+``--hidden-size``/``--num-layers`` change the transfer pipeline's size (a pilot run).
 """
 
 from __future__ import annotations
@@ -56,6 +58,12 @@ TRANSFER = {
     "full": dict(hidden_size=512, num_layers=2, embedding_size=64, lm_steps=6000, steps=1500),
     "quick": dict(hidden_size=48, num_layers=1, embedding_size=16, lm_steps=60, steps=40),
 }
+
+
+def started(out: str) -> bool:
+    """Whether a run was begun in ``out`` (a kept ``--work-dir``): then it is resumed, and a
+    finished one is only reloaded, so a long benchmark can go on over several sessions."""
+    return (Path(out) / "config.json").exists()
 
 
 def plot_summaries(path: Path) -> Path:
@@ -90,6 +98,7 @@ def train_transfer_lm(tmp: str, size: dict, args) -> str:
         ),
         TrainConfig(
             out=out,
+            resume=started(out),
             max_steps=size["lm_steps"],
             batch_size=32,
             lr=2e-3,
@@ -140,7 +149,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="default 2000 (plain)")
     parser.add_argument("--lm-steps", type=int, default=None, help="transfer: LM steps")
     parser.add_argument("--cell", default="lstm")
-    parser.add_argument("--hidden-size", type=int, default=128)
+    parser.add_argument(
+        "--hidden-size", type=int, default=None, help="default 128 (plain); transfer: its size"
+    )
+    parser.add_argument(
+        "--num-layers", type=int, default=None, help="transfer: layers of the LM and classifier"
+    )
     parser.add_argument("--embedding-size", type=int, default=128)
     parser.add_argument("--pooling", default="attention")
     parser.add_argument("--dropout", type=float, default=0.5)
@@ -150,6 +164,11 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", default=None, help="also write the figures here")
+    parser.add_argument(
+        "--work-dir",
+        default=None,
+        help="keep the runs here and resume the ones already there (default: a temporary folder)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -179,6 +198,8 @@ def main() -> None:
     size = dict(TRANSFER["quick" if args.quick else "full"])
     size["steps"] = args.steps or size["steps"]
     size["lm_steps"] = args.lm_steps or size["lm_steps"]
+    size["hidden_size"] = args.hidden_size or size["hidden_size"]
+    size["num_layers"] = args.num_layers or size["num_layers"]
     transfer = TransferConfig()
     if args.model == "transfer":
         args.cell, steps = "lstm", size["steps"]
@@ -186,7 +207,7 @@ def main() -> None:
         steps = args.steps or 2000
     model = ClassifyModelConfig(
         cell=args.cell,
-        hidden_size=args.hidden_size,
+        hidden_size=args.hidden_size or 128,
         embedding_size=args.embedding_size,
         pooling=args.pooling,
         dropout=args.dropout,
@@ -195,7 +216,9 @@ def main() -> None:
     lr = args.lr
     seeds = [int(s) for s in args.seeds.split(",")]
     probs, per_seed = [], []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = args.work_dir or scratch
+        Path(tmp).mkdir(parents=True, exist_ok=True)
         if args.model == "transfer":
             model = ClassifyModelConfig(
                 cell="lstm",
@@ -221,6 +244,7 @@ def main() -> None:
             start = time.perf_counter()
             cfg = TrainConfig(
                 out=f"{tmp}/seed{seed}",
+                resume=started(f"{tmp}/seed{seed}"),
                 max_steps=steps,
                 batch_size=args.batch_size,
                 lr=lr,
