@@ -116,21 +116,25 @@ _SPLIT_METHODS = {"chunk", "split"}
 _MATMUL_FUNCTIONS = {torch.matmul, operator.matmul}
 # Pure operations allowed on constants (parameters and what is computed from them alone): they
 # run the same whether per step or once, as they see no time dimension.
-_CONSTANT_METHODS = _ELEMENTWISE_METHODS | _SPLIT_METHODS | {
-    "t",
-    "transpose",
-    "permute",
-    "view",
-    "reshape",
-    "contiguous",
-    "unsqueeze",
-    "squeeze",
-    "to",
-    "float",
-    "double",
-    "matmul",
-    "mm",
-}
+_CONSTANT_METHODS = (
+    _ELEMENTWISE_METHODS
+    | _SPLIT_METHODS
+    | {
+        "t",
+        "transpose",
+        "permute",
+        "view",
+        "reshape",
+        "contiguous",
+        "unsqueeze",
+        "squeeze",
+        "to",
+        "float",
+        "double",
+        "matmul",
+        "mm",
+    }
+)
 _CONSTANT_FUNCTIONS = (
     _ELEMENTWISE_FUNCTIONS
     | _SPLIT_FUNCTIONS
@@ -211,7 +215,7 @@ def hoist(cell: nn.Module) -> HoistedCell | None:
     """
     try:
         graph = fx.Tracer().trace(_Traced(cell))
-    except Exception:  # noqa: BLE001 (any tracing failure means: keep the plain call)
+    except Exception:  # any tracing failure means: keep the plain call
         return None
     nodes = list(graph.nodes)
     placeholders = [n for n in nodes if n.op == "placeholder"]
@@ -338,9 +342,14 @@ def _classify(
         if not all(n in tensors for n in x_inputs):
             continue
         if _is_split(node):
-            if node.args[0] in tensors and x_inputs == [node.args[0]] and _split_dim(node) in (
-                1,
-                -1,
+            if (
+                node.args[0] in tensors
+                and x_inputs == [node.args[0]]
+                and _split_dim(node)
+                in (
+                    1,
+                    -1,
+                )
             ):
                 input_side.add(node)  # a tuple: its getitem parts are the tensors
             continue
@@ -384,7 +393,9 @@ def _frontier(nodes: list[fx.Node], input_side: set[fx.Node]) -> list[fx.Node] |
     A chunk tuple read whole by the step goes back to the step, with what depends on it.
     """
     while True:
-        frontier = [n for n in nodes if n in input_side and any(u not in input_side for u in n.users)]
+        frontier = [
+            n for n in nodes if n in input_side and any(u not in input_side for u in n.users)
+        ]
         tuples = [n for n in frontier if _is_split(n)]
         if not tuples:
             break
@@ -450,7 +461,7 @@ def _step_graph(
     frontier: list[fx.Node],
     state_node: fx.Node,
 ) -> fx.Graph:
-    """``(cell, xp_t, state) -> (y_t, state)``: the forward with the input side read from ``xp_t``."""
+    """``(cell, xp_t, state) -> (y_t, state)``: the forward, its input side read from ``xp_t``."""
     graph = fx.Graph()
     cell_ph = graph.placeholder("cell")
     xp = graph.placeholder("xp")

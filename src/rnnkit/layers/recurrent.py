@@ -3,7 +3,10 @@
 Write a cell that maps ``(x_t, state) -> (y_t, state)`` (the state a tensor or a tuple of
 tensors) and ``Recurrent`` gives it stacking, bidirectional runs, ``batch_first``, unbatched
 input, ``lengths=`` and ``PackedSequence``, initial states and per-step states, from the same
-unroller the standard layers' reference path uses. No extra code is needed in the cell.
+unroller the standard layers' reference path uses. No extra code is needed in the cell: its
+input side (the ``nn.Linear`` on ``x_t`` and the elementwise work on its result) is found by
+tracing the forward with ``torch.fx`` and run once over the whole sequence, the rest per step
+(``rnnkit.layers.hoist``; ``hoist=False`` or a ``hoist = False`` cell attribute turns it off).
 
 Optional cell attributes it uses when present:
 
