@@ -178,6 +178,8 @@ def test_hoisted_matches_plain_with_lengths_states_and_unbatched(cell):
     assert_same([s for k in a.steps for s in k], [s for k in b.steps for s in k])
     x1 = torch.randn(6, 3, dtype=torch.float64, requires_grad=True)
     assert_same(run(hoisted, x1), run(plain, x1))
+    one = torch.randn(3, 1, 3, dtype=torch.float64, requires_grad=True)  # a generated token
+    assert_same(run(hoisted, one), run(plain, one))
 
 
 @pytest.mark.parametrize("cell", [GRUStyle, LSTMStyle])

@@ -131,12 +131,13 @@ class Recurrent(nn.Module):
         state.pop("_hoisted", None)
         return state
 
-    def _step_cells(self) -> list[Any]:
-        """The cells as the unroller runs them: hoisted where the cell allows it."""
+    def _step_cells(self, steps: int = 2) -> list[Any]:
+        """The cells as the unroller runs them over ``steps`` steps: hoisted where they allow it."""
         cells = list(self.cells)
-        # a graph being captured (trace, ONNX, compile) sees the plain call: fx tracing inside
-        # another tracer is not something to rely on
-        if not getattr(self, "hoist", True) or _capturing():
+        # one step (a generated token) gains nothing from a whole-sequence input side; a graph
+        # being captured (trace, ONNX, compile) sees the plain call: fx tracing inside another
+        # tracer is not something to rely on
+        if not getattr(self, "hoist", True) or steps < 2 or _capturing():
             return cells
         cache = self.__dict__.setdefault("_hoisted", {})
         for k, cell in enumerate(cells):
@@ -203,7 +204,7 @@ class Recurrent(nn.Module):
         batch = to_time_major(input, batch_first=self.batch_first, lengths=lengths)
         batch.batched = batched
         return run_layers(
-            self._step_cells(),
+            self._step_cells(batch.x.size(0)),
             batch,
             hx,
             num_layers=self.num_layers,
