@@ -308,3 +308,34 @@ def test_only_elementwise_work_on_x_is_not_hoisted():
             return h, h
 
     assert hoist(Leaky(4, 4)) is None
+
+
+_HALF = torch.tensor(0.5, dtype=torch.float64)  # a global tensor: fx stores it as a constant
+
+
+def test_tensor_attributes_are_read_live_and_global_tensors_keep_the_plain_call():
+    class Scaled(GRUStyle):
+        def __init__(self, input_size, hidden_size):
+            super().__init__(input_size, hidden_size)
+            self.scale = torch.tensor(0.5, dtype=torch.float64)  # neither parameter nor buffer
+
+        def forward(self, x, h):
+            return super().forward(x * self.scale, h)
+
+    class Global(GRUStyle):
+        def forward(self, x, h):
+            return super().forward(x * _HALF, h)
+
+    cell = Global(3, 4)
+    before = set(vars(cell))
+    assert hoist(cell) is None
+    assert set(vars(cell)) == before  # the tracer's constants never land on the user's cell
+    x = torch.randn(5, 2, 3, dtype=torch.float64, requires_grad=True)
+    hoisted, plain = pair(Global)
+    assert_same(run(hoisted, x), run(plain, x))
+    hoisted, plain = pair(Scaled)
+    assert used_hoisting(hoisted)
+    for rnn in (hoisted, plain):
+        rnn(x)
+        rnn.cells[0].scale = torch.tensor(2.0, dtype=torch.float64)
+    assert_same(run(hoisted, x), run(plain, x))

@@ -214,17 +214,21 @@ def hoist(cell: nn.Module) -> HoistedCell | None:
     branch on ``self.training``), so the caller keys its cache on them.
     """
     try:
-        graph = fx.Tracer().trace(_Traced(cell))
-    except Exception:  # any tracing failure means: keep the plain call
+        return _split(cell)
+    except Exception:  # a forward fx cannot trace (or split) keeps the plain call
         return None
+
+
+def _split(cell: nn.Module) -> HoistedCell | None:
+    graph = fx.Tracer().trace(_Traced(cell))
     nodes = list(graph.nodes)
     placeholders = [n for n in nodes if n.op == "placeholder"]
     if len(placeholders) != 2:
         return None
     x_node, state_node = placeholders
     for node in nodes:
-        # the tracer stores tensors the forward creates outside its parameters on the root;
-        # keep such cells whole rather than copy those constants
+        # tensors the forward reads from outside the cell (a global) the tracer stores on its
+        # root as constants; keep such cells whole rather than copy them
         if node.op in ("get_attr", "call_module") and not node.target.startswith("cell."):
             return None
     input_side, constant = _classify(cell, nodes, x_node)
