@@ -3,7 +3,10 @@
 Write a cell that maps ``(x_t, state) -> (y_t, state)`` (the state a tensor or a tuple of
 tensors) and ``Recurrent`` gives it stacking, bidirectional runs, ``batch_first``, unbatched
 input, ``lengths=`` and ``PackedSequence``, initial states and per-step states, from the same
-unroller the standard layers' reference path uses. No extra code is needed in the cell.
+unroller the standard layers' reference path uses. No extra code is needed in the cell: its
+input side (the ``nn.Linear`` on ``x_t`` and the elementwise work on its result) is found by
+tracing the forward with ``torch.fx`` and run once over the whole sequence, the rest per step
+(``rnnkit.layers.hoist``; ``hoist=False`` or a ``hoist = False`` cell attribute turns it off).
 
 Optional cell attributes it uses when present:
 
@@ -25,8 +28,10 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
+from rnnkit.layers.hoist import hoist as hoist_cell
+from rnnkit.layers.hoist import wants_hoisting
 from rnnkit.layers.sequence import check_lengths, to_time_major
-from rnnkit.layers.unroll import run_layers
+from rnnkit.layers.unroll import _capturing, run_layers
 from rnnkit.state import State, leaves, map_state, stack_states
 
 
@@ -44,6 +49,11 @@ class Recurrent(nn.Module):
         dropout: dropout on the outputs of every layer but the last, in training.
         bidirectional: add a reverse-time direction (D = 2) and concatenate the outputs.
         device, dtype: where and in what precision to put the parameters.
+        hoist: split a plain cell's forward so that its input side (the ``nn.Linear`` on
+            ``x_t`` and the elementwise work on its result) runs once over the whole sequence
+            and only the state-dependent rest runs per step (``rnnkit.layers.hoist``). Same
+            numbers as the plain loop to rounding; False keeps one ``cell(x_t, state)`` call
+            per step. A cell opts out on its own with a ``hoist = False`` attribute.
         **cell_kwargs: passed to every ``cell(...)`` call.
 
     Forward: ``(input, hx=None, lengths=None, return_states=False)``, as ``rnnkit.LSTM``;
@@ -70,6 +80,7 @@ class Recurrent(nn.Module):
         bidirectional: bool = False,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        hoist: bool = True,
         **cell_kwargs: Any,
     ) -> None:
         super().__init__()
@@ -104,6 +115,7 @@ class Recurrent(nn.Module):
             cells += layer
             in_size = D * getattr(layer[0], "output_size", hidden_size)
         self.cells = nn.ModuleList(cells)
+        self.hoist = hoist
         if device is not None or dtype is not None:
             self.to(device=device, dtype=dtype)
 
@@ -112,6 +124,33 @@ class Recurrent(nn.Module):
             "rnnkit.Recurrent cannot be compiled by torch.jit.script (its cells are Python "
             "modules of any form): use torch.jit.trace, torch.onnx.export or torch.compile"
         )
+
+    def __getstate__(self) -> dict[str, Any]:
+        # the hoisted steps are derived from the cells: rebuilt at the next forward, never saved
+        state = self.__dict__.copy()
+        state.pop("_hoisted", None)
+        return state
+
+    def _step_cells(self, steps: int = 2) -> list[Any]:
+        """The cells as the unroller runs them over ``steps`` steps: hoisted where they allow it."""
+        cells = list(self.cells)
+        # one step (a generated token) gains nothing from a whole-sequence input side; a graph
+        # being captured (trace, ONNX, compile) sees the plain call: fx tracing inside another
+        # tracer is not something to rely on
+        if not getattr(self, "hoist", True) or steps < 2 or _capturing():
+            return cells
+        cache = self.__dict__.setdefault("_hoisted", {})
+        for k, cell in enumerate(cells):
+            if not wants_hoisting(cell):
+                continue
+            # the tracer reads training flags as constants (a forward may branch on them)
+            key = (k, id(cell), tuple(m.training for m in cell.modules()))
+            if key not in cache:
+                cache[key] = hoist_cell(cell)
+            hoisted = cache[key]
+            if hoisted is not None and hoisted.cell is cell:
+                cells[k] = hoisted
+        return cells
 
     def initial_state(self, batch_size: int, *, dtype=None, device=None) -> State:
         """The zero state of the whole stack, each tensor ``(L*D, B, ...)``."""
@@ -165,7 +204,7 @@ class Recurrent(nn.Module):
         batch = to_time_major(input, batch_first=self.batch_first, lengths=lengths)
         batch.batched = batched
         return run_layers(
-            list(self.cells),
+            self._step_cells(batch.x.size(0)),
             batch,
             hx,
             num_layers=self.num_layers,

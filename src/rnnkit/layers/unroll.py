@@ -11,7 +11,9 @@ A cell, for this loop, is anything with
 
 - ``step(x_t, state) -> (y_t, state)``, or, failing that, ``__call__(x_t, state) -> (y_t, state)``;
 - optionally ``project_input(x) -> xp``, applied once to the whole ``(T, B, I)`` input, whose
-  slices (taken once with ``unbind``) are then passed to ``step`` instead of ``x_t``;
+  slices (taken once with ``unbind``) are then passed to ``step`` instead of ``x_t``; ``xp`` may
+  be a tuple of ``(T, B, ...)`` tensors, and ``step`` then gets the tuple of their slices
+  (``rnnkit.layers.hoist`` derives such a pair from a plain cell's forward);
 - optionally ``sequence(x, state0) -> (ys, state_T)``, the whole ``(T, B, I)`` sequence at once:
   minGRU's parallel scan, the layer-normalised cells' fused engine with hand-written
   back-propagation. It replaces the step loop for that layer and direction when there is no
@@ -102,7 +104,7 @@ def unroll(
             # Slice once with unbind: indexing xs[t] per step makes each step's backward build
             # a zero tensor the size of the whole sequence, so training cost grew as T^2;
             # unbind's backward stacks the T slice gradients in one op.
-            x_steps = xs.unbind(0)  # T x (B, G)
+            x_steps = _slices(xs)  # T x (B, G)
             mask_steps = mask.unbind(0) if mask is not None else None  # T x (B, 1)
             ys: list[Tensor] = [xs] * T  # placeholders, all overwritten
             kept: list[State] = [state] * T
@@ -159,6 +161,13 @@ def run_layers(
     if steps is None:
         return result
     return (*result, StepStates(steps, num_layers, num_directions, batch.batched))
+
+
+def _slices(xs: Tensor | tuple[Tensor, ...]) -> Sequence[Any]:
+    """The per-step slices of a projected input, or of each part when it is a tuple."""
+    if isinstance(xs, Tensor):
+        return xs.unbind(0)
+    return list(zip(*(part.unbind(0) for part in xs)))
 
 
 def _capturing() -> bool:
