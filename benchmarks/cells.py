@@ -16,7 +16,10 @@ backward to every parameter and the input) and ``fwd`` (under ``torch.no_grad()`
     mingru      minGRU (the parallel scan)
     minlstm     minLSTM (the parallel scan)
     user-gru    rnnkit.Recurrent(UserGRUCell): a plain GRU cell written as the Recurrent docs
-                show, a module mapping ``(x_t, h) -> (y_t, h)`` with no ``project_input``
+                show, a module mapping ``(x_t, h) -> (y_t, h)`` with no ``project_input``;
+                its input side is hoisted out of the loop (``rnnkit.layers.hoist``)
+    user-gru-unhoisted
+                the same with ``hoist=False``: every step runs the whole ``forward``
     lstm+weight-drop, lstm+recurrent-dropout, lstm+zoneout
                 the LSTM with each regulariser on (--weight-drop 0.5, --recurrent-dropout
                 0.25, --zoneout 0.1), in training mode so that it acts
@@ -117,6 +120,10 @@ CONTENDERS: dict[str, Callable[[int, int], nn.Module]] = {
     "mingru": _registered("mingru"),
     "minlstm": _registered("minlstm"),
     "user-gru": lambda H, L: rnnkit.Recurrent(UserGRUCell, H, H, num_layers=L),
+    # the same with its input side left in the loop, as before rnnkit.layers.hoist
+    "user-gru-unhoisted": lambda H, L: rnnkit.Recurrent(
+        UserGRUCell, H, H, num_layers=L, hoist=False
+    ),
     # the LSTM with each regulariser on, in training mode: weight drop keeps torch's fused
     # kernel; variational dropout and zoneout change every step, so they take the time loop
     "lstm+weight-drop": _registered("lstm", weight_drop=0.5),
