@@ -66,9 +66,9 @@ def step_loop(cell, x, state):
     return torch.stack(ys), state
 
 
-def make_cell(cls, I, H, dtype, seed):
+def make_cell(cls, D, H, dtype, seed):
     torch.manual_seed(seed)
-    cell = cls(I, H).to(dtype)
+    cell = cls(D, H).to(dtype)
     with torch.no_grad():  # gains of 1 and shifts of 0 would hide mistakes
         for p in cell.parameters():
             p.add_(0.3 * torch.randn_like(p))
@@ -93,20 +93,22 @@ def run(cell, x, state, how):
 
 
 def names(cell, state):
-    return ["x"] + [f"state{i}" for i in range(len(leaves(state)))] + [
-        n for n, _ in cell.named_parameters()
-    ]
+    return (
+        ["x"]
+        + [f"state{i}" for i in range(len(leaves(state)))]
+        + [n for n, _ in cell.named_parameters()]
+    )
 
 
 TOL = {torch.float64: dict(rtol=1e-10, atol=1e-12), torch.float32: dict(rtol=1e-4, atol=1e-5)}
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-@pytest.mark.parametrize("T,B,I,H", [(1, 1, 3, 4), (2, 1, 3, 4), (2, 3, 5, 6), (9, 4, 5, 8)])
+@pytest.mark.parametrize("T,B,D,H", [(1, 1, 3, 4), (2, 1, 3, 4), (2, 3, 5, 6), (9, 4, 5, 8)])
 @pytest.mark.parametrize("cls", LN_CELLS)
-def test_kernel_equals_fallback_and_step_loop(cls, T, B, I, H, dtype, built, monkeypatch):
-    cell = make_cell(cls, I, H, dtype, seed=T * 100 + B)
-    x = torch.randn(T, B, I, dtype=dtype, requires_grad=True)
+def test_kernel_equals_fallback_and_step_loop(cls, T, B, D, H, dtype, built, monkeypatch):
+    cell = make_cell(cls, D, H, dtype, seed=T * 100 + B)
+    x = torch.randn(T, B, D, dtype=dtype, requires_grad=True)
     state = random_state(cell, B, dtype)
     spy = use(monkeypatch, "kernel", built)
     fast = run(cell, x, state, "sequence")

@@ -16,6 +16,16 @@ inside one ``torch.autograd.Function`` per layer and direction:
 - the weight gradients are whole-sequence products after the loop: ``dW_hh`` one matmul over
   all steps, the layer-norm gains and shifts one reduction each.
 
+Where the time loop runs: on the CPU in float32 or float64, in C++
+(``rnnkit/cells/kernels/layer_norm_rnn.cpp``, compiled at first use and cached, see
+``rnnkit.cells.kernels``): per step one matmul and one fused pass over the batch rows for the
+rest of the step, forward and backward, because at H 128-256 the ten small kernels a PyTorch
+step dispatches, and the Python between them, cost more than the maths. Everywhere else (CUDA,
+other dtypes, ``RNNKIT_KERNELS=0``, no compiler) the PyTorch loops below run; they save the same
+buffers, so the input side before the loop and the weight gradients after it
+(``_lstm_weight_grads``, ``_gru_weight_grads``) are shared, and both give the same numbers to
+rounding (``tests/test_cell_kernels.py``).
+
 There is no per-step masking: the engines run only without ``lengths`` (the layers fall back to
 the readable reference loop otherwise). Under ``torch.no_grad`` the forward loop keeps only the
 outputs, and computes the input side a few steps at a time (``_InputByChunks``). The readable
@@ -174,7 +184,7 @@ def _lstm_weight_grads(grad_hp, grad_xg, dys, scratch, hs, h0, hp, cs, mean, rst
 
     ``scratch`` (T, B, 4H) may be ``grad_hp`` itself (it is read first); ``dys`` is overwritten.
     """
-    T, B, H = hs.shape
+    H = hs.shape[-1]
     G = 4 * H
     grad_w_hh = grad_hp[1:].view(-1, G).t().mm(hs[:-1].reshape(-1, H))  # one matmul
     grad_w_hh.addmm_(grad_hp[0].t(), h0)
@@ -303,7 +313,7 @@ class _LayerNormGRU(torch.autograd.Function):
 
 def _gru_weight_grads(grad_hp, grad_u, hs, h0, hp, mean, rstd):
     """dW_hh, the recurrent norm's gain and shift: whole-sequence sums; ``grad_hp`` is reused."""
-    T, B, H = hs.shape
+    H = hs.shape[-1]
     G = 3 * H
     grad_w_hh = grad_hp[1:].view(-1, G).t().mm(hs[:-1].reshape(-1, H))  # one matmul
     grad_w_hh.addmm_(grad_hp[0].t(), h0)

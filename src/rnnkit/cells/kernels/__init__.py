@@ -63,7 +63,7 @@ def _build() -> object | None:
         )
         _build.seconds = time.perf_counter() - start
         return torch.ops.rnnkit_kernels
-    except Exception as error:  # noqa: BLE001 - any failure means "use the PyTorch loops"
+    except Exception as error:  # any failure means "use the PyTorch loops"
         first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
         warnings.warn(
             f"rnnkit: could not build the fused cell kernels ({first_line[:200]}); "
@@ -75,7 +75,7 @@ def _build() -> object | None:
 
 
 def load() -> object | None:
-    """``torch.ops.rnnkit_kernels``, building it on first use; ``None`` if disabled or unbuildable."""
+    """``torch.ops.rnnkit_kernels``, built on first use; ``None`` if disabled or unbuildable."""
     return _build() if enabled() else None
 
 
