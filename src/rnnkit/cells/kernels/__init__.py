@@ -55,7 +55,9 @@ def _build() -> object | None:
             # -fopenmp: at::parallel_for is inline OpenMP code, serial without it. The library
             # resolves to the libgomp torch has already loaded (same soname), so one runtime.
             # No -march: the build must run on any x86-64 machine the cache folder is shared with.
-            extra_cflags=["-O3", "-fopenmp"],
+            # -fno-trapping-math / -fno-math-errno: without them GCC will not turn the row
+            # passes' float selects (the clamps of exp and tanh) into SIMD code.
+            extra_cflags=["-O3", "-fopenmp", "-fno-trapping-math", "-fno-math-errno"],
             extra_ldflags=["-fopenmp"],
             build_directory=str(folder),
             is_python_module=False,

@@ -22,16 +22,97 @@
 #include <torch/library.h>
 
 #include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
 #include <vector>
 
 namespace {
 
 using at::Tensor;
 
-template <typename T>
-inline T sigmoid(T x) {
-  return T(1) / (T(1) + std::exp(-x));
+// The row passes are compiled twice where GCC or Clang targets x86-64: for AVX2 + FMA and for
+// the baseline x86-64 every such CPU runs, and the first call picks one from the CPU's features.
+// No -march flag: the build in the cache folder must run on whichever machine shares the folder.
+// (Not target_clones("arch=haswell"): its resolver asks for that CPU model, not its features.)
+#if defined(__GNUC__) && defined(__x86_64__)
+#define RNNKIT_AVX2 1
+#define RNNKIT_AVX2_TARGET __attribute__((target("avx2,fma")))
+inline bool has_avx2() {
+  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return yes;
 }
+#else
+#define RNNKIT_AVX2 0
+#endif
+#define RNNKIT_INLINE inline __attribute__((always_inline))
+
+// ---------------------------------------------------------------- maths that vectorises
+//
+// The row passes are loops over contiguous values, which the compiler turns into SIMD code, but
+// not through calls to std::exp / std::tanh (the library's scalar functions): in float those
+// calls cost more than the whole PyTorch step. So float gets branch-free polynomial versions
+// (Cephes' expf, 1 ulp; Eigen's rational tanh, a few ulp) that vectorise; double, which only
+// tests and gradcheck use, keeps the library's.
+
+template <typename T>
+RNNKIT_INLINE T exp_(T x) {
+  return std::exp(x);
+}
+
+template <>
+RNNKIT_INLINE float exp_(float x) {
+  x = x < -87.f ? -87.f : (x > 88.f ? 88.f : x);  // 2^n stays a normal float
+  const float t = x * 1.44269504088896341f + 12582912.f;  // + 1.5 * 2^23 rounds x / ln2 to n
+  const float n = t - 12582912.f;
+  int32_t ti;
+  std::memcpy(&ti, &t, 4);
+  const int32_t ni = ti - 0x4B400000;  // n as an integer: the low bits of t
+  float r = x - n * 0.693359375f;      // x - n ln2 in two parts, exact to float
+  r = r - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  const float e = p * r * r + r + 1.f;
+  const int32_t si = (ni + 127) << 23;  // 2^n
+  float scale;
+  std::memcpy(&scale, &si, 4);
+  return e * scale;
+}
+
+template <typename T>
+RNNKIT_INLINE T tanh_(T x) {
+  return std::tanh(x);
+}
+
+template <>
+RNNKIT_INLINE float tanh_(float x) {
+  const float c = 7.90531110763549805f;  // tanh is 1 to float beyond
+  const float xc = x < -c ? -c : (x > c ? c : x);
+  const float x2 = xc * xc;
+  float p = -2.76076847742355e-16f;
+  p = p * x2 + 2.00018790482477e-13f;
+  p = p * x2 + -8.60467152213735e-11f;
+  p = p * x2 + 5.12229709037114e-08f;
+  p = p * x2 + 1.48572235717979e-05f;
+  p = p * x2 + 6.37261928875436e-04f;
+  p = p * x2 + 4.89352455891786e-03f;
+  float q = 1.19825839466702e-06f;
+  q = q * x2 + 1.18534705686654e-04f;
+  q = q * x2 + 2.26843463243900e-03f;
+  q = q * x2 + 4.89352518554385e-03f;
+  const float y = p * xc / q;
+  return (x < 0.0004f && x > -0.0004f) ? x : y;
+}
+
+template <typename T>
+RNNKIT_INLINE T sigmoid(T x) {
+  return T(1) / (T(1) + exp_(-x));
+}
+
 
 // Rows per task: a row is 3H or 4H values, a few microseconds of work; keep tasks above ~16k
 // values so that the threads' start-up does not eat the gain.
@@ -46,15 +127,275 @@ void check(const Tensor& t, const Tensor& like, const char* name) {
 
 // mean and 1/sqrt(var + eps) of one row, two passes (the biased variance, as layer_norm has it)
 template <typename T>
-inline void moments(const T* p, int64_t n, double eps, T& mean, T& rstd) {
+RNNKIT_INLINE void moments(const T* p, int64_t n, double eps, T& mean, T& rstd) {
   T s = 0;
+#pragma omp simd reduction(+ : s)
   for (int64_t k = 0; k < n; ++k) s += p[k];
   const T m = s / T(n);
   T v = 0;
+#pragma omp simd reduction(+ : v)
   for (int64_t k = 0; k < n; ++k) v += (p[k] - m) * (p[k] - m);
   mean = m;
   rstd = T(1) / std::sqrt(v / T(n) + T(eps));
 }
+
+// A row pass sees one step's buffers through one of these: raw pointers to row 0, rows of G
+// (gates) or H values. Optional buffers (saved for backward) are null in a forward-only run.
+template <typename T>
+struct LstmFwdStep {
+  T* p;           // h_{t-1} W_hh^T (B, 4H); without save, overwritten with the activations
+  T* act;         // sigma(i), sigma(f), tanh(g), sigma(o) (B, 4H), or p itself
+  const T* x;     // the input side (B, 4H)
+  const T* c_prev;
+  T* c;           // c_t (B, H)
+  T* tc;          // tanh(LN(c_t)) (B, H), or null
+  T* h;           // h_t (B, H)
+  T *mean, *rstd, *mean_c, *rstd_c;  // (B) each, or null
+  const T *g_hh, *g_c, *b_c;
+  int64_t H;
+  double eps_hh, eps_c;
+};
+
+template <typename T>
+RNNKIT_INLINE void lstm_forward_rows_(const LstmFwdStep<T>& s, int64_t b0, int64_t b1) {
+  const int64_t H = s.H, G = 4 * H;
+  const T *gh = s.g_hh, *gc = s.g_c, *bc = s.b_c;
+  for (int64_t b = b0; b < b1; ++b) {
+    const T* pr = s.p + b * G;
+    T* ar = s.act + b * G;  // may be pr itself: each value is read before it is written
+    const T* xr = s.x + b * G;
+    const T* cpr = s.c_prev + b * H;
+    T* cr = s.c + b * H;
+    T* hr = s.h + b * H;
+    T m, r;
+    moments(pr, G, s.eps_hh, m, r);
+    T sum = 0;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t k = 0; k < H; ++k) {
+      const T i = sigmoid((pr[k] - m) * r * gh[k] + xr[k]);
+      const T f = sigmoid((pr[H + k] - m) * r * gh[H + k] + xr[H + k]);
+      const T g = tanh_((pr[2 * H + k] - m) * r * gh[2 * H + k] + xr[2 * H + k]);
+      const T o = sigmoid((pr[3 * H + k] - m) * r * gh[3 * H + k] + xr[3 * H + k]);
+      ar[k] = i, ar[H + k] = f, ar[2 * H + k] = g, ar[3 * H + k] = o;
+      const T c = f * cpr[k] + i * g;
+      cr[k] = c;
+      sum += c;
+    }
+    T mc, rc;
+    moments(cr, H, s.eps_c, mc, rc);
+    (void)sum;
+    if (s.tc) {
+      T* tr = s.tc + b * H;
+#pragma omp simd
+      for (int64_t k = 0; k < H; ++k) {
+        const T y = tanh_((cr[k] - mc) * rc * gc[k] + bc[k]);
+        tr[k] = y;
+        hr[k] = ar[3 * H + k] * y;
+      }
+      s.mean[b] = m, s.rstd[b] = r, s.mean_c[b] = mc, s.rstd_c[b] = rc;
+    } else {
+#pragma omp simd
+      for (int64_t k = 0; k < H; ++k) hr[k] = ar[3 * H + k] * tanh_((cr[k] - mc) * rc * gc[k] + bc[k]);
+    }
+  }
+}
+
+template <typename T>
+struct LstmBwdStep {
+  const T *gy, *p, *act, *c, *c_prev, *tc;  // dL/dh_t from above; the saved step
+  const T *mean, *rstd, *mean_c, *rstd_c;
+  T *dh, *dc;      // (B, H): in, dL/dh_t's recurrent share and dL/dc_t; out, dL/dc_{t-1}
+  T *gx, *gp, *dy;  // out: dL/d(gates) (B, 4H), dL/dp (B, 4H), dL/d(LN(c_t)) (B, H)
+  const T *g_hh, *g_c;
+  int64_t H;
+};
+
+template <typename T>
+RNNKIT_INLINE void lstm_backward_rows_(const LstmBwdStep<T>& s, int64_t b0, int64_t b1) {
+  const int64_t H = s.H, G = 4 * H;
+  const T *gh = s.g_hh, *gc = s.g_c;
+  for (int64_t b = b0; b < b1; ++b) {
+    const T* a = s.act + b * G;
+    const T* pr = s.p + b * G;
+    const T* c = s.c + b * H;
+    const T* cpr = s.c_prev + b * H;
+    const T* y = s.tc + b * H;
+    const T* gy = s.gy + b * H;
+    T* dhr = s.dh + b * H;
+    T* dcr = s.dc + b * H;
+    T* dy = s.dy + b * H;
+    T* gx = s.gx + b * G;
+    T* gp = s.gp + b * G;
+    const T mc = s.mean_c[b], rc = s.rstd_c[b], m = s.mean[b], r = s.rstd[b];
+    // h = o tanh(LN(c)): dL/d(LN(c)), and the two sums the layer norm's backward needs
+    T s1 = 0, s2 = 0;
+#pragma omp simd reduction(+ : s1, s2)
+    for (int64_t k = 0; k < H; ++k) {
+      const T d = dhr[k] + gy[k];
+      dhr[k] = d;  // the whole dL/dh_t from here on
+      const T dyk = d * a[3 * H + k] * (T(1) - y[k] * y[k]);
+      dy[k] = dyk;
+      const T dxh = dyk * gc[k];
+      s1 += dxh;
+      s2 += dxh * (c[k] - mc) * rc;
+    }
+    s1 /= T(H), s2 /= T(H);
+    T u1 = 0, u2 = 0;
+#pragma omp simd reduction(+ : u1, u2)
+    for (int64_t k = 0; k < H; ++k) {
+      const T xh = (c[k] - mc) * rc;
+      const T dcv = dcr[k] + rc * (dy[k] * gc[k] - s1 - xh * s2);
+      const T i = a[k], f = a[H + k], g = a[2 * H + k], o = a[3 * H + k];
+      const T gi = dcv * g * i * (T(1) - i);
+      const T gf = dcv * cpr[k] * f * (T(1) - f);
+      const T gg = dcv * i * (T(1) - g * g);
+      const T go = dhr[k] * y[k] * o * (T(1) - o);
+      gx[k] = gi, gx[H + k] = gf, gx[2 * H + k] = gg, gx[3 * H + k] = go;
+      dcr[k] = dcv * f;  // dL/dc_{t-1} through f c_{t-1}
+      // the recurrent layer norm's sums, all four blocks at once
+      const T di = gi * gh[k], df = gf * gh[H + k], dg = gg * gh[2 * H + k],
+              dO = go * gh[3 * H + k];
+      u1 += di + df + dg + dO;
+      u2 += di * (pr[k] - m) + df * (pr[H + k] - m) + dg * (pr[2 * H + k] - m) +
+            dO * (pr[3 * H + k] - m);
+    }
+    u1 /= T(G), u2 = u2 * r / T(G);
+#pragma omp simd
+    for (int64_t k = 0; k < G; ++k) gp[k] = r * (gx[k] * gh[k] - u1 - (pr[k] - m) * r * u2);
+  }
+}
+
+template <typename T>
+struct GruFwdStep {
+  const T *p, *x, *h_prev;
+  T* h;
+  T *rz, *n, *u_n, *mean, *rstd;  // saved for backward, or null
+  const T *g_hh, *b_hh;
+  int64_t H;
+  double eps;
+};
+
+template <typename T>
+RNNKIT_INLINE void gru_forward_rows_(const GruFwdStep<T>& s, int64_t b0, int64_t b1) {
+  const int64_t H = s.H, G = 3 * H;
+  const T *gh = s.g_hh, *bh = s.b_hh;
+  for (int64_t b = b0; b < b1; ++b) {
+    const T* pr = s.p + b * G;
+    const T* xr = s.x + b * G;
+    const T* hpr = s.h_prev + b * H;
+    T* hr = s.h + b * H;
+    T m, rs;
+    moments(pr, G, s.eps, m, rs);
+    if (s.rz) {
+      T* rzr = s.rz + b * 2 * H;
+      T* nr = s.n + b * H;
+      T* unr = s.u_n + b * H;
+#pragma omp simd
+      for (int64_t k = 0; k < H; ++k) {
+        const T un = (pr[2 * H + k] - m) * rs * gh[2 * H + k] + bh[2 * H + k];
+        const T r = sigmoid(xr[k] + (pr[k] - m) * rs * gh[k] + bh[k]);
+        const T z = sigmoid(xr[H + k] + (pr[H + k] - m) * rs * gh[H + k] + bh[H + k]);
+        const T n = tanh_(xr[2 * H + k] + r * un);
+        hr[k] = n + z * (hpr[k] - n);  // (1 - z) n + z h, as gru_update has it
+        rzr[k] = r, rzr[H + k] = z, nr[k] = n, unr[k] = un;
+      }
+      s.mean[b] = m, s.rstd[b] = rs;
+    } else {
+#pragma omp simd
+      for (int64_t k = 0; k < H; ++k) {
+        const T un = (pr[2 * H + k] - m) * rs * gh[2 * H + k] + bh[2 * H + k];
+        const T r = sigmoid(xr[k] + (pr[k] - m) * rs * gh[k] + bh[k]);
+        const T z = sigmoid(xr[H + k] + (pr[H + k] - m) * rs * gh[H + k] + bh[H + k]);
+        const T n = tanh_(xr[2 * H + k] + r * un);
+        hr[k] = n + z * (hpr[k] - n);
+      }
+    }
+  }
+}
+
+template <typename T>
+struct GruBwdStep {
+  const T *gy, *h_prev, *p, *rz, *n, *u_n, *mean, *rstd;
+  T* dh;  // in: dL/dh_t's recurrent share; out: dL/dh_{t-1} through z h_{t-1}
+  T *gx, *gu, *gp;  // out: dL/d(input side), dL/d(LN(p) + b_hh), dL/dp, (B, 3H) each
+  const T* g_hh;
+  int64_t H;
+};
+
+template <typename T>
+RNNKIT_INLINE void gru_backward_rows_(const GruBwdStep<T>& s, int64_t b0, int64_t b1) {
+  const int64_t H = s.H, G = 3 * H;
+  const T* gh = s.g_hh;
+  for (int64_t b = b0; b < b1; ++b) {
+    const T* pr = s.p + b * G;
+    const T* rr = s.rz + b * 2 * H;
+    const T* zr = rr + H;
+    const T* nr = s.n + b * H;
+    const T* un = s.u_n + b * H;
+    const T* hpr = s.h_prev + b * H;
+    const T* gy = s.gy + b * H;
+    T* dhr = s.dh + b * H;
+    T* gx = s.gx + b * G;
+    T* gu = s.gu + b * G;
+    T* gp = s.gp + b * G;
+    const T m = s.mean[b], rs = s.rstd[b];
+    T u1 = 0, u2 = 0;
+#pragma omp simd reduction(+ : u1, u2)
+    for (int64_t k = 0; k < H; ++k) {
+      const T d = dhr[k] + gy[k];
+      const T r = rr[k], z = zr[k], n = nr[k];
+      const T gn = d * (T(1) - z) * (T(1) - n * n);
+      const T gr = gn * un[k] * r * (T(1) - r);
+      const T gz = d * (hpr[k] - n) * z * (T(1) - z);
+      const T gun = gn * r;
+      gx[k] = gr, gx[H + k] = gz, gx[2 * H + k] = gn;
+      gu[k] = gr, gu[H + k] = gz, gu[2 * H + k] = gun;
+      dhr[k] = d * z;  // through z h_{t-1}; W_hh h_{t-1}'s share is added after the pass
+      const T dr = gr * gh[k], dz = gz * gh[H + k], dn = gun * gh[2 * H + k];
+      u1 += dr + dz + dn;
+      u2 += dr * (pr[k] - m) + dz * (pr[H + k] - m) + dn * (pr[2 * H + k] - m);
+    }
+    u1 /= T(G), u2 = u2 * rs / T(G);
+#pragma omp simd
+    for (int64_t k = 0; k < G; ++k) gp[k] = rs * (gu[k] * gh[k] - u1 - (pr[k] - m) * rs * u2);
+  }
+}
+
+// One function per row pass and dtype, so that float's can be cloned for AVX2 (double is for
+// tests and gradcheck, not for speed).
+#if RNNKIT_AVX2
+#define RNNKIT_ROWS_AVX2(name, Step)                                                 \
+  RNNKIT_AVX2_TARGET void name##_avx2(const Step<float>& s, int64_t b0, int64_t b1) { \
+    name##_<float>(s, b0, b1);                                                       \
+  }
+#define RNNKIT_CALL_AVX2(name) \
+  if (has_avx2()) return name##_avx2(s, b0, b1);
+#else
+#define RNNKIT_ROWS_AVX2(name, Step)
+#define RNNKIT_CALL_AVX2(name)
+#endif
+#define RNNKIT_ROWS(name, Step)                                                \
+  RNNKIT_ROWS_AVX2(name, Step)                                                 \
+  void name##_f(const Step<float>& s, int64_t b0, int64_t b1) {                \
+    RNNKIT_CALL_AVX2(name)                                                     \
+    name##_<float>(s, b0, b1);                                                 \
+  }                                                                            \
+  void name##_d(const Step<double>& s, int64_t b0, int64_t b1) {               \
+    name##_<double>(s, b0, b1);                                                \
+  }                                                                            \
+  template <typename T>                                                        \
+  void name(const Step<T>& s, int64_t B, int64_t row) {                        \
+    at::parallel_for(0, B, grain(row), [&](int64_t b0, int64_t b1) {           \
+      if constexpr (std::is_same_v<T, float>)                                  \
+        name##_f(s, b0, b1);                                                   \
+      else                                                                     \
+        name##_d(s, b0, b1);                                                   \
+    });                                                                        \
+  }
+RNNKIT_ROWS(lstm_forward_rows, LstmFwdStep)
+RNNKIT_ROWS(lstm_backward_rows, LstmBwdStep)
+RNNKIT_ROWS(gru_forward_rows, GruFwdStep)
+RNNKIT_ROWS(gru_backward_rows, GruBwdStep)
 
 // ---------------------------------------------------------------- LSTM
 
@@ -86,65 +427,33 @@ std::vector<Tensor> lstm_forward(const Tensor& xg, const Tensor& h0, const Tenso
     mean_c = at::empty({T, B, 1}, opt);
     rstd_c = at::empty({T, B, 1}, opt);
   } else {
-    // the activations overwrite hp's row in place; c alternates between two buffers
-    hp = at::empty({1, B, G}, opt);
-    cbuf = at::empty({2, B, H}, opt);
+    hp = at::empty({1, B, G}, opt);   // the activations overwrite it in place
+    cbuf = at::empty({2, B, H}, opt);  // c alternates between two buffers
   }
   Tensor c_last = c0;
   AT_DISPATCH_FLOATING_TYPES(xg.scalar_type(), "lstm_forward", [&] {
     using T_ = scalar_t;
-    const T_* gh = g_hh.data_ptr<T_>();
-    const T_* gc = g_c.data_ptr<T_>();
-    const T_* bc = b_c.data_ptr<T_>();
     for (int64_t t = 0; t < T; ++t) {
       const Tensor h_prev = t == 0 ? h0 : hs[t - 1];
       const Tensor c_prev = t == 0 ? c0 : (save ? cs[t - 1] : cbuf[(t - 1) & 1]);
       Tensor p = save ? hp[t] : hp[0];
       Tensor c_new = save ? cs[t] : cbuf[t & 1];
       at::mm_out(p, h_prev, w_t);
-      T_* pp = p.data_ptr<T_>();
-      T_* ap = save ? act[t].data_ptr<T_>() : pp;
-      T_* cp = c_new.data_ptr<T_>();
-      T_* tcp = save ? tc[t].data_ptr<T_>() : nullptr;
-      T_* hp_out = hs[t].data_ptr<T_>();
-      const T_* cprev = c_prev.data_ptr<T_>();
-      const T_* x = xg[t].data_ptr<T_>();
-      T_* mp = save ? mean[t].data_ptr<T_>() : nullptr;
-      T_* rp = save ? rstd[t].data_ptr<T_>() : nullptr;
-      T_* mcp = save ? mean_c[t].data_ptr<T_>() : nullptr;
-      T_* rcp = save ? rstd_c[t].data_ptr<T_>() : nullptr;
-      at::parallel_for(0, B, grain(G), [&](int64_t b0, int64_t b1) {
-        for (int64_t b = b0; b < b1; ++b) {
-          T_* pr = pp + b * G;  // h_{t-1} W_hh^T, row b
-          T_* ar = ap + b * G;  // may be pr itself (no save): each value read before written
-          const T_* xr = x + b * G;
-          T_* cr = cp + b * H;
-          const T_* cpr = cprev + b * H;
-          T_ m, r;
-          moments(pr, G, eps_hh, m, r);
-          T_ s = 0;
-          for (int64_t k = 0; k < H; ++k) {
-            const T_ i = sigmoid((pr[k] - m) * r * gh[k] + xr[k]);
-            const T_ f = sigmoid((pr[H + k] - m) * r * gh[H + k] + xr[H + k]);
-            const T_ g = std::tanh((pr[2 * H + k] - m) * r * gh[2 * H + k] + xr[2 * H + k]);
-            const T_ o = sigmoid((pr[3 * H + k] - m) * r * gh[3 * H + k] + xr[3 * H + k]);
-            ar[k] = i, ar[H + k] = f, ar[2 * H + k] = g, ar[3 * H + k] = o;
-            cr[k] = f * cpr[k] + i * g;
-            s += cr[k];
-          }
-          const T_ mc = s / T_(H);
-          T_ v = 0;
-          for (int64_t k = 0; k < H; ++k) v += (cr[k] - mc) * (cr[k] - mc);
-          const T_ rc = T_(1) / std::sqrt(v / T_(H) + T_(eps_c));
-          T_* hr = hp_out + b * H;
-          for (int64_t k = 0; k < H; ++k) {
-            const T_ y = std::tanh((cr[k] - mc) * rc * gc[k] + bc[k]);
-            if (save) tcp[b * H + k] = y;
-            hr[k] = ar[3 * H + k] * y;
-          }
-          if (save) mp[b] = m, rp[b] = r, mcp[b] = mc, rcp[b] = rc;
-        }
-      });
+      LstmFwdStep<T_> s{};
+      s.p = p.data_ptr<T_>();
+      s.act = save ? act[t].data_ptr<T_>() : s.p;
+      s.x = xg[t].data_ptr<T_>();
+      s.c_prev = c_prev.data_ptr<T_>();
+      s.c = c_new.data_ptr<T_>();
+      s.h = hs[t].data_ptr<T_>();
+      if (save) {
+        s.tc = tc[t].data_ptr<T_>();
+        s.mean = mean[t].data_ptr<T_>(), s.rstd = rstd[t].data_ptr<T_>();
+        s.mean_c = mean_c[t].data_ptr<T_>(), s.rstd_c = rstd_c[t].data_ptr<T_>();
+      }
+      s.g_hh = g_hh.data_ptr<T_>(), s.g_c = g_c.data_ptr<T_>(), s.b_c = b_c.data_ptr<T_>();
+      s.H = H, s.eps_hh = eps_hh, s.eps_c = eps_c;
+      lstm_forward_rows(s, B, G);
       c_last = c_new;
     }
   });
@@ -175,67 +484,22 @@ std::vector<Tensor> lstm_backward(const Tensor& grad_hs, const Tensor& grad_c_T,
   Tensor dc = grad_c_T.clone();
   AT_DISPATCH_FLOATING_TYPES(hp.scalar_type(), "lstm_backward", [&] {
     using T_ = scalar_t;
-    const T_* gh = g_hh.data_ptr<T_>();
-    const T_* gc = g_c.data_ptr<T_>();
-    T_* dhp = dh.data_ptr<T_>();
-    T_* dcp = dc.data_ptr<T_>();
     for (int64_t t = T - 1; t >= 0; --t) {
-      const T_* gy = grad_hs[t].data_ptr<T_>();
-      const T_* pp = hp[t].data_ptr<T_>();
-      const T_* ap = act[t].data_ptr<T_>();
-      const T_* cp = cs[t].data_ptr<T_>();
-      const T_* cprev = (t == 0 ? c0 : cs[t - 1]).data_ptr<T_>();
-      const T_* tcp = tc[t].data_ptr<T_>();
-      const T_ *mp = mean[t].data_ptr<T_>(), *rp = rstd[t].data_ptr<T_>();
-      const T_ *mcp = mean_c[t].data_ptr<T_>(), *rcp = rstd_c[t].data_ptr<T_>();
-      T_* gxp = grad_xg[t].data_ptr<T_>();
-      T_* gpp = grad_hp[t].data_ptr<T_>();
-      T_* dyp = dys[t].data_ptr<T_>();
-      at::parallel_for(0, B, grain(G), [&](int64_t b0, int64_t b1) {
-        for (int64_t b = b0; b < b1; ++b) {
-          const T_* a = ap + b * G;
-          const T_* pr = pp + b * G;
-          const T_* c = cp + b * H;
-          const T_* cpr = cprev + b * H;
-          const T_* y = tcp + b * H;
-          T_* dhr = dhp + b * H;
-          T_* dcr = dcp + b * H;
-          T_* dy = dyp + b * H;
-          T_* gx = gxp + b * G;
-          T_* gp = gpp + b * G;
-          const T_ mc = mcp[b], rc = rcp[b], m = mp[b], r = rp[b];
-          // h = o tanh(LN(c)): dL/d(LN(c)), and the sums the layer norm's backward needs
-          T_ s1 = 0, s2 = 0;
-          for (int64_t k = 0; k < H; ++k) {
-            const T_ d = dhr[k] + gy[b * H + k];
-            dhr[k] = d;  // the whole dL/dh_t from here on
-            dy[k] = d * a[3 * H + k] * (T_(1) - y[k] * y[k]);
-            const T_ dxh = dy[k] * gc[k];
-            s1 += dxh;
-            s2 += dxh * (c[k] - mc) * rc;
-          }
-          s1 /= T_(H), s2 /= T_(H);
-          T_ u1 = 0, u2 = 0;
-          for (int64_t k = 0; k < H; ++k) {
-            const T_ xh = (c[k] - mc) * rc;
-            const T_ dcv = dcr[k] + rc * (dy[k] * gc[k] - s1 - xh * s2);
-            const T_ i = a[k], f = a[H + k], g = a[2 * H + k], o = a[3 * H + k];
-            gx[k] = dcv * g * i * (T_(1) - i);
-            gx[H + k] = dcv * cpr[k] * f * (T_(1) - f);
-            gx[2 * H + k] = dcv * i * (T_(1) - g * g);
-            gx[3 * H + k] = dhr[k] * y[k] * o * (T_(1) - o);
-            dcr[k] = dcv * f;  // dL/dc_{t-1} through f c_{t-1}
-          }
-          for (int64_t k = 0; k < G; ++k) {
-            const T_ dxh = gx[k] * gh[k];
-            u1 += dxh;
-            u2 += dxh * (pr[k] - m) * r;
-          }
-          u1 /= T_(G), u2 /= T_(G);
-          for (int64_t k = 0; k < G; ++k)
-            gp[k] = r * (gx[k] * gh[k] - u1 - (pr[k] - m) * r * u2);
-        }
-      });
+      LstmBwdStep<T_> s{};
+      s.gy = grad_hs[t].data_ptr<T_>();
+      s.p = hp[t].data_ptr<T_>();
+      s.act = act[t].data_ptr<T_>();
+      s.c = cs[t].data_ptr<T_>();
+      s.c_prev = (t == 0 ? c0 : cs[t - 1]).data_ptr<T_>();
+      s.tc = tc[t].data_ptr<T_>();
+      s.mean = mean[t].data_ptr<T_>(), s.rstd = rstd[t].data_ptr<T_>();
+      s.mean_c = mean_c[t].data_ptr<T_>(), s.rstd_c = rstd_c[t].data_ptr<T_>();
+      s.dh = dh.data_ptr<T_>(), s.dc = dc.data_ptr<T_>();
+      s.gx = grad_xg[t].data_ptr<T_>(), s.gp = grad_hp[t].data_ptr<T_>();
+      s.dy = dys[t].data_ptr<T_>();
+      s.g_hh = g_hh.data_ptr<T_>(), s.g_c = g_c.data_ptr<T_>();
+      s.H = H;
+      lstm_backward_rows(s, B, G);
       at::mm_out(dh, grad_hp[t], w_hh);  // dL/dh_{t-1}
     }
   });
@@ -273,45 +537,22 @@ std::vector<Tensor> gru_forward(const Tensor& xp, const Tensor& h0, const Tensor
   }
   AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "gru_forward", [&] {
     using T_ = scalar_t;
-    const T_* gh = g_hh.data_ptr<T_>();
-    const T_* bh = b_hh.data_ptr<T_>();
     for (int64_t t = 0; t < T; ++t) {
       const Tensor h_prev = t == 0 ? h0 : hs[t - 1];
       Tensor p = save ? hp[t] : hp[0];
       at::mm_out(p, h_prev, w_t);
-      const T_* pp = p.data_ptr<T_>();
-      const T_* x = xp[t].data_ptr<T_>();
-      const T_* hprev = h_prev.data_ptr<T_>();
-      T_* hout = hs[t].data_ptr<T_>();
-      T_* rzp = save ? rz[t].data_ptr<T_>() : nullptr;
-      T_* nsp = save ? ns[t].data_ptr<T_>() : nullptr;
-      T_* unp = save ? u_n[t].data_ptr<T_>() : nullptr;
-      T_* mp = save ? mean[t].data_ptr<T_>() : nullptr;
-      T_* rp = save ? rstd[t].data_ptr<T_>() : nullptr;
-      at::parallel_for(0, B, grain(G), [&](int64_t b0, int64_t b1) {
-        for (int64_t b = b0; b < b1; ++b) {
-          const T_* pr = pp + b * G;
-          const T_* xr = x + b * G;
-          const T_* hpr = hprev + b * H;
-          T_* hr = hout + b * H;
-          T_ m, rs;
-          moments(pr, G, eps, m, rs);
-          for (int64_t k = 0; k < H; ++k) {
-            const T_ ur = (pr[k] - m) * rs * gh[k] + bh[k];
-            const T_ uz = (pr[H + k] - m) * rs * gh[H + k] + bh[H + k];
-            const T_ un = (pr[2 * H + k] - m) * rs * gh[2 * H + k] + bh[2 * H + k];
-            const T_ r = sigmoid(xr[k] + ur);
-            const T_ z = sigmoid(xr[H + k] + uz);
-            const T_ n = std::tanh(xr[2 * H + k] + r * un);
-            hr[k] = n + z * (hpr[k] - n);  // (1 - z) n + z h, as gru_update has it
-            if (save) {
-              rzp[b * 2 * H + k] = r, rzp[b * 2 * H + H + k] = z;
-              nsp[b * H + k] = n, unp[b * H + k] = un;
-            }
-          }
-          if (save) mp[b] = m, rp[b] = rs;
-        }
-      });
+      GruFwdStep<T_> s{};
+      s.p = p.data_ptr<T_>();
+      s.x = xp[t].data_ptr<T_>();
+      s.h_prev = h_prev.data_ptr<T_>();
+      s.h = hs[t].data_ptr<T_>();
+      if (save) {
+        s.rz = rz[t].data_ptr<T_>(), s.n = ns[t].data_ptr<T_>(), s.u_n = u_n[t].data_ptr<T_>();
+        s.mean = mean[t].data_ptr<T_>(), s.rstd = rstd[t].data_ptr<T_>();
+      }
+      s.g_hh = g_hh.data_ptr<T_>(), s.b_hh = b_hh.data_ptr<T_>();
+      s.H = H, s.eps = eps;
+      gru_forward_rows(s, B, G);
     }
   });
   if (!save) return {};
@@ -338,53 +579,19 @@ std::vector<Tensor> gru_backward(const Tensor& grad_hs, const Tensor& h0, const 
   Tensor dh = at::zeros({B, H}, opt);
   AT_DISPATCH_FLOATING_TYPES(hp.scalar_type(), "gru_backward", [&] {
     using T_ = scalar_t;
-    const T_* gh = g_hh.data_ptr<T_>();
-    T_* dhp = dh.data_ptr<T_>();
     for (int64_t t = T - 1; t >= 0; --t) {
-      const T_* gy = grad_hs[t].data_ptr<T_>();
-      const T_* hprev = (t == 0 ? h0 : hs[t - 1]).data_ptr<T_>();
-      const T_* pp = hp[t].data_ptr<T_>();
-      const T_* rzp = rz[t].data_ptr<T_>();
-      const T_* nsp = ns[t].data_ptr<T_>();
-      const T_* unp = u_n[t].data_ptr<T_>();
-      const T_ *mp = mean[t].data_ptr<T_>(), *rp = rstd[t].data_ptr<T_>();
-      T_* gxp = grad_xp[t].data_ptr<T_>();
-      T_* gpp = grad_hp[t].data_ptr<T_>();
-      T_* gup = grad_u[t].data_ptr<T_>();
-      at::parallel_for(0, B, grain(G), [&](int64_t b0, int64_t b1) {
-        for (int64_t b = b0; b < b1; ++b) {
-          const T_* pr = pp + b * G;
-          const T_* r_ = rzp + b * 2 * H;
-          const T_* z_ = r_ + H;
-          const T_* n_ = nsp + b * H;
-          const T_* un = unp + b * H;
-          const T_* hpr = hprev + b * H;
-          T_* dhr = dhp + b * H;
-          T_* gx = gxp + b * G;
-          T_* gu = gup + b * G;
-          T_* gp = gpp + b * G;
-          const T_ m = mp[b], rs = rp[b];
-          for (int64_t k = 0; k < H; ++k) {
-            const T_ d = dhr[k] + gy[b * H + k];
-            const T_ r = r_[k], z = z_[k], n = n_[k];
-            const T_ gn = d * (T_(1) - z) * (T_(1) - n * n);
-            gx[2 * H + k] = gn;
-            gx[k] = gn * un[k] * r * (T_(1) - r);
-            gx[H + k] = d * (hpr[k] - n) * z * (T_(1) - z);
-            gu[k] = gx[k], gu[H + k] = gx[H + k], gu[2 * H + k] = gn * r;
-            dhr[k] = d * z;  // through z h_{t-1}; W_hh h_{t-1}'s share is added below
-          }
-          T_ u1 = 0, u2 = 0;
-          for (int64_t k = 0; k < G; ++k) {
-            const T_ dxh = gu[k] * gh[k];
-            u1 += dxh;
-            u2 += dxh * (pr[k] - m) * rs;
-          }
-          u1 /= T_(G), u2 /= T_(G);
-          for (int64_t k = 0; k < G; ++k)
-            gp[k] = rs * (gu[k] * gh[k] - u1 - (pr[k] - m) * rs * u2);
-        }
-      });
+      GruBwdStep<T_> s{};
+      s.gy = grad_hs[t].data_ptr<T_>();
+      s.h_prev = (t == 0 ? h0 : hs[t - 1]).data_ptr<T_>();
+      s.p = hp[t].data_ptr<T_>();
+      s.rz = rz[t].data_ptr<T_>(), s.n = ns[t].data_ptr<T_>(), s.u_n = u_n[t].data_ptr<T_>();
+      s.mean = mean[t].data_ptr<T_>(), s.rstd = rstd[t].data_ptr<T_>();
+      s.dh = dh.data_ptr<T_>();
+      s.gx = grad_xp[t].data_ptr<T_>(), s.gu = grad_u[t].data_ptr<T_>();
+      s.gp = grad_hp[t].data_ptr<T_>();
+      s.g_hh = g_hh.data_ptr<T_>();
+      s.H = H;
+      gru_backward_rows(s, B, G);
       dh.addmm_(grad_hp[t], w_hh);
     }
   });
