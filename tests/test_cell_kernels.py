@@ -215,6 +215,8 @@ def test_kernels_refuse_what_they_cannot_run(monkeypatch):
     assert native.usable(torch.zeros(2), torch.zeros(2, dtype=torch.float64)) is None  # mixed
     assert native.usable(torch.zeros(2, dtype=torch.float16)) is None
     assert native.usable(torch.zeros(2), torch.zeros(2, device="meta")) is None
+    monkeypatch.setattr(torch.jit, "is_tracing", lambda: True)  # ONNX / TorchScript export
+    assert native.usable(torch.zeros(2)) is None
 
 
 def test_a_failed_build_warns_once_and_falls_back(monkeypatch):

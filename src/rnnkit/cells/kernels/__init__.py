@@ -82,9 +82,16 @@ def load() -> object | None:
 
 
 def usable(*tensors: torch.Tensor) -> object | None:
-    """The kernels if they can run on these tensors (CPU, float32 or float64), else ``None``."""
-    if not all(t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64)
-               for t in tensors):  # fmt: skip
+    """The kernels if they can run on these tensors (CPU, float32 or float64), else ``None``.
+
+    Never while tracing, scripting or compiling (ONNX and TorchScript export, ``torch.compile``,
+    ``torch.export``), nor on tensor subclasses (fake or functional tensors): the kernels are
+    opaque to those, which need the PyTorch loops' ordinary ops.
+    """
+    if torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_compiling():
+        return None
+    if not all(type(t) in (torch.Tensor, torch.nn.Parameter) and t.device.type == "cpu"
+               and t.dtype in (torch.float32, torch.float64) for t in tensors):  # fmt: skip
         return None
     if len({t.dtype for t in tensors}) != 1:
         return None
