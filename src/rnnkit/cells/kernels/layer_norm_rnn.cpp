@@ -125,6 +125,13 @@ void check(const Tensor& t, const Tensor& like, const char* name) {
               t.scalar_type(), ", expected ", like.scalar_type());
 }
 
+// Row 0 of step t of a (T, B, ...) buffer: pointer arithmetic, where x[t] would build a tensor
+// (a microsecond each, some fifteen times a step)
+template <typename T>
+inline T* step(const Tensor& x, int64_t t) {
+  return x.data_ptr<T>() + t * x.stride(0);
+}
+
 // mean and 1/sqrt(var + eps) of one row, two passes (the biased variance, as layer_norm has it)
 template <typename T>
 RNNKIT_INLINE void moments(const T* p, int64_t n, double eps, T& mean, T& rstd) {
@@ -430,33 +437,30 @@ std::vector<Tensor> lstm_forward(const Tensor& xg, const Tensor& h0, const Tenso
     hp = at::empty({1, B, G}, opt);   // the activations overwrite it in place
     cbuf = at::empty({2, B, H}, opt);  // c alternates between two buffers
   }
-  Tensor c_last = c0;
   AT_DISPATCH_FLOATING_TYPES(xg.scalar_type(), "lstm_forward", [&] {
     using T_ = scalar_t;
     for (int64_t t = 0; t < T; ++t) {
-      const Tensor h_prev = t == 0 ? h0 : hs[t - 1];
-      const Tensor c_prev = t == 0 ? c0 : (save ? cs[t - 1] : cbuf[(t - 1) & 1]);
       Tensor p = save ? hp[t] : hp[0];
-      Tensor c_new = save ? cs[t] : cbuf[t & 1];
-      at::mm_out(p, h_prev, w_t);
+      at::mm_out(p, t == 0 ? h0 : hs[t - 1], w_t);
       LstmFwdStep<T_> s{};
       s.p = p.data_ptr<T_>();
-      s.act = save ? act[t].data_ptr<T_>() : s.p;
-      s.x = xg[t].data_ptr<T_>();
-      s.c_prev = c_prev.data_ptr<T_>();
-      s.c = c_new.data_ptr<T_>();
-      s.h = hs[t].data_ptr<T_>();
+      s.act = save ? step<T_>(act, t) : s.p;
+      s.x = step<T_>(xg, t);
+      const Tensor& cb = save ? cs : cbuf;  // c_t: cs[t], or cbuf[t % 2]
+      s.c_prev = t == 0 ? c0.data_ptr<T_>() : step<T_>(cb, save ? t - 1 : (t - 1) & 1);
+      s.c = step<T_>(cb, save ? t : t & 1);
+      s.h = step<T_>(hs, t);
       if (save) {
-        s.tc = tc[t].data_ptr<T_>();
-        s.mean = mean[t].data_ptr<T_>(), s.rstd = rstd[t].data_ptr<T_>();
-        s.mean_c = mean_c[t].data_ptr<T_>(), s.rstd_c = rstd_c[t].data_ptr<T_>();
+        s.tc = step<T_>(tc, t);
+        s.mean = step<T_>(mean, t), s.rstd = step<T_>(rstd, t);
+        s.mean_c = step<T_>(mean_c, t), s.rstd_c = step<T_>(rstd_c, t);
       }
       s.g_hh = g_hh.data_ptr<T_>(), s.g_c = g_c.data_ptr<T_>(), s.b_c = b_c.data_ptr<T_>();
       s.H = H, s.eps_hh = eps_hh, s.eps_c = eps_c;
       lstm_forward_rows(s, B, G);
-      c_last = c_new;
     }
   });
+  const Tensor c_last = save ? cs[T - 1] : cbuf[(T - 1) & 1];
   if (!save) return {c_last};
   return {c_last, hp, act, cs, tc, mean, rstd, mean_c, rstd_c};
 }
@@ -486,17 +490,17 @@ std::vector<Tensor> lstm_backward(const Tensor& grad_hs, const Tensor& grad_c_T,
     using T_ = scalar_t;
     for (int64_t t = T - 1; t >= 0; --t) {
       LstmBwdStep<T_> s{};
-      s.gy = grad_hs[t].data_ptr<T_>();
-      s.p = hp[t].data_ptr<T_>();
-      s.act = act[t].data_ptr<T_>();
-      s.c = cs[t].data_ptr<T_>();
-      s.c_prev = (t == 0 ? c0 : cs[t - 1]).data_ptr<T_>();
-      s.tc = tc[t].data_ptr<T_>();
-      s.mean = mean[t].data_ptr<T_>(), s.rstd = rstd[t].data_ptr<T_>();
-      s.mean_c = mean_c[t].data_ptr<T_>(), s.rstd_c = rstd_c[t].data_ptr<T_>();
+      s.gy = step<T_>(grad_hs, t);
+      s.p = step<T_>(hp, t);
+      s.act = step<T_>(act, t);
+      s.c = step<T_>(cs, t);
+      s.c_prev = t == 0 ? c0.data_ptr<T_>() : step<T_>(cs, t - 1);
+      s.tc = step<T_>(tc, t);
+      s.mean = step<T_>(mean, t), s.rstd = step<T_>(rstd, t);
+      s.mean_c = step<T_>(mean_c, t), s.rstd_c = step<T_>(rstd_c, t);
       s.dh = dh.data_ptr<T_>(), s.dc = dc.data_ptr<T_>();
-      s.gx = grad_xg[t].data_ptr<T_>(), s.gp = grad_hp[t].data_ptr<T_>();
-      s.dy = dys[t].data_ptr<T_>();
+      s.gx = step<T_>(grad_xg, t), s.gp = step<T_>(grad_hp, t);
+      s.dy = step<T_>(dys, t);
       s.g_hh = g_hh.data_ptr<T_>(), s.g_c = g_c.data_ptr<T_>();
       s.H = H;
       lstm_backward_rows(s, B, G);
@@ -543,12 +547,12 @@ std::vector<Tensor> gru_forward(const Tensor& xp, const Tensor& h0, const Tensor
       at::mm_out(p, h_prev, w_t);
       GruFwdStep<T_> s{};
       s.p = p.data_ptr<T_>();
-      s.x = xp[t].data_ptr<T_>();
+      s.x = step<T_>(xp, t);
       s.h_prev = h_prev.data_ptr<T_>();
-      s.h = hs[t].data_ptr<T_>();
+      s.h = step<T_>(hs, t);
       if (save) {
-        s.rz = rz[t].data_ptr<T_>(), s.n = ns[t].data_ptr<T_>(), s.u_n = u_n[t].data_ptr<T_>();
-        s.mean = mean[t].data_ptr<T_>(), s.rstd = rstd[t].data_ptr<T_>();
+        s.rz = step<T_>(rz, t), s.n = step<T_>(ns, t), s.u_n = step<T_>(u_n, t);
+        s.mean = step<T_>(mean, t), s.rstd = step<T_>(rstd, t);
       }
       s.g_hh = g_hh.data_ptr<T_>(), s.b_hh = b_hh.data_ptr<T_>();
       s.H = H, s.eps = eps;
@@ -581,14 +585,14 @@ std::vector<Tensor> gru_backward(const Tensor& grad_hs, const Tensor& h0, const 
     using T_ = scalar_t;
     for (int64_t t = T - 1; t >= 0; --t) {
       GruBwdStep<T_> s{};
-      s.gy = grad_hs[t].data_ptr<T_>();
-      s.h_prev = (t == 0 ? h0 : hs[t - 1]).data_ptr<T_>();
-      s.p = hp[t].data_ptr<T_>();
-      s.rz = rz[t].data_ptr<T_>(), s.n = ns[t].data_ptr<T_>(), s.u_n = u_n[t].data_ptr<T_>();
-      s.mean = mean[t].data_ptr<T_>(), s.rstd = rstd[t].data_ptr<T_>();
+      s.gy = step<T_>(grad_hs, t);
+      s.h_prev = t == 0 ? h0.data_ptr<T_>() : step<T_>(hs, t - 1);
+      s.p = step<T_>(hp, t);
+      s.rz = step<T_>(rz, t), s.n = step<T_>(ns, t), s.u_n = step<T_>(u_n, t);
+      s.mean = step<T_>(mean, t), s.rstd = step<T_>(rstd, t);
       s.dh = dh.data_ptr<T_>();
-      s.gx = grad_xp[t].data_ptr<T_>(), s.gu = grad_u[t].data_ptr<T_>();
-      s.gp = grad_hp[t].data_ptr<T_>();
+      s.gx = step<T_>(grad_xp, t), s.gu = step<T_>(grad_u, t);
+      s.gp = step<T_>(grad_hp, t);
       s.g_hh = g_hh.data_ptr<T_>();
       s.H = H;
       gru_backward_rows(s, B, G);
