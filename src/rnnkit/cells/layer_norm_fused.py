@@ -134,11 +134,12 @@ class _LayerNormLSTM(torch.autograd.Function):
         if ctx.kernels is not None:
             grad_hs = torch.zeros_like(hs) if grad_hs is None else grad_hs.contiguous()
             grad_c_T = torch.zeros_like(c0) if grad_c_T is None else grad_c_T.contiguous()
-            grad_xg, dh, dc, grad_hp, dys = ctx.kernels.lstm_backward(
+            # the kernel sums the norms' gain and shift gradients as it goes
+            grad_xg, dh, dc, grad_hp, *norms = ctx.kernels.lstm_backward(
                 grad_hs, grad_c_T, h0, c0, w_hh, g_hh, g_c, hp, act, cs, tc, *stats
             )
-            weights = _lstm_weight_grads(grad_hp, grad_xg, dys, grad_hp, hs, h0, hp, cs, *stats)
-            return grad_xg, dh, dc, *weights, None, None, None
+            grad_w_hh = _w_hh_grad(grad_hp, hs, h0)
+            return grad_xg, dh, dc, grad_w_hh, *norms, None, None, None
         # The per-step factors that do not depend on the incoming gradient, for all steps at
         # once and in one buffer (fresh memory is costly: every new page is a fault): the
         # pre-activations' gradients are dc * fac[:, :, :3H] for i, f, g and dh * fac[..., 3H:]
@@ -179,15 +180,19 @@ class _LayerNormLSTM(torch.autograd.Function):
         return grad_xg, dh, dc, *weights, None, None, None
 
 
+def _w_hh_grad(grad_hp: Tensor, hs: Tensor, h0: Tensor) -> Tensor:
+    """dW_hh = sum_t dL/d(W_hh h_{t-1}) h_{t-1}^T: one matmul over all steps."""
+    G, H = grad_hp.shape[-1], hs.shape[-1]
+    grad_w_hh = grad_hp[1:].reshape(-1, G).t().mm(hs[:-1].reshape(-1, H))
+    return grad_w_hh.addmm_(grad_hp[0].t(), h0)
+
+
 def _lstm_weight_grads(grad_hp, grad_xg, dys, scratch, hs, h0, hp, cs, mean, rstd, mean_c, rstd_c):
     """dW_hh, the recurrent norm's gain, the cell norm's gain and shift: whole-sequence sums.
 
     ``scratch`` (T, B, 4H) may be ``grad_hp`` itself (it is read first); ``dys`` is overwritten.
     """
-    H = hs.shape[-1]
-    G = 4 * H
-    grad_w_hh = grad_hp[1:].view(-1, G).t().mm(hs[:-1].reshape(-1, H))  # one matmul
-    grad_w_hh.addmm_(grad_hp[0].t(), h0)
+    grad_w_hh = _w_hh_grad(grad_hp, hs, h0)
     n_hp = torch.sub(hp, mean, out=scratch).mul_(rstd)  # the normalised W_hh h_{t-1}
     grad_g_hh = n_hp.mul_(grad_xg).sum((0, 1))
     grad_b_c = dys.sum((0, 1))
@@ -274,11 +279,10 @@ class _LayerNormGRU(torch.autograd.Function):
         T, B, H = hs.shape
         G = 3 * H
         if ctx.kernels is not None:
-            grad_xp, dh, grad_hp, grad_u = ctx.kernels.gru_backward(
+            grad_xp, dh, grad_hp, *norm = ctx.kernels.gru_backward(
                 grad_hs.contiguous(), h0, w_hh, g_hh, hs, hp, rz, ns, mean, rstd, u_n
             )
-            weights = _gru_weight_grads(grad_hp, grad_u, hs, h0, hp, mean, rstd)
-            return grad_xp, dh, *weights, None, None
+            return grad_xp, dh, _w_hh_grad(grad_hp, hs, h0), *norm, None, None
         r, z = rz[..., :H], rz[..., H:]
         # Per-step factors independent of the incoming gradient, for all steps at once:
         # d(pre n) = dh * dn, d(pre r) = d(pre n) * dr, d(pre z) = dh * dz; the recurrent
@@ -313,10 +317,7 @@ class _LayerNormGRU(torch.autograd.Function):
 
 def _gru_weight_grads(grad_hp, grad_u, hs, h0, hp, mean, rstd):
     """dW_hh, the recurrent norm's gain and shift: whole-sequence sums; ``grad_hp`` is reused."""
-    H = hs.shape[-1]
-    G = 3 * H
-    grad_w_hh = grad_hp[1:].view(-1, G).t().mm(hs[:-1].reshape(-1, H))  # one matmul
-    grad_w_hh.addmm_(grad_hp[0].t(), h0)
+    grad_w_hh = _w_hh_grad(grad_hp, hs, h0)
     n_hp = torch.sub(hp, mean, out=grad_hp).mul_(rstd)  # the normalised W_hh h_{t-1}
     grad_g_hh = n_hp.mul_(grad_u).sum((0, 1))
     grad_b_hh = grad_u.sum((0, 1))

@@ -212,7 +212,10 @@ struct LstmBwdStep {
   const T *gy, *p, *act, *c, *c_prev, *tc;  // dL/dh_t from above; the saved step
   const T *mean, *rstd, *mean_c, *rstd_c;
   T *dh, *dc;      // (B, H): in, dL/dh_t's recurrent share and dL/dc_t; out, dL/dc_{t-1}
-  T *gx, *gp, *dy;  // out: dL/d(gates) (B, 4H), dL/dp (B, 4H), dL/d(LN(c_t)) (B, H)
+  T *gx, *gp;  // out: dL/d(gates) (B, 4H), dL/dp (B, 4H)
+  // running sums over the steps, per row, of the norms' gain and shift gradients: (B, 4H) for
+  // the recurrent norm's gain, (B, H) for the cell norm's gain and shift
+  T *acc_g_hh, *acc_g_c, *acc_b_c;
   const T *g_hh, *g_c;
   int64_t H;
 };
@@ -230,9 +233,11 @@ RNNKIT_INLINE void lstm_backward_rows_(const LstmBwdStep<T>& s, int64_t b0, int6
     const T* gy = s.gy + b * H;
     T* dhr = s.dh + b * H;
     T* dcr = s.dc + b * H;
-    T* dy = s.dy + b * H;
     T* gx = s.gx + b * G;
     T* gp = s.gp + b * G;
+    T* dy = s.acc_b_c + b * H;  // dL/d(LN(c_t)) is kept only as its sums
+    T* agc = s.acc_g_c + b * H;
+    T* agh = s.acc_g_hh + b * G;
     const T mc = s.mean_c[b], rc = s.rstd_c[b], m = s.mean[b], r = s.rstd[b];
     // h = o tanh(LN(c)): dL/d(LN(c)), and the two sums the layer norm's backward needs
     T s1 = 0, s2 = 0;
@@ -241,17 +246,20 @@ RNNKIT_INLINE void lstm_backward_rows_(const LstmBwdStep<T>& s, int64_t b0, int6
       const T d = dhr[k] + gy[k];
       dhr[k] = d;  // the whole dL/dh_t from here on
       const T dyk = d * a[3 * H + k] * (T(1) - y[k] * y[k]);
-      dy[k] = dyk;
+      const T xh = (c[k] - mc) * rc;
+      agc[k] += dyk * xh;
       const T dxh = dyk * gc[k];
       s1 += dxh;
-      s2 += dxh * (c[k] - mc) * rc;
+      s2 += dxh * xh;
     }
     s1 /= T(H), s2 /= T(H);
     T u1 = 0, u2 = 0;
 #pragma omp simd reduction(+ : u1, u2)
     for (int64_t k = 0; k < H; ++k) {
       const T xh = (c[k] - mc) * rc;
-      const T dcv = dcr[k] + rc * (dy[k] * gc[k] - s1 - xh * s2);
+      const T dyk = dhr[k] * a[3 * H + k] * (T(1) - y[k] * y[k]);  // as above, not stored
+      dy[k] += dyk;
+      const T dcv = dcr[k] + rc * (dyk * gc[k] - s1 - xh * s2);
       const T i = a[k], f = a[H + k], g = a[2 * H + k], o = a[3 * H + k];
       const T gi = dcv * g * i * (T(1) - i);
       const T gf = dcv * cpr[k] * f * (T(1) - f);
@@ -268,7 +276,11 @@ RNNKIT_INLINE void lstm_backward_rows_(const LstmBwdStep<T>& s, int64_t b0, int6
     }
     u1 /= T(G), u2 = u2 * r / T(G);
 #pragma omp simd
-    for (int64_t k = 0; k < G; ++k) gp[k] = r * (gx[k] * gh[k] - u1 - (pr[k] - m) * r * u2);
+    for (int64_t k = 0; k < G; ++k) {
+      const T xh = (pr[k] - m) * r;
+      agh[k] += gx[k] * xh;
+      gp[k] = r * (gx[k] * gh[k] - u1 - xh * u2);
+    }
   }
 }
 
@@ -324,7 +336,9 @@ template <typename T>
 struct GruBwdStep {
   const T *gy, *h_prev, *p, *rz, *n, *u_n, *mean, *rstd;
   T* dh;  // in: dL/dh_t's recurrent share; out: dL/dh_{t-1} through z h_{t-1}
-  T *gx, *gu, *gp;  // out: dL/d(input side), dL/d(LN(p) + b_hh), dL/dp, (B, 3H) each
+  T *gx, *gp;  // out: dL/d(input side), dL/dp, (B, 3H) each
+  // running sums over the steps, per row, of the recurrent norm's gain and shift gradients
+  T *acc_g_hh, *acc_b_hh;  // (B, 3H) each
   const T* g_hh;
   int64_t H;
 };
@@ -343,8 +357,10 @@ RNNKIT_INLINE void gru_backward_rows_(const GruBwdStep<T>& s, int64_t b0, int64_
     const T* gy = s.gy + b * H;
     T* dhr = s.dh + b * H;
     T* gx = s.gx + b * G;
-    T* gu = s.gu + b * G;
     T* gp = s.gp + b * G;
+    T* gu = gp;  // dL/d(LN(p) + b_hh) first, overwritten in place by dL/dp below
+    T* agh = s.acc_g_hh + b * G;
+    T* abh = s.acc_b_hh + b * G;
     const T m = s.mean[b], rs = s.rstd[b];
     T u1 = 0, u2 = 0;
 #pragma omp simd reduction(+ : u1, u2)
@@ -364,7 +380,12 @@ RNNKIT_INLINE void gru_backward_rows_(const GruBwdStep<T>& s, int64_t b0, int64_
     }
     u1 /= T(G), u2 = u2 * rs / T(G);
 #pragma omp simd
-    for (int64_t k = 0; k < G; ++k) gp[k] = rs * (gu[k] * gh[k] - u1 - (pr[k] - m) * rs * u2);
+    for (int64_t k = 0; k < G; ++k) {
+      const T xh = (pr[k] - m) * rs;
+      agh[k] += gu[k] * xh;
+      abh[k] += gu[k];
+      gp[k] = rs * (gu[k] * gh[k] - u1 - xh * u2);
+    }
   }
 }
 
@@ -465,8 +486,9 @@ std::vector<Tensor> lstm_forward(const Tensor& xg, const Tensor& h0, const Tenso
   return {c_last, hp, act, cs, tc, mean, rstd, mean_c, rstd_c};
 }
 
-// Returns {grad_xg (T, B, 4H), dh0, dc0, grad_hp (T, B, 4H): dL/d(h_{t-1} W_hh^T), dys (T, B, H):
-// dL/d(LN(c_t))}; the weight gradients are whole-sequence products of these, done in Python.
+// Returns {grad_xg (T, B, 4H), dh0, dc0, grad_hp (T, B, 4H): dL/d(h_{t-1} W_hh^T), and the
+// gradients of the recurrent norm's gain, the cell norm's gain and shift}; dW_hh is one
+// whole-sequence product of grad_hp, done in Python.
 std::vector<Tensor> lstm_backward(const Tensor& grad_hs, const Tensor& grad_c_T, const Tensor& h0,
                                   const Tensor& c0, const Tensor& w_hh, const Tensor& g_hh,
                                   const Tensor& g_c, const Tensor& hp, const Tensor& act,
@@ -483,7 +505,8 @@ std::vector<Tensor> lstm_backward(const Tensor& grad_hs, const Tensor& grad_c_T,
   const auto opt = hp.options();
   Tensor grad_xg = at::empty({T, B, G}, opt);
   Tensor grad_hp = at::empty({T, B, G}, opt);
-  Tensor dys = at::empty({T, B, H}, opt);
+  Tensor acc_g_hh = at::zeros({B, G}, opt), acc_g_c = at::zeros({B, H}, opt);
+  Tensor acc_b_c = at::zeros({B, H}, opt);
   Tensor dh = at::zeros({B, H}, opt);
   Tensor dc = grad_c_T.clone();
   AT_DISPATCH_FLOATING_TYPES(hp.scalar_type(), "lstm_backward", [&] {
@@ -500,14 +523,15 @@ std::vector<Tensor> lstm_backward(const Tensor& grad_hs, const Tensor& grad_c_T,
       s.mean_c = step<T_>(mean_c, t), s.rstd_c = step<T_>(rstd_c, t);
       s.dh = dh.data_ptr<T_>(), s.dc = dc.data_ptr<T_>();
       s.gx = step<T_>(grad_xg, t), s.gp = step<T_>(grad_hp, t);
-      s.dy = step<T_>(dys, t);
+      s.acc_g_hh = acc_g_hh.data_ptr<T_>(), s.acc_g_c = acc_g_c.data_ptr<T_>();
+      s.acc_b_c = acc_b_c.data_ptr<T_>();
       s.g_hh = g_hh.data_ptr<T_>(), s.g_c = g_c.data_ptr<T_>();
       s.H = H;
       lstm_backward_rows(s, B, G);
       at::mm_out(dh, grad_hp[t], w_hh);  // dL/dh_{t-1}
     }
   });
-  return {grad_xg, dh, dc, grad_hp, dys};
+  return {grad_xg, dh, dc, grad_hp, acc_g_hh.sum(0), acc_g_c.sum(0), acc_b_c.sum(0)};
 }
 
 // ---------------------------------------------------------------- GRU
@@ -563,8 +587,8 @@ std::vector<Tensor> gru_forward(const Tensor& xp, const Tensor& h0, const Tensor
   return {hp, rz, ns, mean, rstd, u_n};
 }
 
-// Returns {grad_xp (T, B, 3H), dh0, grad_hp (T, B, 3H): dL/d(h_{t-1} W_hh^T), grad_u (T, B, 3H):
-// dL/d(LN(hp) + b_hh)}; the weight gradients are whole-sequence products, done in Python.
+// Returns {grad_xp (T, B, 3H), dh0, grad_hp (T, B, 3H): dL/d(h_{t-1} W_hh^T), and the gradients
+// of the recurrent norm's gain and shift}; dW_hh is one whole-sequence product, done in Python.
 std::vector<Tensor> gru_backward(const Tensor& grad_hs, const Tensor& h0, const Tensor& w_hh,
                                  const Tensor& g_hh, const Tensor& hs, const Tensor& hp,
                                  const Tensor& rz, const Tensor& ns, const Tensor& mean,
@@ -579,7 +603,7 @@ std::vector<Tensor> gru_backward(const Tensor& grad_hs, const Tensor& h0, const 
   const auto opt = hp.options();
   Tensor grad_xp = at::empty({T, B, G}, opt);
   Tensor grad_hp = at::empty({T, B, G}, opt);
-  Tensor grad_u = at::empty({T, B, G}, opt);
+  Tensor acc_g_hh = at::zeros({B, G}, opt), acc_b_hh = at::zeros({B, G}, opt);
   Tensor dh = at::zeros({B, H}, opt);
   AT_DISPATCH_FLOATING_TYPES(hp.scalar_type(), "gru_backward", [&] {
     using T_ = scalar_t;
@@ -591,7 +615,8 @@ std::vector<Tensor> gru_backward(const Tensor& grad_hs, const Tensor& h0, const 
       s.rz = step<T_>(rz, t), s.n = step<T_>(ns, t), s.u_n = step<T_>(u_n, t);
       s.mean = step<T_>(mean, t), s.rstd = step<T_>(rstd, t);
       s.dh = dh.data_ptr<T_>();
-      s.gx = step<T_>(grad_xp, t), s.gu = step<T_>(grad_u, t);
+      s.gx = step<T_>(grad_xp, t);
+      s.acc_g_hh = acc_g_hh.data_ptr<T_>(), s.acc_b_hh = acc_b_hh.data_ptr<T_>();
       s.gp = step<T_>(grad_hp, t);
       s.g_hh = g_hh.data_ptr<T_>();
       s.H = H;
@@ -599,7 +624,7 @@ std::vector<Tensor> gru_backward(const Tensor& grad_hs, const Tensor& h0, const 
       dh.addmm_(grad_hp[t], w_hh);
     }
   });
-  return {grad_xp, dh, grad_hp, grad_u};
+  return {grad_xp, dh, grad_hp, acc_g_hh.sum(0), acc_b_hh.sum(0)};
 }
 
 }  // namespace
