@@ -16,6 +16,16 @@ inside one ``torch.autograd.Function`` per layer and direction:
 - the weight gradients are whole-sequence products after the loop: ``dW_hh`` one matmul over
   all steps, the layer-norm gains and shifts one reduction each.
 
+Where the time loop runs: on the CPU in float32 or float64, in C++
+(``rnnkit/cells/kernels/layer_norm_rnn.cpp``, compiled at first use and cached, see
+``rnnkit.cells.kernels``): per step one matmul and one fused pass over the batch rows for the
+rest of the step, forward and backward, because at H 128-256 the ten small kernels a PyTorch
+step dispatches, and the Python between them, cost more than the maths. Everywhere else (CUDA,
+other dtypes, ``RNNKIT_KERNELS=0``, no compiler) the PyTorch loops below run; they save the same
+buffers, so the input side before the loop and the weight gradients after it
+(``_lstm_weight_grads``, ``_gru_weight_grads``) are shared, and both give the same numbers to
+rounding (``tests/test_cell_kernels.py``).
+
 There is no per-step masking: the engines run only without ``lengths`` (the layers fall back to
 the readable reference loop otherwise). Under ``torch.no_grad`` the forward loop keeps only the
 outputs, and computes the input side a few steps at a time (``_InputByChunks``). The readable
@@ -32,8 +42,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from rnnkit.cells import kernels as native
+
 _ln = torch.native_layer_norm
 _ln_backward = torch.ops.aten.native_layer_norm_backward
+
+
+def _chunks(T: int, row: int):
+    """(start, end) step ranges of about 4 MB of float32 input side each (see _InputByChunks)."""
+    steps = max(1, (1 << 20) // row)
+    return [(s, min(s + steps, T)) for s in range(0, T, steps)]
 
 
 def _needs_grad(*tensors: Tensor | None) -> bool:
@@ -96,8 +114,14 @@ def _lstm_forward(xg, h0, c0, w_hh, g_hh, g_c, b_c, eps_hh, eps_c, save):
 
 class _LayerNormLSTM(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, xg, h0, c0, w_hh, g_hh, g_c, b_c, eps_hh, eps_c):
-        hs, c_T, saved = _lstm_forward(xg, h0, c0, w_hh, g_hh, g_c, b_c, eps_hh, eps_c, True)
+    def forward(ctx, xg, h0, c0, w_hh, g_hh, g_c, b_c, eps_hh, eps_c, kernels):
+        ctx.kernels = kernels
+        if kernels is not None:
+            hs = h0.new_empty(xg.shape[0], *h0.shape)
+            c_T, *saved = kernels.lstm_forward(xg, h0, c0, w_hh, g_hh, g_c, b_c, eps_hh, eps_c,
+                                               hs, True)  # fmt: skip
+        else:
+            hs, c_T, saved = _lstm_forward(xg, h0, c0, w_hh, g_hh, g_c, b_c, eps_hh, eps_c, True)
         ctx.save_for_backward(h0, c0, w_hh, g_hh, g_c, b_c, hs, *saved)
         return hs, c_T
 
@@ -107,6 +131,15 @@ class _LayerNormLSTM(torch.autograd.Function):
         mean, rstd, mean_c, rstd_c = stats  # (T, B, 1) each
         T, B, H = hs.shape
         G = 4 * H
+        if ctx.kernels is not None:
+            grad_hs = torch.zeros_like(hs) if grad_hs is None else grad_hs.contiguous()
+            grad_c_T = torch.zeros_like(c0) if grad_c_T is None else grad_c_T.contiguous()
+            # the kernel sums the norms' gain and shift gradients as it goes
+            grad_xg, dh, dc, grad_hp, *norms = ctx.kernels.lstm_backward(
+                grad_hs, grad_c_T, h0, c0, w_hh, g_hh, g_c, hp, act, cs, tc, *stats
+            )
+            grad_w_hh = _w_hh_grad(grad_hp, hs, h0)
+            return grad_xg, dh, dc, grad_w_hh, *norms, None, None, None
         # The per-step factors that do not depend on the incoming gradient, for all steps at
         # once and in one buffer (fresh memory is costly: every new page is a fault): the
         # pre-activations' gradients are dc * fac[:, :, :3H] for i, f, g and dh * fac[..., 3H:]
@@ -141,16 +174,30 @@ class _LayerNormLSTM(torch.autograd.Function):
             dp = _ln_backward(gx, hp[t], (G,), mean[t], rstd[t], g_hh, None, mask)[0]
             grad_hp[t] = dp
             dh = torch.mm(dp, w_hh)
-        # fac and dy_dh are spent: reuse their pages (fresh memory costs a fault per page)
+        # fac is spent: reuse its pages (fresh memory costs a fault per page)
         grad_hp = torch.stack(grad_hp, out=fac.view(T, B, G))  # (T, B, 4H)
-        grad_w_hh = grad_hp[1:].view(-1, G).t().mm(hs[:-1].reshape(-1, H))  # one matmul
-        grad_w_hh.addmm_(grad_hp[0].t(), h0)
-        n_hp = torch.sub(hp, mean, out=grad_hp).mul_(rstd)  # the normalised W_hh h_{t-1}
-        grad_g_hh = n_hp.mul_(grad_xg).sum((0, 1))
-        n_c = torch.sub(cs, mean_c, out=dy_dh).mul_(rstd_c)
-        grad_g_c = n_c.mul_(dys).sum((0, 1))
-        grad_b_c = dys.sum((0, 1))
-        return grad_xg, dh, dc, grad_w_hh, grad_g_hh, grad_g_c, grad_b_c, None, None
+        weights = _lstm_weight_grads(grad_hp, grad_xg, dys, grad_hp, hs, h0, hp, cs, *stats)
+        return grad_xg, dh, dc, *weights, None, None, None
+
+
+def _w_hh_grad(grad_hp: Tensor, hs: Tensor, h0: Tensor) -> Tensor:
+    """dW_hh = sum_t dL/d(W_hh h_{t-1}) h_{t-1}^T: one matmul over all steps."""
+    G, H = grad_hp.shape[-1], hs.shape[-1]
+    grad_w_hh = grad_hp[1:].reshape(-1, G).t().mm(hs[:-1].reshape(-1, H))
+    return grad_w_hh.addmm_(grad_hp[0].t(), h0)
+
+
+def _lstm_weight_grads(grad_hp, grad_xg, dys, scratch, hs, h0, hp, cs, mean, rstd, mean_c, rstd_c):
+    """dW_hh, the recurrent norm's gain, the cell norm's gain and shift: whole-sequence sums.
+
+    ``scratch`` (T, B, 4H) may be ``grad_hp`` itself (it is read first); ``dys`` is overwritten.
+    """
+    grad_w_hh = _w_hh_grad(grad_hp, hs, h0)
+    n_hp = torch.sub(hp, mean, out=scratch).mul_(rstd)  # the normalised W_hh h_{t-1}
+    grad_g_hh = n_hp.mul_(grad_xg).sum((0, 1))
+    grad_b_c = dys.sum((0, 1))
+    grad_g_c = dys.mul_(torch.sub(cs, mean_c).mul_(rstd_c)).sum((0, 1))
+    return grad_w_hh, grad_g_hh, grad_g_c, grad_b_c
 
 
 def layer_norm_lstm_sequence(cell, x: Tensor, state: tuple[Tensor, Tensor]):
@@ -164,8 +211,19 @@ def layer_norm_lstm_sequence(cell, x: Tensor, state: tuple[Tensor, Tensor]):
 
     weights = (cell.weight_hh, cell.ln_hh.weight, cell.ln_c.weight, cell.ln_c.bias)
     eps = (cell.ln_hh.eps, cell.ln_c.eps)
+    kernels = native.usable(x, h0, c0, *weights)
+    if kernels is not None:
+        h0, c0 = h0.contiguous(), c0.contiguous()
+        weights = tuple(w.contiguous() for w in weights)
     if _needs_grad(x, h0, c0, cell.weight_ih, cell.ln_ih.weight, cell.bias, *weights):
-        hs, c_T = _LayerNormLSTM.apply(input_side(x), h0, c0, *weights, *eps)
+        hs, c_T = _LayerNormLSTM.apply(input_side(x), h0, c0, *weights, *eps, kernels)
+    elif kernels is not None:
+        T, B = x.shape[:2]
+        hs, c_T = h0.new_empty(T, B, cell.hidden_size), c0
+        for s, e in _chunks(T, B * G):  # the input side a few steps at a time, as _InputByChunks
+            h = h0 if s == 0 else hs[s - 1]
+            (c_T,) = kernels.lstm_forward(input_side(x[s:e]), h, c_T, *weights, *eps, hs[s:e],
+                                          False)  # fmt: skip
     else:
         T, B = x.shape[:2]
         xg = _InputByChunks(lambda s, e: input_side(x[s:e]), T, B, G)
@@ -205,8 +263,13 @@ def _gru_forward(xp, h0, w_hh, g_hh, b_hh, eps, save):
 
 class _LayerNormGRU(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, xp, h0, w_hh, g_hh, b_hh, eps):
-        hs, saved = _gru_forward(xp, h0, w_hh, g_hh, b_hh, eps, True)
+    def forward(ctx, xp, h0, w_hh, g_hh, b_hh, eps, kernels):
+        ctx.kernels = kernels
+        if kernels is not None:
+            hs = h0.new_empty(xp.shape[0], *h0.shape)
+            saved = kernels.gru_forward(xp, h0, w_hh, g_hh, b_hh, eps, hs, True)
+        else:
+            hs, saved = _gru_forward(xp, h0, w_hh, g_hh, b_hh, eps, True)
         ctx.save_for_backward(h0, w_hh, g_hh, b_hh, hs, *saved)
         return hs
 
@@ -215,6 +278,11 @@ class _LayerNormGRU(torch.autograd.Function):
         h0, w_hh, g_hh, b_hh, hs, hp, rz, ns, mean, rstd, u_n = ctx.saved_tensors
         T, B, H = hs.shape
         G = 3 * H
+        if ctx.kernels is not None:
+            grad_xp, dh, grad_hp, *norm = ctx.kernels.gru_backward(
+                grad_hs.contiguous(), h0, w_hh, g_hh, hs, hp, rz, ns, mean, rstd, u_n
+            )
+            return grad_xp, dh, _w_hh_grad(grad_hp, hs, h0), *norm, None, None
         r, z = rz[..., :H], rz[..., H:]
         # Per-step factors independent of the incoming gradient, for all steps at once:
         # d(pre n) = dh * dn, d(pre r) = d(pre n) * dr, d(pre z) = dh * dz; the recurrent
@@ -243,12 +311,17 @@ class _LayerNormGRU(torch.autograd.Function):
             dh = torch.addmm(dh.mul_(z[t]), dp, w_hh)  # through z h_{t-1} and W_hh h_{t-1}
         # scale_u is spent: reuse its pages (fresh memory costs a fault per page)
         grad_hp = torch.stack(grad_hp, out=scale_u)  # (T, B, 3H)
-        grad_w_hh = grad_hp[1:].view(-1, G).t().mm(hs[:-1].reshape(-1, H))  # one matmul
-        grad_w_hh.addmm_(grad_hp[0].t(), h0)
-        n_hp = torch.sub(hp, mean, out=grad_hp).mul_(rstd)  # the normalised W_hh h_{t-1}
-        grad_g_hh = n_hp.mul_(grad_u).sum((0, 1))
-        grad_b_hh = grad_u.sum((0, 1))
-        return grad_xp, dh, grad_w_hh, grad_g_hh, grad_b_hh, None
+        weights = _gru_weight_grads(grad_hp, grad_u, hs, h0, hp, mean, rstd)
+        return grad_xp, dh, *weights, None, None
+
+
+def _gru_weight_grads(grad_hp, grad_u, hs, h0, hp, mean, rstd):
+    """dW_hh, the recurrent norm's gain and shift: whole-sequence sums; ``grad_hp`` is reused."""
+    grad_w_hh = _w_hh_grad(grad_hp, hs, h0)
+    n_hp = torch.sub(hp, mean, out=grad_hp).mul_(rstd)  # the normalised W_hh h_{t-1}
+    grad_g_hh = n_hp.mul_(grad_u).sum((0, 1))
+    grad_b_hh = grad_u.sum((0, 1))
+    return grad_w_hh, grad_g_hh, grad_b_hh
 
 
 def layer_norm_gru_sequence(cell, x: Tensor, h0: Tensor) -> tuple[Tensor, Tensor]:
@@ -260,8 +333,18 @@ def layer_norm_gru_sequence(cell, x: Tensor, h0: Tensor) -> tuple[Tensor, Tensor
                             cell.ln_ih.eps)  # fmt: skip
 
     weights = (cell.weight_hh, cell.ln_hh.weight, cell.bias_hh)
+    kernels = native.usable(x, h0, *weights)
+    if kernels is not None:
+        h0 = h0.contiguous()
+        weights = tuple(w.contiguous() for w in weights)
     if _needs_grad(x, h0, cell.weight_ih, cell.ln_ih.weight, cell.bias_ih, *weights):
-        hs = _LayerNormGRU.apply(input_side(x), h0, *weights, cell.ln_hh.eps)
+        hs = _LayerNormGRU.apply(input_side(x), h0, *weights, cell.ln_hh.eps, kernels)
+    elif kernels is not None:
+        T, B = x.shape[:2]
+        hs = h0.new_empty(T, B, cell.hidden_size)
+        for s, e in _chunks(T, B * G):  # the input side a few steps at a time, as _InputByChunks
+            h = h0 if s == 0 else hs[s - 1]
+            kernels.gru_forward(input_side(x[s:e]), h, *weights, cell.ln_hh.eps, hs[s:e], False)
     else:
         T, B = x.shape[:2]
         xp = _InputByChunks(lambda s, e: input_side(x[s:e]), T, B, G)

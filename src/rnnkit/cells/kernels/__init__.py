@@ -1,0 +1,95 @@
+"""rnnkit's compiled CPU kernels: built at first use, cached after, optional.
+
+``layer_norm_rnn.cpp`` runs the whole time loop of the layer-normalised LSTM and GRU engines
+(``rnnkit.cells.layer_norm_fused``) in C++, forward and backward: per step one matrix product and
+one fused pass over the batch rows, where PyTorch needs some ten dispatched kernels and the Python
+between them. It is compiled by ``torch.utils.cpp_extension`` the first time a process asks for
+it (about 20 s on a 2-core machine; one line on stderr says so) and cached in
+torch's extension folder (``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``),
+where torch's lock file keeps two processes building at once from tripping over each other.
+
+Nothing depends on it: ``load()`` returns ``None`` when ``RNNKIT_KERNELS=0`` is set, or when the
+build fails (no compiler, no ninja, no headers; one warning line says why), and the engines then
+run their pure-PyTorch loops, which give the same numbers to rounding.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import torch
+
+_NAME = "rnnkit_kernels"
+_SOURCE = Path(__file__).with_name("layer_norm_rnn.cpp")
+
+
+def enabled() -> bool:
+    """Whether the environment allows the kernels (``RNNKIT_KERNELS=0`` turns them off)."""
+    return os.environ.get("RNNKIT_KERNELS", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+@functools.cache
+def _build() -> object | None:
+    try:
+        from torch.utils import cpp_extension
+
+        root = os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension.get_default_build_root()
+        folder = Path(root) / _NAME
+        built = folder / f"{_NAME}.so"
+        if not built.exists() or built.stat().st_mtime < _SOURCE.stat().st_mtime:
+            print(
+                "building rnnkit's fused cell kernels (first use, ~20 s; cached after)",
+                file=sys.stderr,
+                flush=True,
+            )
+        folder.mkdir(parents=True, exist_ok=True)
+        cpp_extension.load(
+            name=_NAME,
+            sources=[str(_SOURCE)],
+            # -fopenmp: at::parallel_for is inline OpenMP code, serial without it. The library
+            # resolves to the libgomp torch has already loaded (same soname), so one runtime.
+            # No -march: the build must run on any x86-64 machine the cache folder is shared with.
+            # -fno-trapping-math / -fno-math-errno: without them GCC will not turn the row
+            # passes' float selects (the clamps of exp and tanh) into SIMD code.
+            extra_cflags=["-O3", "-fopenmp", "-fno-trapping-math", "-fno-math-errno"],
+            extra_ldflags=["-fopenmp"],
+            build_directory=str(folder),
+            is_python_module=False,
+            verbose=False,
+        )
+        return torch.ops.rnnkit_kernels
+    except Exception as error:  # any failure means "use the PyTorch loops"
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        warnings.warn(
+            f"rnnkit: could not build the fused cell kernels ({first_line[:200]}); "
+            "using the PyTorch loops (same numbers, slower). Set RNNKIT_KERNELS=0 to skip the try.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return None
+
+
+def load() -> object | None:
+    """``torch.ops.rnnkit_kernels``, built on first use; ``None`` if disabled or unbuildable."""
+    return _build() if enabled() else None
+
+
+def usable(*tensors: torch.Tensor) -> object | None:
+    """The kernels if they can run on these tensors (CPU, float32 or float64), else ``None``.
+
+    Never while tracing, scripting or compiling (ONNX and TorchScript export, ``torch.compile``,
+    ``torch.export``), nor on tensor subclasses (fake or functional tensors): the kernels are
+    opaque to those, which need the PyTorch loops' ordinary ops.
+    """
+    if torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_compiling():
+        return None
+    if not all(type(t) in (torch.Tensor, torch.nn.Parameter) and t.device.type == "cpu"
+               and t.dtype in (torch.float32, torch.float64) for t in tensors):  # fmt: skip
+        return None
+    if len({t.dtype for t in tensors}) != 1:
+        return None
+    return load()

@@ -1,0 +1,637 @@
+// The time loops of the layer-normalised LSTM and GRU engines (rnnkit/cells/layer_norm_fused.py),
+// forward and backward, on the CPU.
+//
+// Each step is one matrix product (h @ W_hh^T forward, dp @ W_hh backward: MKL / oneDNN spread
+// it over the threads) and ONE pass over the batch rows (at::parallel_for) that does everything
+// else of the step: the recurrent layer norm, the gate nonlinearities, the cell update, the cell
+// layer norm and the output, or their chain rule. In PyTorch the same step costs about ten
+// dispatched kernels plus the Python between them, which at H 128-256 costs more than the maths.
+//
+// Only the recurrent part lives here. The input side (W_ih x and its layer norm) and the weight
+// gradients (whole-sequence products after the loop) stay in PyTorch, in layer_norm_fused.py,
+// which also keeps the pure-PyTorch loops that give the same numbers where this file is not
+// built. Buffer layouts and the saved statistics are the same as those loops', so the Python
+// code after the loop serves both.
+//
+// Headers: ATen and torch/library.h only (not torch/extension.h), which keeps the first build
+// short. Ops are registered as torch.ops.rnnkit_kernels.*; they take contiguous CPU tensors of
+// one floating dtype and are called from inside autograd.Functions, never differentiated.
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+namespace {
+
+using at::Tensor;
+
+// The row passes are compiled twice where GCC or Clang targets x86-64: for AVX2 + FMA and for
+// the baseline x86-64 every such CPU runs, and the first call picks one from the CPU's features.
+// No -march flag: the build in the cache folder must run on whichever machine shares the folder.
+// (Not target_clones("arch=haswell"): its resolver asks for that CPU model, not its features.)
+#if defined(__GNUC__) && defined(__x86_64__)
+#define RNNKIT_AVX2 1
+#define RNNKIT_AVX2_TARGET __attribute__((target("avx2,fma")))
+inline bool has_avx2() {
+  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return yes;
+}
+#else
+#define RNNKIT_AVX2 0
+#endif
+#define RNNKIT_INLINE inline __attribute__((always_inline))
+
+// ---------------------------------------------------------------- maths that vectorises
+//
+// The row passes are loops over contiguous values, which the compiler turns into SIMD code, but
+// not through calls to std::exp / std::tanh (the library's scalar functions): in float those
+// calls cost more than the whole PyTorch step. So float gets branch-free polynomial versions
+// (Cephes' expf, 1 ulp; Eigen's rational tanh, a few ulp) that vectorise; double, which only
+// tests and gradcheck use, keeps the library's.
+
+template <typename T>
+RNNKIT_INLINE T exp_(T x) {
+  return std::exp(x);
+}
+
+template <>
+RNNKIT_INLINE float exp_(float x) {
+  x = x < -87.f ? -87.f : (x > 88.f ? 88.f : x);  // 2^n stays a normal float
+  const float t = x * 1.44269504088896341f + 12582912.f;  // + 1.5 * 2^23 rounds x / ln2 to n
+  const float n = t - 12582912.f;
+  int32_t ti;
+  std::memcpy(&ti, &t, 4);
+  const int32_t ni = ti - 0x4B400000;  // n as an integer: the low bits of t
+  float r = x - n * 0.693359375f;      // x - n ln2 in two parts, exact to float
+  r = r - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  const float e = p * r * r + r + 1.f;
+  const int32_t si = (ni + 127) << 23;  // 2^n
+  float scale;
+  std::memcpy(&scale, &si, 4);
+  return e * scale;
+}
+
+template <typename T>
+RNNKIT_INLINE T tanh_(T x) {
+  return std::tanh(x);
+}
+
+template <>
+RNNKIT_INLINE float tanh_(float x) {
+  const float c = 7.90531110763549805f;  // tanh is 1 to float beyond
+  const float xc = x < -c ? -c : (x > c ? c : x);
+  const float x2 = xc * xc;
+  float p = -2.76076847742355e-16f;
+  p = p * x2 + 2.00018790482477e-13f;
+  p = p * x2 + -8.60467152213735e-11f;
+  p = p * x2 + 5.12229709037114e-08f;
+  p = p * x2 + 1.48572235717979e-05f;
+  p = p * x2 + 6.37261928875436e-04f;
+  p = p * x2 + 4.89352455891786e-03f;
+  float q = 1.19825839466702e-06f;
+  q = q * x2 + 1.18534705686654e-04f;
+  q = q * x2 + 2.26843463243900e-03f;
+  q = q * x2 + 4.89352518554385e-03f;
+  const float y = p * xc / q;
+  return (x < 0.0004f && x > -0.0004f) ? x : y;
+}
+
+template <typename T>
+RNNKIT_INLINE T sigmoid(T x) {
+  return T(1) / (T(1) + exp_(-x));
+}
+
+
+// Rows per task: a row is 3H or 4H values, a few microseconds of work; keep tasks above ~16k
+// values so that the threads' start-up does not eat the gain.
+inline int64_t grain(int64_t row) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(row, 1)); }
+
+void check(const Tensor& t, const Tensor& like, const char* name) {
+  TORCH_CHECK(t.device().is_cpu(), "rnnkit kernels: ", name, " must be on the CPU");
+  TORCH_CHECK(t.is_contiguous(), "rnnkit kernels: ", name, " must be contiguous");
+  TORCH_CHECK(t.scalar_type() == like.scalar_type(), "rnnkit kernels: ", name, " has dtype ",
+              t.scalar_type(), ", expected ", like.scalar_type());
+}
+
+// Row 0 of step t of a (T, B, ...) buffer: pointer arithmetic, where x[t] would build a tensor
+// (a microsecond each, some fifteen times a step)
+template <typename T>
+inline T* step(const Tensor& x, int64_t t) {
+  return x.data_ptr<T>() + t * x.stride(0);
+}
+
+// mean and 1/sqrt(var + eps) of one row, two passes (the biased variance, as layer_norm has it)
+template <typename T>
+RNNKIT_INLINE void moments(const T* p, int64_t n, double eps, T& mean, T& rstd) {
+  T s = 0;
+#pragma omp simd reduction(+ : s)
+  for (int64_t k = 0; k < n; ++k) s += p[k];
+  const T m = s / T(n);
+  T v = 0;
+#pragma omp simd reduction(+ : v)
+  for (int64_t k = 0; k < n; ++k) v += (p[k] - m) * (p[k] - m);
+  mean = m;
+  rstd = T(1) / std::sqrt(v / T(n) + T(eps));
+}
+
+// A row pass sees one step's buffers through one of these: raw pointers to row 0, rows of G
+// (gates) or H values. Optional buffers (saved for backward) are null in a forward-only run.
+template <typename T>
+struct LstmFwdStep {
+  T* p;           // h_{t-1} W_hh^T (B, 4H); without save, overwritten with the activations
+  T* act;         // sigma(i), sigma(f), tanh(g), sigma(o) (B, 4H), or p itself
+  const T* x;     // the input side (B, 4H)
+  const T* c_prev;
+  T* c;           // c_t (B, H)
+  T* tc;          // tanh(LN(c_t)) (B, H), or null
+  T* h;           // h_t (B, H)
+  T *mean, *rstd, *mean_c, *rstd_c;  // (B) each, or null
+  const T *g_hh, *g_c, *b_c;
+  int64_t H;
+  double eps_hh, eps_c;
+};
+
+template <typename T>
+RNNKIT_INLINE void lstm_forward_rows_(const LstmFwdStep<T>& s, int64_t b0, int64_t b1) {
+  const int64_t H = s.H, G = 4 * H;
+  const T *gh = s.g_hh, *gc = s.g_c, *bc = s.b_c;
+  for (int64_t b = b0; b < b1; ++b) {
+    const T* pr = s.p + b * G;
+    T* ar = s.act + b * G;  // may be pr itself: each value is read before it is written
+    const T* xr = s.x + b * G;
+    const T* cpr = s.c_prev + b * H;
+    T* cr = s.c + b * H;
+    T* hr = s.h + b * H;
+    T m, r;
+    moments(pr, G, s.eps_hh, m, r);
+    T sum = 0;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t k = 0; k < H; ++k) {
+      const T i = sigmoid((pr[k] - m) * r * gh[k] + xr[k]);
+      const T f = sigmoid((pr[H + k] - m) * r * gh[H + k] + xr[H + k]);
+      const T g = tanh_((pr[2 * H + k] - m) * r * gh[2 * H + k] + xr[2 * H + k]);
+      const T o = sigmoid((pr[3 * H + k] - m) * r * gh[3 * H + k] + xr[3 * H + k]);
+      ar[k] = i, ar[H + k] = f, ar[2 * H + k] = g, ar[3 * H + k] = o;
+      const T c = f * cpr[k] + i * g;
+      cr[k] = c;
+      sum += c;
+    }
+    T mc, rc;
+    moments(cr, H, s.eps_c, mc, rc);
+    (void)sum;
+    if (s.tc) {
+      T* tr = s.tc + b * H;
+#pragma omp simd
+      for (int64_t k = 0; k < H; ++k) {
+        const T y = tanh_((cr[k] - mc) * rc * gc[k] + bc[k]);
+        tr[k] = y;
+        hr[k] = ar[3 * H + k] * y;
+      }
+      s.mean[b] = m, s.rstd[b] = r, s.mean_c[b] = mc, s.rstd_c[b] = rc;
+    } else {
+#pragma omp simd
+      for (int64_t k = 0; k < H; ++k) hr[k] = ar[3 * H + k] * tanh_((cr[k] - mc) * rc * gc[k] + bc[k]);
+    }
+  }
+}
+
+template <typename T>
+struct LstmBwdStep {
+  const T *gy, *p, *act, *c, *c_prev, *tc;  // dL/dh_t from above; the saved step
+  const T *mean, *rstd, *mean_c, *rstd_c;
+  T *dh, *dc;      // (B, H): in, dL/dh_t's recurrent share and dL/dc_t; out, dL/dc_{t-1}
+  T *gx, *gp;  // out: dL/d(gates) (B, 4H), dL/dp (B, 4H)
+  // running sums over the steps, per row, of the norms' gain and shift gradients: (B, 4H) for
+  // the recurrent norm's gain, (B, H) for the cell norm's gain and shift
+  T *acc_g_hh, *acc_g_c, *acc_b_c;
+  const T *g_hh, *g_c;
+  int64_t H;
+};
+
+template <typename T>
+RNNKIT_INLINE void lstm_backward_rows_(const LstmBwdStep<T>& s, int64_t b0, int64_t b1) {
+  const int64_t H = s.H, G = 4 * H;
+  const T *gh = s.g_hh, *gc = s.g_c;
+  for (int64_t b = b0; b < b1; ++b) {
+    const T* a = s.act + b * G;
+    const T* pr = s.p + b * G;
+    const T* c = s.c + b * H;
+    const T* cpr = s.c_prev + b * H;
+    const T* y = s.tc + b * H;
+    const T* gy = s.gy + b * H;
+    T* dhr = s.dh + b * H;
+    T* dcr = s.dc + b * H;
+    T* gx = s.gx + b * G;
+    T* gp = s.gp + b * G;
+    T* dy = s.acc_b_c + b * H;  // dL/d(LN(c_t)) is kept only as its sums
+    T* agc = s.acc_g_c + b * H;
+    T* agh = s.acc_g_hh + b * G;
+    const T mc = s.mean_c[b], rc = s.rstd_c[b], m = s.mean[b], r = s.rstd[b];
+    // h = o tanh(LN(c)): dL/d(LN(c)), and the two sums the layer norm's backward needs
+    T s1 = 0, s2 = 0;
+#pragma omp simd reduction(+ : s1, s2)
+    for (int64_t k = 0; k < H; ++k) {
+      const T d = dhr[k] + gy[k];
+      dhr[k] = d;  // the whole dL/dh_t from here on
+      const T dyk = d * a[3 * H + k] * (T(1) - y[k] * y[k]);
+      const T xh = (c[k] - mc) * rc;
+      agc[k] += dyk * xh;
+      const T dxh = dyk * gc[k];
+      s1 += dxh;
+      s2 += dxh * xh;
+    }
+    s1 /= T(H), s2 /= T(H);
+    T u1 = 0, u2 = 0;
+#pragma omp simd reduction(+ : u1, u2)
+    for (int64_t k = 0; k < H; ++k) {
+      const T xh = (c[k] - mc) * rc;
+      const T dyk = dhr[k] * a[3 * H + k] * (T(1) - y[k] * y[k]);  // as above, not stored
+      dy[k] += dyk;
+      const T dcv = dcr[k] + rc * (dyk * gc[k] - s1 - xh * s2);
+      const T i = a[k], f = a[H + k], g = a[2 * H + k], o = a[3 * H + k];
+      const T gi = dcv * g * i * (T(1) - i);
+      const T gf = dcv * cpr[k] * f * (T(1) - f);
+      const T gg = dcv * i * (T(1) - g * g);
+      const T go = dhr[k] * y[k] * o * (T(1) - o);
+      gx[k] = gi, gx[H + k] = gf, gx[2 * H + k] = gg, gx[3 * H + k] = go;
+      dcr[k] = dcv * f;  // dL/dc_{t-1} through f c_{t-1}
+      // the recurrent layer norm's sums, all four blocks at once
+      const T di = gi * gh[k], df = gf * gh[H + k], dg = gg * gh[2 * H + k],
+              dO = go * gh[3 * H + k];
+      u1 += di + df + dg + dO;
+      u2 += di * (pr[k] - m) + df * (pr[H + k] - m) + dg * (pr[2 * H + k] - m) +
+            dO * (pr[3 * H + k] - m);
+    }
+    u1 /= T(G), u2 = u2 * r / T(G);
+#pragma omp simd
+    for (int64_t k = 0; k < G; ++k) {
+      const T xh = (pr[k] - m) * r;
+      agh[k] += gx[k] * xh;
+      gp[k] = r * (gx[k] * gh[k] - u1 - xh * u2);
+    }
+  }
+}
+
+template <typename T>
+struct GruFwdStep {
+  const T *p, *x, *h_prev;
+  T* h;
+  T *rz, *n, *u_n, *mean, *rstd;  // saved for backward, or null
+  const T *g_hh, *b_hh;
+  int64_t H;
+  double eps;
+};
+
+template <typename T>
+RNNKIT_INLINE void gru_forward_rows_(const GruFwdStep<T>& s, int64_t b0, int64_t b1) {
+  const int64_t H = s.H, G = 3 * H;
+  const T *gh = s.g_hh, *bh = s.b_hh;
+  for (int64_t b = b0; b < b1; ++b) {
+    const T* pr = s.p + b * G;
+    const T* xr = s.x + b * G;
+    const T* hpr = s.h_prev + b * H;
+    T* hr = s.h + b * H;
+    T m, rs;
+    moments(pr, G, s.eps, m, rs);
+    if (s.rz) {
+      T* rzr = s.rz + b * 2 * H;
+      T* nr = s.n + b * H;
+      T* unr = s.u_n + b * H;
+#pragma omp simd
+      for (int64_t k = 0; k < H; ++k) {
+        const T un = (pr[2 * H + k] - m) * rs * gh[2 * H + k] + bh[2 * H + k];
+        const T r = sigmoid(xr[k] + (pr[k] - m) * rs * gh[k] + bh[k]);
+        const T z = sigmoid(xr[H + k] + (pr[H + k] - m) * rs * gh[H + k] + bh[H + k]);
+        const T n = tanh_(xr[2 * H + k] + r * un);
+        hr[k] = n + z * (hpr[k] - n);  // (1 - z) n + z h, as gru_update has it
+        rzr[k] = r, rzr[H + k] = z, nr[k] = n, unr[k] = un;
+      }
+      s.mean[b] = m, s.rstd[b] = rs;
+    } else {
+#pragma omp simd
+      for (int64_t k = 0; k < H; ++k) {
+        const T un = (pr[2 * H + k] - m) * rs * gh[2 * H + k] + bh[2 * H + k];
+        const T r = sigmoid(xr[k] + (pr[k] - m) * rs * gh[k] + bh[k]);
+        const T z = sigmoid(xr[H + k] + (pr[H + k] - m) * rs * gh[H + k] + bh[H + k]);
+        const T n = tanh_(xr[2 * H + k] + r * un);
+        hr[k] = n + z * (hpr[k] - n);
+      }
+    }
+  }
+}
+
+template <typename T>
+struct GruBwdStep {
+  const T *gy, *h_prev, *p, *rz, *n, *u_n, *mean, *rstd;
+  T* dh;  // in: dL/dh_t's recurrent share; out: dL/dh_{t-1} through z h_{t-1}
+  T *gx, *gp;  // out: dL/d(input side), dL/dp, (B, 3H) each
+  // running sums over the steps, per row, of the recurrent norm's gain and shift gradients
+  T *acc_g_hh, *acc_b_hh;  // (B, 3H) each
+  const T* g_hh;
+  int64_t H;
+};
+
+template <typename T>
+RNNKIT_INLINE void gru_backward_rows_(const GruBwdStep<T>& s, int64_t b0, int64_t b1) {
+  const int64_t H = s.H, G = 3 * H;
+  const T* gh = s.g_hh;
+  for (int64_t b = b0; b < b1; ++b) {
+    const T* pr = s.p + b * G;
+    const T* rr = s.rz + b * 2 * H;
+    const T* zr = rr + H;
+    const T* nr = s.n + b * H;
+    const T* un = s.u_n + b * H;
+    const T* hpr = s.h_prev + b * H;
+    const T* gy = s.gy + b * H;
+    T* dhr = s.dh + b * H;
+    T* gx = s.gx + b * G;
+    T* gp = s.gp + b * G;
+    T* gu = gp;  // dL/d(LN(p) + b_hh) first, overwritten in place by dL/dp below
+    T* agh = s.acc_g_hh + b * G;
+    T* abh = s.acc_b_hh + b * G;
+    const T m = s.mean[b], rs = s.rstd[b];
+    T u1 = 0, u2 = 0;
+#pragma omp simd reduction(+ : u1, u2)
+    for (int64_t k = 0; k < H; ++k) {
+      const T d = dhr[k] + gy[k];
+      const T r = rr[k], z = zr[k], n = nr[k];
+      const T gn = d * (T(1) - z) * (T(1) - n * n);
+      const T gr = gn * un[k] * r * (T(1) - r);
+      const T gz = d * (hpr[k] - n) * z * (T(1) - z);
+      const T gun = gn * r;
+      gx[k] = gr, gx[H + k] = gz, gx[2 * H + k] = gn;
+      gu[k] = gr, gu[H + k] = gz, gu[2 * H + k] = gun;
+      dhr[k] = d * z;  // through z h_{t-1}; W_hh h_{t-1}'s share is added after the pass
+      const T dr = gr * gh[k], dz = gz * gh[H + k], dn = gun * gh[2 * H + k];
+      u1 += dr + dz + dn;
+      u2 += dr * (pr[k] - m) + dz * (pr[H + k] - m) + dn * (pr[2 * H + k] - m);
+    }
+    u1 /= T(G), u2 = u2 * rs / T(G);
+#pragma omp simd
+    for (int64_t k = 0; k < G; ++k) {
+      const T xh = (pr[k] - m) * rs;
+      agh[k] += gu[k] * xh;
+      abh[k] += gu[k];
+      gp[k] = rs * (gu[k] * gh[k] - u1 - xh * u2);
+    }
+  }
+}
+
+// One function per row pass and dtype, so that float's can be cloned for AVX2 (double is for
+// tests and gradcheck, not for speed).
+#if RNNKIT_AVX2
+#define RNNKIT_ROWS_AVX2(name, Step)                                                 \
+  RNNKIT_AVX2_TARGET void name##_avx2(const Step<float>& s, int64_t b0, int64_t b1) { \
+    name##_<float>(s, b0, b1);                                                       \
+  }
+#define RNNKIT_CALL_AVX2(name) \
+  if (has_avx2()) return name##_avx2(s, b0, b1);
+#else
+#define RNNKIT_ROWS_AVX2(name, Step)
+#define RNNKIT_CALL_AVX2(name)
+#endif
+#define RNNKIT_ROWS(name, Step)                                                \
+  RNNKIT_ROWS_AVX2(name, Step)                                                 \
+  void name##_f(const Step<float>& s, int64_t b0, int64_t b1) {                \
+    RNNKIT_CALL_AVX2(name)                                                     \
+    name##_<float>(s, b0, b1);                                                 \
+  }                                                                            \
+  void name##_d(const Step<double>& s, int64_t b0, int64_t b1) {               \
+    name##_<double>(s, b0, b1);                                                \
+  }                                                                            \
+  template <typename T>                                                        \
+  void name(const Step<T>& s, int64_t B, int64_t row) {                        \
+    at::parallel_for(0, B, grain(row), [&](int64_t b0, int64_t b1) {           \
+      if constexpr (std::is_same_v<T, float>)                                  \
+        name##_f(s, b0, b1);                                                   \
+      else                                                                     \
+        name##_d(s, b0, b1);                                                   \
+    });                                                                        \
+  }
+RNNKIT_ROWS(lstm_forward_rows, LstmFwdStep)
+RNNKIT_ROWS(lstm_backward_rows, LstmBwdStep)
+RNNKIT_ROWS(gru_forward_rows, GruFwdStep)
+RNNKIT_ROWS(gru_backward_rows, GruBwdStep)
+
+// ---------------------------------------------------------------- LSTM
+
+// Writes hs (T, B, H) in place; returns {c_T} or, with save, {c_T, hp, act, cs, tc, mean, rstd,
+// mean_c, rstd_c}: hp = h_{t-1} W_hh^T (T, B, 4H); act = sigma(i), sigma(f), tanh(g), sigma(o)
+// (T, B, 4H); cs = c_t and tc = tanh(LN(c_t)) (T, B, H); the norms' mean and rstd (T, B, 1).
+std::vector<Tensor> lstm_forward(const Tensor& xg, const Tensor& h0, const Tensor& c0,
+                                 const Tensor& w_hh, const Tensor& g_hh, const Tensor& g_c,
+                                 const Tensor& b_c, double eps_hh, double eps_c, Tensor hs,
+                                 bool save) {
+  at::NoGradGuard no_grad;
+  for (auto [t, n] : {std::pair{&h0, "h0"}, {&c0, "c0"}, {&w_hh, "w_hh"}, {&g_hh, "g_hh"},
+                      {&g_c, "g_c"}, {&b_c, "b_c"}, {&hs, "hs"}})
+    check(*t, xg, n);
+  check(xg, xg, "xg");
+  const int64_t T = xg.size(0), B = xg.size(1), G = xg.size(2), H = G / 4;
+  TORCH_CHECK(T >= 1 && G == 4 * H && h0.size(0) == B && h0.size(1) == H && hs.size(0) == T,
+              "rnnkit kernels: lstm_forward got mismatched shapes");
+  const auto opt = xg.options();
+  const Tensor w_t = w_hh.t();
+  Tensor hp, act, cs, tc, mean, rstd, mean_c, rstd_c, cbuf;
+  if (save) {
+    hp = at::empty({T, B, G}, opt);
+    act = at::empty({T, B, G}, opt);
+    cs = at::empty({T, B, H}, opt);
+    tc = at::empty({T, B, H}, opt);
+    mean = at::empty({T, B, 1}, opt);
+    rstd = at::empty({T, B, 1}, opt);
+    mean_c = at::empty({T, B, 1}, opt);
+    rstd_c = at::empty({T, B, 1}, opt);
+  } else {
+    hp = at::empty({1, B, G}, opt);   // the activations overwrite it in place
+    cbuf = at::empty({2, B, H}, opt);  // c alternates between two buffers
+  }
+  AT_DISPATCH_FLOATING_TYPES(xg.scalar_type(), "lstm_forward", [&] {
+    using T_ = scalar_t;
+    for (int64_t t = 0; t < T; ++t) {
+      Tensor p = save ? hp[t] : hp[0];
+      at::mm_out(p, t == 0 ? h0 : hs[t - 1], w_t);
+      LstmFwdStep<T_> s{};
+      s.p = p.data_ptr<T_>();
+      s.act = save ? step<T_>(act, t) : s.p;
+      s.x = step<T_>(xg, t);
+      const Tensor& cb = save ? cs : cbuf;  // c_t: cs[t], or cbuf[t % 2]
+      s.c_prev = t == 0 ? c0.data_ptr<T_>() : step<T_>(cb, save ? t - 1 : (t - 1) & 1);
+      s.c = step<T_>(cb, save ? t : t & 1);
+      s.h = step<T_>(hs, t);
+      if (save) {
+        s.tc = step<T_>(tc, t);
+        s.mean = step<T_>(mean, t), s.rstd = step<T_>(rstd, t);
+        s.mean_c = step<T_>(mean_c, t), s.rstd_c = step<T_>(rstd_c, t);
+      }
+      s.g_hh = g_hh.data_ptr<T_>(), s.g_c = g_c.data_ptr<T_>(), s.b_c = b_c.data_ptr<T_>();
+      s.H = H, s.eps_hh = eps_hh, s.eps_c = eps_c;
+      lstm_forward_rows(s, B, G);
+    }
+  });
+  const Tensor c_last = save ? cs[T - 1] : cbuf[(T - 1) & 1];
+  if (!save) return {c_last};
+  return {c_last, hp, act, cs, tc, mean, rstd, mean_c, rstd_c};
+}
+
+// Returns {grad_xg (T, B, 4H), dh0, dc0, grad_hp (T, B, 4H): dL/d(h_{t-1} W_hh^T), and the
+// gradients of the recurrent norm's gain, the cell norm's gain and shift}; dW_hh is one
+// whole-sequence product of grad_hp, done in Python.
+std::vector<Tensor> lstm_backward(const Tensor& grad_hs, const Tensor& grad_c_T, const Tensor& h0,
+                                  const Tensor& c0, const Tensor& w_hh, const Tensor& g_hh,
+                                  const Tensor& g_c, const Tensor& hp, const Tensor& act,
+                                  const Tensor& cs, const Tensor& tc, const Tensor& mean,
+                                  const Tensor& rstd, const Tensor& mean_c, const Tensor& rstd_c) {
+  at::NoGradGuard no_grad;
+  for (auto [t, n] :
+       {std::pair{&grad_hs, "grad_hs"}, {&grad_c_T, "grad_c_T"}, {&h0, "h0"}, {&c0, "c0"},
+        {&w_hh, "w_hh"}, {&g_hh, "g_hh"}, {&g_c, "g_c"}, {&act, "act"}, {&cs, "cs"},
+        {&tc, "tc"}, {&mean, "mean"}, {&rstd, "rstd"}, {&mean_c, "mean_c"}, {&rstd_c, "rstd_c"}})
+    check(*t, hp, n);
+  check(hp, hp, "hp");
+  const int64_t T = hp.size(0), B = hp.size(1), G = hp.size(2), H = G / 4;
+  const auto opt = hp.options();
+  Tensor grad_xg = at::empty({T, B, G}, opt);
+  Tensor grad_hp = at::empty({T, B, G}, opt);
+  Tensor acc_g_hh = at::zeros({B, G}, opt), acc_g_c = at::zeros({B, H}, opt);
+  Tensor acc_b_c = at::zeros({B, H}, opt);
+  Tensor dh = at::zeros({B, H}, opt);
+  Tensor dc = grad_c_T.clone();
+  AT_DISPATCH_FLOATING_TYPES(hp.scalar_type(), "lstm_backward", [&] {
+    using T_ = scalar_t;
+    for (int64_t t = T - 1; t >= 0; --t) {
+      LstmBwdStep<T_> s{};
+      s.gy = step<T_>(grad_hs, t);
+      s.p = step<T_>(hp, t);
+      s.act = step<T_>(act, t);
+      s.c = step<T_>(cs, t);
+      s.c_prev = t == 0 ? c0.data_ptr<T_>() : step<T_>(cs, t - 1);
+      s.tc = step<T_>(tc, t);
+      s.mean = step<T_>(mean, t), s.rstd = step<T_>(rstd, t);
+      s.mean_c = step<T_>(mean_c, t), s.rstd_c = step<T_>(rstd_c, t);
+      s.dh = dh.data_ptr<T_>(), s.dc = dc.data_ptr<T_>();
+      s.gx = step<T_>(grad_xg, t), s.gp = step<T_>(grad_hp, t);
+      s.acc_g_hh = acc_g_hh.data_ptr<T_>(), s.acc_g_c = acc_g_c.data_ptr<T_>();
+      s.acc_b_c = acc_b_c.data_ptr<T_>();
+      s.g_hh = g_hh.data_ptr<T_>(), s.g_c = g_c.data_ptr<T_>();
+      s.H = H;
+      lstm_backward_rows(s, B, G);
+      at::mm_out(dh, grad_hp[t], w_hh);  // dL/dh_{t-1}
+    }
+  });
+  return {grad_xg, dh, dc, grad_hp, acc_g_hh.sum(0), acc_g_c.sum(0), acc_b_c.sum(0)};
+}
+
+// ---------------------------------------------------------------- GRU
+
+// Writes hs (T, B, H) in place; returns {} or, with save, {hp, rz, ns, mean, rstd, u_n}:
+// hp = h_{t-1} W_hh^T (T, B, 3H); rz the reset and update gates (T, B, 2H); ns the candidates
+// and u_n the candidate's block of LN(hp) + b_hh (T, B, H); the norm's mean and rstd (T, B, 1).
+std::vector<Tensor> gru_forward(const Tensor& xp, const Tensor& h0, const Tensor& w_hh,
+                                const Tensor& g_hh, const Tensor& b_hh, double eps, Tensor hs,
+                                bool save) {
+  at::NoGradGuard no_grad;
+  for (auto [t, n] : {std::pair{&h0, "h0"}, {&w_hh, "w_hh"}, {&g_hh, "g_hh"}, {&b_hh, "b_hh"},
+                      {&hs, "hs"}})
+    check(*t, xp, n);
+  check(xp, xp, "xp");
+  const int64_t T = xp.size(0), B = xp.size(1), G = xp.size(2), H = G / 3;
+  TORCH_CHECK(T >= 1 && G == 3 * H && h0.size(0) == B && h0.size(1) == H && hs.size(0) == T,
+              "rnnkit kernels: gru_forward got mismatched shapes");
+  const auto opt = xp.options();
+  const Tensor w_t = w_hh.t();
+  Tensor hp, rz, ns, mean, rstd, u_n;
+  if (save) {
+    hp = at::empty({T, B, G}, opt);
+    rz = at::empty({T, B, 2 * H}, opt);
+    ns = at::empty({T, B, H}, opt);
+    u_n = at::empty({T, B, H}, opt);
+    mean = at::empty({T, B, 1}, opt);
+    rstd = at::empty({T, B, 1}, opt);
+  } else {
+    hp = at::empty({1, B, G}, opt);
+  }
+  AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "gru_forward", [&] {
+    using T_ = scalar_t;
+    for (int64_t t = 0; t < T; ++t) {
+      const Tensor h_prev = t == 0 ? h0 : hs[t - 1];
+      Tensor p = save ? hp[t] : hp[0];
+      at::mm_out(p, h_prev, w_t);
+      GruFwdStep<T_> s{};
+      s.p = p.data_ptr<T_>();
+      s.x = step<T_>(xp, t);
+      s.h_prev = h_prev.data_ptr<T_>();
+      s.h = step<T_>(hs, t);
+      if (save) {
+        s.rz = step<T_>(rz, t), s.n = step<T_>(ns, t), s.u_n = step<T_>(u_n, t);
+        s.mean = step<T_>(mean, t), s.rstd = step<T_>(rstd, t);
+      }
+      s.g_hh = g_hh.data_ptr<T_>(), s.b_hh = b_hh.data_ptr<T_>();
+      s.H = H, s.eps = eps;
+      gru_forward_rows(s, B, G);
+    }
+  });
+  if (!save) return {};
+  return {hp, rz, ns, mean, rstd, u_n};
+}
+
+// Returns {grad_xp (T, B, 3H), dh0, grad_hp (T, B, 3H): dL/d(h_{t-1} W_hh^T), and the gradients
+// of the recurrent norm's gain and shift}; dW_hh is one whole-sequence product, done in Python.
+std::vector<Tensor> gru_backward(const Tensor& grad_hs, const Tensor& h0, const Tensor& w_hh,
+                                 const Tensor& g_hh, const Tensor& hs, const Tensor& hp,
+                                 const Tensor& rz, const Tensor& ns, const Tensor& mean,
+                                 const Tensor& rstd, const Tensor& u_n) {
+  at::NoGradGuard no_grad;
+  for (auto [t, n] : {std::pair{&grad_hs, "grad_hs"}, {&h0, "h0"}, {&w_hh, "w_hh"},
+                      {&g_hh, "g_hh"}, {&hs, "hs"}, {&rz, "rz"}, {&ns, "ns"}, {&mean, "mean"},
+                      {&rstd, "rstd"}, {&u_n, "u_n"}})
+    check(*t, hp, n);
+  check(hp, hp, "hp");
+  const int64_t T = hp.size(0), B = hp.size(1), G = hp.size(2), H = G / 3;
+  const auto opt = hp.options();
+  Tensor grad_xp = at::empty({T, B, G}, opt);
+  Tensor grad_hp = at::empty({T, B, G}, opt);
+  Tensor acc_g_hh = at::zeros({B, G}, opt), acc_b_hh = at::zeros({B, G}, opt);
+  Tensor dh = at::zeros({B, H}, opt);
+  AT_DISPATCH_FLOATING_TYPES(hp.scalar_type(), "gru_backward", [&] {
+    using T_ = scalar_t;
+    for (int64_t t = T - 1; t >= 0; --t) {
+      GruBwdStep<T_> s{};
+      s.gy = step<T_>(grad_hs, t);
+      s.h_prev = t == 0 ? h0.data_ptr<T_>() : step<T_>(hs, t - 1);
+      s.p = step<T_>(hp, t);
+      s.rz = step<T_>(rz, t), s.n = step<T_>(ns, t), s.u_n = step<T_>(u_n, t);
+      s.mean = step<T_>(mean, t), s.rstd = step<T_>(rstd, t);
+      s.dh = dh.data_ptr<T_>();
+      s.gx = step<T_>(grad_xp, t);
+      s.acc_g_hh = acc_g_hh.data_ptr<T_>(), s.acc_b_hh = acc_b_hh.data_ptr<T_>();
+      s.gp = step<T_>(grad_hp, t);
+      s.g_hh = g_hh.data_ptr<T_>();
+      s.H = H;
+      gru_backward_rows(s, B, G);
+      dh.addmm_(grad_hp[t], w_hh);
+    }
+  });
+  return {grad_xp, dh, grad_hp, acc_g_hh.sum(0), acc_b_hh.sum(0)};
+}
+
+}  // namespace
+
+TORCH_LIBRARY(rnnkit_kernels, m) {
+  m.def("lstm_forward", &lstm_forward);
+  m.def("lstm_backward", &lstm_backward);
+  m.def("gru_forward", &gru_forward);
+  m.def("gru_backward", &gru_backward);
+}

@@ -1,0 +1,243 @@
+"""The compiled layer-norm LSTM/GRU kernels against the PyTorch loops and the readable cells.
+
+Three computations of the same function must agree: the C++ time loop
+(``rnnkit/cells/kernels/layer_norm_rnn.cpp``), the pure-PyTorch loop it replaces (the fallback,
+``RNNKIT_KERNELS=0``), and ``T`` calls of the cell's ``forward``. The first test to ask for the
+kernels builds them (once per machine, cached after); where they cannot be built the
+kernel-specific tests skip and the fallback tests still run.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+from rnnkit import Recurrent
+from rnnkit.cells import kernels as native
+from rnnkit.cells import layer_norm_fused
+from rnnkit.cells.layer_norm_gru import LayerNormGRUCell
+from rnnkit.cells.layer_norm_lstm import LayerNormLSTMCell
+from rnnkit.layers import make_layer
+from rnnkit.state import leaves
+
+LN_CELLS = [LayerNormLSTMCell, LayerNormGRUCell]
+
+
+@pytest.fixture(scope="module")
+def built():
+    """The kernels, built on first use; the test skips where they cannot be built."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ops = native._build() if native.enabled() else None
+    if ops is None:
+        pytest.skip("rnnkit's C++ kernels are disabled (RNNKIT_KERNELS=0) or could not be built")
+    return ops
+
+
+class Spy:
+    """Counts the calls made to the kernels' ops, so a test knows which engine ran."""
+
+    def __init__(self, ops):
+        self.ops, self.calls = ops, []
+
+    def __getattr__(self, name):
+        op = getattr(self.ops, name)
+        return lambda *args: self.calls.append(name) or op(*args)
+
+
+def use(monkeypatch, engine, ops=None):
+    """Route the engines to the kernels (``"kernel"``, returns the spy) or the PyTorch loops."""
+    if engine == "kernel":
+        spy = Spy(ops)
+        monkeypatch.setattr(native, "load", lambda: spy)
+        return spy
+    monkeypatch.setattr(native, "load", lambda: None)
+    return None
+
+
+def step_loop(cell, x, state):
+    """The readable reference: one ``forward`` call per step."""
+    ys = []
+    for x_t in x.unbind(0):
+        y, state = cell(x_t, state)
+        ys.append(y)
+    return torch.stack(ys), state
+
+
+def make_cell(cls, D, H, dtype, seed):
+    torch.manual_seed(seed)
+    cell = cls(D, H).to(dtype)
+    with torch.no_grad():  # gains of 1 and shifts of 0 would hide mistakes
+        for p in cell.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    return cell
+
+
+def random_state(cell, B, dtype):
+    zero = cell.initial_state(B, dtype=dtype)
+    if isinstance(zero, tuple):
+        return tuple(torch.randn_like(s).requires_grad_() for s in zero)
+    return torch.randn_like(zero).requires_grad_()
+
+
+def run(cell, x, state, how):
+    """Outputs, final state leaves and every gradient (input, state, parameters)."""
+    ys, final = step_loop(cell, x, state) if how == "loop" else cell.sequence(x, state)
+    torch.manual_seed(99)
+    w = torch.randn_like(ys)
+    loss = (w * ys).sum() + sum((w[0] * f).sum() for f in leaves(final))
+    grads = torch.autograd.grad(loss, [x, *leaves(state), *cell.parameters()])
+    return ys, leaves(final), grads
+
+
+def names(cell, state):
+    return (
+        ["x"]
+        + [f"state{i}" for i in range(len(leaves(state)))]
+        + [n for n, _ in cell.named_parameters()]
+    )
+
+
+TOL = {torch.float64: dict(rtol=1e-10, atol=1e-12), torch.float32: dict(rtol=1e-4, atol=1e-5)}
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("T,B,D,H", [(1, 1, 3, 4), (2, 1, 3, 4), (2, 3, 5, 6), (9, 4, 5, 8)])
+@pytest.mark.parametrize("cls", LN_CELLS)
+def test_kernel_equals_fallback_and_step_loop(cls, T, B, D, H, dtype, built, monkeypatch):
+    cell = make_cell(cls, D, H, dtype, seed=T * 100 + B)
+    x = torch.randn(T, B, D, dtype=dtype, requires_grad=True)
+    state = random_state(cell, B, dtype)
+    spy = use(monkeypatch, "kernel", built)
+    fast = run(cell, x, state, "sequence")
+    assert spy.calls == [f"{'lstm' if cls is LayerNormLSTMCell else 'gru'}_{s}"
+                         for s in ("forward", "backward")]  # fmt: skip
+    use(monkeypatch, "fallback")
+    fallback = run(cell, x, state, "sequence")
+    loop = run(cell, x, state, "loop")
+    for ref in (fallback, loop):
+        torch.testing.assert_close(fast[0], ref[0], **TOL[dtype])
+        for f, f_ref in zip(fast[1], ref[1]):
+            torch.testing.assert_close(f, f_ref, **TOL[dtype])
+        for name, g, g_ref in zip(names(cell, state), fast[2], ref[2]):
+            torch.testing.assert_close(g, g_ref, **TOL[dtype], msg=name)
+
+
+@pytest.mark.parametrize("cls", LN_CELLS)
+def test_kernel_gradcheck(cls, built, monkeypatch):
+    cell = make_cell(cls, 3, 4, torch.float64, seed=1)
+    x = torch.randn(4, 2, 3, dtype=torch.float64, requires_grad=True)
+    state = random_state(cell, 2, torch.float64)
+    n = len(leaves(state))
+    keys = [k for k, _ in cell.named_parameters()]
+    spy = use(monkeypatch, "kernel", built)
+
+    def f(x, *tensors):
+        s = tensors[:n] if isinstance(state, tuple) else tensors[0]
+        with torch.nn.utils.stateless._reparametrize_module(cell, dict(zip(keys, tensors[n:]))):
+            ys, final = cell.sequence(x, s)
+        return ys, *leaves(final)
+
+    assert torch.autograd.gradcheck(f, (x, *leaves(state), *cell.parameters()))
+    assert any(c.endswith("backward") for c in spy.calls)
+
+
+@pytest.mark.parametrize("cls", LN_CELLS)
+def test_kernel_forward_only_by_chunks(cls, built, monkeypatch):
+    # chunks of 2 steps, so that the state is handed across chunk boundaries (odd T: a last
+    # chunk of one step)
+    monkeypatch.setattr(layer_norm_fused, "_chunks", lambda T, row: [
+        (s, min(s + 2, T)) for s in range(0, T, 2)])  # fmt: skip
+    cell = make_cell(cls, 4, 5, torch.float32, seed=2)
+    x = torch.randn(7, 3, 4)
+    state = cell.initial_state(3)
+    spy = use(monkeypatch, "kernel", built)
+    with torch.no_grad():
+        ys, final = cell.sequence(x, state)
+    assert ys.grad_fn is None and len(spy.calls) == 4
+    use(monkeypatch, "fallback")
+    with torch.no_grad():
+        ys_fb, final_fb = cell.sequence(x, state)
+        ys_ref, final_ref = step_loop(cell, x, state)
+    for ref, fin in ((ys_fb, final_fb), (ys_ref, final_ref)):
+        torch.testing.assert_close(ys, ref, rtol=1e-5, atol=1e-6)
+        for a, b in zip(leaves(final), leaves(fin)):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["lnlstm", "lngru"])
+def test_layers_two_layers_bidirectional_kernel_equals_fallback(name, built, monkeypatch):
+    torch.manual_seed(4)
+    layer = make_layer(name, 5, 6, num_layers=2, bidirectional=True, batch_first=True).double()
+    with torch.no_grad():
+        for p in layer.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    x = torch.randn(3, 7, 5, dtype=torch.float64, requires_grad=True)  # (B, T, I)
+    results = []
+    for engine in ("kernel", "fallback"):
+        spy = use(monkeypatch, engine, built)
+        out, h_n = layer(x)
+        loss = (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum()
+        loss = loss + sum(s.square().sum() for s in leaves(h_n))
+        grads = torch.autograd.grad(loss, [x, *layer.parameters()])
+        results.append((out, leaves(h_n), grads))
+        if spy is not None:
+            assert spy.calls.count(f"{name[2:]}_forward") == 4  # 2 layers x 2 directions
+    (out, h_n, grads), (out_fb, h_fb, grads_fb) = results
+    torch.testing.assert_close(out, out_fb, rtol=1e-10, atol=1e-12)
+    for a, b in zip(h_n, h_fb):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    for (pname, _), g, g_fb in zip([("x", 0), *layer.named_parameters()], grads, grads_fb):
+        torch.testing.assert_close(g, g_fb, rtol=1e-10, atol=1e-12, msg=pname)
+
+
+def test_recurrent_runs_the_kernel_for_the_cell_class(built, monkeypatch):
+    layer = Recurrent(LayerNormLSTMCell, 3, 4)
+    spy = use(monkeypatch, "kernel", built)
+    out, _ = layer(torch.randn(5, 2, 3))
+    assert out.shape == (5, 2, 4) and spy.calls == ["lstm_forward"]
+
+
+def test_environment_switch_turns_the_kernels_off(monkeypatch):
+    monkeypatch.setenv("RNNKIT_KERNELS", "0")
+    assert not native.enabled() and native.load() is None
+    assert native.usable(torch.zeros(2)) is None
+    monkeypatch.setenv("RNNKIT_KERNELS", "1")
+    assert native.enabled()
+
+
+def test_kernels_refuse_what_they_cannot_run(monkeypatch):
+    monkeypatch.setattr(native, "load", lambda: "ops")
+    assert native.usable(torch.zeros(2), torch.zeros(3)) == "ops"
+    assert native.usable(torch.zeros(2, dtype=torch.float64)) == "ops"
+    assert native.usable(torch.zeros(2), torch.zeros(2, dtype=torch.float64)) is None  # mixed
+    assert native.usable(torch.zeros(2, dtype=torch.float16)) is None
+    assert native.usable(torch.zeros(2), torch.zeros(2, device="meta")) is None
+    monkeypatch.setattr(torch.jit, "is_tracing", lambda: True)  # ONNX / TorchScript export
+    assert native.usable(torch.zeros(2)) is None
+
+
+def test_a_failed_build_warns_once_and_falls_back(monkeypatch):
+    from torch.utils import cpp_extension
+
+    def broken(**kwargs):
+        raise RuntimeError("Ninja is required to load C++ extensions\nmore detail")
+
+    monkeypatch.setattr(cpp_extension, "load", broken)
+    with pytest.warns(RuntimeWarning, match="could not build.*Ninja is required.*PyTorch loops"):
+        assert native._build.__wrapped__() is None  # the uncached body: a fresh first use
+
+
+@pytest.mark.parametrize("cls", LN_CELLS)
+def test_fallback_alone_equals_the_step_loop(cls, monkeypatch):
+    # runs with or without a compiler: the PyTorch loops are the engines' other half
+    use(monkeypatch, "fallback")
+    cell = make_cell(cls, 3, 5, torch.float64, seed=5)
+    x = torch.randn(6, 2, 3, dtype=torch.float64, requires_grad=True)
+    state = random_state(cell, 2, torch.float64)
+    fast, loop = run(cell, x, state, "sequence"), run(cell, x, state, "loop")
+    torch.testing.assert_close(fast[0], loop[0], rtol=1e-10, atol=1e-12)
+    for g, g_ref in zip(fast[2], loop[2]):
+        torch.testing.assert_close(g, g_ref, rtol=1e-10, atol=1e-12)
