@@ -47,6 +47,7 @@ def _build() -> object | None:
                 flush=True,
             )
         folder.mkdir(parents=True, exist_ok=True)
+        _ninja_on_path()
         cpp_extension.load(
             name=_NAME,
             sources=[str(_SOURCE)],
@@ -64,6 +65,8 @@ def _build() -> object | None:
         return torch.ops.rnnkit_kernels
     except Exception as error:  # any failure means "use the PyTorch loops"
         first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        if "ninja" in first_line.lower():
+            first_line += "; pip install 'rnnkit[kernels]' provides it"
         warnings.warn(
             f"rnnkit: could not build the fused cell kernels ({first_line[:200]}); "
             "using the PyTorch loops (same numbers, slower). Set RNNKIT_KERNELS=0 to skip the try.",
@@ -71,6 +74,18 @@ def _build() -> object | None:
             stacklevel=3,
         )
         return None
+
+
+def _ninja_on_path() -> None:
+    """Let torch find the ``ninja`` of the ``kernels`` extra, which lives in the environment's
+    ``bin`` folder: that folder is not on ``PATH`` when Python is run by its full path."""
+    try:
+        import ninja
+    except ImportError:
+        return  # a system ninja, or the one-line warning below
+    folders = os.environ.get("PATH", "").split(os.pathsep)
+    if ninja.BIN_DIR not in folders:
+        os.environ["PATH"] = os.pathsep.join([ninja.BIN_DIR, *folders])
 
 
 def load() -> object | None:
