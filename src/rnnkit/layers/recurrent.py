@@ -137,7 +137,8 @@ class Recurrent(nn.Module):
         # one step (a generated token) gains nothing from a whole-sequence input side; a graph
         # being captured (trace, ONNX, compile) sees the plain call: fx tracing inside another
         # tracer is not something to rely on
-        if not getattr(self, "hoist", True) or steps < 2 or _capturing():
+        # (_capturing first: under a tracer, steps is a traced value and comparing it warns)
+        if not getattr(self, "hoist", True) or _capturing() or steps < 2:
             return cells
         cache = self.__dict__.setdefault("_hoisted", {})
         for k, cell in enumerate(cells):
