@@ -50,3 +50,12 @@ def assert_all_close(a, b, dtype):
             assert x is None and y is None
             continue
         torch.testing.assert_close(x, y, **TOL[dtype])
+
+
+def step_loop(cell, x, state):
+    """The readable reference: one ``forward`` call per step."""
+    ys = []
+    for x_t in x.unbind(0):
+        y, state = cell(x_t, state)
+        ys.append(y)
+    return torch.stack(ys), state

@@ -13,6 +13,7 @@ import warnings
 
 import pytest
 import torch
+from conftest import step_loop
 
 from rnnkit import Recurrent
 from rnnkit.cells import kernels as native
@@ -55,15 +56,6 @@ def use(monkeypatch, engine, ops=None):
         return spy
     monkeypatch.setattr(native, "load", lambda: None)
     return None
-
-
-def step_loop(cell, x, state):
-    """The readable reference: one ``forward`` call per step."""
-    ys = []
-    for x_t in x.unbind(0):
-        y, state = cell(x_t, state)
-        ys.append(y)
-    return torch.stack(ys), state
 
 
 def make_cell(cls, D, H, dtype, seed):

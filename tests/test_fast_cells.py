@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import step_loop
 
 from rnnkit import Recurrent
 from rnnkit.cells.layer_norm_gru import LayerNormGRUCell
@@ -53,15 +54,6 @@ def test_linear_scan_gradcheck_and_matches_loop_gradients():
 def test_linear_scan_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="linear_scan needs"):
         linear_scan(torch.rand(4, 2, 3), torch.rand(4, 2, 2), torch.zeros(2, 3))
-
-
-def step_loop(cell, x, state):
-    """The readable reference: one ``forward`` call per step."""
-    ys = []
-    for x_t in x.unbind(0):
-        y, state = cell(x_t, state)
-        ys.append(y)
-    return torch.stack(ys), state
 
 
 def random_state(cell, B, dtype):
