@@ -22,9 +22,9 @@ Where the time loop runs: on the CPU in float32 or float64, in C++
 rest of the step, forward and backward, because at H 128-256 the ten small kernels a PyTorch
 step dispatches, and the Python between them, cost more than the maths. Everywhere else (CUDA,
 other dtypes, ``RNNKIT_KERNELS=0``, no compiler) the PyTorch loops below run; they save the same
-buffers, so the input side before the loop and the weight gradients after it
-(``_lstm_weight_grads``, ``_gru_weight_grads``) are shared, and both give the same numbers to
-rounding (``tests/test_cell_kernels.py``).
+buffers, so the input side before the loop and ``dW_hh`` after it (``_w_hh_grad``) are shared
+(the kernels sum the norms' gain and shift gradients inside their loop), and both give the same
+numbers to rounding (``tests/test_cell_kernels.py``).
 
 There is no per-step masking: the engines run only without ``lengths`` (the layers fall back to
 the readable reference loop otherwise). Under ``torch.no_grad`` the forward loop keeps only the
@@ -48,9 +48,14 @@ _ln = torch.native_layer_norm
 _ln_backward = torch.ops.aten.native_layer_norm_backward
 
 
+def _chunk_steps(row: int) -> int:
+    """Steps per chunk of a forward-only input side: about 4 MB of float32 (see _InputByChunks)."""
+    return max(1, (1 << 20) // row)
+
+
 def _chunks(T: int, row: int):
-    """(start, end) step ranges of about 4 MB of float32 input side each (see _InputByChunks)."""
-    steps = max(1, (1 << 20) // row)
+    """(start, end) step ranges of one chunk each."""
+    steps = _chunk_steps(row)
     return [(s, min(s + steps, T)) for s in range(0, T, steps)]
 
 
@@ -68,7 +73,7 @@ class _InputByChunks:
 
     def __init__(self, fn: Callable[[int, int], Tensor], T: int, B: int, G: int) -> None:
         self.fn, self.shape = fn, (T, B, G)
-        self.steps = max(1, (1 << 20) // (B * G))  # about 4 MB of float32 per chunk
+        self.steps = _chunk_steps(B * G)
         self.start, self.chunk = 0, None
 
     def __getitem__(self, t: int) -> Tensor:
@@ -176,7 +181,7 @@ class _LayerNormLSTM(torch.autograd.Function):
             dh = torch.mm(dp, w_hh)
         # fac is spent: reuse its pages (fresh memory costs a fault per page)
         grad_hp = torch.stack(grad_hp, out=fac.view(T, B, G))  # (T, B, 4H)
-        weights = _lstm_weight_grads(grad_hp, grad_xg, dys, grad_hp, hs, h0, hp, cs, *stats)
+        weights = _lstm_weight_grads(grad_hp, grad_xg, dys, hs, h0, hp, cs, *stats)
         return grad_xg, dh, dc, *weights, None, None, None
 
 
@@ -187,13 +192,13 @@ def _w_hh_grad(grad_hp: Tensor, hs: Tensor, h0: Tensor) -> Tensor:
     return grad_w_hh.addmm_(grad_hp[0].t(), h0)
 
 
-def _lstm_weight_grads(grad_hp, grad_xg, dys, scratch, hs, h0, hp, cs, mean, rstd, mean_c, rstd_c):
+def _lstm_weight_grads(grad_hp, grad_xg, dys, hs, h0, hp, cs, mean, rstd, mean_c, rstd_c):
     """dW_hh, the recurrent norm's gain, the cell norm's gain and shift: whole-sequence sums.
 
-    ``scratch`` (T, B, 4H) may be ``grad_hp`` itself (it is read first); ``dys`` is overwritten.
+    ``grad_hp`` is reused (read first) and ``dys`` overwritten.
     """
     grad_w_hh = _w_hh_grad(grad_hp, hs, h0)
-    n_hp = torch.sub(hp, mean, out=scratch).mul_(rstd)  # the normalised W_hh h_{t-1}
+    n_hp = torch.sub(hp, mean, out=grad_hp).mul_(rstd)  # the normalised W_hh h_{t-1}
     grad_g_hh = n_hp.mul_(grad_xg).sum((0, 1))
     grad_b_c = dys.sum((0, 1))
     grad_g_c = dys.mul_(torch.sub(cs, mean_c).mul_(rstd_c)).sum((0, 1))
