@@ -18,6 +18,7 @@ from conftest import step_loop
 from rnnkit import Recurrent
 from rnnkit.cells import kernels as native
 from rnnkit.cells import layer_norm_fused
+from rnnkit.cells.kernels import dense
 from rnnkit.cells.layer_norm_gru import LayerNormGRUCell
 from rnnkit.cells.layer_norm_lstm import LayerNormLSTMCell
 from rnnkit.layers import make_layer
@@ -115,6 +116,54 @@ def test_kernel_equals_fallback_and_step_loop(cls, T, B, D, H, dtype, built, mon
             torch.testing.assert_close(f, f_ref, **TOL[dtype])
         for name, g, g_ref in zip(names(cell, state), fast[2], ref[2]):
             torch.testing.assert_close(g, g_ref, **TOL[dtype], msg=name)
+
+
+@pytest.fixture
+def two_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("B", [16, 19])
+@pytest.mark.parametrize("cls", LN_CELLS)
+def test_kernel_row_blocks_on_two_threads(cls, B, built, two_threads, monkeypatch):
+    # From 16 rows on, two threads each run the whole time loop for their own block of rows
+    # (row_blocks in the .cpp; 19: blocks of 9 and 10); forward and backward must not notice.
+    cell = make_cell(cls, 5, 6, torch.float64, seed=B)
+    x = torch.randn(6, B, 5, dtype=torch.float64, requires_grad=True)
+    state = random_state(cell, B, torch.float64)
+    spy = use(monkeypatch, "kernel", built)
+    fast = run(cell, x, state, "sequence")
+    assert any(c.endswith("backward") for c in spy.calls)
+    with torch.no_grad():
+        ys_nograd, _ = cell.sequence(x, state)
+    use(monkeypatch, "fallback")
+    ref = run(cell, x, state, "sequence")
+    torch.testing.assert_close(fast[0], ref[0], **TOL[torch.float64])
+    torch.testing.assert_close(ys_nograd, ref[0], **TOL[torch.float64])
+    for f, f_ref in zip(fast[1], ref[1]):
+        torch.testing.assert_close(f, f_ref, **TOL[torch.float64])
+    for name, g, g_ref in zip(names(cell, state), fast[2], ref[2]):
+        torch.testing.assert_close(g, g_ref, **TOL[torch.float64], msg=name)
+
+
+def test_dense_linear_is_f_linear_to_rounding():
+    torch.manual_seed(0)
+    x, w, b = torch.randn(7, 5, 33), torch.randn(40, 33), torch.randn(40)
+    with torch.no_grad():
+        y = dense.linear(x, w, b)
+        torch.testing.assert_close(y, torch.nn.functional.linear(x, w, b))
+        torch.testing.assert_close(dense.linear(x, w), torch.nn.functional.linear(x, w))
+    # where a gradient is wanted it is F.linear itself (oneDNN's op has no autograd formula)
+    wp = w.clone().requires_grad_()
+    out = dense.linear(x, wp, b)
+    assert out.grad_fn is not None
+    out.sum().backward()
+    torch.testing.assert_close(wp.grad, x.reshape(-1, 33).sum(0).expand(40, 33))
+    x64 = x.double()  # other dtypes: F.linear, exactly
+    assert torch.equal(dense.linear(x64, w.double()), torch.nn.functional.linear(x64, w.double()))
 
 
 @pytest.mark.parametrize("cls", LN_CELLS)

@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from rnnkit.cells import kernels as native
+from rnnkit.cells.kernels import dense
 
 _ln = torch.native_layer_norm
 _ln_backward = torch.ops.aten.native_layer_norm_backward
@@ -211,7 +212,7 @@ def layer_norm_lstm_sequence(cell, x: Tensor, state: tuple[Tensor, Tensor]):
     G = 4 * cell.hidden_size
 
     def input_side(x: Tensor) -> Tensor:  # LN(W_ih x) gamma + b, the bias as the norm's shift
-        return F.layer_norm(F.linear(x, cell.weight_ih), (G,), cell.ln_ih.weight, cell.bias,
+        return F.layer_norm(dense.linear(x, cell.weight_ih), (G,), cell.ln_ih.weight, cell.bias,
                             cell.ln_ih.eps)  # fmt: skip
 
     weights = (cell.weight_hh, cell.ln_hh.weight, cell.ln_c.weight, cell.ln_c.bias)
@@ -334,7 +335,7 @@ def layer_norm_gru_sequence(cell, x: Tensor, h0: Tensor) -> tuple[Tensor, Tensor
     G = 3 * cell.hidden_size
 
     def input_side(x: Tensor) -> Tensor:  # LN(W_ih x) gamma + b_ih, the bias as the shift
-        return F.layer_norm(F.linear(x, cell.weight_ih), (G,), cell.ln_ih.weight, cell.bias_ih,
+        return F.layer_norm(dense.linear(x, cell.weight_ih), (G,), cell.ln_ih.weight, cell.bias_ih,
                             cell.ln_ih.eps)  # fmt: skip
 
     weights = (cell.weight_hh, cell.ln_hh.weight, cell.bias_hh)

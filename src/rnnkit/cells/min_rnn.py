@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rnnkit.cells.kernels import dense
 from rnnkit.cells.linear_scan import scan_into, scan_reverse_into
 
 
@@ -127,7 +128,7 @@ class _MinCell(nn.Module):
 
     def project_input(self, x: Tensor) -> Tensor:
         """All gate pre-activations, ``W_ih x + b_ih``, for any leading shape (one matmul)."""
-        return F.linear(x, self.weight_ih, self.bias_ih)
+        return dense.linear(x, self.weight_ih, self.bias_ih)
 
     def _coefficients(self, xp: Tensor) -> tuple[Tensor, Tensor]:
         """``(a, b)`` of ``h_t = a h_{t-1} + b`` from the projected input."""

@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, fx, nn
 
+from rnnkit.cells.kernels import dense
 from rnnkit.state import State
 
 _OWN_PATH = ("project_input", "step", "sequence")
@@ -237,7 +238,7 @@ def _split(cell: nn.Module) -> HoistedCell | None:
         return None
     if not any(_is_matmul(cell, n) for n in input_side):
         return None  # only cheap elementwise work would move: not worth a second graph
-    project = _project_graph(nodes, input_side, constant, frontier, x_node)
+    project = _project_graph(cell, nodes, input_side, constant, frontier, x_node)
     step = _step_graph(nodes, input_side, constant, frontier, state_node)
     return HoistedCell(
         cell,
@@ -415,10 +416,24 @@ def _drop_with_users(node: fx.Node, input_side: set[fx.Node]) -> None:
             _drop_with_users(user, input_side)
 
 
+def _linear_module(cell: nn.Module, path: tuple[str, ...], x: Tensor) -> Tensor:
+    """A plain ``nn.Linear`` of the cell over the whole sequence: ``dense.linear`` (oneDNN in
+    forward-only runs, else ``F.linear``), the module looked up when the graph runs."""
+    module = _attr(cell, path)
+    return dense.linear(x, module.weight, module.bias)
+
+
 def _copy(
-    graph: fx.Graph, node: fx.Node, env: dict[fx.Node, fx.Node], cell_ph: fx.Node, **dim: int
+    graph: fx.Graph,
+    node: fx.Node,
+    env: dict[fx.Node, fx.Node],
+    cell_ph: fx.Node,
+    whole_sequence: nn.Module | None = None,
+    **dim: int,
 ) -> fx.Node:
-    """Copy ``node`` into ``graph``, reading attributes and submodules off the cell at run time."""
+    """Copy ``node`` into ``graph``, reading attributes and submodules off the cell at run time.
+    ``whole_sequence``: the cell, when copying its input side, whose plain linear maps then go
+    through ``dense.linear``."""
     if node.op == "get_attr":
         path = tuple(node.target.split(".")[1:])
         return graph.call_function(_attr, (cell_ph, path))
@@ -432,11 +447,21 @@ def _copy(
             kwargs["dim"] = dim["dim"]
     if node.op == "call_module":
         path = tuple(node.target.split(".")[1:])
+        if (
+            whole_sequence is not None
+            and not kwargs
+            and len(args) == 1
+            and _is_linear(whole_sequence, node)
+        ):
+            return graph.call_function(_linear_module, (cell_ph, path, *args))
         return graph.call_function(_call_module, (cell_ph, path, *args), kwargs)
+    if whole_sequence is not None and node.op == "call_function" and node.target is F.linear:
+        return graph.create_node(node.op, dense.linear, args, kwargs)
     return graph.create_node(node.op, node.target, args, kwargs)
 
 
 def _project_graph(
+    cell: nn.Module,
     nodes: list[fx.Node],
     input_side: set[fx.Node],
     constant: dict[fx.Node, int | None],
@@ -451,7 +476,8 @@ def _project_graph(
     for node in nodes:
         if node in needed and node not in env and (node in input_side or node in constant):
             extra = {"dim": -1} if _is_split(node) and node in input_side else {}
-            env[node] = _copy(graph, node, env, cell_ph, **extra)
+            whole = cell if node in input_side else None  # constants are not per-sequence
+            env[node] = _copy(graph, node, env, cell_ph, whole, **extra)
     values = [env[n] for n in frontier]
     graph.output(values[0] if len(values) == 1 else tuple(values))
     graph.lint()

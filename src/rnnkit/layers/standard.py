@@ -17,12 +17,12 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from rnnkit.backend import check_backend
 from rnnkit.cells import functional as cellfn
+from rnnkit.cells.kernels import dense
 from rnnkit.layers.script import scriptable
 from rnnkit.layers.sequence import capturing_graph, check_lengths, to_time_major
 from rnnkit.layers.unroll import run_layers
@@ -37,7 +37,7 @@ class _BoundCell:
         self.w_hr = w_hr
 
     def project_input(self, x: Tensor) -> Tensor:
-        return F.linear(x, self.w_ih, self.b_ih)  # (T, B, G*H), all steps in one matmul
+        return dense.linear(x, self.w_ih, self.b_ih)  # (T, B, G*H), all steps in one matmul
 
     def step(self, xp: Tensor, state: State) -> tuple[Tensor, State]:
         if self.w_hr is not None:

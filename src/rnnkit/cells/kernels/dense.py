@@ -1,0 +1,40 @@
+"""``linear``: ``F.linear`` for the whole-sequence input side of forward-only runs, on oneDNN.
+
+``F.linear`` on a float32 CPU tensor is one MKL ``sgemm``. The same product through oneDNN (the
+library behind torch's own fused CPU LSTM, shipped inside torch) runs 20-50 % faster on this
+project's AMD machine, most of all on two threads (``benchmarks/cells.py``; MKL takes a slower
+code path on non-Intel CPUs). The input side of a recurrent layer (``W_ih x`` over all ``T * B``
+rows at once) is the largest single product of a forward pass, so the forward-only paths of
+the fused engines and of hoisted user cells call this instead of ``F.linear``.
+
+oneDNN's operator has no autograd formula, so it is used only where no gradient is needed;
+otherwise, and off the CPU, in other dtypes, under tracing, scripting or compiling, this is
+``F.linear`` itself. The two differ by float rounding only (a different summation order).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def _onednn_ok(*tensors: Tensor | None) -> bool:
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
+        return False
+    if torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_compiling():
+        return False
+    if not torch.backends.mkldnn.is_available():
+        return False
+    return all(t is None or (type(t) in (Tensor, torch.nn.Parameter) and t.device.type == "cpu"
+                             and t.dtype == torch.float32) for t in tensors)  # fmt: skip
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``F.linear(x, weight, bias)``; on oneDNN for float32 CPU tensors when no gradient is
+    needed. ``x`` is ``(..., I)``, ``weight`` ``(F, I)``, the result ``(..., F)``."""
+    if x.dim() < 2 or x.numel() == 0 or not _onednn_ok(x, weight, bias):
+        return F.linear(x, weight, bias)
+    rows = x.reshape(-1, x.shape[-1])
+    out = torch.ops.mkldnn._linear_pointwise(rows, weight, bias, "none", [], "")
+    return out.reshape(*x.shape[:-1], weight.shape[0])
