@@ -23,6 +23,12 @@ backward to every parameter and the input) and ``fwd`` (under ``torch.no_grad()`
     lstm+weight-drop, lstm+recurrent-dropout, lstm+zoneout
                 the LSTM with each regulariser on (--weight-drop 0.5, --recurrent-dropout
                 0.25, --zoneout 0.1), in training mode so that it acts
+    gemm-floor  not a cell: only the matrix products an LSTM layer needs, through torch's
+                matmul (``W_ih x`` over the whole sequence, then ``h W_hh^T`` once per step,
+                with one add and a slice in between to chain the steps, no gate maths). Any
+                time loop built on torch's matrix products, as every contender but nn.LSTM
+                and native is, costs at least this; nn.LSTM's oneDNN kernel does the same
+                products with its own packed-weight GEMMs
 
 The registered cells are built as the CLI builds them (``rnnkit.layers.make_layer``).
 
@@ -91,6 +97,29 @@ class UserGRUCell(nn.Module):
         return h, h
 
 
+class GemmFloor(nn.Module):
+    """An LSTM's matrix products and nothing else: ``h_t = (W_ih x_t + h_{t-1} W_hh^T)[:, :H]``."""
+
+    def __init__(self, hidden_size: int, num_layers: int) -> None:
+        super().__init__()
+        H = hidden_size
+        self.w_ih = nn.ParameterList(nn.Parameter(torch.randn(4 * H, H) / H**0.5)
+                                     for _ in range(num_layers))  # fmt: skip
+        self.w_hh = nn.ParameterList(nn.Parameter(torch.randn(4 * H, H) / H**0.5)
+                                     for _ in range(num_layers))  # fmt: skip
+
+    def forward(self, x: Tensor) -> tuple[Tensor, None]:  # x (T, B, H)
+        H = x.shape[-1]
+        for w_ih, w_hh in zip(self.w_ih, self.w_hh):
+            xg = torch.nn.functional.linear(x, w_ih)  # (T, B, 4H), one product
+            h, hs, w_t = x.new_zeros(x.shape[1], H), [], w_hh.t()
+            for xg_t in xg.unbind(0):
+                h = (xg_t + h @ w_t)[:, :H]  # (B, H)
+                hs.append(h)
+            x = torch.stack(hs)
+        return x, None
+
+
 def _torch_lstm(H: int, L: int) -> nn.Module:
     return nn.LSTM(H, H, num_layers=L)
 
@@ -129,6 +158,7 @@ CONTENDERS: dict[str, Callable[[int, int], nn.Module]] = {
     "lstm+weight-drop": _registered("lstm", weight_drop=0.5),
     "lstm+recurrent-dropout": _registered("lstm", recurrent_dropout=0.25),
     "lstm+zoneout": _registered("lstm", zoneout=0.1),
+    "gemm-floor": GemmFloor,
 }
 SCALING = ("reference", "lnlstm", "mingru", "user-gru")
 
