@@ -1,5 +1,9 @@
 r"""Whole-sequence engines for the layer-normalised LSTM and GRU, back-propagation written out.
 
+The GRU engine also runs torch.nn.GRU's plain GRU (``gru_sequence`` with ``g_hh`` None: the
+recurrent side is ``W_hh h + b_hh``, one ``addmm``, with no norm), which ``rnnkit.GRU(...,
+backend="fused")`` uses on the CPU because torch's own CPU GRU runs op by op per step.
+
 Unrolled op by op through autograd, a layer-normalised cell records some twenty nodes per step,
 and the backward pass replays them one by one, each with its own small allocations; that made
 ``Recurrent(LayerNormLSTMCell)`` 2-4x slower than ``torch.nn.LSTM``. Here the time loop runs
