@@ -307,8 +307,8 @@ class _GRU(torch.autograd.Function):
             grad_xp, dh, grad_hp, *norms = ctx.kernels.gru_backward(
                 grad_hs.contiguous(), h0, w_hh, g_hh, hs, hp, rz, ns, mean, rstd, u_n
             )
-            if not norm:  # dL/db_hh = dL/du = dL/dp: the kernel leaves the sum to us
-                norms = [None, grad_hp.sum((0, 1))]
+            if not norm:  # grad_hp is dL/dp's candidate block; its r and z blocks are grad_xp's
+                return grad_xp, dh, *_plain_gru_grads(grad_xp, grad_hp, hs, h0), None, None
             return grad_xp, dh, _w_hh_grad(grad_hp, hs, h0), *norms, None, None
         r, z = rz[..., :H], rz[..., H:]
         # Per-step factors independent of the incoming gradient, for all steps at once:
@@ -345,6 +345,16 @@ class _GRU(torch.autograd.Function):
         grad_hp = torch.stack(grad_hp, out=scale_u)  # (T, B, 3H)
         weights = _gru_weight_grads(grad_hp, grad_u, hs, h0, hp, mean, rstd)
         return grad_xp, dh, *weights, None, None
+
+
+def _plain_gru_grads(grad_xp, grad_hp_n, hs, h0):
+    """dW_hh, None (no gain) and db_hh of the plain GRU, from dL/dp = (grad_xp's r and z
+    blocks, grad_hp_n): whole-sequence products over strided views, no copy."""
+    H = hs.shape[-1]
+    rz = grad_xp[..., : 2 * H]
+    grad_w_hh = torch.cat([_w_hh_grad(rz, hs, h0), _w_hh_grad(grad_hp_n, hs, h0)])
+    grad_b_hh = torch.cat([rz.sum((0, 1)), grad_hp_n.sum((0, 1))])
+    return grad_w_hh, None, grad_b_hh
 
 
 def _gru_weight_grads(grad_hp, grad_u, hs, h0, hp, mean, rstd):

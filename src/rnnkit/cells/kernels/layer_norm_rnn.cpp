@@ -348,8 +348,12 @@ struct GruBwdStep {
   const T *gy, *h_prev, *p, *rz, *n, *u_n, *mean, *rstd;  // p, mean, rstd: with the norm only
   T* dh;  // in: dL/dh_t's recurrent share; out: dL/dh_{t-1} through z h_{t-1}
   T *gx, *gp;  // out: dL/d(input side), dL/dp, (B, 3H) each
+  // Without the norm dL/dp differs from dL/d(input side) only in the candidate's block
+  // (times r): that block alone is kept for the whole sequence, gp_n (B, H), and gp is one
+  // step's scratch for the step's matrix product.
+  T* gp_n;
   // running sums over the steps, per row, of the recurrent norm's gain and shift gradients
-  // (with the norm only; without it dL/db_hh is the sum of dL/dp, taken after the loop)
+  // (with the norm only; without it dL/db_hh and dW_hh are sums taken after the loop)
   T *acc_g_hh, *acc_b_hh;  // (B, 3H) each
   const T* g_hh;           // null: no layer norm
   int64_t H;
@@ -370,6 +374,7 @@ RNNKIT_INLINE void gru_backward_rows_impl(const GruBwdStep<T>& s, int64_t b0, in
     T* gx = s.gx + b * G;
     T* gp = s.gp + b * G;
     T* gu = gp;  // dL/du first; with the norm, overwritten in place by dL/dp below
+    T* gpn = Norm ? nullptr : s.gp_n + b * H;
     const T* pr = Norm ? s.p + b * G : nullptr;
     const T m = Norm ? s.mean[b] : T(0), rs = Norm ? s.rstd[b] : T(1);
     T u1 = 0, u2 = 0;
@@ -383,6 +388,7 @@ RNNKIT_INLINE void gru_backward_rows_impl(const GruBwdStep<T>& s, int64_t b0, in
       const T gun = gn * r;
       gx[k] = gr, gx[H + k] = gz, gx[2 * H + k] = gn;
       gu[k] = gr, gu[H + k] = gz, gu[2 * H + k] = gun;
+      if constexpr (!Norm) gpn[k] = gun;
       dhr[k] = d * z;  // through z h_{t-1}; W_hh h_{t-1}'s share is added after the pass
       if constexpr (Norm) {
         const T dr = gr * gh[k], dz = gz * gh[H + k], dn = gun * gh[2 * H + k];
@@ -619,9 +625,11 @@ std::vector<Tensor> gru_forward(const Tensor& xp, const Tensor& h0, const Tensor
   return {hp, rz, ns, mean, rstd, u_n};
 }
 
-// Returns {grad_xp (T, B, 3H), dh0, grad_hp (T, B, 3H): dL/d(h_{t-1} W_hh^T), and, with the
-// norm, the gradients of its gain and shift}; dW_hh is one whole-sequence product, done in
-// Python, and so is dL/db_hh without the norm (the sum of grad_hp).
+// Returns {grad_xp (T, B, 3H), dh0, grad_hp (T, B, 3H): dL/d(h_{t-1} W_hh^T), and the
+// gradients of the norm's gain and shift}, or without the norm {grad_xp, dh0, grad_hp_n
+// (T, B, H): grad_hp's candidate block, its other blocks being grad_xp's}: fresh memory costs
+// a page fault per 4 kB, and this saves a (T, B, 2H) buffer. dW_hh is one whole-sequence
+// product, done in Python, and so is dL/db_hh without the norm.
 std::vector<Tensor> gru_backward(const Tensor& grad_hs, const Tensor& h0, const Tensor& w_hh,
                                  const std::optional<Tensor>& g_hh_opt, const Tensor& hs,
                                  const Tensor& hp, const Tensor& rz, const Tensor& ns,
@@ -640,7 +648,9 @@ std::vector<Tensor> gru_backward(const Tensor& grad_hs, const Tensor& h0, const 
               "rnnkit kernels: gru_backward got mismatched shapes");
   const auto opt = hs.options();
   Tensor grad_xp = at::empty({T, B, G}, opt);
-  Tensor grad_hp = at::empty({T, B, G}, opt);
+  Tensor grad_hp = at::empty({norm ? T : 1, B, G}, opt);  // without the norm, a scratch
+  Tensor grad_hp_n;
+  if (!norm) grad_hp_n = at::empty({T, B, H}, opt);
   Tensor acc_g_hh, acc_b_hh;
   if (norm) acc_g_hh = at::zeros({B, G}, opt), acc_b_hh = at::zeros({B, G}, opt);
   Tensor dh = at::zeros({B, H}, opt);
@@ -656,16 +666,18 @@ std::vector<Tensor> gru_backward(const Tensor& grad_hs, const Tensor& h0, const 
         s.mean = step<T_>(mean, t), s.rstd = step<T_>(rstd, t);
         s.acc_g_hh = acc_g_hh.data_ptr<T_>(), s.acc_b_hh = acc_b_hh.data_ptr<T_>();
         s.g_hh = g_hh_opt->data_ptr<T_>();
+      } else {
+        s.gp_n = step<T_>(grad_hp_n, t);
       }
       s.dh = dh.data_ptr<T_>();
       s.gx = step<T_>(grad_xp, t);
-      s.gp = step<T_>(grad_hp, t);
+      s.gp = step<T_>(grad_hp, norm ? t : 0);
       s.H = H;
       gru_backward_rows(s, B, G);
-      dh.addmm_(grad_hp[t], w_hh);
+      dh.addmm_(grad_hp[norm ? t : 0], w_hh);
     }
   });
-  if (!norm) return {grad_xp, dh, grad_hp};
+  if (!norm) return {grad_xp, dh, grad_hp_n};
   return {grad_xp, dh, grad_hp, acc_g_hh.sum(0), acc_b_hh.sum(0)};
 }
 
