@@ -20,6 +20,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 import rnnkit
 from rnnkit.cells import layer_norm_fused
+from rnnkit.layers.weight_drop import WeightDropGRU
 
 DTYPES = [torch.float32, torch.float64]
 
@@ -228,3 +229,21 @@ def test_fused_is_for_the_gru_layer_only(build):
 def test_unknown_backend_lists_fused_for_gru():
     with pytest.raises(ValueError, match="'fused'"):
         rnnkit.GRU(3, 4, backend="fast")
+
+
+def test_weight_drop_runs_on_the_fused_engine(built, monkeypatch):
+    # WeightDropGRU lends its dropped W_hh to the cells: the fused engine must run on those
+    spy = use(monkeypatch, "kernel", built)
+    torch.manual_seed(0)
+    fused = WeightDropGRU(4, 6, num_layers=2, weight_drop=0.5, backend="fused").double()
+    loop = WeightDropGRU(4, 6, num_layers=2, weight_drop=0.5, backend="reference").double()
+    loop.load_state_dict(fused.state_dict())
+    x = torch.randn(5, 3, 4, dtype=torch.float64)
+    results = []
+    for layer in (fused, loop):
+        torch.manual_seed(11)
+        out, h_n = layer(x)
+        grads = torch.autograd.grad(out.sum() + h_n.square().sum(), list(layer.parameters()))
+        results.append((out, h_n, *grads))
+    assert_all_close(results[0], results[1], torch.float64)
+    assert spy.calls.count("gru_forward") == 2

@@ -165,8 +165,11 @@ class _RecurrentLayer:
         input, hx, batched = self._check_and_prepare(input, hx)
         batch = to_time_major(input, batch_first=self.batch_first, lengths=lengths)
         batch.batched = batched
+        cells = self._bound_cells()
+        if fused:  # the same weights (weight drop's dropped W_hh included), whole sequences
+            cells = [_FusedGRUCell(c.step_fn, c.w_ih, c.w_hh, c.b_ih, c.b_hh) for c in cells]
         return run_layers(
-            self._bound_cells(fused),
+            cells,
             batch,
             hx,
             num_layers=self.num_layers,
@@ -212,20 +215,19 @@ class _RecurrentLayer:
         self.check_forward_args(input, hx, None)  # type: ignore[attr-defined]
         return input, hx, batched
 
-    def _bound_cells(self, fused: bool = False) -> list[_BoundCell]:
+    def _bound_cells(self) -> list[_BoundCell]:
         step_fn = {
             "RNN_TANH": cellfn.rnn_tanh_step,
             "RNN_RELU": cellfn.rnn_relu_step,
             "LSTM": cellfn.lstm_step,
             "GRU": cellfn.gru_step,
         }[self.mode]
-        kind = _FusedGRUCell if fused else _BoundCell
         cells = []
         for layer in range(self.num_layers):
             for suffix in ("", "_reverse")[: 2 if self.bidirectional else 1]:
                 s = f"_l{layer}{suffix}"
                 cells.append(
-                    kind(
+                    _BoundCell(
                         step_fn,
                         getattr(self, "weight_ih" + s),
                         getattr(self, "weight_hh" + s),
