@@ -38,6 +38,11 @@ per-step times T=1024 / T=64. A loop whose per-step cost does not depend on T gi
 Table 3: the min-RNN scans against the same cells' step loops at T = 4096 (B 8, H 64,
 fwd+bwd), from ``benchmarks/min_rnn_scan.py``.
 
+Table 4: ``rnnkit.GRU(backend="fused")`` (rnnkit's C++ time loop) against ``torch.nn.GRU`` with
+the same weights, at table 1's two configurations, fwd+bwd and fwd, interleaved; the ratio
+divides by nn.GRU's median in the same run, and ``max |diff|`` is the largest gap between the
+two outputs (and between the input gradients, fwd+bwd).
+
 Fairness on a small, noisy machine (``benchmarks/timing.py``): every contender is warmed up
 first; then each round runs every contender once, in an order that rotates every round, and
 times each iteration on its own. The tables print the median over rounds and the spread
@@ -238,6 +243,45 @@ def table_scans(repeats: int, steps: int) -> None:
         )
 
 
+def table_fused_gru(repeats: int) -> None:
+    print(f"\nfused GRU vs torch.nn.GRU (same weights; median of {repeats}, ms)")
+    print(
+        f"{'config':<18} {'mode':<8} {'contender':<12} {'median ms':>10} {'min-max ms':>16}"
+        f" {'/ nn.GRU':>9} {'max |diff|':>11}"
+    )
+    for shape in SHAPES:
+        torch.manual_seed(0)
+        H, L = shape.hidden_size, shape.num_layers
+        reference = nn.GRU(H, H, num_layers=L)
+        fused = rnnkit.GRU(H, H, num_layers=L, backend="fused")
+        fused.load_state_dict(reference.state_dict(), strict=True)
+        x = torch.randn(shape.steps, shape.batch_size, H)
+        for mode in MODES:
+            xs = {n: x.clone().requires_grad_(mode == "fwd+bwd") for n in ("nn.GRU", "fused")}
+            models = {"nn.GRU": reference, "fused": fused}
+            outputs = {}
+            for name, model in models.items():  # the same computation, kept for the gap
+                output = model(xs[name])[0]
+                if mode == "fwd+bwd":
+                    output.sum().backward()
+                    outputs[name] = (output.detach(), xs[name].grad)
+                else:
+                    outputs[name] = (output.detach(),)
+            gap = max(
+                (a - b).abs().max().item() for a, b in zip(outputs["nn.GRU"], outputs["fused"])
+            )
+            runs = {n: iteration(models[n], xs[n], mode) for n in models}
+            samples = interleaved(runs, repeats)
+            base = statistics.median(samples["nn.GRU"])
+            for name, times in samples.items():
+                median = statistics.median(times)
+                shown = f"{gap:>11.1e}" if name == "fused" else f"{'':>11}"
+                print(
+                    f"{shape!s:<18} {mode:<8} {name:<12} {median:>10.2f} {spread(times):>16}"
+                    f" {median / base:>9.2f} {shown}"
+                )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (2)")
@@ -250,7 +294,7 @@ def main() -> None:
         help="table 1 with these contenders only (nn.LSTM is always timed)",
     )
     parser.add_argument(
-        "--tables", default="1,2,3", help="which tables to print, comma-separated (1,2,3)"
+        "--tables", default="1,2,3,4", help="which tables to print, comma-separated (1,2,3,4)"
     )
     args = parser.parse_args()
     if args.threads < 1:
@@ -259,8 +303,8 @@ def main() -> None:
     if repeats < 1:
         parser.error(f"--repeats must be >= 1, got {repeats}")
     tables = set(args.tables.split(","))
-    if not tables <= {"1", "2", "3"}:
-        parser.error(f"--tables takes 1, 2 and 3, got {args.tables!r}")
+    if not tables <= {"1", "2", "3", "4"}:
+        parser.error(f"--tables takes 1, 2, 3 and 4, got {args.tables!r}")
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, CPU, {args.threads} threads, {repeats} rounds")
     names = list(CONTENDERS)[:1] + (args.only or list(CONTENDERS)[1:])
@@ -270,6 +314,8 @@ def main() -> None:
         table_scaling(repeats)
     if "3" in tables:
         table_scans(max(repeats // 2, 2), 1024 if args.quick else 4096)
+    if "4" in tables:
+        table_fused_gru(repeats)
 
 
 if __name__ == "__main__":

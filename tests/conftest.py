@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
+
+import pytest
 import torch
 from torch.nn.utils.rnn import PackedSequence
 
 import rnnkit
+from rnnkit.cells import kernels as native
 
 TORCH = {"RNN": torch.nn.RNN, "LSTM": torch.nn.LSTM, "GRU": torch.nn.GRU}
 OURS = {"RNN": rnnkit.RNN, "LSTM": rnnkit.LSTM, "GRU": rnnkit.GRU}
@@ -59,3 +63,44 @@ def step_loop(cell, x, state):
         y, state = cell(x_t, state)
         ys.append(y)
     return torch.stack(ys), state
+
+
+@pytest.fixture(scope="module")
+def built():
+    """rnnkit's C++ kernels, built on first use; the test skips where they cannot be built."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ops = native._build() if native.enabled() else None
+    if ops is None:
+        pytest.skip("rnnkit's C++ kernels are disabled (RNNKIT_KERNELS=0) or could not be built")
+    return ops
+
+
+class Spy:
+    """Counts the calls made to the kernels' ops, so a test knows which engine ran."""
+
+    def __init__(self, ops):
+        self.ops, self.calls = ops, []
+
+    def __getattr__(self, name):
+        op = getattr(self.ops, name)
+        return lambda *args: self.calls.append(name) or op(*args)
+
+
+def use(monkeypatch, engine, ops=None):
+    """Route the engines to the kernels (``"kernel"``, returns the spy) or the PyTorch loops."""
+    if engine == "kernel":
+        spy = Spy(ops)
+        monkeypatch.setattr(native, "load", lambda: spy)
+        return spy
+    monkeypatch.setattr(native, "load", lambda: None)
+    return None
+
+
+@pytest.fixture
+def two_threads():
+    """torch on 2 threads for the test: the kernels split 16+ batch rows into two blocks then."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)

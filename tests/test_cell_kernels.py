@@ -9,11 +9,9 @@ kernel-specific tests skip and the fallback tests still run.
 
 from __future__ import annotations
 
-import warnings
-
 import pytest
 import torch
-from conftest import step_loop
+from conftest import step_loop, use
 
 from rnnkit import Recurrent
 from rnnkit.cells import kernels as native
@@ -25,38 +23,6 @@ from rnnkit.layers import make_layer
 from rnnkit.state import leaves
 
 LN_CELLS = [LayerNormLSTMCell, LayerNormGRUCell]
-
-
-@pytest.fixture(scope="module")
-def built():
-    """The kernels, built on first use; the test skips where they cannot be built."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        ops = native._build() if native.enabled() else None
-    if ops is None:
-        pytest.skip("rnnkit's C++ kernels are disabled (RNNKIT_KERNELS=0) or could not be built")
-    return ops
-
-
-class Spy:
-    """Counts the calls made to the kernels' ops, so a test knows which engine ran."""
-
-    def __init__(self, ops):
-        self.ops, self.calls = ops, []
-
-    def __getattr__(self, name):
-        op = getattr(self.ops, name)
-        return lambda *args: self.calls.append(name) or op(*args)
-
-
-def use(monkeypatch, engine, ops=None):
-    """Route the engines to the kernels (``"kernel"``, returns the spy) or the PyTorch loops."""
-    if engine == "kernel":
-        spy = Spy(ops)
-        monkeypatch.setattr(native, "load", lambda: spy)
-        return spy
-    monkeypatch.setattr(native, "load", lambda: None)
-    return None
 
 
 def make_cell(cls, D, H, dtype, seed):
@@ -116,14 +82,6 @@ def test_kernel_equals_fallback_and_step_loop(cls, T, B, D, H, dtype, built, mon
             torch.testing.assert_close(f, f_ref, **TOL[dtype])
         for name, g, g_ref in zip(names(cell, state), fast[2], ref[2]):
             torch.testing.assert_close(g, g_ref, **TOL[dtype], msg=name)
-
-
-@pytest.fixture
-def two_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize("B", [16, 19])

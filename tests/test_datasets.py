@@ -526,7 +526,7 @@ def test_convention_paragraphs_split_by_speech(tmp_path):
         for i in range(20):
             party = "democrat" if i % 2 else "republican"
             lines = [f"speech {i} paragraph {j} has enough words to count here" for j in range(3)]
-            w.writerow([party, f"S{i}", "\n".join(lines + ["Thank you.", ""])])
+            w.writerow([party, f"S{i}", "\n".join([*lines, "Thank you.", ""])])
     data = read_convention([path])
     assert len(data.inputs) == 60  # the short "Thank you." lines and blank lines are dropped
     assert sorted(i for part in data.given_splits.values() for i in part) == list(range(60))

@@ -1,5 +1,9 @@
 r"""Whole-sequence engines for the layer-normalised LSTM and GRU, back-propagation written out.
 
+The GRU engine also runs torch.nn.GRU's plain GRU (``gru_sequence`` with ``g_hh`` None: the
+recurrent side is ``W_hh h + b_hh``, one ``addmm``, with no norm), which ``rnnkit.GRU(...,
+backend="fused")`` uses on the CPU because torch's own CPU GRU runs op by op per step.
+
 Unrolled op by op through autograd, a layer-normalised cell records some twenty nodes per step,
 and the backward pass replays them one by one, each with its own small allocations; that made
 ``Recurrent(LayerNormLSTMCell)`` 2-4x slower than ``torch.nn.LSTM``. Here the time loop runs
@@ -238,20 +242,29 @@ def layer_norm_lstm_sequence(cell, x: Tensor, state: tuple[Tensor, Tensor]):
 
 
 def _gru_forward(xp, h0, w_hh, g_hh, b_hh, eps, save):
-    """The forward loop; with ``save``, also every buffer the backward needs."""
+    """The forward loop; with ``save``, also every buffer the backward needs.
+
+    ``g_hh`` None is torch.nn.GRU's plain GRU: ``u = W_hh h + b_hh`` (one ``addmm``, as ATen
+    computes it) where the layer-normalised GRU has ``u = LN(W_hh h) g_hh + b_hh``; the backward
+    then needs neither ``hp`` (one step's scratch) nor the statistics (empty).
+    """
     T, B, G = xp.shape
     H = G // 3
+    norm = g_hh is not None
     w_t = w_hh.t()
     hs = h0.new_empty(T, B, H)  # every h_t, the output
     if save:
-        hp = xp.new_empty(T, B, G)  # h_{t-1} @ W_hh^T, the recurrent layer norm's input
+        hp = xp.new_empty(T if norm else 1, B, G)  # h_{t-1} @ W_hh^T, the norm's input
         rz = xp.new_empty(T, B, 2 * H)  # the reset and update gates
         ns = xp.new_empty(T, B, H)  # the candidates
     stats: list[list[Tensor]] = [[], [], []]  # mean, rstd and the candidate's u_n, per step
     h = h0
     for t in range(T):
-        p = torch.mm(h, w_t, out=hp[t]) if save else torch.mm(h, w_t)
-        u, mean, rstd = _ln(p, (G,), g_hh, b_hh, eps)  # LN(W_hh h) + b_hh, (B, 3H)
+        if norm:
+            p = torch.mm(h, w_t, out=hp[t]) if save else torch.mm(h, w_t)
+            u, mean, rstd = _ln(p, (G,), g_hh, b_hh, eps)  # LN(W_hh h) + b_hh, (B, 3H)
+        else:
+            u = torch.addmm(b_hh, h, w_t)  # W_hh h + b_hh, (B, 3H)
         gates = rz[t] if save else torch.empty_like(u[:, : 2 * H])
         x_t = xp[t]
         torch.add(x_t[:, : 2 * H], u[:, : 2 * H], out=gates).sigmoid_()
@@ -260,14 +273,20 @@ def _gru_forward(xp, h0, w_hh, g_hh, b_hh, eps, save):
         torch.addcmul(x_t[:, 2 * H :], r, u[:, 2 * H :], out=n).tanh_()
         h = torch.addcmul(n, z, h - n, out=hs[t])  # (1 - z) n + z h, as gru_update has it
         if save:
-            for kept, value in zip(stats, (mean, rstd, u[:, 2 * H :])):
-                kept.append(value)
+            stats[2].append(u[:, 2 * H :])
+            if norm:
+                stats[0].append(mean)
+                stats[1].append(rstd)
     if not save:
         return hs, None
-    return hs, (hp, rz, ns, *(torch.stack(s) for s in stats))
+    mean_rstd = [torch.stack(s) for s in stats[:2]] if norm else [xp.new_empty(0, B, 1)] * 2
+    return hs, (hp, rz, ns, *mean_rstd, torch.stack(stats[2]))
 
 
-class _LayerNormGRU(torch.autograd.Function):
+class _GRU(torch.autograd.Function):
+    """One GRU layer and direction over the whole sequence: the layer-normalised GRU, or with
+    ``g_hh`` None torch.nn.GRU's plain one (``u = W_hh h + b_hh``, no norm)."""
+
     @staticmethod
     def forward(ctx, xp, h0, w_hh, g_hh, b_hh, eps, kernels):
         ctx.kernels = kernels
@@ -284,11 +303,14 @@ class _LayerNormGRU(torch.autograd.Function):
         h0, w_hh, g_hh, b_hh, hs, hp, rz, ns, mean, rstd, u_n = ctx.saved_tensors
         T, B, H = hs.shape
         G = 3 * H
+        norm = g_hh is not None
         if ctx.kernels is not None:
-            grad_xp, dh, grad_hp, *norm = ctx.kernels.gru_backward(
+            grad_xp, dh, grad_hp, *norms = ctx.kernels.gru_backward(
                 grad_hs.contiguous(), h0, w_hh, g_hh, hs, hp, rz, ns, mean, rstd, u_n
             )
-            return grad_xp, dh, _w_hh_grad(grad_hp, hs, h0), *norm, None, None
+            if not norm:  # grad_hp is dL/dp's candidate block; its r and z blocks are grad_xp's
+                return grad_xp, dh, *_plain_gru_grads(grad_xp, grad_hp, hs, h0), None, None
+            return grad_xp, dh, _w_hh_grad(grad_hp, hs, h0), *norms, None, None
         r, z = rz[..., :H], rz[..., H:]
         # Per-step factors independent of the incoming gradient, for all steps at once:
         # d(pre n) = dh * dn, d(pre r) = d(pre n) * dr, d(pre z) = dh * dz; the recurrent
@@ -298,10 +320,10 @@ class _LayerNormGRU(torch.autograd.Function):
         dz = torch.addcmul(z, z, z, value=-1)  # z (1 - z) (h_{t-1} - n)
         dz[1:].mul_(hs[:-1] - ns[1:])
         dz[0].mul_(h0 - ns[0])
-        scale_u = torch.ones_like(hp)
+        scale_u = hs.new_ones(T, B, G)
         scale_u[..., 2 * H :] = r
         grad_xp = hs.new_empty(T, B, G)
-        grad_u = hs.new_empty(T, B, G)  # dL/d(LN(W_hh h) + b_hh), for the gain and shift
+        grad_u = hs.new_empty(T, B, G)  # dL/du, u = LN(W_hh h) g + b_hh or W_hh h + b_hh
         grad_hp: list[Tensor] = [hs] * T  # placeholders, all overwritten
         dh = torch.zeros_like(h0)
         mask = (True, False, False)  # the input's gradient only; the weights' come at the end
@@ -312,13 +334,28 @@ class _LayerNormGRU(torch.autograd.Function):
             torch.mul(gx[:, 2 * H :], dr[t], out=gx[:, :H])
             torch.mul(dh, dz[t], out=gx[:, H : 2 * H])
             gu = torch.mul(gx, scale_u[t], out=grad_u[t])
-            dp = _ln_backward(gu, hp[t], (G,), mean[t], rstd[t], g_hh, b_hh, mask)[0]
+            if norm:
+                dp = _ln_backward(gu, hp[t], (G,), mean[t], rstd[t], g_hh, b_hh, mask)[0]
+            else:
+                dp = gu
             grad_hp[t] = dp
             dh = torch.addmm(dh.mul_(z[t]), dp, w_hh)  # through z h_{t-1} and W_hh h_{t-1}
+        if not norm:  # dL/dp is dL/du
+            return grad_xp, dh, _w_hh_grad(grad_u, hs, h0), None, grad_u.sum((0, 1)), None, None
         # scale_u is spent: reuse its pages (fresh memory costs a fault per page)
         grad_hp = torch.stack(grad_hp, out=scale_u)  # (T, B, 3H)
         weights = _gru_weight_grads(grad_hp, grad_u, hs, h0, hp, mean, rstd)
         return grad_xp, dh, *weights, None, None
+
+
+def _plain_gru_grads(grad_xp, grad_hp_n, hs, h0):
+    """dW_hh, None (no gain) and db_hh of the plain GRU, from dL/dp = (grad_xp's r and z
+    blocks, grad_hp_n): whole-sequence products over strided views, no copy."""
+    H = hs.shape[-1]
+    rz = grad_xp[..., : 2 * H]
+    grad_w_hh = torch.cat([_w_hh_grad(rz, hs, h0), _w_hh_grad(grad_hp_n, hs, h0)])
+    grad_b_hh = torch.cat([rz.sum((0, 1)), grad_hp_n.sum((0, 1))])
+    return grad_w_hh, None, grad_b_hh
 
 
 def _gru_weight_grads(grad_hp, grad_u, hs, h0, hp, mean, rstd):
@@ -338,21 +375,45 @@ def layer_norm_gru_sequence(cell, x: Tensor, h0: Tensor) -> tuple[Tensor, Tensor
         return F.layer_norm(dense.linear(x, cell.weight_ih), (G,), cell.ln_ih.weight, cell.bias_ih,
                             cell.ln_ih.eps)  # fmt: skip
 
-    weights = (cell.weight_hh, cell.ln_hh.weight, cell.bias_hh)
-    kernels = native.usable(x, h0, *weights)
+    inputs = (cell.weight_ih, cell.ln_ih.weight, cell.bias_ih)
+    recurrent = (cell.weight_hh, cell.ln_hh.weight, cell.bias_hh, cell.ln_hh.eps)
+    hs = gru_sequence(input_side, x, h0, *recurrent, inputs)
+    return hs, hs[-1]
+
+
+def gru_sequence(
+    input_side: Callable[[Tensor], Tensor],
+    x: Tensor,
+    h0: Tensor,
+    w_hh: Tensor,
+    g_hh: Tensor | None,
+    b_hh: Tensor,
+    eps: float,
+    input_weights: tuple[Tensor | None, ...],
+) -> Tensor:
+    """A GRU over a whole ``(T, B, I)`` sequence: every ``h_t``, ``(T, B, H)``.
+
+    ``input_side(x)`` gives the ``(t, B, 3H)`` input side of a run of steps (``input_weights``
+    are its parameters, to know whether a graph is needed). ``g_hh`` None is torch.nn.GRU's
+    plain GRU, ``r = sigma(x_r + W_hr h + b_hr)``, ``z`` likewise,
+    ``n = tanh(x_n + r (W_hn h + b_hn))``; with ``g_hh`` the recurrent side is
+    ``LN(W_hh h) g_hh + b_hh`` instead.
+    """
+    G = 3 * h0.shape[-1]
+    weights = (w_hh, g_hh, b_hh)
+    kernels = native.usable(x, h0, *(w for w in weights if w is not None))
     if kernels is not None:
         h0 = h0.contiguous()
-        weights = tuple(w.contiguous() for w in weights)
-    if _needs_grad(x, h0, cell.weight_ih, cell.ln_ih.weight, cell.bias_ih, *weights):
-        hs = _LayerNormGRU.apply(input_side(x), h0, *weights, cell.ln_hh.eps, kernels)
-    elif kernels is not None:
-        T, B = x.shape[:2]
-        hs = h0.new_empty(T, B, cell.hidden_size)
+        weights = tuple(w if w is None else w.contiguous() for w in weights)
+    if _needs_grad(x, h0, *input_weights, *weights):
+        return _GRU.apply(input_side(x).contiguous(), h0, *weights, eps, kernels)
+    T, B = x.shape[:2]
+    if kernels is not None:
+        hs = h0.new_empty(T, B, h0.shape[-1])
         for s, e in _chunks(T, B * G):  # the input side a few steps at a time, as _InputByChunks
             h = h0 if s == 0 else hs[s - 1]
-            kernels.gru_forward(input_side(x[s:e]), h, *weights, cell.ln_hh.eps, hs[s:e], False)
-    else:
-        T, B = x.shape[:2]
-        xp = _InputByChunks(lambda s, e: input_side(x[s:e]), T, B, G)
-        hs, _ = _gru_forward(xp, h0, *weights, cell.ln_hh.eps, save=False)
-    return hs, hs[-1]
+            kernels.gru_forward(input_side(x[s:e]).contiguous(), h, *weights, eps, hs[s:e], False)
+        return hs
+    xp = _InputByChunks(lambda s, e: input_side(x[s:e]), T, B, G)
+    hs, _ = _gru_forward(xp, h0, *weights, eps, save=False)
+    return hs

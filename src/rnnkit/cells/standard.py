@@ -128,7 +128,7 @@ class RNNCell(_CellMixin, nn.RNNCell):
 
     def __init__(self, *args: Any, backend: str = "auto", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.backend = check_backend(backend)
+        self.backend = check_backend(backend, owner=type(self).__name__)
 
     def _step(self, xp: Tensor, state: State) -> State:
         if self.nonlinearity == "tanh":
@@ -159,7 +159,7 @@ class LSTMCell(_CellMixin, nn.LSTMCell):
 
     def __init__(self, *args: Any, backend: str = "auto", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.backend = check_backend(backend)
+        self.backend = check_backend(backend, owner=type(self).__name__)
 
     def _step(self, xp: Tensor, state: State) -> State:
         return cellfn.lstm_step(xp, state, self.weight_hh, self.bias_hh)  # type: ignore[arg-type]
@@ -190,7 +190,7 @@ class GRUCell(_CellMixin, nn.GRUCell):
 
     def __init__(self, *args: Any, backend: str = "auto", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.backend = check_backend(backend)
+        self.backend = check_backend(backend, owner=type(self).__name__)
 
     def _step(self, xp: Tensor, state: State) -> State:
         return cellfn.gru_step(xp, state, self.weight_hh, self.bias_hh)  # type: ignore[arg-type]

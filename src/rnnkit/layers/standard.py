@@ -10,6 +10,7 @@ adds three things torch does not have:
   torch itself uses (oneDNN on CPU, cuDNN on GPU); ``"reference"`` runs the readable time loop
   of ``rnnkit.layers.unroll`` over the step functions of ``rnnkit.cells.functional``. The
   default, ``"auto"``, takes native unless the call needs the reference (``return_states``).
+  ``GRU`` has a third, ``"fused"``: rnnkit's own C++ time loop on the CPU (see ``GRU``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from rnnkit.backend import check_backend
 from rnnkit.cells import functional as cellfn
+from rnnkit.cells import kernels as native_kernels
 from rnnkit.cells.kernels import dense
+from rnnkit.cells.layer_norm_fused import gru_sequence
 from rnnkit.layers.script import scriptable
 from rnnkit.layers.sequence import capturing_graph, check_lengths, to_time_major
 from rnnkit.layers.unroll import run_layers
@@ -45,6 +48,16 @@ class _BoundCell:
         else:
             state = self.step_fn(xp, state, self.w_hh, self.b_hh)
         return (state if isinstance(state, Tensor) else state[0]), state
+
+
+class _FusedGRUCell(_BoundCell):
+    """A GRU layer and direction whose whole sequence runs in rnnkit's fused engine."""
+
+    def sequence(self, x: Tensor, h0: Tensor) -> tuple[Tensor, Tensor]:
+        b_hh = self.b_hh if self.b_hh is not None else self.w_hh.new_zeros(self.w_hh.shape[0])
+        inputs = (self.w_ih, self.b_ih)
+        hs = gru_sequence(self.project_input, x, h0, self.w_hh, None, b_hh, 0.0, inputs)
+        return hs, hs[-1]
 
 
 class _RecurrentLayer:
@@ -76,6 +89,8 @@ class _RecurrentLayer:
         exporter passes every argument of ``forward`` that way.
         """
         backend = self._pick_backend(return_states)
+        if backend == "fused" and not self._fused_can_run(input, hx, lengths):
+            backend = "native"
         if lengths is not None and capturing_graph():
             backend = "reference"  # packing cannot be captured; the mask can (same numbers)
         if lengths is not None:
@@ -90,7 +105,7 @@ class _RecurrentLayer:
             lengths = check_lengths(lengths, input.size(batch), input.size(steps))
         if backend == "native":
             return self._forward_native(input, hx, lengths)
-        return self._forward_reference(input, hx, lengths, return_states)
+        return self._forward_reference(input, hx, lengths, return_states, backend == "fused")
 
     def initial_state(
         self, batch_size: int, *, dtype: torch.dtype | None = None, device=None
@@ -121,7 +136,18 @@ class _RecurrentLayer:
             )
         if self.backend == "reference" or return_states:
             return "reference"
-        return "native"
+        return "fused" if self.backend == "fused" else "native"
+
+    def _fused_can_run(self, input, hx, lengths) -> bool:
+        """Whether rnnkit's fused GRU engine can take this call (else torch's kernels do)."""
+        if isinstance(input, PackedSequence) or lengths is not None:
+            return False
+        if torch.onnx.is_in_onnx_export() or capturing_graph():
+            return False
+        tensors = [input, *self._flat_weights]  # type: ignore[attr-defined]
+        if hx is not None:
+            tensors.append(hx)
+        return native_kernels.usable(*tensors) is not None
 
     def _forward_native(self, input, hx, lengths):
         base_forward = super().forward  # type: ignore[misc]
@@ -135,12 +161,15 @@ class _RecurrentLayer:
         output, _ = pad_packed_sequence(output, self.batch_first, total_length=steps)
         return output, h_n
 
-    def _forward_reference(self, input, hx, lengths, return_states):
+    def _forward_reference(self, input, hx, lengths, return_states, fused=False):
         input, hx, batched = self._check_and_prepare(input, hx)
         batch = to_time_major(input, batch_first=self.batch_first, lengths=lengths)
         batch.batched = batched
+        cells = self._bound_cells()
+        if fused:  # the same weights (weight drop's dropped W_hh included), whole sequences
+            cells = [_FusedGRUCell(c.step_fn, c.w_ih, c.w_hh, c.b_ih, c.b_hh) for c in cells]
         return run_layers(
-            self._bound_cells(),
+            cells,
             batch,
             hx,
             num_layers=self.num_layers,
@@ -238,7 +267,7 @@ class RNN(_RecurrentLayer, nn.RNN):
 
     def __init__(self, *args: Any, backend: str = "auto", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.backend = check_backend(backend)
+        self.backend = check_backend(backend, owner="RNN")
 
 
 class LSTM(_RecurrentLayer, nn.LSTM):
@@ -270,7 +299,7 @@ class LSTM(_RecurrentLayer, nn.LSTM):
 
     def __init__(self, *args: Any, backend: str = "auto", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.backend = check_backend(backend)
+        self.backend = check_backend(backend, owner="LSTM")
 
 
 class GRU(_RecurrentLayer, nn.GRU):
@@ -285,7 +314,22 @@ class GRU(_RecurrentLayer, nn.GRU):
     Args:
         input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
         device, dtype: exactly as :class:`torch.nn.GRU`.
-        backend: ``"auto"`` (default), ``"native"`` or ``"reference"``.
+        backend: ``"auto"`` (default), ``"native"``, ``"reference"`` or ``"fused"``.
+
+    ``backend="fused"`` runs each layer and direction in rnnkit's own CPU engine
+    (``rnnkit.cells.layer_norm_fused.gru_sequence``, the C++ loop of ``rnnkit.cells.kernels``,
+    built at first use): ``W_ih x + b_ih`` for the whole sequence in one matmul, then per step
+    one ``addmm`` for ``W_hh h + b_hh`` and one fused pass over the batch rows for the gates,
+    forward and backward (back-propagation through time written out, weight gradients as
+    whole-sequence products). torch's CPU GRU instead dispatches one ATen op after another
+    per step. The numbers match torch's to rounding (float32 exp and tanh are polynomials
+    accurate to a few ulp). Where the engine cannot run, the call goes to torch's own kernels
+    (``"native"``, torch's numbers exactly): on CUDA, in dtypes other than float32 and
+    float64, with ``lengths=`` or a ``PackedSequence``, while tracing, scripting, exporting or
+    compiling, and when the kernels are off (``RNNKIT_KERNELS=0``) or cannot be built;
+    ``return_states=True`` takes the reference loop, as with ``"auto"``. A single step
+    (``T = 1``) runs the reference step, the same equations. Inter-layer ``dropout`` in
+    training is the unroller's ``F.dropout``, as on the reference path.
 
     Example::
 
@@ -293,8 +337,11 @@ class GRU(_RecurrentLayer, nn.GRU):
         >>> out, h_n, states = gru(torch.randn(5, 3, 10), return_states=True)
         >>> states.h.shape  # (L*D, T, B, H)
         torch.Size([2, 5, 3, 20])
+        >>> fast = rnnkit.GRU(10, 20, num_layers=2, backend="fused")
+        >>> fast(torch.randn(5, 3, 10))[0].shape
+        torch.Size([5, 3, 20])
     """
 
     def __init__(self, *args: Any, backend: str = "auto", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.backend = check_backend(backend)
+        self.backend = check_backend(backend, owner="GRU", fused=True)

@@ -1,7 +1,8 @@
 """rnnkit's compiled CPU kernels: built at first use, cached after, optional.
 
 ``layer_norm_rnn.cpp`` runs the whole time loop of the layer-normalised LSTM and GRU engines
-(``rnnkit.cells.layer_norm_fused``) in C++, forward and backward: per step one matrix product and
+(``rnnkit.cells.layer_norm_fused``; the GRU's also without the norm, for
+``rnnkit.GRU(backend="fused")``) in C++, forward and backward: per step one matrix product and
 one fused pass over the batch rows, where PyTorch needs some ten dispatched kernels and the Python
 between them. It is compiled by ``torch.utils.cpp_extension`` the first time a process asks for
 it (about 20 s on a 2-core machine; one line on stderr says so) and cached in

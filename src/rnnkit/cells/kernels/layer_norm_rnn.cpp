@@ -1,5 +1,5 @@
-// The time loops of the layer-normalised LSTM and GRU engines (rnnkit/cells/layer_norm_fused.py),
-// forward and backward, on the CPU.
+// The time loops of the layer-normalised LSTM and GRU engines and of torch.nn.GRU's plain GRU
+// (rnnkit/cells/layer_norm_fused.py), forward and backward, on the CPU.
 //
 // Each step is one matrix product (h @ W_hh^T forward, dp @ W_hh backward) and ONE pass over the
 // batch rows that does everything else of the step: the recurrent layer norm, the gate
@@ -26,6 +26,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <type_traits>
 #include <vector>
 
@@ -323,18 +324,22 @@ RNNKIT_INLINE void lstm_backward_rows_(const LstmBwdStep<T>& s, int64_t b0, int6
   }
 }
 
+// The GRU row passes serve two engines: the layer-normalised GRU (g_hh set: u = LN(p) g + b_hh)
+// and the plain GRU of torch.nn.GRU (g_hh null: the step's matrix product already added b_hh,
+// so u = p = W_hh h + b_hh). Either way r = sigma(x_r + u_r), z = sigma(x_z + u_z),
+// n = tanh(x_n + r u_n): b_hn sits inside r (...), as torch has it.
 template <typename T>
 struct GruFwdStep {
   const T *p, *x, *h_prev;
   T* h;
-  T *rz, *n, *u_n, *mean, *rstd;  // saved for backward, or null
-  const T *g_hh, *b_hh;
+  T *rz, *n, *u_n, *mean, *rstd;  // saved for backward, or null (mean, rstd: with the norm only)
+  const T *g_hh, *b_hh;           // g_hh null: no layer norm
   int64_t H;
   double eps;
 };
 
-template <typename T>
-RNNKIT_INLINE void gru_forward_rows_(const GruFwdStep<T>& s, int64_t b0, int64_t b1) {
+template <typename T, bool Norm, bool Save>
+RNNKIT_INLINE void gru_forward_rows_impl(const GruFwdStep<T>& s, int64_t b0, int64_t b1) {
   const int64_t H = s.H, G = 3 * H;
   const T *gh = s.g_hh, *bh = s.b_hh;
   for (int64_t b = b0; b < b1; ++b) {
@@ -342,52 +347,62 @@ RNNKIT_INLINE void gru_forward_rows_(const GruFwdStep<T>& s, int64_t b0, int64_t
     const T* xr = s.x + b * G;
     const T* hpr = s.h_prev + b * H;
     T* hr = s.h + b * H;
-    T m, rs;
-    moments(pr, G, s.eps, m, rs);
-    if (s.rz) {
-      T* rzr = s.rz + b * 2 * H;
-      T* nr = s.n + b * H;
-      T* unr = s.u_n + b * H;
+    T m = 0, rs = 1;
+    if constexpr (Norm) moments(pr, G, s.eps, m, rs);
+    T* rzr = Save ? s.rz + b * 2 * H : nullptr;
+    T* nr = Save ? s.n + b * H : nullptr;
+    T* unr = Save ? s.u_n + b * H : nullptr;
 #pragma omp simd
-      for (int64_t k = 0; k < H; ++k) {
-        const T un = (pr[2 * H + k] - m) * rs * gh[2 * H + k] + bh[2 * H + k];
-        const T r = sigmoid(xr[k] + (pr[k] - m) * rs * gh[k] + bh[k]);
-        const T z = sigmoid(xr[H + k] + (pr[H + k] - m) * rs * gh[H + k] + bh[H + k]);
-        const T n = tanh_(xr[2 * H + k] + r * un);
-        hr[k] = n + z * (hpr[k] - n);  // (1 - z) n + z h, as gru_update has it
-        rzr[k] = r, rzr[H + k] = z, nr[k] = n, unr[k] = un;
+    for (int64_t k = 0; k < H; ++k) {
+      T ur, uz, un;
+      if constexpr (Norm) {
+        ur = (pr[k] - m) * rs * gh[k] + bh[k];
+        uz = (pr[H + k] - m) * rs * gh[H + k] + bh[H + k];
+        un = (pr[2 * H + k] - m) * rs * gh[2 * H + k] + bh[2 * H + k];
+      } else {
+        ur = pr[k], uz = pr[H + k], un = pr[2 * H + k];
       }
-      s.mean[b] = m, s.rstd[b] = rs;
-    } else {
-#pragma omp simd
-      for (int64_t k = 0; k < H; ++k) {
-        const T un = (pr[2 * H + k] - m) * rs * gh[2 * H + k] + bh[2 * H + k];
-        const T r = sigmoid(xr[k] + (pr[k] - m) * rs * gh[k] + bh[k]);
-        const T z = sigmoid(xr[H + k] + (pr[H + k] - m) * rs * gh[H + k] + bh[H + k]);
-        const T n = tanh_(xr[2 * H + k] + r * un);
-        hr[k] = n + z * (hpr[k] - n);
-      }
+      const T r = sigmoid(xr[k] + ur);
+      const T z = sigmoid(xr[H + k] + uz);
+      const T n = tanh_(xr[2 * H + k] + r * un);
+      hr[k] = n + z * (hpr[k] - n);  // (1 - z) n + z h, as gru_update and ATen have it
+      if constexpr (Save) rzr[k] = r, rzr[H + k] = z, nr[k] = n, unr[k] = un;
     }
+    if constexpr (Norm && Save) s.mean[b] = m, s.rstd[b] = rs;
   }
 }
 
 template <typename T>
+RNNKIT_INLINE void gru_forward_rows_(const GruFwdStep<T>& s, int64_t b0, int64_t b1) {
+  if (s.g_hh) {
+    if (s.rz) return gru_forward_rows_impl<T, true, true>(s, b0, b1);
+    return gru_forward_rows_impl<T, true, false>(s, b0, b1);
+  }
+  if (s.rz) return gru_forward_rows_impl<T, false, true>(s, b0, b1);
+  gru_forward_rows_impl<T, false, false>(s, b0, b1);
+}
+
+template <typename T>
 struct GruBwdStep {
-  const T *gy, *h_prev, *p, *rz, *n, *u_n, *mean, *rstd;
+  const T *gy, *h_prev, *p, *rz, *n, *u_n, *mean, *rstd;  // p, mean, rstd: with the norm only
   T* dh;  // in: dL/dh_t's recurrent share; out: dL/dh_{t-1} through z h_{t-1}
   T *gx, *gp;  // out: dL/d(input side), dL/dp, (B, 3H) each
+  // Without the norm dL/dp differs from dL/d(input side) only in the candidate's block
+  // (times r): that block alone is kept for the whole sequence, gp_n (B, H), and gp is one
+  // step's scratch for the step's matrix product.
+  T* gp_n;
   // running sums over the steps, per row, of the recurrent norm's gain and shift gradients
+  // (with the norm only; without it dL/db_hh and dW_hh are sums taken after the loop)
   T *acc_g_hh, *acc_b_hh;  // (B, 3H) each
-  const T* g_hh;
+  const T* g_hh;           // null: no layer norm
   int64_t H;
 };
 
-template <typename T>
-RNNKIT_INLINE void gru_backward_rows_(const GruBwdStep<T>& s, int64_t b0, int64_t b1) {
+template <typename T, bool Norm>
+RNNKIT_INLINE void gru_backward_rows_impl(const GruBwdStep<T>& s, int64_t b0, int64_t b1) {
   const int64_t H = s.H, G = 3 * H;
   const T* gh = s.g_hh;
   for (int64_t b = b0; b < b1; ++b) {
-    const T* pr = s.p + b * G;
     const T* rr = s.rz + b * 2 * H;
     const T* zr = rr + H;
     const T* nr = s.n + b * H;
@@ -397,10 +412,10 @@ RNNKIT_INLINE void gru_backward_rows_(const GruBwdStep<T>& s, int64_t b0, int64_
     T* dhr = s.dh + b * H;
     T* gx = s.gx + b * G;
     T* gp = s.gp + b * G;
-    T* gu = gp;  // dL/d(LN(p) + b_hh) first, overwritten in place by dL/dp below
-    T* agh = s.acc_g_hh + b * G;
-    T* abh = s.acc_b_hh + b * G;
-    const T m = s.mean[b], rs = s.rstd[b];
+    T* gu = gp;  // dL/du first; with the norm, overwritten in place by dL/dp below
+    T* gpn = Norm ? nullptr : s.gp_n + b * H;
+    const T* pr = Norm ? s.p + b * G : nullptr;
+    const T m = Norm ? s.mean[b] : T(0), rs = Norm ? s.rstd[b] : T(1);
     T u1 = 0, u2 = 0;
 #pragma omp simd reduction(+ : u1, u2)
     for (int64_t k = 0; k < H; ++k) {
@@ -412,20 +427,33 @@ RNNKIT_INLINE void gru_backward_rows_(const GruBwdStep<T>& s, int64_t b0, int64_
       const T gun = gn * r;
       gx[k] = gr, gx[H + k] = gz, gx[2 * H + k] = gn;
       gu[k] = gr, gu[H + k] = gz, gu[2 * H + k] = gun;
+      if constexpr (!Norm) gpn[k] = gun;
       dhr[k] = d * z;  // through z h_{t-1}; W_hh h_{t-1}'s share is added after the pass
-      const T dr = gr * gh[k], dz = gz * gh[H + k], dn = gun * gh[2 * H + k];
-      u1 += dr + dz + dn;
-      u2 += dr * (pr[k] - m) + dz * (pr[H + k] - m) + dn * (pr[2 * H + k] - m);
+      if constexpr (Norm) {
+        const T dr = gr * gh[k], dz = gz * gh[H + k], dn = gun * gh[2 * H + k];
+        u1 += dr + dz + dn;
+        u2 += dr * (pr[k] - m) + dz * (pr[H + k] - m) + dn * (pr[2 * H + k] - m);
+      }
     }
-    u1 /= T(G), u2 = u2 * rs / T(G);
+    if constexpr (Norm) {
+      T* agh = s.acc_g_hh + b * G;
+      T* abh = s.acc_b_hh + b * G;
+      u1 /= T(G), u2 = u2 * rs / T(G);
 #pragma omp simd
-    for (int64_t k = 0; k < G; ++k) {
-      const T xh = (pr[k] - m) * rs;
-      agh[k] += gu[k] * xh;
-      abh[k] += gu[k];
-      gp[k] = rs * (gu[k] * gh[k] - u1 - xh * u2);
+      for (int64_t k = 0; k < G; ++k) {
+        const T xh = (pr[k] - m) * rs;
+        agh[k] += gu[k] * xh;
+        abh[k] += gu[k];
+        gp[k] = rs * (gu[k] * gh[k] - u1 - xh * u2);
+      }
     }
   }
+}
+
+template <typename T>
+RNNKIT_INLINE void gru_backward_rows_(const GruBwdStep<T>& s, int64_t b0, int64_t b1) {
+  if (s.g_hh) return gru_backward_rows_impl<T, true>(s, b0, b1);
+  gru_backward_rows_impl<T, false>(s, b0, b1);
 }
 
 // One function per row pass and dtype, so that float's can be cloned for AVX-512 and AVX2 (double
@@ -595,39 +623,51 @@ std::vector<Tensor> lstm_backward(const Tensor& grad_hs, const Tensor& grad_c_T,
 
 // ---------------------------------------------------------------- GRU
 
+// With g_hh, the layer-normalised GRU; without (None), torch.nn.GRU's, whose step product
+// h_{t-1} W_hh^T + b_hh is one addmm, as ATen's own GRU cell computes it.
 // Writes hs (T, B, H) in place; returns {} or, with save, {hp, rz, ns, mean, rstd, u_n}:
 // hp = h_{t-1} W_hh^T (T, B, 3H); rz the reset and update gates (T, B, 2H); ns the candidates
 // and u_n the candidate's block of LN(hp) + b_hh (T, B, H); the norm's mean and rstd (T, B, 1).
+// Without the norm the backward needs neither hp nor the statistics: hp is one step's scratch
+// (1, B, 3H) and mean, rstd are empty.
 std::vector<Tensor> gru_forward(const Tensor& xp, const Tensor& h0, const Tensor& w_hh,
-                                const Tensor& g_hh, const Tensor& b_hh, double eps, Tensor hs,
-                                bool save) {
+                                const std::optional<Tensor>& g_hh_opt, const Tensor& b_hh,
+                                double eps, Tensor hs, bool save) {
   at::NoGradGuard no_grad;
-  for (auto [t, n] : {std::pair{&h0, "h0"}, {&w_hh, "w_hh"}, {&g_hh, "g_hh"}, {&b_hh, "b_hh"},
-                      {&hs, "hs"}})
+  const bool norm = g_hh_opt.has_value() && g_hh_opt->defined();
+  for (auto [t, n] : {std::pair{&h0, "h0"}, {&w_hh, "w_hh"}, {&b_hh, "b_hh"}, {&hs, "hs"}})
     check(*t, xp, n);
+  if (norm) check(*g_hh_opt, xp, "g_hh");
   check(xp, xp, "xp");
   const int64_t T = xp.size(0), B = xp.size(1), G = xp.size(2), H = G / 3;
-  TORCH_CHECK(T >= 1 && G == 3 * H && h0.size(0) == B && h0.size(1) == H && hs.size(0) == T,
+  TORCH_CHECK(T >= 1 && G == 3 * H && h0.size(0) == B && h0.size(1) == H && hs.size(0) == T &&
+                  b_hh.numel() == G,
               "rnnkit kernels: gru_forward got mismatched shapes");
   const auto opt = xp.options();
   const Tensor w_t = w_hh.t();
   Tensor hp, rz, ns, mean, rstd, u_n;
   if (save) {
-    hp = at::empty({T, B, G}, opt);
+    hp = at::empty({norm ? T : 1, B, G}, opt);
     rz = at::empty({T, B, 2 * H}, opt);
     ns = at::empty({T, B, H}, opt);
     u_n = at::empty({T, B, H}, opt);
-    mean = at::empty({T, B, 1}, opt);
-    rstd = at::empty({T, B, 1}, opt);
+    mean = at::empty({norm ? T : 0, B, 1}, opt);
+    rstd = at::empty({norm ? T : 0, B, 1}, opt);
   } else {
     hp = at::empty({1, B, G}, opt);
   }
+  const bool keep_hp = save && norm;
   AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "gru_forward", [&] {
     using T_ = scalar_t;
+    over_row_blocks(B, [&](int64_t b0, int64_t b1, bool parallel_rows) {
     for (int64_t t = 0; t < T; ++t) {
       const Tensor h_prev = t == 0 ? h0 : hs[t - 1];
-      Tensor p = save ? hp[t] : hp[0];
-      at::mm_out(p, h_prev, w_t);
+      Tensor p = keep_hp ? hp[t] : hp[0];
+      Tensor p_rows = p.narrow(0, b0, b1 - b0);
+      if (norm)
+        at::mm_out(p_rows, h_prev.narrow(0, b0, b1 - b0), w_t);
+      else
+        at::addmm_out(p_rows, b_hh, h_prev.narrow(0, b0, b1 - b0), w_t);
       GruFwdStep<T_> s{};
       s.p = p.data_ptr<T_>();
       s.x = step<T_>(xp, t);
@@ -635,54 +675,79 @@ std::vector<Tensor> gru_forward(const Tensor& xp, const Tensor& h0, const Tensor
       s.h = step<T_>(hs, t);
       if (save) {
         s.rz = step<T_>(rz, t), s.n = step<T_>(ns, t), s.u_n = step<T_>(u_n, t);
-        s.mean = step<T_>(mean, t), s.rstd = step<T_>(rstd, t);
+        if (norm) s.mean = step<T_>(mean, t), s.rstd = step<T_>(rstd, t);
       }
-      s.g_hh = g_hh.data_ptr<T_>(), s.b_hh = b_hh.data_ptr<T_>();
+      s.g_hh = norm ? g_hh_opt->data_ptr<T_>() : nullptr, s.b_hh = b_hh.data_ptr<T_>();
       s.H = H, s.eps = eps;
-      gru_forward_rows(s, B, G);
+      if (parallel_rows)
+        gru_forward_rows(s, B, G);
+      else
+        gru_forward_rows_serial(s, b0, b1);
     }
+    });
   });
   if (!save) return {};
   return {hp, rz, ns, mean, rstd, u_n};
 }
 
-// Returns {grad_xp (T, B, 3H), dh0, grad_hp (T, B, 3H): dL/d(h_{t-1} W_hh^T), and the gradients
-// of the recurrent norm's gain and shift}; dW_hh is one whole-sequence product, done in Python.
+// Returns {grad_xp (T, B, 3H), dh0, grad_hp (T, B, 3H): dL/d(h_{t-1} W_hh^T), and the
+// gradients of the norm's gain and shift}, or without the norm {grad_xp, dh0, grad_hp_n
+// (T, B, H): grad_hp's candidate block, its other blocks being grad_xp's}: fresh memory costs
+// a page fault per 4 kB, and this saves a (T, B, 2H) buffer. dW_hh is one whole-sequence
+// product, done in Python, and so is dL/db_hh without the norm.
 std::vector<Tensor> gru_backward(const Tensor& grad_hs, const Tensor& h0, const Tensor& w_hh,
-                                 const Tensor& g_hh, const Tensor& hs, const Tensor& hp,
-                                 const Tensor& rz, const Tensor& ns, const Tensor& mean,
-                                 const Tensor& rstd, const Tensor& u_n) {
+                                 const std::optional<Tensor>& g_hh_opt, const Tensor& hs,
+                                 const Tensor& hp, const Tensor& rz, const Tensor& ns,
+                                 const Tensor& mean, const Tensor& rstd, const Tensor& u_n) {
   at::NoGradGuard no_grad;
+  const bool norm = g_hh_opt.has_value() && g_hh_opt->defined();
   for (auto [t, n] : {std::pair{&grad_hs, "grad_hs"}, {&h0, "h0"}, {&w_hh, "w_hh"},
-                      {&g_hh, "g_hh"}, {&hs, "hs"}, {&rz, "rz"}, {&ns, "ns"}, {&mean, "mean"},
-                      {&rstd, "rstd"}, {&u_n, "u_n"}})
-    check(*t, hp, n);
-  check(hp, hp, "hp");
-  const int64_t T = hp.size(0), B = hp.size(1), G = hp.size(2), H = G / 3;
-  const auto opt = hp.options();
+                      {&hp, "hp"}, {&rz, "rz"}, {&ns, "ns"}, {&u_n, "u_n"}})
+    check(*t, hs, n);
+  if (norm)
+    for (auto [t, n] : {std::pair{&*g_hh_opt, "g_hh"}, {&mean, "mean"}, {&rstd, "rstd"}})
+      check(*t, hs, n);
+  check(hs, hs, "hs");
+  const int64_t T = hs.size(0), B = hs.size(1), H = hs.size(2), G = 3 * H;
+  TORCH_CHECK(grad_hs.sizes() == hs.sizes() && rz.size(0) == T && (!norm || hp.size(0) == T),
+              "rnnkit kernels: gru_backward got mismatched shapes");
+  const auto opt = hs.options();
   Tensor grad_xp = at::empty({T, B, G}, opt);
-  Tensor grad_hp = at::empty({T, B, G}, opt);
-  Tensor acc_g_hh = at::zeros({B, G}, opt), acc_b_hh = at::zeros({B, G}, opt);
+  Tensor grad_hp = at::empty({norm ? T : 1, B, G}, opt);  // without the norm, a scratch
+  Tensor grad_hp_n;
+  if (!norm) grad_hp_n = at::empty({T, B, H}, opt);
+  Tensor acc_g_hh, acc_b_hh;
+  if (norm) acc_g_hh = at::zeros({B, G}, opt), acc_b_hh = at::zeros({B, G}, opt);
   Tensor dh = at::zeros({B, H}, opt);
-  AT_DISPATCH_FLOATING_TYPES(hp.scalar_type(), "gru_backward", [&] {
+  AT_DISPATCH_FLOATING_TYPES(hs.scalar_type(), "gru_backward", [&] {
     using T_ = scalar_t;
+    over_row_blocks(B, [&](int64_t b0, int64_t b1, bool parallel_rows) {
     for (int64_t t = T - 1; t >= 0; --t) {
       GruBwdStep<T_> s{};
       s.gy = step<T_>(grad_hs, t);
       s.h_prev = t == 0 ? h0.data_ptr<T_>() : step<T_>(hs, t - 1);
-      s.p = step<T_>(hp, t);
       s.rz = step<T_>(rz, t), s.n = step<T_>(ns, t), s.u_n = step<T_>(u_n, t);
-      s.mean = step<T_>(mean, t), s.rstd = step<T_>(rstd, t);
+      if (norm) {
+        s.p = step<T_>(hp, t);
+        s.mean = step<T_>(mean, t), s.rstd = step<T_>(rstd, t);
+        s.acc_g_hh = acc_g_hh.data_ptr<T_>(), s.acc_b_hh = acc_b_hh.data_ptr<T_>();
+        s.g_hh = g_hh_opt->data_ptr<T_>();
+      } else {
+        s.gp_n = step<T_>(grad_hp_n, t);
+      }
       s.dh = dh.data_ptr<T_>();
       s.gx = step<T_>(grad_xp, t);
-      s.acc_g_hh = acc_g_hh.data_ptr<T_>(), s.acc_b_hh = acc_b_hh.data_ptr<T_>();
-      s.gp = step<T_>(grad_hp, t);
-      s.g_hh = g_hh.data_ptr<T_>();
+      s.gp = step<T_>(grad_hp, norm ? t : 0);
       s.H = H;
-      gru_backward_rows(s, B, G);
-      dh.addmm_(grad_hp[t], w_hh);
+      if (parallel_rows)
+        gru_backward_rows(s, B, G);
+      else
+        gru_backward_rows_serial(s, b0, b1);
+      dh.narrow(0, b0, b1 - b0).addmm_(grad_hp[norm ? t : 0].narrow(0, b0, b1 - b0), w_hh);
     }
+    });
   });
+  if (!norm) return {grad_xp, dh, grad_hp_n};
   return {grad_xp, dh, grad_hp, acc_g_hh.sum(0), acc_b_hh.sum(0)};
 }
 
