@@ -240,3 +240,26 @@ def test_fallback_alone_equals_the_step_loop(cls, monkeypatch):
     torch.testing.assert_close(fast[0], loop[0], rtol=1e-10, atol=1e-12)
     for g, g_ref in zip(fast[2], loop[2]):
         torch.testing.assert_close(g, g_ref, rtol=1e-10, atol=1e-12)
+
+
+def test_packed_step_products_equal_atens(built):
+    # float32 loops run their per-step products on oneDNN with W_hh packed once per call
+    # (dense.packed_for_steps); ATen's mm without it: the same numbers to float rounding
+    torch.manual_seed(3)
+    T, B, H = 5, 20, 16
+    assert dense.packed_for_steps(torch.randn(4 * H, H, dtype=torch.float64), B) is None
+    w_hh = torch.randn(4 * H, H) * 0.3
+    packed = dense.packed_for_steps(w_hh, B)
+    assert packed is not None
+    xg, h0, c0 = torch.randn(T, B, 4 * H), torch.randn(B, H), torch.randn(B, H)
+    norms = (torch.rand(4 * H) + 0.5, torch.rand(H) + 0.5, torch.randn(H), 1e-5, 1e-5)
+    outs = []
+    for p in (None, packed):
+        hs = torch.empty(T, B, H)
+        c_T, *saved = built.lstm_forward(xg, h0, c0, w_hh, *norms, hs, True, p)
+        grad_hs, grad_c = torch.randn(T, B, H, generator=torch.Generator().manual_seed(1)), c_T
+        p_t = None if p is None else dense.packed_for_steps(w_hh.t().contiguous(), B)
+        grads = built.lstm_backward(grad_hs, grad_c, h0, c0, w_hh, norms[0], norms[1], *saved, p_t)
+        outs.append((hs, c_T, *grads))
+    for a, b in zip(*outs):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)

@@ -128,8 +128,9 @@ class _LayerNormLSTM(torch.autograd.Function):
         ctx.kernels = kernels
         if kernels is not None:
             hs = h0.new_empty(xg.shape[0], *h0.shape)
+            packed = dense.packed_for_steps(w_hh, h0.shape[0])
             c_T, *saved = kernels.lstm_forward(xg, h0, c0, w_hh, g_hh, g_c, b_c, eps_hh, eps_c,
-                                               hs, True)  # fmt: skip
+                                               hs, True, packed)  # fmt: skip
         else:
             hs, c_T, saved = _lstm_forward(xg, h0, c0, w_hh, g_hh, g_c, b_c, eps_hh, eps_c, True)
         ctx.save_for_backward(h0, c0, w_hh, g_hh, g_c, b_c, hs, *saved)
@@ -145,8 +146,9 @@ class _LayerNormLSTM(torch.autograd.Function):
             grad_hs = torch.zeros_like(hs) if grad_hs is None else grad_hs.contiguous()
             grad_c_T = torch.zeros_like(c0) if grad_c_T is None else grad_c_T.contiguous()
             # the kernel sums the norms' gain and shift gradients as it goes
+            packed_t = dense.packed_for_steps(w_hh.t().contiguous(), h0.shape[0])
             grad_xg, dh, dc, grad_hp, *norms = ctx.kernels.lstm_backward(
-                grad_hs, grad_c_T, h0, c0, w_hh, g_hh, g_c, hp, act, cs, tc, *stats
+                grad_hs, grad_c_T, h0, c0, w_hh, g_hh, g_c, hp, act, cs, tc, *stats, packed_t
             )
             grad_w_hh = _w_hh_grad(grad_hp, hs, h0)
             return grad_xg, dh, dc, grad_w_hh, *norms, None, None, None
@@ -230,10 +232,11 @@ def layer_norm_lstm_sequence(cell, x: Tensor, state: tuple[Tensor, Tensor]):
     elif kernels is not None:
         T, B = x.shape[:2]
         hs, c_T = h0.new_empty(T, B, cell.hidden_size), c0
+        packed = dense.packed_for_steps(weights[0], B)
         for s, e in _chunks(T, B * G):  # the input side a few steps at a time, as _InputByChunks
             h = h0 if s == 0 else hs[s - 1]
             (c_T,) = kernels.lstm_forward(input_side(x[s:e]), h, c_T, *weights, *eps, hs[s:e],
-                                          False)  # fmt: skip
+                                          False, packed)  # fmt: skip
     else:
         T, B = x.shape[:2]
         xg = _InputByChunks(lambda s, e: input_side(x[s:e]), T, B, G)
@@ -292,7 +295,8 @@ class _GRU(torch.autograd.Function):
         ctx.kernels = kernels
         if kernels is not None:
             hs = h0.new_empty(xp.shape[0], *h0.shape)
-            saved = kernels.gru_forward(xp, h0, w_hh, g_hh, b_hh, eps, hs, True)
+            packed = dense.packed_for_steps(w_hh, h0.shape[0])
+            saved = kernels.gru_forward(xp, h0, w_hh, g_hh, b_hh, eps, hs, True, packed)
         else:
             hs, saved = _gru_forward(xp, h0, w_hh, g_hh, b_hh, eps, True)
         ctx.save_for_backward(h0, w_hh, g_hh, b_hh, hs, *saved)
@@ -305,8 +309,9 @@ class _GRU(torch.autograd.Function):
         G = 3 * H
         norm = g_hh is not None
         if ctx.kernels is not None:
+            packed_t = dense.packed_for_steps(w_hh.t().contiguous(), h0.shape[0])
             grad_xp, dh, grad_hp, *norms = ctx.kernels.gru_backward(
-                grad_hs.contiguous(), h0, w_hh, g_hh, hs, hp, rz, ns, mean, rstd, u_n
+                grad_hs.contiguous(), h0, w_hh, g_hh, hs, hp, rz, ns, mean, rstd, u_n, packed_t
             )
             if not norm:  # grad_hp is dL/dp's candidate block; its r and z blocks are grad_xp's
                 return grad_xp, dh, *_plain_gru_grads(grad_xp, grad_hp, hs, h0), None, None
@@ -410,9 +415,11 @@ def gru_sequence(
     T, B = x.shape[:2]
     if kernels is not None:
         hs = h0.new_empty(T, B, h0.shape[-1])
+        packed = dense.packed_for_steps(weights[0], B)
         for s, e in _chunks(T, B * G):  # the input side a few steps at a time, as _InputByChunks
             h = h0 if s == 0 else hs[s - 1]
-            kernels.gru_forward(input_side(x[s:e]).contiguous(), h, *weights, eps, hs[s:e], False)
+            kernels.gru_forward(input_side(x[s:e]).contiguous(), h, *weights, eps, hs[s:e], False,
+                                packed)  # fmt: skip
         return hs
     xp = _InputByChunks(lambda s, e: input_side(x[s:e]), T, B, G)
     hs, _ = _gru_forward(xp, h0, *weights, eps, save=False)

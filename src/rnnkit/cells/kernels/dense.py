@@ -38,3 +38,18 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     rows = x.reshape(-1, x.shape[-1])
     out = torch.ops.mkldnn._linear_pointwise(rows, weight, bias, "none", [], "")
     return out.reshape(*x.shape[:-1], weight.shape[0])
+
+
+def packed_for_steps(weight: Tensor, batch_size: int) -> Tensor | None:
+    """``weight`` laid out once for oneDNN's per-step product ``h @ weight.T`` in the C++ time
+    loops (``step_product`` in ``layer_norm_rnn.cpp``), or None where that cannot run (not
+    float32, no oneDNN): the loops then use ATen's ``mm``.
+
+    The loops split the batch among the threads (``row_blocks`` there: blocks of at least 8
+    rows), so the layout is chosen for one block's rows.
+    """
+    if weight.dtype != torch.float32 or not torch.backends.mkldnn.is_available():
+        return None
+    blocks = max(1, min(torch.get_num_threads(), batch_size // 8))
+    with torch.no_grad():
+        return torch.ops.mkldnn._reorder_linear_weight(weight.detach(), batch_size // blocks)

@@ -21,6 +21,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/library.h>
 
 #include <cmath>
@@ -156,6 +157,38 @@ void over_row_blocks(int64_t B, const F& body) {
     at::NoGradGuard no_grad;  // grad mode is per thread: the callers' guard is not seen here
     for (int64_t i = i0; i < i1; ++i) body(B * i / n, B * (i + 1) / n, false);
   });
+}
+
+// One step's h_{t-1} W^T (+ bias) into `out`. With `packed` (W laid out once per call for
+// oneDNN by mkldnn::_reorder_linear_weight, in Python), oneDNN's linear on it: the product torch's
+// own fused CPU LSTM is built on, 25-40 % faster than ATen's mm at B 32-64, H 128-256 on this
+// project's machine, because the weights are not re-packed at every step. Without, ATen's mm.
+// Both are the same sum to float rounding.
+// With `accumulate`, out += h W^T instead (no bias then).
+void step_product(Tensor& out, const Tensor& h, const Tensor& w_t, const Tensor* packed,
+                  const Tensor* bias, bool accumulate = false) {
+  if (packed == nullptr) {
+    if (accumulate)
+      out.addmm_(h, w_t);
+    else if (bias)
+      at::addmm_out(out, *bias, h, w_t);
+    else
+      at::mm_out(out, h, w_t);
+    return;
+  }
+  static const auto linear =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("mkldnn::_linear_pointwise", "")
+          .typed<Tensor(const Tensor&, const Tensor&, const std::optional<Tensor>&,
+                        std::string_view, c10::List<std::optional<c10::Scalar>>,
+                        std::optional<std::string_view>)>();
+  const std::optional<Tensor> b = bias ? std::optional<Tensor>(*bias) : std::nullopt;
+  const Tensor product =
+      linear.call(h, *packed, b, "none", c10::List<std::optional<c10::Scalar>>(), std::nullopt);
+  if (accumulate)
+    out.add_(product);
+  else
+    out.copy_(product);
 }
 
 void check(const Tensor& t, const Tensor& like, const char* name) {
@@ -507,8 +540,9 @@ RNNKIT_ROWS(gru_backward_rows, GruBwdStep)
 std::vector<Tensor> lstm_forward(const Tensor& xg, const Tensor& h0, const Tensor& c0,
                                  const Tensor& w_hh, const Tensor& g_hh, const Tensor& g_c,
                                  const Tensor& b_c, double eps_hh, double eps_c, Tensor hs,
-                                 bool save) {
+                                 bool save, const std::optional<Tensor>& w_packed) {
   at::NoGradGuard no_grad;
+  const Tensor* packed = w_packed.has_value() && w_packed->defined() ? &*w_packed : nullptr;
   for (auto [t, n] : {std::pair{&h0, "h0"}, {&c0, "c0"}, {&w_hh, "w_hh"}, {&g_hh, "g_hh"},
                       {&g_c, "g_c"}, {&b_c, "b_c"}, {&hs, "hs"}})
     check(*t, xg, n);
@@ -538,7 +572,8 @@ std::vector<Tensor> lstm_forward(const Tensor& xg, const Tensor& h0, const Tenso
     for (int64_t t = 0; t < T; ++t) {
       Tensor p = save ? hp[t] : hp[0];
       Tensor p_rows = p.narrow(0, b0, b1 - b0);
-      at::mm_out(p_rows, (t == 0 ? h0 : hs[t - 1]).narrow(0, b0, b1 - b0), w_t);
+      step_product(p_rows, (t == 0 ? h0 : hs[t - 1]).narrow(0, b0, b1 - b0), w_t, packed,
+                   nullptr);
       LstmFwdStep<T_> s{};
       s.p = p.data_ptr<T_>();
       s.act = save ? step<T_>(act, t) : s.p;
@@ -573,8 +608,11 @@ std::vector<Tensor> lstm_backward(const Tensor& grad_hs, const Tensor& grad_c_T,
                                   const Tensor& c0, const Tensor& w_hh, const Tensor& g_hh,
                                   const Tensor& g_c, const Tensor& hp, const Tensor& act,
                                   const Tensor& cs, const Tensor& tc, const Tensor& mean,
-                                  const Tensor& rstd, const Tensor& mean_c, const Tensor& rstd_c) {
+                                  const Tensor& rstd, const Tensor& mean_c, const Tensor& rstd_c,
+                                  const std::optional<Tensor>& w_packed_t) {
   at::NoGradGuard no_grad;
+  // W_hh^T laid out for oneDNN (dL/dh_{t-1} = dp W_hh = linear(dp, W_hh^T)), or null
+  const Tensor* packed = w_packed_t.has_value() && w_packed_t->defined() ? &*w_packed_t : nullptr;
   for (auto [t, n] :
        {std::pair{&grad_hs, "grad_hs"}, {&grad_c_T, "grad_c_T"}, {&h0, "h0"}, {&c0, "c0"},
         {&w_hh, "w_hh"}, {&g_hh, "g_hh"}, {&g_c, "g_c"}, {&act, "act"}, {&cs, "cs"},
@@ -614,7 +652,7 @@ std::vector<Tensor> lstm_backward(const Tensor& grad_hs, const Tensor& grad_c_T,
         lstm_backward_rows_serial(s, b0, b1);
       // dL/dh_{t-1}, this block's rows
       Tensor dh_rows = dh.narrow(0, b0, b1 - b0);
-      at::mm_out(dh_rows, grad_hp[t].narrow(0, b0, b1 - b0), w_hh);
+      step_product(dh_rows, grad_hp[t].narrow(0, b0, b1 - b0), w_hh, packed, nullptr);
     }
     });
   });
@@ -632,8 +670,10 @@ std::vector<Tensor> lstm_backward(const Tensor& grad_hs, const Tensor& grad_c_T,
 // (1, B, 3H) and mean, rstd are empty.
 std::vector<Tensor> gru_forward(const Tensor& xp, const Tensor& h0, const Tensor& w_hh,
                                 const std::optional<Tensor>& g_hh_opt, const Tensor& b_hh,
-                                double eps, Tensor hs, bool save) {
+                                double eps, Tensor hs, bool save,
+                                const std::optional<Tensor>& w_packed) {
   at::NoGradGuard no_grad;
+  const Tensor* packed = w_packed.has_value() && w_packed->defined() ? &*w_packed : nullptr;
   const bool norm = g_hh_opt.has_value() && g_hh_opt->defined();
   for (auto [t, n] : {std::pair{&h0, "h0"}, {&w_hh, "w_hh"}, {&b_hh, "b_hh"}, {&hs, "hs"}})
     check(*t, xp, n);
@@ -664,10 +704,7 @@ std::vector<Tensor> gru_forward(const Tensor& xp, const Tensor& h0, const Tensor
       const Tensor h_prev = t == 0 ? h0 : hs[t - 1];
       Tensor p = keep_hp ? hp[t] : hp[0];
       Tensor p_rows = p.narrow(0, b0, b1 - b0);
-      if (norm)
-        at::mm_out(p_rows, h_prev.narrow(0, b0, b1 - b0), w_t);
-      else
-        at::addmm_out(p_rows, b_hh, h_prev.narrow(0, b0, b1 - b0), w_t);
+      step_product(p_rows, h_prev.narrow(0, b0, b1 - b0), w_t, packed, norm ? nullptr : &b_hh);
       GruFwdStep<T_> s{};
       s.p = p.data_ptr<T_>();
       s.x = step<T_>(xp, t);
@@ -698,9 +735,12 @@ std::vector<Tensor> gru_forward(const Tensor& xp, const Tensor& h0, const Tensor
 std::vector<Tensor> gru_backward(const Tensor& grad_hs, const Tensor& h0, const Tensor& w_hh,
                                  const std::optional<Tensor>& g_hh_opt, const Tensor& hs,
                                  const Tensor& hp, const Tensor& rz, const Tensor& ns,
-                                 const Tensor& mean, const Tensor& rstd, const Tensor& u_n) {
+                                 const Tensor& mean, const Tensor& rstd, const Tensor& u_n,
+                                 const std::optional<Tensor>& w_packed_t) {
   at::NoGradGuard no_grad;
   const bool norm = g_hh_opt.has_value() && g_hh_opt->defined();
+  // W_hh^T laid out for oneDNN (dL/dh_{t-1} += dp W_hh = linear(dp, W_hh^T)), or null
+  const Tensor* packed = w_packed_t.has_value() && w_packed_t->defined() ? &*w_packed_t : nullptr;
   for (auto [t, n] : {std::pair{&grad_hs, "grad_hs"}, {&h0, "h0"}, {&w_hh, "w_hh"},
                       {&hp, "hp"}, {&rz, "rz"}, {&ns, "ns"}, {&u_n, "u_n"}})
     check(*t, hs, n);
@@ -743,7 +783,9 @@ std::vector<Tensor> gru_backward(const Tensor& grad_hs, const Tensor& h0, const 
         gru_backward_rows(s, B, G);
       else
         gru_backward_rows_serial(s, b0, b1);
-      dh.narrow(0, b0, b1 - b0).addmm_(grad_hp[norm ? t : 0].narrow(0, b0, b1 - b0), w_hh);
+      Tensor dh_rows = dh.narrow(0, b0, b1 - b0);
+      step_product(dh_rows, grad_hp[norm ? t : 0].narrow(0, b0, b1 - b0), w_hh, packed, nullptr,
+                   true);
     }
     });
   });
