@@ -114,12 +114,18 @@ def test_dense_linear_is_f_linear_to_rounding():
         y = dense.linear(x, w, b)
         torch.testing.assert_close(y, torch.nn.functional.linear(x, w, b))
         torch.testing.assert_close(dense.linear(x, w), torch.nn.functional.linear(x, w))
-    # where a gradient is wanted it is F.linear itself (oneDNN's op has no autograd formula)
-    wp = w.clone().requires_grad_()
-    out = dense.linear(x, wp, b)
-    assert out.grad_fn is not None
-    out.sum().backward()
-    torch.testing.assert_close(wp.grad, x.reshape(-1, 33).sum(0).expand(40, 33))
+    # with gradients: oneDNN forward and input gradient, ATen's weight and bias gradients
+    g = torch.randn(7, 5, 40)
+    grads = []
+    for fn in (dense.linear, torch.nn.functional.linear):
+        leaves = [t.clone().requires_grad_() for t in (x, w, b)]
+        (fn(*leaves) * g).sum().backward()
+        grads.append([t.grad for t in leaves])
+    for a, b_ in zip(*grads):
+        torch.testing.assert_close(a, b_)
+    wp = w.clone().requires_grad_()  # only the weight wants a gradient
+    (dense.linear(x, wp) * g).sum().backward()
+    torch.testing.assert_close(wp.grad, g.reshape(-1, 40).t() @ x.reshape(-1, 33))
     x64 = x.double()  # other dtypes: F.linear, exactly
     assert torch.equal(dense.linear(x64, w.double()), torch.nn.functional.linear(x64, w.double()))
 
