@@ -45,6 +45,19 @@ def compare(ref, ours, x, h0, dtype):
     assert_all_close(grads_ours, grads_ref, dtype)
 
 
+def same_seed_runs(fused, loop, x):
+    """Output, h_n and parameter gradients of both layers, each run from the same seed (so
+    that their dropout masks are the same); asserts they agree and returns them."""
+    results = []
+    for layer in (fused, loop):
+        torch.manual_seed(11)
+        out, h_n = layer(x)
+        grads = torch.autograd.grad(out.sum() + h_n.square().sum(), list(layer.parameters()))
+        results.append((out, h_n, *grads))
+    assert_all_close(results[0], results[1], torch.float64)
+    return results
+
+
 def fused_twins(dtype, *args, **kwargs):
     torch.manual_seed(0)
     ref, ours = twins("GRU", *args, backend="fused", **kwargs)
@@ -174,13 +187,7 @@ def test_dropout_between_layers_matches_reference_path(built, monkeypatch):
     loop = rnnkit.GRU(4, 6, num_layers=3, dropout=0.5, backend="reference").double()
     loop.load_state_dict(fused.state_dict())
     x = torch.randn(5, 3, 4, dtype=torch.float64)
-    results = []
-    for layer in (fused, loop):
-        torch.manual_seed(11)
-        out, h_n = layer(x)
-        grads = torch.autograd.grad(out.sum() + h_n.square().sum(), list(layer.parameters()))
-        results.append((out, h_n, *grads))
-    assert_all_close(results[0], results[1], torch.float64)
+    results = same_seed_runs(fused, loop, x)
     assert spy.calls.count("gru_forward") == 3
     with torch.no_grad():  # and dropout does act: eval mode gives another output
         assert not torch.allclose(fused.eval()(x)[0], results[0][0])
@@ -251,11 +258,5 @@ def test_weight_drop_runs_on_the_fused_engine(built, monkeypatch):
     loop = WeightDropGRU(4, 6, num_layers=2, weight_drop=0.5, backend="reference").double()
     loop.load_state_dict(fused.state_dict())
     x = torch.randn(5, 3, 4, dtype=torch.float64)
-    results = []
-    for layer in (fused, loop):
-        torch.manual_seed(11)
-        out, h_n = layer(x)
-        grads = torch.autograd.grad(out.sum() + h_n.square().sum(), list(layer.parameters()))
-        results.append((out, h_n, *grads))
-    assert_all_close(results[0], results[1], torch.float64)
+    same_seed_runs(fused, loop, x)
     assert spy.calls.count("gru_forward") == 2
