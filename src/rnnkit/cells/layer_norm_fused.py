@@ -130,7 +130,7 @@ class _LayerNormLSTM(torch.autograd.Function):
             hs = h0.new_empty(xg.shape[0], *h0.shape)
             packed = dense.packed_for_steps(w_hh, h0.shape[0])
             c_T, *saved = kernels.lstm_forward(xg, h0, c0, w_hh, g_hh, g_c, b_c, eps_hh, eps_c,
-                                               hs, True, packed)  # fmt: skip
+                                               hs, True, packed, None, None, 0.0)  # fmt: skip
         else:
             hs, c_T, saved = _lstm_forward(xg, h0, c0, w_hh, g_hh, g_c, b_c, eps_hh, eps_c, True)
         ctx.save_for_backward(h0, c0, w_hh, g_hh, g_c, b_c, hs, *saved)
@@ -233,10 +233,12 @@ def layer_norm_lstm_sequence(cell, x: Tensor, state: tuple[Tensor, Tensor]):
         T, B = x.shape[:2]
         hs, c_T = h0.new_empty(T, B, cell.hidden_size), c0
         packed = dense.packed_for_steps(weights[0], B)
+        # the input side's norm is folded into the kernel's row pass: one pass less over it
+        x_norm = (cell.ln_ih.weight.contiguous(), cell.bias.contiguous(), cell.ln_ih.eps)
         for s, e in _chunks(T, B * G):  # the input side a few steps at a time, as _InputByChunks
             h = h0 if s == 0 else hs[s - 1]
-            (c_T,) = kernels.lstm_forward(input_side(x[s:e]), h, c_T, *weights, *eps, hs[s:e],
-                                          False, packed)  # fmt: skip
+            (c_T,) = kernels.lstm_forward(dense.linear(x[s:e], cell.weight_ih), h, c_T, *weights,
+                                          *eps, hs[s:e], False, packed, *x_norm)  # fmt: skip
     else:
         T, B = x.shape[:2]
         xg = _InputByChunks(lambda s, e: input_side(x[s:e]), T, B, G)

@@ -232,14 +232,20 @@ struct LstmFwdStep {
   T* h;           // h_t (B, H)
   T *mean, *rstd, *mean_c, *rstd_c;  // (B) each, or null
   const T *g_hh, *g_c, *b_c;
+  // forward-only: x is the raw W_ih x_t, normalised here with this gain and shift (the bias);
+  // null: x is already LN(W_ih x_t) g_ih + b
+  const T *g_ih, *b_ih;
   int64_t H;
-  double eps_hh, eps_c;
+  double eps_hh, eps_c, eps_ih;
 };
 
-template <typename T>
-RNNKIT_INLINE void lstm_forward_rows_(const LstmFwdStep<T>& s, int64_t b0, int64_t b1) {
+// The input side's layer norm is folded in (XNORM) or already done (the saving path, whose
+// backward needs the normalised input side from PyTorch).
+template <typename T, bool XNORM>
+RNNKIT_INLINE void lstm_forward_rows_impl(const LstmFwdStep<T>& s, int64_t b0, int64_t b1) {
   const int64_t H = s.H, G = 4 * H;
   const T *gh = s.g_hh, *gc = s.g_c, *bc = s.b_c;
+  const T *gi = s.g_ih, *bi = s.b_ih;
   for (int64_t b = b0; b < b1; ++b) {
     const T* pr = s.p + b * G;
     T* ar = s.act + b * G;  // may be pr itself: each value is read before it is written
@@ -247,15 +253,23 @@ RNNKIT_INLINE void lstm_forward_rows_(const LstmFwdStep<T>& s, int64_t b0, int64
     const T* cpr = s.c_prev + b * H;
     T* cr = s.c + b * H;
     T* hr = s.h + b * H;
-    T m, r;
+    T m, r, mx = 0, rx = 1;
     moments(pr, G, s.eps_hh, m, r);
+    if constexpr (XNORM) moments(xr, G, s.eps_ih, mx, rx);
+    // the input side's pre-activation of gate value q
+    auto xin = [&](int64_t q) {
+      if constexpr (XNORM)
+        return (xr[q] - mx) * rx * gi[q] + bi[q];
+      else
+        return xr[q];
+    };
     T sum = 0;
 #pragma omp simd reduction(+ : sum)
     for (int64_t k = 0; k < H; ++k) {
-      const T i = sigmoid((pr[k] - m) * r * gh[k] + xr[k]);
-      const T f = sigmoid((pr[H + k] - m) * r * gh[H + k] + xr[H + k]);
-      const T g = tanh_((pr[2 * H + k] - m) * r * gh[2 * H + k] + xr[2 * H + k]);
-      const T o = sigmoid((pr[3 * H + k] - m) * r * gh[3 * H + k] + xr[3 * H + k]);
+      const T i = sigmoid((pr[k] - m) * r * gh[k] + xin(k));
+      const T f = sigmoid((pr[H + k] - m) * r * gh[H + k] + xin(H + k));
+      const T g = tanh_((pr[2 * H + k] - m) * r * gh[2 * H + k] + xin(2 * H + k));
+      const T o = sigmoid((pr[3 * H + k] - m) * r * gh[3 * H + k] + xin(3 * H + k));
       ar[k] = i, ar[H + k] = f, ar[2 * H + k] = g, ar[3 * H + k] = o;
       const T c = f * cpr[k] + i * g;
       cr[k] = c;
@@ -278,6 +292,12 @@ RNNKIT_INLINE void lstm_forward_rows_(const LstmFwdStep<T>& s, int64_t b0, int64
       for (int64_t k = 0; k < H; ++k) hr[k] = ar[3 * H + k] * tanh_((cr[k] - mc) * rc * gc[k] + bc[k]);
     }
   }
+}
+
+template <typename T>
+RNNKIT_INLINE void lstm_forward_rows_(const LstmFwdStep<T>& s, int64_t b0, int64_t b1) {
+  if (s.g_ih) return lstm_forward_rows_impl<T, true>(s, b0, b1);
+  lstm_forward_rows_impl<T, false>(s, b0, b1);
 }
 
 template <typename T>
@@ -540,9 +560,15 @@ RNNKIT_ROWS(gru_backward_rows, GruBwdStep)
 std::vector<Tensor> lstm_forward(const Tensor& xg, const Tensor& h0, const Tensor& c0,
                                  const Tensor& w_hh, const Tensor& g_hh, const Tensor& g_c,
                                  const Tensor& b_c, double eps_hh, double eps_c, Tensor hs,
-                                 bool save, const std::optional<Tensor>& w_packed) {
+                                 bool save, const std::optional<Tensor>& w_packed,
+                                 const std::optional<Tensor>& g_ih,
+                                 const std::optional<Tensor>& b_ih, double eps_ih) {
   at::NoGradGuard no_grad;
   const Tensor* packed = w_packed.has_value() && w_packed->defined() ? &*w_packed : nullptr;
+  // forward-only runs may hand over the raw input side and its norm's gain and shift
+  const bool xnorm = g_ih.has_value() && g_ih->defined();
+  TORCH_CHECK(!(xnorm && save), "rnnkit kernels: the input-side norm is folded in without save only");
+  if (xnorm) check(*g_ih, xg, "g_ih"), check(*b_ih, xg, "b_ih");
   for (auto [t, n] : {std::pair{&h0, "h0"}, {&c0, "c0"}, {&w_hh, "w_hh"}, {&g_hh, "g_hh"},
                       {&g_c, "g_c"}, {&b_c, "b_c"}, {&hs, "hs"}})
     check(*t, xg, n);
@@ -589,6 +615,7 @@ std::vector<Tensor> lstm_forward(const Tensor& xg, const Tensor& h0, const Tenso
       }
       s.g_hh = g_hh.data_ptr<T_>(), s.g_c = g_c.data_ptr<T_>(), s.b_c = b_c.data_ptr<T_>();
       s.H = H, s.eps_hh = eps_hh, s.eps_c = eps_c;
+      if (xnorm) s.g_ih = g_ih->data_ptr<T_>(), s.b_ih = b_ih->data_ptr<T_>(), s.eps_ih = eps_ih;
       if (parallel_rows)
         lstm_forward_rows(s, B, G);
       else
