@@ -64,10 +64,6 @@ def _chunks(T: int, row: int):
     return [(s, min(s + steps, T)) for s in range(0, T, steps)]
 
 
-def _needs_grad(*tensors: Tensor | None) -> bool:
-    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
-
-
 class _InputByChunks:
     """The input side of a forward-only run, computed a few steps at a time as the loop needs it.
 
@@ -227,7 +223,7 @@ def layer_norm_lstm_sequence(cell, x: Tensor, state: tuple[Tensor, Tensor]):
     if kernels is not None:
         h0, c0 = h0.contiguous(), c0.contiguous()
         weights = tuple(w.contiguous() for w in weights)
-    if _needs_grad(x, h0, c0, cell.weight_ih, cell.ln_ih.weight, cell.bias, *weights):
+    if dense.needs_grad(x, h0, c0, cell.weight_ih, cell.ln_ih.weight, cell.bias, *weights):
         hs, c_T = _LayerNormLSTM.apply(input_side(x), h0, c0, *weights, *eps, kernels)
     elif kernels is not None:
         T, B = x.shape[:2]
@@ -412,7 +408,7 @@ def gru_sequence(
     if kernels is not None:
         h0 = h0.contiguous()
         weights = tuple(w if w is None else w.contiguous() for w in weights)
-    if _needs_grad(x, h0, *input_weights, *weights):
+    if dense.needs_grad(x, h0, *input_weights, *weights):
         return _GRU.apply(input_side(x).contiguous(), h0, *weights, eps, kernels)
     T, B = x.shape[:2]
     if kernels is not None:

@@ -1,12 +1,12 @@
 """``linear``: ``F.linear`` for the whole-sequence input side of a layer, on oneDNN.
 
 ``F.linear`` on a float32 CPU tensor is one MKL ``sgemm``. The same product through oneDNN (the
-library behind torch's own fused CPU LSTM, shipped inside torch) ran about 20 % faster for a
-``(4096, 256) x (256, 1024)`` product on one thread of this project's AMD machine. The input
+library behind torch's own fused CPU LSTM, shipped inside torch) took 0.79-0.88 of its time for
+a ``(4096, 256) x (256, 1024)`` product on 2 threads of this project's AMD machine, and about the
+same (0.98-0.99) for ``(16384, 128) x (128, 512)`` (``benchmarks/dense_products.py``). The input
 side of a recurrent layer (``W_ih x`` over all ``T * B`` rows at once) is the largest single
 product of a layer, so the fused engines, hoisted user cells, the minimal cells and the
-reference loop call this instead of ``F.linear``. Measured once each on 2 threads: forward-only
-passes gained 0-6 %, the layer-normalised LSTM's training step 1-9 %.
+reference loop call this instead of ``F.linear``.
 
 ``packed_for_steps`` serves the C++ time loops' per-step products ``h W^T``: oneDNN on a copy of
 ``W`` laid out once per call, instead of ATen's ``mm``, which packs ``W`` again at every step.
@@ -22,6 +22,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+
+def needs_grad(*tensors: Tensor | None) -> bool:
+    """Whether autograd will record an operation on these tensors."""
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 
 def _onednn_ok(*tensors: Tensor | None) -> bool:
@@ -70,10 +75,8 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     if x.dim() < 2 or x.numel() == 0 or not _onednn_ok(x, weight, bias):
         return F.linear(x, weight, bias)
     rows = x.reshape(-1, x.shape[-1])
-    needs_grad = torch.is_grad_enabled() and any(
-        t is not None and t.requires_grad for t in (x, weight, bias)
-    )
-    out = _OneDnnLinear.apply(rows, weight, bias) if needs_grad else _onednn(rows, weight, bias)
+    out = (_OneDnnLinear.apply(rows, weight, bias) if needs_grad(x, weight, bias)
+           else _onednn(rows, weight, bias))  # fmt: skip
     return out.reshape(*x.shape[:-1], weight.shape[0])
 
 

@@ -35,9 +35,8 @@ namespace {
 
 using at::Tensor;
 
-// The row passes are compiled three times where GCC or Clang targets x86-64: for AVX-512 (512-bit
-// vectors; on this project's machine the lnlstm forward-only benchmark, 1 thread, went from 130
-// to 123 ms against the AVX2 build),
+// The row passes are compiled three times where GCC or Clang targets x86-64: for AVX-512 (vectors
+// twice as wide as AVX2's),
 // for AVX2 + FMA and for the baseline x86-64 every such CPU runs; each call picks one from the
 // CPU's features.
 // No -march flag: the build in the cache folder must run on whichever machine shares the folder.
@@ -138,9 +137,10 @@ inline int64_t grain(int64_t row) { return std::max<int64_t>(1, 16384 / std::max
 // The rows of a recurrent layer never meet (only the weights are shared), so each thread can
 // run every step for its own block of rows, its matrix products single-threaded (MKL and oneDNN
 // run serially inside a parallel region), and the threads meet once per call instead of twice
-// per step (the product, then the row pass). On 2 threads of this project's machine a product
-// of 16 rows on one thread takes less time than one of 32 rows spread over both, so splitting
-// wins from B = 2 * kMinRows up. Below that the per-step products are too thin to share well,
+// per step (the product, then the row pass). On 2 threads of this project's machine half the rows
+// on one thread take about as long as all of them spread over both (benchmarks/dense_products.py,
+// half-rows against onednn-packed), so splitting costs the products nothing from B = 2 * kMinRows
+// up and saves the meetings. Below that the per-step products are too thin to share well,
 // and the loop keeps one product over all rows plus a parallel row pass.
 constexpr int64_t kMinRows = 8;
 inline int64_t row_blocks(int64_t B) {
@@ -161,8 +161,9 @@ void over_row_blocks(int64_t B, const F& body) {
 
 // One step's h_{t-1} W^T (+ bias) into `out`. With `packed` (W laid out once per call for
 // oneDNN by mkldnn::_reorder_linear_weight, in Python), oneDNN's linear on it: the product torch's
-// own fused CPU LSTM is built on, 25-40 % faster than ATen's mm at B 32-64, H 128-256 on this
-// project's machine, because the weights are not re-packed at every step. Without, ATen's mm.
+// own fused CPU LSTM is built on, 0.59-0.98 of ATen mm's time at B 16-64, H 128-256 on 2 threads of
+// this project's machine (benchmarks/dense_products.py, two runs), because the weights are not
+// re-packed at every step. Without, ATen's mm.
 // Both are the same sum to float rounding.
 // With `accumulate`, out += h W^T instead (no bias then). Returns the rows holding the product:
 // `out`, or with `scratch` (out is only a work buffer) oneDNN's own result, saving the copy.
@@ -545,10 +546,12 @@ RNNKIT_INLINE void gru_backward_rows_(const GruBwdStep<T>& s, int64_t b0, int64_
     else                                                                       \
       name##_d(s, b0, b1);                                                     \
   }                                                                            \
+  /* rows [b0, b1): spread over the threads (parallel), or on this thread */   \
   template <typename T>                                                        \
-  void name(const Step<T>& s, int64_t B, int64_t row) {                        \
-    at::parallel_for(0, B, grain(row),                                         \
-                     [&](int64_t b0, int64_t b1) { name##_serial(s, b0, b1); }); \
+  void name(const Step<T>& s, int64_t b0, int64_t b1, int64_t row, bool parallel) { \
+    if (!parallel) return name##_serial(s, b0, b1);                            \
+    at::parallel_for(b0, b1, grain(row),                                       \
+                     [&](int64_t i0, int64_t i1) { name##_serial(s, i0, i1); }); \
   }
 RNNKIT_ROWS(lstm_forward_rows, LstmFwdStep)
 RNNKIT_ROWS(lstm_backward_rows, LstmBwdStep)
@@ -622,10 +625,7 @@ std::vector<Tensor> lstm_forward(const Tensor& xg, const Tensor& h0, const Tenso
       s.g_hh = g_hh.data_ptr<T_>(), s.g_c = g_c.data_ptr<T_>(), s.b_c = b_c.data_ptr<T_>();
       s.H = H, s.eps_hh = eps_hh, s.eps_c = eps_c;
       if (xnorm) s.g_ih = g_ih->data_ptr<T_>(), s.b_ih = b_ih->data_ptr<T_>(), s.eps_ih = eps_ih;
-      if (parallel_rows)
-        lstm_forward_rows(s, b1 - b0, G);
-      else
-        lstm_forward_rows_serial(s, int64_t(0), b1 - b0);
+      lstm_forward_rows(s, int64_t(0), b1 - b0, G, parallel_rows);
     }
     });
   });
@@ -679,10 +679,7 @@ std::vector<Tensor> lstm_backward(const Tensor& grad_hs, const Tensor& grad_c_T,
       s.acc_b_c = acc_b_c.data_ptr<T_>();
       s.g_hh = g_hh.data_ptr<T_>(), s.g_c = g_c.data_ptr<T_>();
       s.H = H;
-      if (parallel_rows)
-        lstm_backward_rows(s, B, G);
-      else
-        lstm_backward_rows_serial(s, b0, b1);
+      lstm_backward_rows(s, b0, b1, G, parallel_rows);
       // dL/dh_{t-1}, this block's rows
       Tensor dh_rows = dh.narrow(0, b0, b1 - b0);
       step_product(dh_rows, grad_hp[t].narrow(0, b0, b1 - b0), w_hh, packed, nullptr);
@@ -749,10 +746,7 @@ std::vector<Tensor> gru_forward(const Tensor& xp, const Tensor& h0, const Tensor
       }
       s.g_hh = norm ? g_hh_opt->data_ptr<T_>() : nullptr, s.b_hh = b_hh.data_ptr<T_>();
       s.H = H, s.eps = eps;
-      if (parallel_rows)
-        gru_forward_rows(s, B, G);
-      else
-        gru_forward_rows_serial(s, b0, b1);
+      gru_forward_rows(s, b0, b1, G, parallel_rows);
     }
     });
   });
@@ -812,10 +806,7 @@ std::vector<Tensor> gru_backward(const Tensor& grad_hs, const Tensor& h0, const 
       s.gx = step<T_>(grad_xp, t);
       s.gp = step<T_>(grad_hp, norm ? t : 0);
       s.H = H;
-      if (parallel_rows)
-        gru_backward_rows(s, B, G);
-      else
-        gru_backward_rows_serial(s, b0, b1);
+      gru_backward_rows(s, b0, b1, G, parallel_rows);
       Tensor dh_rows = dh.narrow(0, b0, b1 - b0);
       step_product(dh_rows, grad_hp[norm ? t : 0].narrow(0, b0, b1 - b0), w_hh, packed, nullptr,
                    true);

@@ -1,0 +1,105 @@
+"""The matrix products under rnnkit's recurrent loops: ATen's ``mm`` against oneDNN.
+
+Two tables, each contender interleaved with the others (``benchmarks/timing.py``), medians of
+per-call times with their min-max, ratios to ATen's ``mm`` from the same run:
+
+1. One step's product ``h W^T`` (B rows, W of shape (4H, H)), as the C++ time loops make it:
+   ``mm`` (ATen, re-packing W at every call), ``onednn`` (``mkldnn::_linear_pointwise`` on the
+   plain weight) and ``onednn-packed`` (on the weight laid out once, ``dense.packed_for_steps``),
+   on all threads; then ``half-rows`` is ``onednn-packed`` on B/2 rows on one thread, the share
+   of one thread when the loop splits the batch among two (``row_blocks`` in the .cpp).
+2. The whole-sequence input side ``x W^T`` (T*B rows), ``F.linear`` against ``dense.linear``.
+
+Run: ``PYTHONPATH=src python benchmarks/dense_products.py [--threads 2] [--repeats 200]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+
+import torch
+import torch.nn.functional as F
+from timing import interleaved, spread
+
+from rnnkit.cells.kernels import dense
+
+STEP_SHAPES = ((32, 256), (16, 256), (64, 128), (32, 128))  # (B, H)
+INPUT_SHAPES = ((4096, 256), (16384, 128))  # (T*B, H)
+
+
+def _batch(fn, n: int):
+    """n calls as one timed unit: one call is microseconds, below the timer's resolution."""
+
+    def run() -> None:
+        for _ in range(n):
+            fn()
+
+    return run
+
+
+def _one_thread(fn):
+    def run() -> None:
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            fn()
+        finally:
+            torch.set_num_threads(before)
+
+    return run
+
+
+def _print(title: str, samples: dict[str, list[float]], scale: float) -> None:
+    """One row per contender; ``scale`` turns a sample (ms per timed unit) into us per call."""
+    base = statistics.median(samples["mm"])
+    for name, times in samples.items():
+        times = [t * scale for t in times]
+        median = statistics.median(times)
+        ratio = median / (base * scale)
+        print(f"{title:<16} {name:<14} {median:>10.1f} {spread(times):>16} {ratio:>8.2f}")
+
+
+def step_products(B: int, H: int, repeats: int) -> None:
+    torch.manual_seed(0)
+    linear = torch.ops.mkldnn._linear_pointwise
+    h, w = torch.randn(B, H), torch.randn(4 * H, H)
+    w_t = w.t()
+    packed = dense.packed_for_steps(w, B)
+    half, half_packed = h[: B // 2], torch.ops.mkldnn._reorder_linear_weight(w, B // 2)
+    calls = 100  # per timed unit
+    runs = {
+        "mm": _batch(lambda: torch.mm(h, w_t), calls),
+        "onednn": _batch(lambda: linear(h, w, None, "none", [], ""), calls),
+        "onednn-packed": _batch(lambda: linear(h, packed, None, "none", [], ""), calls),
+        "half-rows": _one_thread(
+            _batch(lambda: linear(half, half_packed, None, "none", [], ""), calls)
+        ),
+    }
+    _print(f"step B{B} H{H}", interleaved(runs, repeats), 1000 / calls)
+
+
+def input_products(rows: int, H: int, repeats: int) -> None:
+    torch.manual_seed(0)
+    x, w = torch.randn(rows, H), torch.randn(4 * H, H)
+    runs = {"mm": lambda: F.linear(x, w), "onednn": lambda: dense.linear(x, w)}
+    _print(f"input {rows}x{H}", interleaved(runs, repeats), 1000)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=30, help="timed rounds (30)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, CPU, {args.threads} threads, {args.repeats} rounds")
+    print(f"{'shape':<16} {'contender':<14} {'median':>10} {'min-max':>16} {'/ mm':>8}")
+    for B, H in STEP_SHAPES:
+        step_products(B, H, args.repeats)
+    for rows, H in INPUT_SHAPES:
+        input_products(rows, H, args.repeats)
+    print("median and min-max in microseconds per call; '/ mm' divides medians of the same run")
+
+
+if __name__ == "__main__":
+    main()
