@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import torch
@@ -340,3 +341,37 @@ def test_weights_that_are_not_finite_are_refused_at_loading(tmp_path):
     ckpt.save(tmp_path / BEST, ckpt.with_prefix("model", state), {})
     with pytest.raises(ckpt.CheckpointError, match=r"NaN or infinite weights \(weight\)"):
         load_weights(model, tmp_path, "best", "cpu")
+
+
+# -- the task's default budget --------------------------------------------------------------------
+
+
+class BudgetedTask(ScriptedTask):
+    """A scripted task with a budget of its own for runs given none."""
+
+    default_budget: ClassVar[dict[str, int]] = {"max_steps": 8, "patience": 1}
+
+
+def test_a_run_given_no_budget_takes_the_tasks_and_stores_it(tmp_path, capsys):
+    cfg = TrainConfig(out=str(tmp_path / "r"), eval_every=2, warmup_steps=1, progress=False)
+    assert (cfg.max_steps, cfg.patience, cfg.budget_given) == (5000, None, False)
+    # validation 1.0 then worse: patience 1 stops at the second evaluation (step 4), within
+    # the task's 8 steps; without the task's budget the run would go to 5000
+    result = Trainer(BudgetedTask([1.0, 2.0, 3.0, 4.0, 5.0]), cfg).run()
+    assert result.counters.step == 4 and result.counters.stopped_early
+    stored = json.loads((tmp_path / "r" / CONFIG).read_text())["train"]
+    assert (stored["max_steps"], stored["patience"]) == (8, 1)
+    assert "budget: scripted's default (--max-steps 8 --patience 1)" in capsys.readouterr().err
+    assert (cfg.max_steps, cfg.patience) == (5000, None)  # the caller's config is untouched
+
+
+def test_a_budget_given_by_the_user_is_kept(tmp_path):
+    cfg = TrainConfig(out=str(tmp_path / "r"), max_steps=6, eval_every=2, warmup_steps=1,
+                      progress=False)  # fmt: skip
+    result = Trainer(BudgetedTask([1.0, 2.0, 3.0, 4.0]), cfg).run()
+    assert result.counters.step == 6 and not result.counters.stopped_early
+
+
+def test_a_task_without_a_budget_of_its_own_trains_the_trainers_5000_steps(tmp_path):
+    cfg = TrainConfig(out=str(tmp_path / "r"), progress=False)
+    assert Trainer(ScriptedTask([]), cfg).cfg.max_steps == 5000

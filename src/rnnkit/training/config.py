@@ -104,7 +104,9 @@ class TrainConfig:
     out: str
     """Run folder: config, checkpoints, metrics log and plots go here."""
     max_steps: int | None = None
-    """Stop after this many optimiser steps (5000 when no budget at all is given)."""
+    """Stop after this many optimiser steps (with no budget at all given: the task's default,
+    5000 steps for most; classify trains up to 20000, stopping early after 8 evaluations without
+    a better validation accuracy)."""
     time_budget: str | None = None
     """Stop after this much training time: seconds, or with a unit (300s, 5m, 1.5h)."""
     token_budget: int | None = None
@@ -159,7 +161,12 @@ class TrainConfig:
                 raise ValueError(f"{flag} must be >= 1, got {value}")
         if self.time_budget_s is not None and self.time_budget_s <= 0:
             raise ValueError(f"--time-budget must be positive, got {self.time_budget!r}")
-        if self.max_steps is None and self.time_budget_s is None and self.token_budget is None:
+        # with no budget at all, the trainer gives the task's own (``Task.default_budget``)
+        # where it has one, and 5,000 steps otherwise; the run stores the budget it used
+        self.budget_given = not (
+            self.max_steps is None and self.time_budget_s is None and self.token_budget is None
+        )
+        if not self.budget_given:
             self.max_steps = 5000
         for flag, value in (
             ("--lr", self.lr),

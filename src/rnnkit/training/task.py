@@ -8,7 +8,7 @@ the validation loss as the figure to beat, "items" as what a step counts.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
@@ -27,6 +27,8 @@ class Task:
     - ``unused_parameters``: whether some parameters may get no gradient in a step (layers that
       ``before_step`` freezes); under torchrun, DistributedDataParallel must then look for them
       in every backward pass, or it waits for their gradients and fails at the next step.
+    - ``default_budget``: the ``TrainConfig`` budget fields (``max_steps``, ``patience``) a run
+      takes when the user gives no budget at all; empty: the trainer's 5,000 steps.
     """
 
     kind: str = ""
@@ -34,6 +36,7 @@ class Task:
     unit: str = "items"
     loss_label: str = "loss"
     unused_parameters: bool = False
+    default_budget: ClassVar[dict[str, int]] = {}
 
     def build_model(self) -> nn.Module:
         """A fresh model for this task's data (sizes from the vocabulary, the classes...)."""

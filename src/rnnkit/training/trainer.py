@@ -17,6 +17,7 @@ takes the bad weights (or, with ``nan_policy="skip"``, skips that batch's update
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import json
 import math
@@ -175,6 +176,10 @@ class Trainer:
         cfg: TrainConfig,
         callbacks: tuple[Callable[[Trainer, dict], None], ...] = (),
     ) -> None:
+        if not cfg.budget_given and task.default_budget:
+            cfg = copy.copy(cfg)  # the caller's config stays as it was given
+            for name, value in task.default_budget.items():
+                setattr(cfg, name, value)
         self.task, self.cfg, self.callbacks = task, cfg, callbacks
         self.run_dir = Path(cfg.out)
         self.device = resolve_device(cfg.device)
@@ -394,6 +399,14 @@ class Trainer:
 
     def _run(self, stop: StopRequest) -> RunResult:
         cfg, g = self.cfg, self.group
+        if not cfg.budget_given and self.task.default_budget and not cfg.resume:
+            flags = " ".join(
+                f"--{k.replace('_', '-')} {v}" for k, v in self.task.default_budget.items()
+            )
+            self._note(
+                f"budget: {self.task.kind}'s default ({flags}); --max-steps, --time-budget or "
+                "--token-budget sets your own"
+            )
         resume_from_checkpoint = g.main_decides(self._prepare_run_dir)
         torch.manual_seed(cfg.seed)
         model = self.task.build_model().to(self.device)

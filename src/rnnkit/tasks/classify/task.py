@@ -9,7 +9,7 @@ of the answer. The loss is the cross-entropy; evaluation adds accuracy and macro
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -52,11 +52,11 @@ class ClassifyModelConfig(TokenRegularisers, LayerOptions):
     """Stacked recurrent layers."""
     bidirectional: bool = True
     """Read each sequence both ways and join the two directions."""
-    dropout: float = 0.3
+    dropout: float = 0.5
     """Dropout on the embedding, between layers and before the head, in training."""
     embedding_size: int = 128
     """Width of the token embedding (text input)."""
-    pooling: Pooling = "max"
+    pooling: Pooling = "attention"
     """How a sequence becomes one vector (classify): last, mean, max or attention."""
 
     def __post_init__(self) -> None:
@@ -200,6 +200,11 @@ class ClassifyTask(Task):
 
     monitor = ("accuracy", "max")
     loss_label = "cross-entropy (nats)"
+    # with no budget given: train until 8 evaluations (2,000 steps) bring no better validation
+    # accuracy, at most 20,000 steps. A fixed 5,000 steps left a character model of 26 k words
+    # still learning and word models of 2-10 k texts long past their best; chosen on validation
+    # (``benchmarks/classify_defaults.py --sweep``, docs/classification.md)
+    default_budget: ClassVar[dict[str, int]] = {"max_steps": 20000, "patience": 8}
 
     @property
     def unit(self) -> str:
