@@ -339,3 +339,79 @@ def test_tensor_attributes_are_read_live_and_global_tensors_keep_the_plain_call(
         rnn(x)
         rnn.cells[0].scale = torch.tensor(2.0, dtype=torch.float64)
     assert_same(run(hoisted, x), run(plain, x))
+
+
+# -- forward-only runs: the state-side Linear on a weight laid out once per sequence --------------
+
+
+def packed_paths(rnn) -> list:
+    return [sorted(c._packed) for c in rnn._step_cells() if isinstance(c, HoistedCell)]
+
+
+def float_pair(seed=0, **kwargs):
+    torch.manual_seed(seed)
+    hoisted = rnnkit.Recurrent(GRUStyle, 3, 16, **kwargs)
+    plain = copy.deepcopy(hoisted)
+    plain.hoist = False
+    return hoisted, plain
+
+
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="needs oneDNN")
+@pytest.mark.parametrize("options", [{}, {"num_layers": 2, "bidirectional": True}])
+def test_forward_only_steps_use_a_packed_weight_and_match_the_plain_loop(options):
+    hoisted, plain = float_pair(**options)
+    x = torch.randn(12, 5, 3)
+    with torch.no_grad():
+        y, h = hoisted(x)
+        assert packed_paths(hoisted) and all(p == [("hh",)] for p in packed_paths(hoisted))
+        y0, h0 = plain(x)
+    torch.testing.assert_close(y, y0, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(h, h0, rtol=1e-5, atol=1e-5)
+    hoisted(x)  # recording gradients: nothing packed, the module's own call
+    assert not any(packed_paths(hoisted))
+
+
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="needs oneDNN")
+def test_a_weight_changed_between_calls_is_packed_again():
+    hoisted, plain = float_pair()
+    x = torch.randn(10, 4, 3)
+    with torch.no_grad():
+        hoisted(x)
+        for rnn in (hoisted, plain):  # through .data: the version counter does not move
+            rnn.cells[0].hh.weight.data.mul_(-2.0)
+        torch.testing.assert_close(hoisted(x), plain(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="needs oneDNN")
+def test_a_step_after_an_in_place_update_takes_the_plain_call():
+    hoisted, _ = float_pair()
+    x = torch.randn(10, 4, 3)
+    with torch.no_grad():
+        hoisted(x)
+        (cell,) = [c for c in hoisted._step_cells() if isinstance(c, HoistedCell)]
+        assert cell._packed
+        hoisted.cells[0].hh.weight.add_(1.0)  # an optimiser step: the stamp no longer matches
+        h = torch.randn(4, 16)
+        xp = cell._project(cell.cell, x)[0]  # the input side alone, packing nothing
+        got = cell.step(xp, h)
+        cell._packed = {}
+        torch.testing.assert_close(got, cell.step(xp, h))
+
+
+@pytest.mark.parametrize("case", ["float64", "short", "hooked"])
+def test_no_packing_where_it_cannot_or_should_not_run(case):
+    hoisted, plain = float_pair()
+    x = torch.randn(3 if case == "short" else 10, 4, 3)
+    calls = []
+    if case == "float64":
+        hoisted.double(), plain.double()
+        x = x.double()
+    if case == "hooked":
+        for rnn in (hoisted, plain):
+            rnn.cells[0].hh.register_forward_hook(lambda m, i, o: calls.append(1))
+    with torch.no_grad():
+        y, _ = hoisted(x)
+        assert not any(packed_paths(hoisted))
+        torch.testing.assert_close(y, plain(x)[0])
+    if case == "hooked":
+        assert len(calls) == 2 * x.shape[0]  # the user's hook ran at every step of both
