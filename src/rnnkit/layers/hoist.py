@@ -182,60 +182,19 @@ class HoistedCell:
         project: Callable[..., Any],
         step: Callable[..., Any],
         input_side: list[str],
-        step_linears: list[tuple[str, ...]] = (),
     ) -> None:
         self.cell = cell
         self._project = project
         self._step = step
         self.input_side = input_side
-        self.step_linears = list(step_linears)
-        self._packed: dict[tuple[str, ...], _Packed] = {}
 
     def project_input(self, x: Tensor) -> Tensor | tuple[Tensor, ...]:
-        """The input side over the whole ``(T, B, I)`` input: ``(T, B, F)`` or a tuple of them.
-
-        In a forward-only run it also lays out, for oneDNN, the weights of the plain
-        ``nn.Linear`` maps the steps apply to the state (``dense.packed_for_python_steps``):
-        once for the sequence instead of once a step, as ``F.linear`` does."""
-        self._packed = {}
-        for path in self.step_linears:
-            module = _attr(self.cell, path)
-            if type(module).forward is not nn.Linear.forward:
-                continue  # replaced since the split by a module of another kind
-            if module._forward_hooks or module._forward_pre_hooks:
-                continue  # the packed product would skip the user's hooks
-            packed = dense.packed_for_python_steps(x, module.weight, module.bias)
-            if packed is not None:
-                self._packed[path] = _Packed(module.weight, packed)
+        """The input side over the whole ``(T, B, I)`` input: ``(T, B, F)`` or a tuple of them."""
         return self._project(self.cell, x)
 
     def step(self, xp: Tensor | tuple[Tensor, ...], state: State) -> tuple[Tensor, State]:
         """The rest of the cell's forward for one step, given that step's input-side slices."""
-        return self._step(self.cell, self._packed, xp, state)
-
-
-class _Packed:
-    """A weight laid out for the steps of one sequence, with the stamp of the weight it copies:
-    a step after an in-place update of the weight (an optimiser step) finds the stamp changed
-    and takes the plain call."""
-
-    __slots__ = ("data", "ptr", "version")
-
-    def __init__(self, weight: Tensor, data: Tensor) -> None:
-        self.data, self.ptr, self.version = data, weight.data_ptr(), weight._version
-
-    def matches(self, weight: Tensor) -> bool:
-        return weight.data_ptr() == self.ptr and weight._version == self.version
-
-
-def _step_linear(cell: nn.Module, packed: dict, path: tuple[str, ...], h: Tensor) -> Tensor:
-    """A plain ``nn.Linear`` of the cell applied at one step: on the weight ``project_input``
-    laid out for this sequence where it did (forward only), else the module's own call."""
-    module = _attr(cell, path)
-    layout = packed.get(path)
-    if layout is None or dense.needs_grad(h) or not layout.matches(module.weight):
-        return module(h)
-    return dense.step_linear(h, layout.data, module.bias)
+        return self._step(self.cell, xp, state)
 
 
 def wants_hoisting(cell: Any) -> bool:
@@ -280,14 +239,12 @@ def _split(cell: nn.Module) -> HoistedCell | None:
     if not any(_is_matmul(cell, n) for n in input_side):
         return None  # only cheap elementwise work would move: not worth a second graph
     project = _project_graph(cell, nodes, input_side, constant, frontier, x_node)
-    step_linears: list[tuple[str, ...]] = []
-    step = _step_graph(cell, nodes, input_side, constant, frontier, state_node, step_linears)
+    step = _step_graph(nodes, input_side, constant, frontier, state_node)
     return HoistedCell(
         cell,
         fx.GraphModule(nn.Module(), project).forward,
         fx.GraphModule(nn.Module(), step).forward,
         [n.name for n in nodes if n in input_side and n is not x_node],
-        step_linears,
     )
 
 
@@ -528,20 +485,15 @@ def _project_graph(
 
 
 def _step_graph(
-    cell: nn.Module,
     nodes: list[fx.Node],
     input_side: set[fx.Node],
     constant: dict[fx.Node, int | None],
     frontier: list[fx.Node],
     state_node: fx.Node,
-    step_linears: list[tuple[str, ...]],
 ) -> fx.Graph:
-    """``(cell, packed, xp_t, state) -> (y_t, state)``: the forward, its input side read from
-    ``xp_t``; its plain ``nn.Linear`` calls go through ``_step_linear`` (their paths are added
-    to ``step_linears``), which reads the weights ``packed`` for the sequence."""
+    """``(cell, xp_t, state) -> (y_t, state)``: the forward, its input side read from ``xp_t``."""
     graph = fx.Graph()
     cell_ph = graph.placeholder("cell")
-    packed = graph.placeholder("packed")
     xp = graph.placeholder("xp")
     env: dict[fx.Node, fx.Node] = {state_node: graph.placeholder("state")}
     if len(frontier) == 1:
@@ -555,17 +507,6 @@ def _step_graph(
         if node in env or node in input_side or node.op in ("placeholder", "output"):
             continue
         if node in constant and node not in step_users:
-            continue
-        if (
-            node.op == "call_module"
-            and len(node.args) == 1
-            and not node.kwargs
-            and _is_linear(cell, node)
-        ):
-            path = tuple(node.target.split(".")[1:])
-            step_linears.append(path)
-            args = (cell_ph, packed, path, env[node.args[0]])
-            env[node] = graph.call_function(_step_linear, args)
             continue
         env[node] = _copy(graph, node, env, cell_ph)
     output = next(n for n in nodes if n.op == "output")

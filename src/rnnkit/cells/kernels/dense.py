@@ -10,8 +10,6 @@ reference loop call this instead of ``F.linear``.
 
 ``packed_for_steps`` serves the C++ time loops' per-step products ``h W^T``: oneDNN on a copy of
 ``W`` laid out once per call, instead of ATen's ``mm``, which packs ``W`` again at every step.
-``packed_for_python_steps`` and ``step_linear`` do the same for the per-step ``nn.Linear`` of a
-hoisted user cell in forward-only runs (``rnnkit.layers.hoist``).
 
 oneDNN's operator has no autograd formula; ``_OneDnnLinear`` gives it one (first order).
 Off the CPU, in other dtypes (float64 gradcheck included), under tracing, scripting or
@@ -95,23 +93,3 @@ def packed_for_steps(weight: Tensor, batch_size: int) -> Tensor | None:
     blocks = max(1, min(torch.get_num_threads(), batch_size // 8))
     with torch.no_grad():
         return torch.ops.mkldnn._reorder_linear_weight(weight.detach(), batch_size // blocks)
-
-
-def packed_for_python_steps(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor | None:
-    """``weight`` laid out once for a Python time loop's per-step products ``h @ weight.T + bias``
-    over the whole ``(T, B, I)`` sequence ``x``, or None where the plain ``F.linear`` must stay:
-    a run that records gradients (the packed product has no backward), fewer than 8 steps (the
-    layout would not pay for itself: one generated token), or where oneDNN cannot run. Pack per
-    call, never across calls: a weight edited in place through ``.data`` keeps its version."""
-    if x.dim() != 3 or x.shape[0] < 8 or needs_grad(x, weight, bias):
-        return None
-    if not _onednn_ok(x, weight, bias):
-        return None
-    with torch.no_grad():
-        return torch.ops.mkldnn._reorder_linear_weight(weight, x.shape[1])
-
-
-def step_linear(h: Tensor, packed: Tensor, bias: Tensor | None) -> Tensor:
-    """``h @ W.T + bias`` for one step's ``(B, I)`` rows, ``W`` as ``packed_for_python_steps``
-    laid it out (forward only)."""
-    return _onednn(h, packed, bias)
