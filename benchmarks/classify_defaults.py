@@ -25,9 +25,10 @@ the seed changes initialisation, dropout and batch order) and prints the mean an
 deviation; ``--work-dir D`` keeps the runs there, and a re-run skips the (set, seed) runs
 already finished.
 
-``--sweep`` is how the defaults are chosen: each candidate of ``CANDIDATES`` (a few settings
-changed from the shipped defaults) is trained once (seed 0) on the three development sets, and
-its best validation accuracy is printed, with the mean over the sets; no test figure is read.
+``--sweep`` is how the defaults were chosen: each candidate of ``CANDIDATES`` (a few settings
+changed from those shipped before the sweep) is trained once (seed 0) on the three development
+sets, and its best validation accuracy is printed, with the mean over the sets; no test figure
+is read.
 The held-out set (convention-2012) is not in the sweep.
 
 Run: ``python benchmarks/classify_defaults.py [--max-steps N] [--levels] [--seeds S]
@@ -130,20 +131,32 @@ def wordfreq_language(path: Path, per_language: int = 3000) -> Path:
     return write_csv(path, rows)
 
 
+def finished_row(out: Path) -> dict | None:
+    """The row of a run finished in an earlier invocation with the same ``--work-dir``; a run
+    begun and interrupted is removed, to start again."""
+    done = out / "row.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    if out.exists():
+        shutil.rmtree(out)
+    return None
+
+
+def budget(args) -> dict:
+    """``--max-steps`` when given: a budget, not a setting of the model."""
+    return {"max_steps": args.max_steps} if args.max_steps else {}
+
+
 def run_set(name: str, data: str, tmp: str, args, seed: int = 0) -> dict:
     out = f"{tmp}/{name}" + (f"-seed{seed}" if seed else "")
     done = Path(out) / "row.json"
-    if done.exists():  # finished in an earlier invocation with the same --work-dir
-        return json.loads(done.read_text())
-    if Path(out).exists():  # begun and interrupted: start that run again
-        shutil.rmtree(out)
-    budget = {"max_steps": args.max_steps} if args.max_steps else {}
+    if (row := finished_row(Path(out))) is not None:
+        return row
+    train_cfg = TrainConfig(out=out, progress=False, seed=seed, **budget(args))
     data_cfg = ClassifyDataConfig(data=data)
     row: dict = {"set": name, "seed": seed}
     start = time.perf_counter()
-    result = train_classify(
-        ClassifyModelConfig(), data_cfg, TrainConfig(out=out, progress=False, seed=seed, **budget)
-    )
+    result = train_classify(ClassifyModelConfig(), data_cfg, train_cfg)
     stored = json.loads((Path(out) / "config.json").read_text())["task"]
     row["tokens"] = stored["data"]["tokens"]
     row["auto"] = stored.get("tokens_auto")
@@ -165,7 +178,7 @@ def run_set(name: str, data: str, tmp: str, args, seed: int = 0) -> dict:
         res = train_classify(
             ClassifyModelConfig(),
             cfg,
-            TrainConfig(out=other_out, progress=False, seed=seed, **budget),
+            TrainConfig(out=other_out, progress=False, seed=seed, **budget(args)),
         )
         row[f"val_accuracy_{other}"] = res.counters.best_val
         row[f"val_accuracy_{row['tokens']}"] = row["val_accuracy"]
@@ -177,18 +190,14 @@ def run_set(name: str, data: str, tmp: str, args, seed: int = 0) -> dict:
 def sweep_one(candidate: str, name: str, data: str, tmp: str, args) -> dict:
     """One candidate on one development set, seed 0: its best validation accuracy only."""
     out = Path(tmp) / "sweep" / candidate / name
-    done = out / "row.json"
-    if done.exists():
-        return json.loads(done.read_text())
-    if out.exists():
-        shutil.rmtree(out)
+    if (row := finished_row(out)) is not None:
+        return row
     model_kw, train_kw = CANDIDATES[candidate]
-    budget = {"max_steps": args.max_steps} if args.max_steps else {}
     start = time.perf_counter()
     result = train_classify(
         ClassifyModelConfig(**model_kw),
         ClassifyDataConfig(data=data),
-        TrainConfig(out=str(out), progress=False, seed=0, **{**train_kw, **budget}),
+        TrainConfig(out=str(out), progress=False, seed=0, **{**train_kw, **budget(args)}),
     )
     row = {
         "candidate": candidate,
@@ -198,7 +207,7 @@ def sweep_one(candidate: str, name: str, data: str, tmp: str, args) -> dict:
         "seconds": round(time.perf_counter() - start),
     }
     print(row, flush=True)
-    done.write_text(json.dumps(row))
+    (out / "row.json").write_text(json.dumps(row))
     return row
 
 

@@ -176,9 +176,11 @@ class Trainer:
         cfg: TrainConfig,
         callbacks: tuple[Callable[[Trainer, dict], None], ...] = (),
     ) -> None:
-        if not cfg.budget_given and task.default_budget:
+        # the task's budget for a run given none (said at the start of a fresh run)
+        self.default_budget = {} if cfg.budget_given else dict(task.default_budget)
+        if self.default_budget:
             cfg = copy.copy(cfg)  # the caller's config stays as it was given
-            for name, value in task.default_budget.items():
+            for name, value in self.default_budget.items():
                 setattr(cfg, name, value)
         self.task, self.cfg, self.callbacks = task, cfg, callbacks
         self.run_dir = Path(cfg.out)
@@ -399,10 +401,8 @@ class Trainer:
 
     def _run(self, stop: StopRequest) -> RunResult:
         cfg, g = self.cfg, self.group
-        if not cfg.budget_given and self.task.default_budget and not cfg.resume:
-            flags = " ".join(
-                f"--{k.replace('_', '-')} {v}" for k, v in self.task.default_budget.items()
-            )
+        if self.default_budget and not cfg.resume:
+            flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in self.default_budget.items())
             self._note(
                 f"budget: {self.task.kind}'s default ({flags}); --max-steps, --time-budget or "
                 "--token-budget sets your own"
