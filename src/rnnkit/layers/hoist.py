@@ -144,7 +144,7 @@ _CONSTANT_FUNCTIONS = (
 )
 
 
-def _attr(cell: nn.Module, path: tuple[str, ...]) -> Any:
+def read_attr(cell: nn.Module, path: tuple[str, ...]) -> Any:
     """The cell's attribute at ``path``, read when the graph runs (so it is always current)."""
     value: Any = cell
     for name in path:
@@ -152,9 +152,9 @@ def _attr(cell: nn.Module, path: tuple[str, ...]) -> Any:
     return value
 
 
-def _call_module(cell: nn.Module, path: tuple[str, ...], *args: Any, **kwargs: Any) -> Any:
+def call_submodule(cell: nn.Module, path: tuple[str, ...], *args: Any, **kwargs: Any) -> Any:
     """Call the cell's submodule at ``path``, looked up when the graph runs."""
-    return _attr(cell, path)(*args, **kwargs)
+    return read_attr(cell, path)(*args, **kwargs)
 
 
 class _Traced(nn.Module):
@@ -173,19 +173,24 @@ class HoistedCell:
 
     Not a module: it holds the cell and two parameter-free generated functions, so it adds
     nothing to a ``state_dict``. ``input_side`` names the traced nodes that ``project_input``
-    runs, for inspection and tests.
+    runs, for inspection and tests; ``step_graph`` is the step's graph module.
     """
+
+    # the whole forward-only sequence in C++, set by rnnkit.layers.step_program.attach; None
+    # (the unroller's step loop) until then
+    sequence: Callable[..., Any] | None = None
 
     def __init__(
         self,
         cell: nn.Module,
         project: Callable[..., Any],
-        step: Callable[..., Any],
+        step: fx.GraphModule,
         input_side: list[str],
     ) -> None:
         self.cell = cell
         self._project = project
-        self._step = step
+        self.step_graph = step
+        self._step = step.forward
         self.input_side = input_side
 
     def project_input(self, x: Tensor) -> Tensor | tuple[Tensor, ...]:
@@ -243,7 +248,7 @@ def _split(cell: nn.Module) -> HoistedCell | None:
     return HoistedCell(
         cell,
         fx.GraphModule(nn.Module(), project).forward,
-        fx.GraphModule(nn.Module(), step).forward,
+        fx.GraphModule(nn.Module(), step),
         [n.name for n in nodes if n in input_side and n is not x_node],
     )
 
@@ -382,7 +387,7 @@ def _constant_rank(
     cell: nn.Module, node: fx.Node, constant: dict[fx.Node, int | None]
 ) -> int | None:
     if node.op == "get_attr":
-        value = _attr(cell, tuple(node.target.split(".")[1:]))
+        value = read_attr(cell, tuple(node.target.split(".")[1:]))
         return value.dim() if isinstance(value, Tensor) else None
     if _is_elementwise(cell, node) and node.op != "call_module":
         ranks = [constant[n] for n in _node_inputs(node)]
@@ -419,7 +424,7 @@ def _drop_with_users(node: fx.Node, input_side: set[fx.Node]) -> None:
 def _linear_module(cell: nn.Module, path: tuple[str, ...], x: Tensor) -> Tensor:
     """A plain ``nn.Linear`` of the cell over the whole sequence: ``dense.linear`` (oneDNN in
     forward-only runs, else ``F.linear``), the module looked up when the graph runs."""
-    module = _attr(cell, path)
+    module = read_attr(cell, path)
     return dense.linear(x, module.weight, module.bias)
 
 
@@ -436,7 +441,7 @@ def _copy(
     through ``dense.linear``."""
     if node.op == "get_attr":
         path = tuple(node.target.split(".")[1:])
-        return graph.call_function(_attr, (cell_ph, path))
+        return graph.call_function(read_attr, (cell_ph, path))
     args = fx.node.map_arg(node.args, lambda n: env[n])
     kwargs = dict(fx.node.map_arg(node.kwargs, lambda n: env[n]))
     if dim:
@@ -454,7 +459,7 @@ def _copy(
             and _is_linear(whole_sequence, node)
         ):
             return graph.call_function(_linear_module, (cell_ph, path, *args))
-        return graph.call_function(_call_module, (cell_ph, path, *args), kwargs)
+        return graph.call_function(call_submodule, (cell_ph, path, *args), kwargs)
     if whole_sequence is not None and node.op == "call_function" and node.target is F.linear:
         return graph.create_node(node.op, dense.linear, args, kwargs)
     return graph.create_node(node.op, node.target, args, kwargs)

@@ -31,6 +31,7 @@ from torch.nn.utils.rnn import PackedSequence
 from rnnkit.layers.hoist import hoist as hoist_cell
 from rnnkit.layers.hoist import wants_hoisting
 from rnnkit.layers.sequence import check_lengths, to_time_major
+from rnnkit.layers.step_program import attach
 from rnnkit.layers.unroll import _capturing, run_layers
 from rnnkit.state import State, leaves, map_state, stack_states
 
@@ -147,7 +148,7 @@ class Recurrent(nn.Module):
             # the tracer reads training flags as constants (a forward may branch on them)
             key = (k, id(cell), tuple(m.training for m in cell.modules()))
             if key not in cache:
-                cache[key] = hoist_cell(cell)
+                cache[key] = attach(hoist_cell(cell))
             hoisted = cache[key]
             if hoisted is not None and hoisted.cell is cell:
                 cells[k] = hoisted

@@ -93,10 +93,12 @@ def unroll(
                 and not _capturing()
             ):
                 xr = layer_input if direction == 0 else layer_input.flip(0)
-                ys_all, state = sequence(xr, initial[k])  # (T, B, H), final state
-                outputs.append(ys_all if direction == 0 else ys_all.flip(0))
-                finals.append(state)
-                continue
+                result = sequence(xr, initial[k])  # (T, B, H), final state; or None: declined
+                if result is not None:
+                    ys_all, state = result
+                    outputs.append(ys_all if direction == 0 else ys_all.flip(0))
+                    finals.append(state)
+                    continue
             project = getattr(cell, "project_input", None)
             xs = project(layer_input) if project is not None else layer_input  # (T, B, G)
             step = getattr(cell, "step", cell)

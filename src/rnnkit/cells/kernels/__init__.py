@@ -4,7 +4,9 @@
 (``rnnkit.cells.layer_norm_fused``; the GRU's also without the norm, for
 ``rnnkit.GRU(backend="fused")``) in C++, forward and backward: per step one matrix product and
 one fused pass over the batch rows, where PyTorch needs some ten dispatched kernels and the Python
-between them. It is compiled by ``torch.utils.cpp_extension`` the first time a process asks for
+between them. ``step_program.cpp`` runs the forward time loop of any plain cell whose step
+``rnnkit.layers.step_program`` could lower to its small set of operations (``common.h``: what
+the two share). It is compiled by ``torch.utils.cpp_extension`` the first time a process asks for
 it (about 20 s on a 2-core machine; one line on stderr says so) and cached in
 torch's extension folder (``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``),
 where torch's lock file keeps two processes building at once from tripping over each other.
@@ -25,7 +27,9 @@ from pathlib import Path
 import torch
 
 _NAME = "rnnkit_kernels"
-_SOURCE = Path(__file__).with_name("layer_norm_rnn.cpp")
+_FOLDER = Path(__file__).parent
+_SOURCES = [_FOLDER / "layer_norm_rnn.cpp", _FOLDER / "step_program.cpp"]
+_HEADERS = [_FOLDER / "common.h"]
 
 
 def enabled() -> bool:
@@ -41,7 +45,8 @@ def _build() -> object | None:
         root = os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension.get_default_build_root()
         folder = Path(root) / _NAME
         built = folder / f"{_NAME}.so"
-        if not built.exists() or built.stat().st_mtime < _SOURCE.stat().st_mtime:
+        newest = max(p.stat().st_mtime for p in _SOURCES + _HEADERS)
+        if not built.exists() or built.stat().st_mtime < newest:
             print(
                 "building rnnkit's fused cell kernels (first use, ~20 s; cached after)",
                 file=sys.stderr,
@@ -51,7 +56,8 @@ def _build() -> object | None:
         _ninja_on_path()
         cpp_extension.load(
             name=_NAME,
-            sources=[str(_SOURCE)],
+            sources=[str(p) for p in _SOURCES],
+            extra_include_paths=[str(_FOLDER)],
             # -fopenmp: at::parallel_for is inline OpenMP code, serial without it. The library
             # resolves to the libgomp torch has already loaded (same soname), so one runtime.
             # No -march: the build must run on any x86-64 machine the cache folder is shared with.

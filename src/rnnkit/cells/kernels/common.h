@@ -1,0 +1,245 @@
+// What rnnkit's C++ time loops share (layer_norm_rnn.cpp, step_program.cpp): vectorising maths,
+// the row-block threading, the per-step matrix product and the checks. Everything here sits in an
+// anonymous namespace: each source that includes it gets its own copy, and nothing is exported.
+#pragma once
+
+// The operators' own headers, not ATen/ATen.h (every operator): a few seconds less to build.
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/core/grad_mode.h>
+#include <ATen/ops/addmm.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/from_blob.h>
+#include <ATen/ops/mm.h>
+#include <ATen/ops/zeros.h>
+#include <torch/library.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <type_traits>
+#include <vector>
+
+namespace {
+
+using at::Tensor;
+
+// The row passes are compiled three times where GCC or Clang targets x86-64: for AVX-512 (vectors
+// twice as wide as AVX2's),
+// for AVX2 + FMA and for the baseline x86-64 every such CPU runs; each call picks one from the
+// CPU's features.
+// No -march flag: the build in the cache folder must run on whichever machine shares the folder.
+// (Not target_clones("arch=haswell"): its resolver asks for that CPU model, not its features.)
+#if defined(__GNUC__) && defined(__x86_64__)
+#define RNNKIT_AVX2 1
+#define RNNKIT_AVX2_TARGET __attribute__((target("avx2,fma")))
+#define RNNKIT_AVX512_TARGET \
+  __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma,prefer-vector-width=512")))
+inline bool has_avx2() {
+  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return yes;
+}
+inline bool has_avx512() {
+  static const bool yes = has_avx2() && __builtin_cpu_supports("avx512f") &&
+                          __builtin_cpu_supports("avx512dq") &&
+                          __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+  return yes;
+}
+#else
+#define RNNKIT_AVX2 0
+#endif
+#define RNNKIT_INLINE inline __attribute__((always_inline))
+
+// ---------------------------------------------------------------- maths that vectorises
+//
+// The row passes are loops over contiguous values, which the compiler turns into SIMD code, but
+// not through calls to std::exp / std::tanh (the library's scalar functions): in float those
+// calls cost more than the whole PyTorch step. So float gets branch-free polynomial versions
+// (Cephes' expf, 1 ulp; Eigen's rational tanh, a few ulp) that vectorise; double, which only
+// tests and gradcheck use, keeps the library's.
+
+template <typename T>
+RNNKIT_INLINE T exp_(T x) {
+  return std::exp(x);
+}
+
+template <>
+RNNKIT_INLINE float exp_(float x) {
+  x = x < -87.f ? -87.f : (x > 88.f ? 88.f : x);  // 2^n stays a normal float
+  const float t = x * 1.44269504088896341f + 12582912.f;  // + 1.5 * 2^23 rounds x / ln2 to n
+  const float n = t - 12582912.f;
+  int32_t ti;
+  std::memcpy(&ti, &t, 4);
+  const int32_t ni = ti - 0x4B400000;  // n as an integer: the low bits of t
+  float r = x - n * 0.693359375f;      // x - n ln2 in two parts, exact to float
+  r = r - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  const float e = p * r * r + r + 1.f;
+  const int32_t si = (ni + 127) << 23;  // 2^n
+  float scale;
+  std::memcpy(&scale, &si, 4);
+  return e * scale;
+}
+
+template <typename T>
+RNNKIT_INLINE T tanh_(T x) {
+  return std::tanh(x);
+}
+
+template <>
+RNNKIT_INLINE float tanh_(float x) {
+  const float c = 7.90531110763549805f;  // tanh is 1 to float beyond
+  const float xc = x < -c ? -c : (x > c ? c : x);
+  const float x2 = xc * xc;
+  float p = -2.76076847742355e-16f;
+  p = p * x2 + 2.00018790482477e-13f;
+  p = p * x2 + -8.60467152213735e-11f;
+  p = p * x2 + 5.12229709037114e-08f;
+  p = p * x2 + 1.48572235717979e-05f;
+  p = p * x2 + 6.37261928875436e-04f;
+  p = p * x2 + 4.89352455891786e-03f;
+  float q = 1.19825839466702e-06f;
+  q = q * x2 + 1.18534705686654e-04f;
+  q = q * x2 + 2.26843463243900e-03f;
+  q = q * x2 + 4.89352518554385e-03f;
+  const float y = p * xc / q;
+  return (x < 0.0004f && x > -0.0004f) ? x : y;
+}
+
+template <typename T>
+RNNKIT_INLINE T sigmoid(T x) {
+  return T(1) / (T(1) + exp_(-x));
+}
+
+
+// Rows per task: a row is 3H or 4H values, a few microseconds of work; keep tasks above ~16k
+// values so that the threads' start-up does not eat the gain.
+inline int64_t grain(int64_t row) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(row, 1)); }
+
+// How many blocks of batch rows to give the threads for a whole time loop (1: no split).
+//
+// The rows of a recurrent layer never meet (only the weights are shared), so each thread can
+// run every step for its own block of rows, its matrix products single-threaded (MKL and oneDNN
+// run serially inside a parallel region), and the threads meet once per call instead of twice
+// per step (the product, then the row pass). On 2 threads of this project's machine half the rows
+// on one thread take about as long as all of them spread over both (benchmarks/dense_products.py,
+// half-rows against onednn-packed), so splitting costs the products nothing from B = 2 * kMinRows
+// up and saves the meetings. Below that the per-step products are too thin to share well,
+// and the loop keeps one product over all rows plus a parallel row pass.
+constexpr int64_t kMinRows = 8;
+inline int64_t row_blocks(int64_t B) {
+  return std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), B / kMinRows));
+}
+
+// Run body(b0, b1, parallel_rows) over the batch: one call per block of rows, each on its own
+// thread; or, with one block, one call over all rows whose row passes may use every thread.
+template <typename F>
+void over_row_blocks(int64_t B, const F& body) {
+  const int64_t n = row_blocks(B);
+  if (n == 1) return body(int64_t(0), B, true);
+  at::parallel_for(0, n, 1, [&](int64_t i0, int64_t i1) {
+    at::NoGradGuard no_grad;  // grad mode is per thread: the callers' guard is not seen here
+    for (int64_t i = i0; i < i1; ++i) body(B * i / n, B * (i + 1) / n, false);
+  });
+}
+
+// One step's h_{t-1} W^T (+ bias) into `out`. With `packed` (W laid out once per call for
+// oneDNN by mkldnn::_reorder_linear_weight, in Python), oneDNN's linear on it: the product torch's
+// own fused CPU LSTM is built on, 0.59-0.98 of ATen mm's time at B 16-64, H 128-256 on 2 threads of
+// this project's machine (benchmarks/dense_products.py, two runs), because the weights are not
+// re-packed at every step. Without, ATen's mm.
+// Both are the same sum to float rounding.
+// With `accumulate`, out += h W^T instead (no bias then). Returns the rows holding the product:
+// `out`, or with `scratch` (out is only a work buffer) oneDNN's own result, saving the copy.
+Tensor step_product(Tensor& out, const Tensor& h, const Tensor& w_t, const Tensor* packed,
+                    const Tensor* bias, bool accumulate = false, bool scratch = false) {
+  if (packed == nullptr) {
+    if (accumulate)
+      out.addmm_(h, w_t);
+    else if (bias)
+      at::addmm_out(out, *bias, h, w_t);
+    else
+      at::mm_out(out, h, w_t);
+    return out;
+  }
+  static const auto linear =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("mkldnn::_linear_pointwise", "")
+          .typed<Tensor(const Tensor&, const Tensor&, const std::optional<Tensor>&,
+                        std::string_view, c10::List<std::optional<c10::Scalar>>,
+                        std::optional<std::string_view>)>();
+  const std::optional<Tensor> b = bias ? std::optional<Tensor>(*bias) : std::nullopt;
+  const Tensor product =
+      linear.call(h, *packed, b, "none", c10::List<std::optional<c10::Scalar>>(), std::nullopt);
+  if (scratch && !accumulate) return product;
+  if (accumulate)
+    out.add_(product);
+  else
+    out.copy_(product);
+  return out;
+}
+
+void check(const Tensor& t, const Tensor& like, const char* name) {
+  TORCH_CHECK(t.device().is_cpu(), "rnnkit kernels: ", name, " must be on the CPU");
+  TORCH_CHECK(t.is_contiguous(), "rnnkit kernels: ", name, " must be contiguous");
+  TORCH_CHECK(t.scalar_type() == like.scalar_type(), "rnnkit kernels: ", name, " has dtype ",
+              t.scalar_type(), ", expected ", like.scalar_type());
+}
+
+// Row 0 of step t of a (T, B, ...) buffer: pointer arithmetic, where x[t] would build a tensor
+// (a microsecond each, some fifteen times a step)
+template <typename T>
+inline T* step(const Tensor& x, int64_t t) {
+  return x.data_ptr<T>() + t * x.stride(0);
+}
+
+// One function per row pass and dtype, so that float's can be cloned for AVX-512 and AVX2 (double
+// is for tests and gradcheck, not for speed).
+#if RNNKIT_AVX2
+#define RNNKIT_ROWS_AVX2(name, Step)                                                     \
+  RNNKIT_AVX2_TARGET void name##_avx2(const Step<float>& s, int64_t b0, int64_t b1) {     \
+    name##_<float>(s, b0, b1);                                                           \
+  }                                                                                      \
+  RNNKIT_AVX512_TARGET void name##_avx512(const Step<float>& s, int64_t b0, int64_t b1) { \
+    name##_<float>(s, b0, b1);                                                           \
+  }
+#define RNNKIT_CALL_AVX2(name)                             \
+  if (has_avx512()) return name##_avx512(s, b0, b1); \
+  if (has_avx2()) return name##_avx2(s, b0, b1);
+#else
+#define RNNKIT_ROWS_AVX2(name, Step)
+#define RNNKIT_CALL_AVX2(name)
+#endif
+#define RNNKIT_ROWS(name, Step)                                                \
+  RNNKIT_ROWS_AVX2(name, Step)                                                 \
+  void name##_f(const Step<float>& s, int64_t b0, int64_t b1) {                \
+    RNNKIT_CALL_AVX2(name)                                                     \
+    name##_<float>(s, b0, b1);                                                 \
+  }                                                                            \
+  void name##_d(const Step<double>& s, int64_t b0, int64_t b1) {               \
+    name##_<double>(s, b0, b1);                                                \
+  }                                                                            \
+  template <typename T>                                                        \
+  void name##_serial(const Step<T>& s, int64_t b0, int64_t b1) {               \
+    if constexpr (std::is_same_v<T, float>)                                    \
+      name##_f(s, b0, b1);                                                     \
+    else                                                                       \
+      name##_d(s, b0, b1);                                                     \
+  }                                                                            \
+  /* rows [b0, b1): spread over the threads (parallel), or on this thread */   \
+  template <typename T>                                                        \
+  void name(const Step<T>& s, int64_t b0, int64_t b1, int64_t row, bool parallel) { \
+    if (!parallel) return name##_serial(s, b0, b1);                            \
+    at::parallel_for(b0, b1, grain(row),                                       \
+                     [&](int64_t i0, int64_t i1) { name##_serial(s, i0, i1); }); \
+  }
+
+}  // namespace
