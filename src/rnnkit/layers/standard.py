@@ -28,6 +28,7 @@ from rnnkit.cells.kernels import dense
 from rnnkit.cells.layer_norm_fused import gru_sequence
 from rnnkit.layers.script import scriptable
 from rnnkit.layers.sequence import capturing_graph, check_lengths, to_time_major
+from rnnkit.layers.step_program import pure_step_sequence
 from rnnkit.layers.unroll import run_layers
 from rnnkit.state import State, map_state
 
@@ -41,6 +42,13 @@ class _BoundCell:
 
     def project_input(self, x: Tensor) -> Tensor:
         return dense.linear(x, self.w_ih, self.b_ih)  # (T, B, G*H), all steps in one matmul
+
+    def sequence(self, x: Tensor, state0: State) -> tuple[Tensor, State] | None:
+        """Forward only, the same step over the whole sequence in rnnkit's C++ loop
+        (``rnnkit.layers.step_program``); None where that cannot run: the step loop runs."""
+        return pure_step_sequence(
+            self.step_fn, x, state0, self.w_ih, self.b_ih, self.w_hh, self.b_hh, self.w_hr
+        )
 
     def step(self, xp: Tensor, state: State) -> tuple[Tensor, State]:
         if self.w_hr is not None:

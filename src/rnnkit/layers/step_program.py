@@ -26,6 +26,7 @@ the hoisted cell. It holds no tensors: parameters are read from the cell at ever
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -72,6 +73,7 @@ KINDS = {
     "product": 5,
     "const": 6,
     "scalar": 7,
+    "state_ys": 8,
 }
 
 _UNARY_FUNCTIONS = {
@@ -163,12 +165,12 @@ class Program:
     buffers: list[tuple[int, int, int]] = field(default_factory=list)
     scalars: list[float] = field(default_factory=list)
     constants: list[fx.Node] = field(default_factory=list)  # the CONST buffers' nodes, in order
-    # (cell, constants) -> the tensor, read at every call
-    weights: list[Callable[[nn.Module, dict], Tensor]] = field(default_factory=list)
-    biases: list[Callable[[nn.Module, dict], Tensor]] = field(default_factory=list)
+    # the products' weights and biases, from the call's constants (read at every call)
+    weights: list[Callable[[dict], Tensor]] = field(default_factory=list)
+    biases: list[Callable[[dict], Tensor]] = field(default_factory=list)
     y_width: int = 0
     state_is_tensor: bool = True
-    cell_node: fx.Node | None = None
+    inputs: list[fx.Node] = field(default_factory=list)  # the constant inputs' placeholders
     constant_nodes: list[fx.Node] = field(default_factory=list)  # evaluated once per call
 
     def buffer(self, kind: str, index: int, width: int) -> int:
@@ -179,251 +181,332 @@ class Program:
 # ------------------------------------------------------------------------------- lowering
 
 
-def lower(graph_module: fx.GraphModule, cell: nn.Module, xp: Any, state: State) -> Program:
-    """The program of ``graph_module`` (``(cell, xp_t, state) -> (y_t, state)``), run once here
-    on this step's values (``xp``: one slice or a tuple of them) to learn every value's width.
-    Raises :class:`Unsupported` for a step it cannot express."""
-    values = _Recorder(graph_module).values(cell, xp, state)
-    nodes = list(graph_module.graph.nodes)
-    placeholders = [n for n in nodes if n.op == "placeholder"]
-    if len(placeholders) != 3:
-        raise Unsupported("the step graph does not take (cell, xp, state)")
-    cell_node, xp_node, state_node = placeholders
-    batch = leaves(state)[0].shape[0]
-    program = Program(state_is_tensor=isinstance(state, Tensor), cell_node=cell_node)
-    desc: dict[fx.Node, Any] = {}
-    xps = xp if isinstance(xp, tuple) else (xp,)
-    parts = [
-        _Operand(program.buffer("xp", k, _width(v, batch)), 0, _width(v, batch))
-        for k, v in enumerate(xps)
-    ]
-    desc[xp_node] = parts[0] if isinstance(xp, Tensor) else tuple(parts)
-    leaves_in = [
-        _Operand(program.buffer("state", j, _width(v, batch)), 0, _width(v, batch))
-        for j, v in enumerate(leaves(state))
-    ]
-    desc[state_node] = leaves_in[0] if isinstance(state, Tensor) else tuple(leaves_in)
-    constant = {cell_node}
-    const_slot: dict[fx.Node, _Operand] = {}
-    for node in nodes:
-        if node.op in ("placeholder", "output"):
-            continue
-        if all(n in constant for n in node.all_input_nodes) and _pure(cell, node):
-            constant.add(node)
-            program.constant_nodes.append(node)
-            continue
-        desc[node] = _lower_node(program, cell, node, desc, values, constant, const_slot, batch)
-    output = next(n for n in nodes if n.op == "output").args[0]
-    _lower_output(program, output, desc, leaves_in, batch)
-    return program
+def lower(graph_module: fx.GraphModule, xp: Any, state: State, inputs: dict[str, Any]) -> Program:
+    """The program of ``graph_module``, a step ``(xp_t, state, *inputs) -> (y_t, state)``.
+
+    Its placeholders named ``xp`` and ``state`` are the step's input side (one ``(B, F)`` slice or
+    a tuple of them) and state; every other placeholder is a constant input (a hoisted step's
+    ``cell``, a reference step's weights), given by name in ``inputs`` here and at every call.
+    The step is run once on these values to learn every value's width. Raises
+    :class:`Unsupported` for a step it cannot express.
+    """
+    return _Lowering(graph_module, xp, state, inputs).program
 
 
-def _lower_node(
-    program: Program,
-    cell: nn.Module,
-    node: fx.Node,
-    desc: dict[fx.Node, Any],
-    values: dict[fx.Node, Any],
-    constant: set[fx.Node],
-    const_slot: dict[fx.Node, _Operand],
-    batch: int,
-) -> Any:
-    target, args, kwargs = node.target, node.args, dict(node.kwargs)
-    if node.op == "call_function" and target is operator.getitem:
-        source, index = args
-        if isinstance(desc.get(source), tuple) and isinstance(index, int):
-            return desc[source][index]
+class _Lowering:
+    """One pass over the step graph, in order, giving each node a description: an
+    :class:`_Operand` (a value of the step), a tuple of them (a split, a tuple state), or an
+    ``int`` (a feature size, or arithmetic on sizes); constant nodes are collected instead."""
+
+    def __init__(self, graph_module: fx.GraphModule, xp: Any, state: State, inputs: dict) -> None:
+        nodes = list(graph_module.graph.nodes)
+        placeholders = [n for n in nodes if n.op == "placeholder"]
+        names = [n.target for n in placeholders]
+        if "xp" not in names or "state" not in names or set(names) - {"xp", "state"} - set(inputs):
+            raise Unsupported(f"the step graph takes {names}")
+        given = {"xp": xp, "state": state, **inputs}
+        self.values = _Recorder(graph_module).values(*(given[name] for name in names))
+        self.batch = leaves(state)[0].shape[0]
+        self.program = program = Program(
+            state_is_tensor=isinstance(state, Tensor),
+            inputs=[n for n in placeholders if n.target not in ("xp", "state")],
+        )
+        self.desc: dict[fx.Node, Any] = {}
+        self.constant: set[fx.Node] = set(program.inputs)
+        self.const_slot: dict[fx.Node, _Operand] = {}
+        for node in placeholders:
+            if node.target in ("xp", "state"):
+                self.desc[node] = self._placeholder(node.target, given[node.target])
+        for node in nodes:
+            if node.op in ("placeholder", "output"):
+                continue
+            if all(n in self.constant for n in node.all_input_nodes) and _pure(node):
+                self.constant.add(node)
+                program.constant_nodes.append(node)
+                continue
+            self.desc[node] = self._node(node)
+        self._output(next(n for n in nodes if n.op == "output").args[0])
+
+    def _placeholder(self, name: str, value: Any) -> _Operand | tuple[_Operand, ...]:
+        kind = "xp" if name == "xp" else "state"
+        parts = value if isinstance(value, tuple) else leaves(value)
+        operands = []
+        for k, part in enumerate(parts):
+            width = self._width(part)
+            operands.append(_Operand(self.program.buffer(kind, k, width), 0, width))
+        return operands[0] if isinstance(value, Tensor) else tuple(operands)
+
+    # -- one node ------------------------------------------------------------------------------
+    def _node(self, node: fx.Node) -> Any:
+        target, args, kwargs = node.target, node.args, dict(node.kwargs)
+        if node.op == "call_function" and target is operator.getitem:
+            return self._getitem(node)
+        size = self._size(node)
+        if size is not None:
+            return size
+        if kwargs.pop("inplace", False) is not False:
+            raise Unsupported("an in-place operation")
+        module = self._called_module(node)
+        if module is not None:
+            target, args = type(module), args[2:]  # call_submodule(cell, path, *args)
+        if _is_split(node):
+            return self._split(node)
+        linear = self._linear_parts(node, module)
+        if linear is not None:
+            return self._linear(node, *linear)
+        if node.op == "call_function" and target is torch.addcmul:
+            if kwargs.get("value", 1) != 1 or len(args) != 3:
+                raise Unsupported("addcmul with a value")
+            width = self._width(self.values[node])
+            a, b, c = (self._operand(x, width) for x in args)
+            product = self._emit("mul", self._temp(width), b, c)
+            return self._emit("add", self._temp(width), a, product)
+        name = _elementwise_name(node, target, module)
+        if name is None:
+            raise Unsupported(f"{node.op} {getattr(target, '__name__', target)}")
+        if kwargs:
+            raise Unsupported(f"{name} with keyword arguments {sorted(kwargs)}")
+        if name == "alias":
+            return self._value(args[0])
+        if name == "rsub":
+            name, args = "sub", (args[1], args[0])
+        if len(args) != (1 if OPS[name] < OPS["add"] else 2):
+            raise Unsupported(f"{name} with {len(args)} operands")
+        width = self._width(self.values[node])
+        return self._emit(name, self._temp(width), *(self._operand(a, width) for a in args))
+
+    def _getitem(self, node: fx.Node) -> Any:
+        """A part of a split or tuple, a feature size of a shape, or columns of a value
+        (``v[..., a:b]``, ``v[:, a:b]``)."""
+        source, index = node.args
+        described = self.desc.get(source)
+        if isinstance(described, tuple) and isinstance(index, int):
+            return described[index]
+        if isinstance(described, _Shape) and index in (1, -1):
+            return described.features
+        if isinstance(described, _Operand) and isinstance(index, tuple) and len(index) == 2:
+            rows, cols = index
+            if (rows is Ellipsis or rows == slice(None)) and isinstance(cols, slice):
+                bounds = [self._int(b) for b in (cols.start, cols.stop, cols.step)]
+                picked = range(described.width)[slice(*bounds)]
+                if picked.step == 1 and len(picked) > 0 and described.width > 1:
+                    col = described.col + picked.start
+                    return _Operand(described.buffer, col, len(picked))
         raise Unsupported("indexing a value of the step")
-    if kwargs.pop("inplace", False) is not False:
-        raise Unsupported("an in-place operation")
-    module = _called_module(cell, node)
-    if module is not None:
-        target, args = type(module), args[2:]  # call_submodule(cell, path, *args)
-    split = _is_split(node)
-    if split:
-        return _lower_split(program, node, desc, values, batch)
-    linear = _linear_parts(cell, node, module, constant)
-    if linear is not None:
-        source, weight, bias = linear
-        return _lower_linear(program, desc, _operand(desc, source), values[node], weight, bias,
-                             batch)  # fmt: skip
-    name = _elementwise_name(node, target, module)
-    if name is None:
-        raise Unsupported(f"{node.op} {getattr(target, '__name__', target)}")
-    if kwargs:
-        raise Unsupported(f"{name} with keyword arguments {sorted(kwargs)}")
-    if name == "alias":
-        return _operand(desc, args[0])
-    if name == "rsub":
-        name, args = "sub", (args[1], args[0])
-    width = _width(values[node], batch)
-    operands = [_value_operand(program, a, desc, values, constant, const_slot, width) for a in args]
-    if len(operands) != (1 if OPS[name] < OPS["add"] else 2):
-        raise Unsupported(f"{name} with {len(operands)} operands")
-    out = _Operand(program.buffer("temp", 0, width), 0, width)
-    _emit(program, name, out, *operands)
-    return out
 
+    def _size(self, node: fx.Node) -> int | _Shape | None:
+        """Feature sizes and arithmetic on them, which the program's key fixes; the batch size
+        is not (the program serves any batch), so reading it is unsupported."""
+        args = node.args
+        if node.op == "call_method" and node.target == "size":
+            if (
+                len(args) == 2
+                and args[1] in (1, -1)
+                and isinstance(self.desc.get(args[0]), _Operand)
+            ):
+                return self.desc[args[0]].width
+            raise Unsupported("a size other than the features'")
+        function = node.target if node.op == "call_function" else None
+        if (
+            function is getattr
+            and args[1:] == ("shape",)
+            and isinstance(self.desc.get(args[0]), _Operand)
+        ):
+            return _Shape(self.desc[args[0]].width)
+        if function in _INT_ARITHMETIC and all(
+            isinstance(self._int(a, strict=False), int) for a in args
+        ):
+            return _INT_ARITHMETIC[function](*(self._int(a) for a in args))
+        return None
 
-def _lower_split(
-    program: Program, node: fx.Node, desc: dict, values: dict, batch: int
-) -> tuple[_Operand, ...]:
-    dim = node.args[2] if len(node.args) > 2 else node.kwargs.get("dim", 0)
-    source = _operand(desc, node.args[0])
-    if dim not in (1, -1) or source.width == 1:
-        raise Unsupported("a split along the batch")
-    parts, col = [], source.col
-    for part in values[node]:
-        width = _width(part, batch)
-        parts.append(_Operand(source.buffer, col, width))
-        col += width
-    return tuple(parts)
+    def _int(self, arg: Any, strict: bool = True) -> Any:
+        if isinstance(arg, fx.Node):
+            value = self.desc.get(arg)
+            if isinstance(value, int) and not isinstance(value, bool):
+                return value
+            if strict:
+                raise Unsupported("a bound that is not a feature size")
+            return None
+        if arg is None or (isinstance(arg, int) and not isinstance(arg, bool)):
+            return arg
+        if strict:
+            raise Unsupported(f"a bound {type(arg).__name__}")
+        return None
 
+    def _split(self, node: fx.Node) -> tuple[_Operand, ...]:
+        dim = node.args[2] if len(node.args) > 2 else node.kwargs.get("dim", 0)
+        source = self._value(node.args[0])
+        if dim not in (1, -1) or source.width == 1:
+            raise Unsupported("a split along the batch")
+        parts, col = [], source.col
+        for part in self.values[node]:
+            width = self._width(part)
+            parts.append(_Operand(source.buffer, col, width))
+            col += width
+        return tuple(parts)
 
-def _lower_linear(
-    program: Program,
-    desc: dict,
-    source: _Operand,
-    value: Any,
-    weight: Callable[[nn.Module, dict], Tensor],
-    bias: Callable[[nn.Module, dict], Tensor] | None,
-    batch: int,
-) -> _Operand:
-    width = _width(value, batch)
-    if source.width == 1 and width != 1:
-        raise Unsupported("a product of a broadcast value")
-    out = _Operand(program.buffer("product", 0, width), 0, width)
-    program.weights.append(weight)
-    bias_index = -1
-    if bias is not None:
-        program.biases.append(bias)
-        bias_index = len(program.biases) - 1
-    program.ops.append([OPS["linear"], out.buffer, 0, width, source.buffer, source.col,
-                        source.width, len(program.weights) - 1, bias_index, 0])  # fmt: skip
-    return out
+    def _linear(self, node: fx.Node, source: fx.Node, weight: Callable, bias: Callable | None):
+        program = self.program
+        a = self._value(source)
+        width = self._width(self.values[node])
+        if a.width == 1 and width != 1:
+            raise Unsupported("a product of a broadcast value")
+        out = _Operand(program.buffer("product", 0, width), 0, width)
+        program.weights.append(weight)
+        bias_index = -1
+        if bias is not None:
+            program.biases.append(bias)
+            bias_index = len(program.biases) - 1
+        row = [OPS["linear"], out.buffer, 0, width, a.buffer, a.col, a.width]
+        program.ops.append([*row, len(program.weights) - 1, bias_index, 0])
+        return out
 
+    def _linear_parts(self, node: fx.Node, module: nn.Module | None) -> tuple | None:
+        """``(source, weight, bias)`` of a per-step product, weight and bias as functions of the
+        call's constants (read at every call); None if ``node`` is not a product."""
+        constant = self.constant
+        if module is not None:
+            if type(module) is not nn.Linear or len(node.args) != 3 or node.kwargs:
+                return None
+            cell, path = node.args[:2]
+            bias = (
+                (lambda env: read_attr(env[cell], path).bias) if module.bias is not None else None
+            )
+            return node.args[2], lambda env: read_attr(env[cell], path).weight, bias
+        if node.op == "call_function" and node.target is F.linear:
+            source, weight, bias = [*node.args, *[node.kwargs.get("bias")] * 2][:3]
+            if weight not in constant or (bias is not None and bias not in constant):
+                raise Unsupported("a product with a weight that changes per step")
+            read_bias = (lambda env: env[bias]) if bias is not None else None
+            return source, (lambda env: env[weight]), read_bias
+        is_matmul = (node.op == "call_function" and node.target in _MATMULS) or (
+            node.op == "call_method" and node.target in ("matmul", "mm")
+        )
+        if is_matmul:
+            source, weight = node.args[:2]
+            if weight not in constant or self.values[weight].dim() != 2:
+                raise Unsupported("a product of two values of the step")
+            return source, (lambda env: env[weight].t()), None
+        return None
 
-def _lower_output(
-    program: Program, output: Any, desc: dict, leaves_in: list[_Operand], batch: int
-) -> None:
-    if not (isinstance(output, (tuple, list)) and len(output) == 2):
-        raise Unsupported("the step does not return (y, state)")
-    y, state = output
-    y = _operand(desc, y)
-    new = (
-        [state]
-        if program.state_is_tensor
-        else list(state)
-        if isinstance(state, (tuple, list))
-        else None
-    )  # noqa: E501
-    if new is None or len(new) != len(leaves_in):
-        raise Unsupported("the new state's structure differs from the old one's")
-    program.y_width = y.width
-    _emit(program, "copy", _Operand(program.buffer("ys", 0, y.width), 0, y.width), y)
-    for j, (node, old) in enumerate(zip(new, leaves_in)):
-        leaf = _operand(desc, node)
-        if leaf.width != old.width:
-            raise Unsupported("a state leaf changes its width")
-        out = _Operand(program.buffer("state_next", j, old.width), 0, old.width)
-        _emit(program, "copy", out, leaf)
+    def _called_module(self, node: fx.Node) -> nn.Module | None:
+        """The submodule a hoisted step calls (``call_submodule(cell, path, ...)``), or None."""
+        if node.op == "call_function" and node.target is call_submodule:
+            module = read_attr(self.values[node.args[0]], node.args[1])
+            if isinstance(module, nn.Module):
+                return module
+        return None
 
+    def _output(self, output: Any) -> None:
+        """Where the step's results go: a result made in this step by an elementwise operation,
+        whole, is written in place (the output's rows of ``ys``, or the state leaf's next
+        buffer); a state leaf that is the output itself is read back from ``ys``; anything else
+        is copied there."""
+        program = self.program
+        if not (isinstance(output, (tuple, list)) and len(output) == 2):
+            raise Unsupported("the step does not return (y, state)")
+        y, state = self._value(output[0]), output[1]
+        new = [state] if program.state_is_tensor else state
+        old = self._state_leaves()
+        if not isinstance(new, (tuple, list)) or len(new) != len(old):
+            raise Unsupported("the new state's structure differs from the old one's")
+        program.y_width = y.width
+        if not self._retarget(y, "ys", 0):
+            self._emit("copy", _Operand(program.buffer("ys", 0, y.width), 0, y.width), y)
+        for j, (node, before) in enumerate(zip(new, old)):
+            leaf = self._value(node)
+            if leaf.width != before.width:
+                raise Unsupported("a state leaf changes its width")
+            if leaf == y and program.buffers[y.buffer][0] == KINDS["ys"]:
+                program.buffers[before.buffer] = (KINDS["state_ys"], j, before.width)
+            elif not self._retarget(leaf, "state_next", j):
+                out = _Operand(program.buffer("state_next", j, before.width), 0, before.width)
+                self._emit("copy", out, leaf)
 
-def _emit(program: Program, name: str, out: _Operand, a: _Operand, b: _Operand | None = None):
-    for operand in (a, b):
-        if operand is not None and operand.width not in (1, out.width):
-            raise Unsupported(f"{name} of widths {operand.width} and {out.width}")
-    row = [OPS[name], out.buffer, out.col, out.width, a.buffer, a.col, int(a.width != 1)]
-    row += [b.buffer, b.col, int(b.width != 1)] if b is not None else [0, 0, 0]
-    program.ops.append(row)
+    def _retarget(self, value: _Operand, kind: str, index: int) -> bool:
+        """Make ``value``'s work buffer the output buffer ``kind`` if it is a whole one."""
+        buffer_kind, _, width = self.program.buffers[value.buffer]
+        if buffer_kind != KINDS["temp"] or value.col != 0 or value.width != width:
+            return False
+        self.program.buffers[value.buffer] = (KINDS[kind], index, width)
+        return True
 
+    def _state_leaves(self) -> list[_Operand]:
+        kinds = (KINDS["state"], KINDS["state_ys"])
+        return [
+            _Operand(b, 0, width)
+            for b, (k, _, width) in enumerate(self.program.buffers)
+            if k in kinds
+        ]
 
-def _value_operand(
-    program: Program,
-    arg: Any,
-    desc: dict,
-    values: dict,
-    constant: set[fx.Node],
-    const_slot: dict[fx.Node, _Operand],
-    width: int,
-) -> _Operand:
-    """An elementwise operand: a value of the step, a constant (vector or one number) or a
-    number."""
-    if isinstance(arg, bool) or not isinstance(arg, (int, float, fx.Node)):
-        raise Unsupported(f"an operand {type(arg).__name__}")
-    if isinstance(arg, (int, float)):
-        program.scalars.append(float(arg))
-        return _Operand(program.buffer("scalar", len(program.scalars) - 1, 1), 0, 1)
-    if arg in constant:
-        if arg not in const_slot:
-            value = values[arg]
+    # -- operands ------------------------------------------------------------------------------
+    def _temp(self, width: int) -> _Operand:
+        return _Operand(self.program.buffer("temp", 0, width), 0, width)
+
+    def _emit(self, name: str, out: _Operand, a: _Operand, b: _Operand | None = None) -> _Operand:
+        for operand in (a, b):
+            if operand is not None and operand.width not in (1, out.width):
+                raise Unsupported(f"{name} of widths {operand.width} and {out.width}")
+        row = [OPS[name], out.buffer, out.col, out.width, a.buffer, a.col, int(a.width != 1)]
+        row += [b.buffer, b.col, int(b.width != 1)] if b is not None else [0, 0, 0]
+        self.program.ops.append(row)
+        return out
+
+    def _operand(self, arg: Any, width: int) -> _Operand:
+        """An elementwise operand: a value of the step, a constant (a vector over the features,
+        or one number), a number, or a feature size."""
+        if isinstance(arg, fx.Node) and isinstance(self.desc.get(arg), int):
+            arg = self.desc[arg]
+        if isinstance(arg, bool) or not isinstance(arg, (int, float, fx.Node)):
+            raise Unsupported(f"an operand {type(arg).__name__}")
+        program = self.program
+        if isinstance(arg, (int, float)):
+            program.scalars.append(float(arg))
+            return _Operand(program.buffer("scalar", len(program.scalars) - 1, 1), 0, 1)
+        if arg not in self.constant:
+            return self._value(arg)
+        if arg not in self.const_slot:
+            value = self.values[arg]
             if not isinstance(value, Tensor) or value.numel() not in (1, width):
                 raise Unsupported("a constant that is not a vector over the features")
             if value.dim() > 2 or (value.dim() == 2 and value.shape[0] != 1):
                 raise Unsupported("a constant with a batch dimension")
             program.constants.append(arg)
-            index = len(program.constants) - 1
-            const_slot[arg] = _Operand(program.buffer("const", index, value.numel()), 0,
-                                       value.numel())  # fmt: skip
-        return const_slot[arg]
-    return _operand(desc, arg)
+            slot = program.buffer("const", len(program.constants) - 1, value.numel())
+            self.const_slot[arg] = _Operand(slot, 0, value.numel())
+        return self.const_slot[arg]
+
+    def _value(self, node: Any) -> _Operand:
+        value = self.desc.get(node) if isinstance(node, fx.Node) else None
+        if not isinstance(value, _Operand):
+            raise Unsupported("an operand that is not a value of the step")
+        return value
+
+    def _width(self, value: Any) -> int:
+        if not isinstance(value, Tensor) or value.dim() != 2 or value.shape[0] != self.batch:
+            raise Unsupported("a value of the step that is not (B, F)")
+        return value.shape[1]
 
 
-def _operand(desc: dict, node: Any) -> _Operand:
-    value = desc.get(node) if isinstance(node, fx.Node) else None
-    if not isinstance(value, _Operand):
-        raise Unsupported("an operand that is not a value of the step")
-    return value
+@dataclass(frozen=True)
+class _Shape:
+    """A value's ``.shape``, of which only the feature size may be read."""
+
+    features: int
 
 
-def _width(value: Any, batch: int) -> int:
-    if not isinstance(value, Tensor) or value.dim() != 2 or value.shape[0] != batch:
-        raise Unsupported("a value of the step that is not (B, F)")
-    return value.shape[1]
-
-
-def _called_module(cell: nn.Module, node: fx.Node) -> nn.Module | None:
-    """The submodule a hoisted step calls (``call_submodule(cell, path, ...)``), or None."""
-    if node.op == "call_function" and node.target is call_submodule:
-        module = read_attr(cell, node.args[1])
-        if isinstance(module, nn.Module):
-            return module
-    return None
+_INT_ARITHMETIC = {
+    operator.add: operator.add,
+    operator.sub: operator.sub,
+    operator.mul: operator.mul,
+    operator.floordiv: operator.floordiv,
+}
 
 
 def _is_split(node: fx.Node) -> bool:
     return (node.op == "call_function" and node.target in _SPLITS) or (
         node.op == "call_method" and node.target in ("chunk", "split")
     )
-
-
-def _linear_parts(
-    cell: nn.Module, node: fx.Node, module: nn.Module | None, constant: set[fx.Node]
-) -> tuple[fx.Node, Callable, Callable | None] | None:
-    """``(source, weight, bias)`` of a per-step product, the weight and bias read at call time
-    (from the cell, or from the call's constants); None if ``node`` is not one."""
-    if module is not None:
-        if type(module) is not nn.Linear or len(node.args) != 3 or node.kwargs:
-            return None
-        path = node.args[1]
-        bias = (lambda c, env: read_attr(c, path).bias) if module.bias is not None else None
-        return node.args[2], lambda c, env: read_attr(c, path).weight, bias
-    if node.op == "call_function" and node.target is F.linear:
-        args = list(node.args) + [node.kwargs.get("bias")] * (3 - len(node.args))
-        source, weight, bias = args[:3]
-        if weight not in constant or (bias is not None and bias not in constant):
-            raise Unsupported("a product with a weight that changes per step")
-        return source, (lambda c, env: env[weight]), ((lambda c, env: env[bias])
-                                                      if bias is not None else None)  # fmt: skip
-    is_matmul = (node.op == "call_function" and node.target in _MATMULS) or (
-        node.op == "call_method" and node.target in ("matmul", "mm")
-    )
-    if is_matmul:
-        source, weight = node.args[:2]
-        if weight not in constant:
-            raise Unsupported("a product of two values of the step")
-        return source, (lambda c, env: env[weight].t()), None
-    return None
 
 
 def _elementwise_name(node: fx.Node, target: Any, module: nn.Module | None) -> str | None:
@@ -445,7 +528,7 @@ def _elementwise_name(node: fx.Node, target: Any, module: nn.Module | None) -> s
     return None
 
 
-def _pure(cell: nn.Module, node: fx.Node) -> bool:
+def _pure(node: fx.Node) -> bool:
     """Whether a node made from constants alone gives the same value once per call."""
     if node.op == "call_function" and node.target is read_attr:
         return True
@@ -474,9 +557,9 @@ class _Recorder(fx.Interpreter):
 # ------------------------------------------------------------------------------- running
 
 
-def constants(program: Program, cell: nn.Module) -> dict[fx.Node, Any]:
+def constants(program: Program, inputs: dict[str, Any]) -> dict[fx.Node, Any]:
     """The program's constant nodes evaluated for this call: parameters as they are now."""
-    env: dict[fx.Node, Any] = {program.cell_node: cell}
+    env: dict[fx.Node, Any] = {node: inputs[node.target] for node in program.inputs}
     for node in program.constant_nodes:
         args = fx.node.map_arg(node.args, lambda n: env[n])
         kwargs = fx.node.map_arg(node.kwargs, lambda n: env[n])
@@ -487,17 +570,20 @@ def constants(program: Program, cell: nn.Module) -> dict[fx.Node, Any]:
     return env
 
 
-def run(program: Program, cell: nn.Module, xs: Any, state0: State) -> tuple[Tensor, State] | None:
+def run(
+    program: Program, xs: Any, state0: State, inputs: dict[str, Any]
+) -> tuple[Tensor, State] | None:
     """The program over the whole sequence: ``(ys (T, B, F_y), final state)``, or None where the
-    kernels cannot run on these tensors (the caller then runs the step loop)."""
+    kernels cannot run on these tensors (the caller then runs the step loop). ``xs``: the input
+    side ``(T, B, F)`` or a tuple of them; ``inputs``: the constant inputs by name."""
     parts = xs if isinstance(xs, tuple) else (xs,)
     leaves0 = [h.contiguous() for h in leaves(state0)]
     dtype = leaves0[0].dtype
     with torch.no_grad():
-        env = constants(program, cell)
+        env = constants(program, inputs)
         consts = [env[n].reshape(-1).contiguous() for n in program.constants]
-        weights = [w(cell, env).contiguous() for w in program.weights]
-        biases = [b(cell, env).contiguous() for b in program.biases]
+        weights = [w(env).contiguous() for w in program.weights]
+        biases = [b(env).contiguous() for b in program.biases]
     tensors = [*parts, *leaves0, *consts, *weights, *biases]
     ops = kernels.usable(*tensors)
     if ops is None or any(t.dtype != dtype for t in tensors):
@@ -519,7 +605,7 @@ def run(program: Program, cell: nn.Module, xs: Any, state0: State) -> tuple[Tens
         program.y_width,
     )
     ys, finals = result[0], result[1:]
-    return ys, from_leaves(state0, finals) if not program.state_is_tensor else finals[0]
+    return ys, finals[0] if program.state_is_tensor else from_leaves(state0, finals)
 
 
 class ProgramSequence:
@@ -549,11 +635,11 @@ class ProgramSequence:
         if key not in self.programs:
             first = tuple(p[0] for p in xs) if isinstance(xs, tuple) else xs[0]
             try:
-                self.programs[key] = lower(self.hoisted.step_graph, cell, first, state0)
+                self.programs[key] = lower(self.hoisted.step_graph, first, state0, {"cell": cell})
             except Unsupported:
                 self.programs[key] = None
                 return None
-        return run(self.programs[key], cell, xs, state0)
+        return run(self.programs[key], xs, state0, {"cell": cell})
 
 
 def _hooked(cell: nn.Module) -> bool:
@@ -570,3 +656,76 @@ def attach(hoisted: HoistedCell | None) -> HoistedCell | None:
     if hoisted is not None:
         hoisted.sequence = ProgramSequence(hoisted)
     return hoisted
+
+
+# ------------------------------------------------------------------------------- pure steps
+
+
+class _PureStep(nn.Module):
+    """The root fx traces for a pure step function ``step_fn(xp, state, w_hh, b_hh[, w_hr])``
+    (``rnnkit.cells.functional``): the step as the unroller sees it, ``(y_t, state)``."""
+
+    def __init__(self, step_fn: Callable[..., State], tuple_state: bool) -> None:
+        super().__init__()
+        self.step_fn, self.tuple_state = step_fn, tuple_state
+
+    def forward(self, xp: Tensor, state: State, w_hh: Tensor, b_hh: Tensor, w_hr: Tensor) -> Any:
+        if w_hr is None:
+            new = self.step_fn(xp, state, w_hh, b_hh)
+        else:
+            new = self.step_fn(xp, state, w_hh, b_hh, w_hr)
+        return (new[0] if self.tuple_state else new), new
+
+
+@functools.cache
+def _pure_step_graph(
+    step_fn: Callable[..., State], tuple_state: bool, bias: bool, projection: bool
+) -> fx.GraphModule:
+    """The traced step, its absent arguments (no bias, no projection) fixed to None."""
+    absent = {name: None for name, given in (("b_hh", bias), ("w_hr", projection)) if not given}
+    root = _PureStep(step_fn, tuple_state)
+    graph = fx.Tracer().trace(root, concrete_args=absent)
+    # the tracer guards each fixed argument with an assertion; the key below fixes them instead
+    for node in list(graph.nodes):
+        if node.op == "call_function" and "assert_is_none" in getattr(node.target, "__name__", ""):
+            graph.erase_node(node)
+    for node in list(graph.nodes):
+        if node.op == "placeholder" and not node.users and node.target not in ("xp", "state"):
+            graph.erase_node(node)
+    return fx.GraphModule(root, graph)
+
+
+_PURE_PROGRAMS: dict[tuple, Program | None] = {}
+
+
+def pure_step_sequence(
+    step_fn: Callable[..., State],
+    x: Tensor,
+    state0: State,
+    w_ih: Tensor,
+    b_ih: Tensor | None,
+    w_hh: Tensor,
+    b_hh: Tensor | None,
+    w_hr: Tensor | None = None,
+) -> tuple[Tensor, State] | None:
+    """A standard layer's reference step over the whole ``(T, B, I)`` input, forward only, in
+    the C++ loop: ``(ys, final state)``, or None to decline (a gradient is needed, the kernels
+    cannot run, or the step is unsupported), and the unroller runs the step loop."""
+    parts = leaves(state0)
+    weights = [w for w in (w_ih, b_ih, w_hh, b_hh, w_hr) if w is not None]
+    if dense.needs_grad(x, *parts, *weights) or kernels.usable(x, *parts, *weights) is None:
+        return None
+    tuple_state = not isinstance(state0, Tensor)
+    key = (step_fn, tuple_state, b_hh is not None, w_hr is not None)
+    full_key = (*key, x.shape[-1], tuple(h.shape[-1] for h in parts), x.dtype)
+    if _PURE_PROGRAMS.get(full_key, True) is None:
+        return None
+    xs = dense.linear(x, w_ih, b_ih)  # (T, B, G*H), all steps in one product
+    inputs = {"w_hh": w_hh, "b_hh": b_hh, "w_hr": w_hr}
+    if full_key not in _PURE_PROGRAMS:
+        try:
+            _PURE_PROGRAMS[full_key] = lower(_pure_step_graph(*key), xs[0], state0, inputs)
+        except Unsupported:
+            _PURE_PROGRAMS[full_key] = None
+            return None
+    return run(_PURE_PROGRAMS[full_key], xs, state0, inputs)

@@ -56,6 +56,7 @@ enum Kind : int64_t {
   PRODUCT = 5,     // a LINEAR's result, set when it runs
   CONST = 6,       // a constant vector (F) or scalar tensor, the same for every row
   SCALAR = 7,      // a number of the program: index into scalars
+  STATE_YS = 8,    // a state leaf that is also the output: h0s[index], then ys at t - 1
 };
 
 // One row of the program (int64 x 10):
@@ -188,13 +189,19 @@ std::vector<Tensor> step_program(const Tensor& ops, const Tensor& buffers, at::T
   }
   Tensor ys = at::empty({T, B, y_width}, opt);
   std::vector<Tensor> temps(n_buf);
+  std::vector<bool> from_ys(h0s.size(), false);  // leaves whose new value is the output's
   for (int64_t i = 0; i < n_buf; ++i) {
     const int64_t kind = buf[i * 3], index = buf[i * 3 + 1], width = buf[i * 3 + 2];
-    TORCH_CHECK(kind >= XP && kind <= SCALAR, "rnnkit kernels: step_program: unknown buffer kind");
-    const int64_t count = kind == XP ? int64_t(xps.size()) : kind == STATE || kind == STATE_NEXT
-                              ? int64_t(h0s.size()) : kind == CONST ? int64_t(consts.size())
-                              : kind == SCALAR ? scalars.numel() : index + 1;  // fmt: skip
+    TORCH_CHECK(kind >= XP && kind <= STATE_YS, "rnnkit kernels: step_program: unknown buffer kind");
+    const bool leaf = kind == STATE || kind == STATE_NEXT || kind == STATE_YS;
+    const int64_t count = kind == XP ? int64_t(xps.size()) : leaf ? int64_t(h0s.size())
+                          : kind == CONST ? int64_t(consts.size())
+                          : kind == SCALAR ? scalars.numel() : index + 1;
     TORCH_CHECK(index >= 0 && index < count, "rnnkit kernels: step_program: buffer out of range");
+    TORCH_CHECK(!leaf || width == h0s[index].size(1), "rnnkit kernels: step_program: a state leaf's width");
+    TORCH_CHECK(kind != STATE_YS || width == y_width, "rnnkit kernels: step_program: the output's width");
+    TORCH_CHECK(kind != XP || width == xps[index].size(2), "rnnkit kernels: step_program: an input side's width");
+    if (kind == STATE_YS) from_ys[index] = true;
     if (kind == TEMP) temps[i] = at::empty({B, width}, opt);
   }
   // the operand columns each operation reads and writes stay inside their buffers
@@ -256,6 +263,11 @@ std::vector<Tensor> step_program(const Tensor& ops, const Tensor& buffers, at::T
           } else if (kind == YS) {
             ptr[i] = ys.data_ptr<T_>() + t * B * y_width + b0 * y_width;
             stride[i] = y_width;
+          } else if (kind == STATE_YS) {
+            ptr[i] = (t == 0 ? h0s[index].data_ptr<T_>()
+                             : ys.data_ptr<T_>() + (t - 1) * B * y_width) +
+                     b0 * width;
+            stride[i] = width;
           }
         }
         int64_t i = 0;
@@ -286,7 +298,8 @@ std::vector<Tensor> step_program(const Tensor& ops, const Tensor& buffers, at::T
     });
   });
   std::vector<Tensor> result{ys};
-  for (const Tensor& p : pingpong) result.push_back(p[(T - 1) & 1]);
+  for (size_t j = 0; j < pingpong.size(); ++j)
+    result.push_back(from_ys[j] ? ys[T - 1] : pingpong[j][(T - 1) & 1]);
   return result;
 }
 
