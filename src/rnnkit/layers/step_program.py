@@ -540,11 +540,12 @@ def _pure(node: fx.Node) -> bool:
 
 
 class _Recorder(fx.Interpreter):
-    """Runs the step once and keeps every node's value."""
+    """Runs the step once and keeps every node's value. The random number generator is put
+    back after, so a step that draws numbers (dropout) draws the same ones in the loop."""
 
     def values(self, *args: Any) -> dict[fx.Node, Any]:
         self.seen: dict[fx.Node, Any] = {}
-        with torch.no_grad():
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
             self.run(*args)
         return self.seen
 

@@ -1,0 +1,294 @@
+"""Step programs: a cell's forward-only time loop in C++ against the Python step loop.
+
+``rnnkit.layers.step_program`` lowers a hoisted user cell's step, and the standard layers'
+reference step, to the program ``cells/kernels/step_program.cpp`` runs. Where nothing needs a
+gradient the unroller takes it; these tests check that it ran (a spy on the kernels' ops) and
+that it gives the plain loop's numbers, and that everything it cannot do goes back to the loop.
+(tests/test_step_program_fuzz.py tries random cells.)
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import use
+from torch import Tensor, nn
+
+import rnnkit
+from rnnkit.layers import step_program
+from rnnkit.layers.step_program import Unsupported, lower
+
+
+class GRUStyle(nn.Module):
+    """The GRU step of the docs and of benchmarks/cells.py."""
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        self.ih = nn.Linear(input_size, 3 * hidden_size)
+        self.hh = nn.Linear(hidden_size, 3 * hidden_size)
+
+    def forward(self, x: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
+        xr, xz, xn = self.ih(x).chunk(3, -1)
+        hr, hz, hn = self.hh(h).chunk(3, -1)
+        r = torch.sigmoid(xr + hr)
+        z = torch.sigmoid(xz + hz)
+        n = torch.tanh(xn + r * hn)
+        h = (1 - z) * n + z * h
+        return h, h
+
+
+class LSTMStyle(nn.Module):
+    """A tuple state, an output that is not the state, a bias vector as an operand, a number,
+    a module activation, a product with a raw 2-D parameter and a split by sizes."""
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.ih = nn.Linear(input_size, 4 * hidden_size, bias=False)
+        self.w_hh = nn.Parameter(torch.randn(hidden_size, 4 * hidden_size) * 0.3)
+        self.b = nn.Parameter(torch.randn(4 * hidden_size) * 0.2)
+        self.scale = nn.Parameter(torch.tensor(0.7))
+        self.act = nn.Tanh()
+
+    def initial_state(self, batch_size: int, *, dtype=None, device=None):
+        zero = torch.zeros(batch_size, self.hidden_size, dtype=dtype, device=device)
+        return zero, zero
+
+    def forward(self, x: Tensor, state: tuple[Tensor, Tensor]):
+        h, c = state
+        H = self.hidden_size
+        gates = self.ih(x) + h @ self.w_hh + self.b
+        i, f, g, o = torch.split(gates, [H, H, H, H], dim=1)
+        c = torch.sigmoid(f + 1.0) * c + torch.sigmoid(i) * self.act(g)
+        h = torch.sigmoid(o) * torch.tanh(c) * self.scale
+        return h.relu() - 0.5 * h.neg().relu(), (h, c)
+
+
+class Gated(nn.Module):
+    """A (B, 1) gate broadcast over the row, F.linear on the state with a computed weight,
+    sizes read from a value, and column slices."""
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        self.ih = nn.Linear(input_size, 2 * hidden_size)
+        self.w = nn.Parameter(torch.randn(2 * hidden_size, hidden_size) * 0.3)
+        self.gate = nn.Linear(hidden_size, 1)
+
+    def forward(self, x: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
+        a = self.ih(x) + F.linear(h, self.w * 0.5)
+        H = a.size(-1) // 2
+        k = torch.sigmoid(self.gate(h))  # (B, 1)
+        cand = torch.tanh(a[..., :H]) * torch.sigmoid(a[:, H:])
+        h = k * h + (1 - k) * cand
+        return h, h
+
+
+class Dropping(GRUStyle):
+    """Dropout in the step: random per step, which a program cannot do."""
+
+    def forward(self, x: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
+        h2, _ = super().forward(x, h)
+        h2 = F.dropout(h2, 0.3, self.training)
+        return h2, h2
+
+
+class Summing(GRUStyle):
+    """A reduction over the features: unsupported, so the loop runs."""
+
+    def forward(self, x: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
+        h2, _ = super().forward(x, h)
+        h2 = h2 - h2.sum(-1, keepdim=True) / h2.size(-1)
+        return h2, h2
+
+
+def layers(cell, input_size=5, hidden_size=6, dtype=torch.float64, **kwargs):
+    """The same Recurrent twice, the second with hoist=False: the plain step loop."""
+    torch.manual_seed(0)
+    fast = rnnkit.Recurrent(cell, input_size, hidden_size, dtype=dtype, **kwargs)
+    with torch.no_grad():  # away from the default initialisation, which could hide mistakes
+        for p in fast.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    plain = copy.deepcopy(fast)
+    plain.hoist = False
+    return fast, plain
+
+
+def assert_same(a, b, dtype):
+    tol = dict(atol=1e-11, rtol=1e-9) if dtype == torch.float64 else dict(atol=2e-6, rtol=1e-5)
+    a_leaves = (a,) if isinstance(a, Tensor) else a
+    b_leaves = (b,) if isinstance(b, Tensor) else b
+    assert len(a_leaves) == len(b_leaves)
+    for x, y in zip(a_leaves, b_leaves):
+        torch.testing.assert_close(x, y, **tol)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("cell", [GRUStyle, LSTMStyle, Gated])
+@pytest.mark.parametrize("batch", [3, 33])  # one block of rows; two with two threads
+def test_program_gives_the_step_loops_numbers(cell, dtype, batch, built, monkeypatch, two_threads):
+    fast, plain = layers(cell, dtype=dtype, num_layers=2, bidirectional=True)
+    x = torch.randn(7, batch, 5, dtype=dtype)
+    spy = use(monkeypatch, "kernel", built)
+    with torch.no_grad():
+        out, state = fast(x)
+        want_out, want_state = plain(x)
+    assert spy.calls == ["step_program"] * 4  # two layers, two directions
+    assert_same(out, want_out, dtype)
+    assert_same(state, want_state, dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(
+    "kind, options",
+    [
+        ("RNN", {}),
+        ("RNN", {"nonlinearity": "relu"}),
+        ("LSTM", {}),
+        ("LSTM", {"proj_size": 3}),
+        ("LSTM", {"bias": False}),
+        ("GRU", {}),
+        ("GRU", {"bias": False}),
+    ],
+)
+def test_reference_path_runs_its_step_as_a_program(kind, options, dtype, built, monkeypatch):
+    torch.manual_seed(1)
+    reference = getattr(rnnkit, kind)(
+        5, 6, num_layers=2, bidirectional=True, backend="reference", dtype=dtype, **options
+    )
+    native = getattr(nn, kind)(5, 6, num_layers=2, bidirectional=True, dtype=dtype, **options)
+    native.load_state_dict(reference.state_dict())
+    x = torch.randn(8, 4, 5, dtype=dtype)
+    spy = use(monkeypatch, "kernel", built)
+    with torch.no_grad():
+        out, state = reference(x)
+        want_out, want_state = native(x)
+    assert spy.calls == ["step_program"] * 4
+    assert_same(out, want_out, dtype)
+    assert_same(state, want_state, dtype)
+    use(monkeypatch, "loop")  # the Python loop, the same numbers
+    with torch.no_grad():
+        loop_out, loop_state = reference(x)
+    assert_same(out, loop_out, dtype)
+    assert_same(state, loop_state, dtype)
+
+
+def test_a_gradient_keeps_the_step_loop(built, monkeypatch):
+    fast, plain = layers(GRUStyle)
+    spy = use(monkeypatch, "kernel", built)
+    x = torch.randn(5, 3, 5, dtype=torch.float64, requires_grad=True)
+    out, _ = fast(x)  # parameters need gradients: no program
+    assert spy.calls == [] and out.requires_grad
+    (grad,) = torch.autograd.grad(out.sum(), x)
+    (want,) = torch.autograd.grad(plain(x)[0].sum(), x)
+    torch.testing.assert_close(grad, want)
+    with torch.no_grad():
+        fast(x)
+    assert spy.calls == ["step_program"]
+
+
+@pytest.mark.parametrize("cell", [Dropping, Summing])
+def test_unsupported_steps_keep_the_step_loop(cell, built, monkeypatch):
+    fast, plain = layers(cell)
+    fast.train(), plain.train()
+    spy = use(monkeypatch, "kernel", built)
+    x = torch.randn(6, 3, 5, dtype=torch.float64)
+    with torch.no_grad():
+        torch.manual_seed(5)
+        out, state = fast(x)
+        torch.manual_seed(5)
+        want_out, want_state = plain(x)
+    assert spy.calls == []
+    (hoisted,) = fast.__dict__["_hoisted"].values()
+    assert list(hoisted.sequence.programs.values()) == [None]  # lowered once, remembered
+    assert_same(out, want_out, torch.float64)
+    assert_same(state, want_state, torch.float64)
+
+
+def test_lowering_names_what_it_cannot_do():
+    fast, _ = layers(Summing)
+    with torch.no_grad():
+        fast(torch.randn(3, 2, 5, dtype=torch.float64))
+    (hoisted,) = fast.__dict__["_hoisted"].values()
+    xp = hoisted.project_input(torch.randn(2, 2, 5, dtype=torch.float64))
+    first = tuple(p[0] for p in xp) if isinstance(xp, tuple) else xp[0]
+    with pytest.raises(Unsupported, match="sum"):
+        lower(
+            hoisted.step_graph,
+            first,
+            torch.zeros(2, 6, dtype=torch.float64),
+            {"cell": fast.cells[0]},
+        )
+
+
+def test_hooks_and_lengths_keep_the_step_loop(built, monkeypatch):
+    fast, plain = layers(GRUStyle)
+    spy = use(monkeypatch, "kernel", built)
+    x = torch.randn(6, 3, 5, dtype=torch.float64)
+    calls = []
+    handle = fast.cells[0].hh.register_forward_hook(lambda *args: calls.append(1))
+    with torch.no_grad():
+        fast(x)
+    handle.remove()
+    assert spy.calls == [] and len(calls) == 6  # the hook saw every step
+    lengths = torch.tensor([6, 2, 4])
+    with torch.no_grad():
+        out, state = fast(x, lengths=lengths)
+        want_out, want_state = plain(x, lengths=lengths)
+    assert spy.calls == []  # a mask runs per step
+    assert_same(out, want_out, torch.float64)
+
+
+def test_program_reads_the_weights_at_every_call(built, monkeypatch):
+    fast, plain = layers(LSTMStyle)
+    spy = use(monkeypatch, "kernel", built)
+    x = torch.randn(5, 2, 5, dtype=torch.float64)
+    with torch.no_grad():
+        fast(x)
+        for layer in (fast, plain):  # an optimizer step, in place
+            for p in layer.parameters():
+                p.mul_(1.1).add_(0.05)
+        out, state = fast(x)
+        want_out, want_state = plain(x)
+    assert spy.calls == ["step_program"] * 2
+    assert_same(out, want_out, torch.float64)
+    assert_same(state, want_state, torch.float64)
+
+
+def test_switched_off_kernels_run_the_loop(monkeypatch):
+    monkeypatch.setenv("RNNKIT_KERNELS", "0")
+    fast, plain = layers(GRUStyle)
+    x = torch.randn(4, 2, 5, dtype=torch.float64)
+    with torch.no_grad():
+        out, _ = fast(x)
+        want, _ = plain(x)
+    (hoisted,) = fast.__dict__["_hoisted"].values()
+    assert hoisted.sequence.programs == {}  # declined before lowering
+    assert_same(out, want, torch.float64)
+
+
+def test_kernel_rejects_a_malformed_program(built):
+    x = torch.randn(3, 2, 4)
+    h = torch.zeros(2, 4)
+    bad = torch.tensor([[0, 5, 0, 4, 0, 0, 1, 0, 0, 0]])  # writes to a buffer that is not there
+    buffers = torch.tensor([[0, 0, 4], [1, 0, 4]])
+    with pytest.raises(RuntimeError, match="out of range"):
+        built.step_program(bad, buffers, [x], [h], [], [], [], [], torch.zeros(0), 4)
+    wide = torch.tensor([[0, 1, 0, 8, 0, 0, 1, 0, 0, 0]])  # 8 columns of 4-wide buffers
+    with pytest.raises(RuntimeError, match="outside its buffer"):
+        built.step_program(wide, buffers, [x], [h], [], [], [], [], torch.zeros(0), 4)
+
+
+def test_program_cache_keys_on_widths_and_dtype(built, monkeypatch):
+    fast, _ = layers(GRUStyle, dtype=torch.float32)
+    with torch.no_grad():
+        fast(torch.randn(3, 2, 5))
+        fast(torch.randn(4, 7, 5))  # another batch and length: the same program
+        fast.double()
+        fast(torch.randn(3, 2, 5, dtype=torch.float64))
+    (hoisted,) = fast.__dict__["_hoisted"].values()
+    assert len(hoisted.sequence.programs) == 2
+    assert all(p is not None for p in hoisted.sequence.programs.values())
+    assert step_program.Program is type(next(iter(hoisted.sequence.programs.values())))
