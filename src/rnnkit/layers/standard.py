@@ -8,7 +8,9 @@ adds three things torch does not have:
 - ``return_states=True``: every layer's and direction's state at every step (a ``StepStates``);
 - two paths behind one behaviour, chosen with ``backend``: ``"native"`` calls the fused kernels
   torch itself uses (oneDNN on CPU, cuDNN on GPU); ``"reference"`` runs the readable time loop
-  of ``rnnkit.layers.unroll`` over the step functions of ``rnnkit.cells.functional``. The
+  of ``rnnkit.layers.unroll`` over the step functions of ``rnnkit.cells.functional`` (forward
+  only, where nothing needs a gradient, those same steps traced and run in rnnkit's C++ loop,
+  ``rnnkit.layers.step_program``; ``RNNKIT_KERNELS=0`` keeps the Python loop). The
   default, ``"auto"``, takes native unless the call needs the reference (``return_states``).
   ``GRU`` has a third, ``"fused"``: rnnkit's own C++ time loop on the CPU (see ``GRU``).
 """
