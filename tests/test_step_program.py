@@ -95,6 +95,21 @@ class Dropping(GRUStyle):
         return h2, h2
 
 
+class InPlace(GRUStyle):
+    """An in-place activation module: it changes the value it is given, which a later
+    operation then reads."""
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__(input_size, hidden_size)
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
+        h2, _ = super().forward(x, h)
+        a = h2 * 1.5
+        b = self.act(a)
+        return a + b, a + b
+
+
 class Summing(GRUStyle):
     """A reduction over the features: unsupported, so the loop runs."""
 
@@ -189,7 +204,7 @@ def test_a_gradient_keeps_the_step_loop(built, monkeypatch):
     assert spy.calls == ["step_program"]
 
 
-@pytest.mark.parametrize("cell", [Dropping, Summing])
+@pytest.mark.parametrize("cell", [Dropping, Summing, InPlace])
 def test_unsupported_steps_keep_the_step_loop(cell, built, monkeypatch):
     fast, plain = layers(cell)
     fast.train(), plain.train()

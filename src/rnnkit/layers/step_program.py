@@ -248,6 +248,8 @@ class _Lowering:
             raise Unsupported("an in-place operation")
         module = self._called_module(node)
         if module is not None:
+            if getattr(module, "inplace", False):  # nn.ReLU(inplace=True) changes its input
+                raise Unsupported("an in-place module")
             target, args = type(module), args[2:]  # call_submodule(cell, path, *args)
         if _is_split(node):
             return self._split(node)
