@@ -8,8 +8,9 @@ between them. ``step_program.cpp`` runs the forward time loop of any plain cell 
 ``rnnkit.layers.step_program`` could lower to its small set of operations (``common.h``: what
 the two share). Both are compiled by ``torch.utils.cpp_extension`` the first time a process asks
 for them (about 15 s on a 2-core machine, the two sources side by side; one line on stderr says
-so) and cached in torch's extension folder (``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``),
-where torch's lock file keeps two processes building at once from tripping over each other.
+so) and cached in torch's extension folder (``TORCH_EXTENSIONS_DIR``, by default
+``~/.cache/torch_extensions``), where torch's lock file keeps two processes building at once
+from tripping over each other.
 
 Nothing depends on it: ``load()`` returns ``None`` when ``RNNKIT_KERNELS=0`` is set, or when the
 build fails (no compiler, no ninja, no headers; one warning line says why), and the engines then
