@@ -10,25 +10,27 @@ backward to every parameter and the input) and ``fwd`` (under ``torch.no_grad()`
 
     nn.LSTM     torch.nn.LSTM, the reference every ratio divides by
     native      rnnkit.LSTM (torch's fused kernels underneath), torch's weights
-    reference   rnnkit.LSTM(backend="reference"), the readable Python time loop
+    reference   rnnkit.LSTM(backend="reference"), the readable Python time loop (forward
+                only, its traced step runs in C++: ``rnnkit.layers.step_program``)
     lnlstm      layer-normalised LSTM (the fused engine of rnnkit.cells.layer_norm_fused)
     lngru       layer-normalised GRU
     mingru      minGRU (the parallel scan)
     minlstm     minLSTM (the parallel scan)
     user-gru    rnnkit.Recurrent(UserGRUCell): a plain GRU cell written as the Recurrent docs
                 show, a module mapping ``(x_t, h) -> (y_t, h)`` with no ``project_input``;
-                its input side is hoisted out of the loop (``rnnkit.layers.hoist``)
+                its input side is hoisted out of the loop (``rnnkit.layers.hoist``) and,
+                forward only, the rest of its step runs in C++ (``rnnkit.layers.step_program``)
     user-gru-unhoisted
-                the same with ``hoist=False``: every step runs the whole ``forward``
+                the same with ``hoist=False``: every step runs the whole ``forward`` in Python
     lstm+weight-drop, lstm+recurrent-dropout, lstm+zoneout
                 the LSTM with each regulariser on (--weight-drop 0.5, --recurrent-dropout
                 0.25, --zoneout 0.1), in training mode so that it acts
     gemm-floor  not a cell: only the matrix products an LSTM layer needs, through torch's
                 matmul (``W_ih x`` over the whole sequence, then ``h W_hh^T`` once per step,
                 with one add and a slice in between to chain the steps, no gate maths). Any
-                time loop built on torch's matrix products, as every contender but nn.LSTM
-                and native is, costs at least this; nn.LSTM's oneDNN kernel does the same
-                products with its own packed-weight GEMMs
+                time loop of Python steps built on torch's matrix products costs at least
+                this; nn.LSTM's oneDNN kernel, and rnnkit's C++ loops, make the same products
+                with weights laid out once per call
 
 The registered cells are built as the CLI builds them (``rnnkit.layers.make_layer``).
 
