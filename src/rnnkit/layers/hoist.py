@@ -506,8 +506,10 @@ def _step_graph(
     else:
         for i, node in enumerate(frontier):
             env[node] = graph.call_function(operator.getitem, (xp, i))
-    # constants read only by the input side are not recomputed per step
-    step_users = _ancestors([n for n in nodes if n.op == "output"], stop=input_side)
+    # constants read only by the input side are not recomputed per step (those read by any
+    # step node are, dead ones included: the step runs every node the plain forward runs)
+    step_nodes = [n for n in nodes if n not in input_side and n not in constant]
+    step_users = _ancestors(step_nodes, stop=input_side)
     for node in nodes:
         if node in env or node in input_side or node.op in ("placeholder", "output"):
             continue

@@ -349,10 +349,8 @@ class _Lowering:
 
     def _linear(self, node: fx.Node, source: fx.Node, weight: Callable, bias: Callable | None):
         program = self.program
-        a = self._value(source)
+        a = self._value(source)  # a (B, 1) value is a one-column matrix here
         width = self._width(self.values[node])
-        if a.width == 1 and width != 1:
-            raise Unsupported("a product of a broadcast value")
         out = _Operand(program.buffer("product", 0, width), 0, width)
         program.weights.append(weight)
         bias_index = -1
