@@ -6,6 +6,7 @@ import warnings
 
 import pytest
 import torch
+from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
 import rnnkit
@@ -104,3 +105,22 @@ def two_threads():
     torch.set_num_threads(2)
     yield
     torch.set_num_threads(before)
+
+
+class GRUStyle(nn.Module):
+    """A GRU step as the docs show it (one Linear on x_t, one on h, chunk, gate maths): the
+    plain user cell of tests/test_hoist.py and tests/test_step_program.py."""
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        self.ih = nn.Linear(input_size, 3 * hidden_size)
+        self.hh = nn.Linear(hidden_size, 3 * hidden_size)
+
+    def forward(self, x: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
+        xr, xz, xn = self.ih(x).chunk(3, -1)
+        hr, hz, hn = self.hh(h).chunk(3, -1)
+        r = torch.sigmoid(xr + hr)
+        z = torch.sigmoid(xz + hz)
+        n = torch.tanh(xn + r * hn)
+        h = (1 - z) * n + z * h
+        return h, h

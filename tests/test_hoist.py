@@ -8,28 +8,11 @@ import io
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import GRUStyle
 from torch import Tensor, nn
 
 import rnnkit
 from rnnkit.layers.hoist import HoistedCell, hoist
-
-
-class GRUStyle(nn.Module):
-    """A GRU step as the docs show it: one Linear on x_t, one on h, chunk, gate maths."""
-
-    def __init__(self, input_size: int, hidden_size: int) -> None:
-        super().__init__()
-        self.ih = nn.Linear(input_size, 3 * hidden_size)
-        self.hh = nn.Linear(hidden_size, 3 * hidden_size)
-
-    def forward(self, x: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
-        xr, xz, xn = self.ih(x).chunk(3, -1)
-        hr, hz, hn = self.hh(h).chunk(3, -1)
-        r = torch.sigmoid(xr + hr)
-        z = torch.sigmoid(xz + hz)
-        n = torch.tanh(xn + r * hn)
-        h = (1 - z) * n + z * h
-        return h, h
 
 
 class LSTMStyle(nn.Module):

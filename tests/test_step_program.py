@@ -14,30 +14,12 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import use
+from conftest import GRUStyle, use
 from torch import Tensor, nn
 
 import rnnkit
 from rnnkit.layers import step_program
 from rnnkit.layers.step_program import Unsupported, lower
-
-
-class GRUStyle(nn.Module):
-    """The GRU step of the docs and of benchmarks/cells.py."""
-
-    def __init__(self, input_size: int, hidden_size: int) -> None:
-        super().__init__()
-        self.ih = nn.Linear(input_size, 3 * hidden_size)
-        self.hh = nn.Linear(hidden_size, 3 * hidden_size)
-
-    def forward(self, x: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
-        xr, xz, xn = self.ih(x).chunk(3, -1)
-        hr, hz, hn = self.hh(h).chunk(3, -1)
-        r = torch.sigmoid(xr + hr)
-        z = torch.sigmoid(xz + hz)
-        n = torch.tanh(xn + r * hn)
-        h = (1 - z) * n + z * h
-        return h, h
 
 
 class LSTMStyle(nn.Module):

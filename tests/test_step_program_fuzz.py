@@ -353,15 +353,6 @@ def assert_close(a, b, dtype) -> None:
     torch.testing.assert_close(a, b, atol=tol, rtol=tol / scale * 10)
 
 
-@pytest.fixture
-def two_threads():
-    """Two threads: from 16 rows the kernel splits the batch into per-thread row blocks."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
-
-
 def check(seed: int, *, unsupported: str | None = None) -> None:
     """One random cell: the program's run (two calls, the second with another batch and
     length, which reuses the program built by the first) against the plain loop."""
