@@ -273,9 +273,16 @@ def test_kernel_rejects_a_malformed_program(built):
     buffers = torch.tensor([[0, 0, 4], [1, 0, 4]])
     with pytest.raises(RuntimeError, match="out of range"):
         built.step_program(bad, buffers, [x], [h], [], [], [], [], torch.zeros(0), 4)
-    wide = torch.tensor([[0, 1, 0, 8, 0, 0, 1, 0, 0, 0]])  # 8 columns of 4-wide buffers
+    wide = torch.tensor([[0, 2, 0, 8, 0, 0, 1, 0, 0, 0]])  # 8 columns of 4-wide buffers
+    buffers = torch.tensor([[0, 0, 4], [1, 0, 4], [4, 0, 4], [5, 0, 4]])
     with pytest.raises(RuntimeError, match="outside its buffer"):
         built.step_program(wide, buffers, [x], [h], [], [], [], [], torch.zeros(0), 4)
+    into_state = torch.tensor([[0, 1, 0, 4, 0, 0, 1, 0, 0, 0]])  # would overwrite h0
+    with pytest.raises(RuntimeError, match="writes to an input"):
+        built.step_program(into_state, buffers, [x], [h], [], [], [], [], torch.zeros(0), 4)
+    early = torch.tensor([[0, 2, 0, 4, 3, 0, 1, 0, 0, 0]])  # a product no LINEAR has made
+    with pytest.raises(RuntimeError, match="before it is made"):
+        built.step_program(early, buffers, [x], [h], [], [], [], [], torch.zeros(0), 4)
 
 
 def test_program_cache_keys_on_widths_and_dtype(built, monkeypatch):

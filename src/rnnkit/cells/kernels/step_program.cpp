@@ -204,23 +204,50 @@ std::vector<Tensor> step_program(const Tensor& ops, const Tensor& buffers, at::T
     if (kind == STATE_YS) from_ys[index] = true;
     if (kind == TEMP) temps[i] = at::empty({B, width}, opt);
   }
-  // the operand columns each operation reads and writes stay inside their buffers
+  // Every buffer's declared width is the memory behind it, every operation reads and writes
+  // inside its buffers, writes only to work and output buffers (never to an input, a weight or
+  // the state it reads), never to a buffer it reads, and reads a product only after the product
+  // is made: a malformed program is refused here, not run.
+  for (int64_t i = 0; i < n_buf; ++i) {
+    const int64_t kind = buf[i * 3], index = buf[i * 3 + 1], width = buf[i * 3 + 2];
+    TORCH_CHECK(width >= 1, "rnnkit kernels: step_program: a buffer of no width");
+    TORCH_CHECK(kind != CONST || width == consts[index].numel(),
+                "rnnkit kernels: step_program: a constant's width");
+    TORCH_CHECK(kind != SCALAR || width == 1, "rnnkit kernels: step_program: a scalar's width");
+    TORCH_CHECK(kind != YS || width == y_width, "rnnkit kernels: step_program: the output's width");
+  }
+  auto width = [&](int64_t b) { return buf[b * 3 + 2]; };
+  auto kind_of = [&](int64_t b) { return buf[b * 3]; };
+  std::vector<bool> made(n_buf, false);
+  auto readable = [&](int64_t b) { return kind_of(b) != PRODUCT || made[b]; };
   for (int64_t i = 0; i < n_ops; ++i) {
     const int64_t* o = op + i * kRow;
-    auto width = [&](int64_t b) { return buf[b * 3 + 2]; };
-    TORCH_CHECK(o[1] >= 0 && o[1] < n_buf && o[4] >= 0 && o[4] < n_buf,
+    for (int64_t k : {1, 2, 3, 5})
+      TORCH_CHECK(o[k] >= 0, "rnnkit kernels: step_program: a negative column or width");
+    TORCH_CHECK(o[1] < n_buf && o[4] >= 0 && o[4] < n_buf && o[1] != o[4],
                 "rnnkit kernels: step_program: operand out of range");
+    TORCH_CHECK(readable(o[4]), "rnnkit kernels: step_program: a product read before it is made");
     if (o[0] == LINEAR) {
-      TORCH_CHECK(o[7] >= 0 && o[7] < int64_t(weights.size()) && o[8] < int64_t(biases.size()) &&
-                      buf[o[1] * 3] == PRODUCT && weights[o[7]].size(0) == o[3] &&
-                      weights[o[7]].size(1) == o[6] && o[5] + o[6] <= width(o[4]),
+      TORCH_CHECK(o[6] >= 1 && o[7] >= 0 && o[7] < int64_t(weights.size()) &&
+                      o[8] < int64_t(biases.size()) && kind_of(o[1]) == PRODUCT && !made[o[1]] &&
+                      width(o[1]) == o[3] && weights[o[7]].size(0) == o[3] &&
+                      weights[o[7]].size(1) == o[6] && o[5] + o[6] <= width(o[4]) &&
+                      (o[8] < 0 || biases[o[8]].numel() == o[3]),
                   "rnnkit kernels: step_program: a malformed product");
+      made[o[1]] = true;
       continue;
     }
-    TORCH_CHECK(o[2] + o[3] <= width(o[1]) && o[5] + (o[6] ? o[3] : 1) <= width(o[4]),
+    TORCH_CHECK((o[0] >= COPY && o[0] <= RECIPROCAL) || (o[0] >= ADD && o[0] <= MINIMUM),
+                "rnnkit kernels: step_program: an unknown operation");
+    const int64_t dst = kind_of(o[1]);
+    TORCH_CHECK(dst == TEMP || dst == YS || dst == STATE_NEXT,
+                "rnnkit kernels: step_program: an operation writes to an input");
+    TORCH_CHECK(o[3] >= 1 && o[2] + o[3] <= width(o[1]) &&
+                    o[5] + (o[6] ? o[3] : 1) <= width(o[4]),
                 "rnnkit kernels: step_program: an operand's columns fall outside its buffer");
     if (o[0] >= ADD)
-      TORCH_CHECK(o[7] >= 0 && o[7] < n_buf && o[8] + (o[9] ? o[3] : 1) <= width(o[7]),
+      TORCH_CHECK(o[7] >= 0 && o[7] < n_buf && o[7] != o[1] && readable(o[7]) && o[8] >= 0 &&
+                      o[8] + (o[9] ? o[3] : 1) <= width(o[7]),
                   "rnnkit kernels: step_program: an operand's columns fall outside its buffer");
   }
   const bool use_packed = !packed.empty();
