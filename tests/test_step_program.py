@@ -269,20 +269,28 @@ def test_switched_off_kernels_run_the_loop(monkeypatch):
 def test_kernel_rejects_a_malformed_program(built):
     x = torch.randn(3, 2, 4)
     h = torch.zeros(2, 4)
-    bad = torch.tensor([[0, 5, 0, 4, 0, 0, 1, 0, 0, 0]])  # writes to a buffer that is not there
-    buffers = torch.tensor([[0, 0, 4], [1, 0, 4]])
-    with pytest.raises(RuntimeError, match="out of range"):
-        built.step_program(bad, buffers, [x], [h], [], [], [], [], torch.zeros(0), 4)
-    wide = torch.tensor([[0, 2, 0, 8, 0, 0, 1, 0, 0, 0]])  # 8 columns of 4-wide buffers
-    buffers = torch.tensor([[0, 0, 4], [1, 0, 4], [4, 0, 4], [5, 0, 4]])
-    with pytest.raises(RuntimeError, match="outside its buffer"):
-        built.step_program(wide, buffers, [x], [h], [], [], [], [], torch.zeros(0), 4)
-    into_state = torch.tensor([[0, 1, 0, 4, 0, 0, 1, 0, 0, 0]])  # would overwrite h0
-    with pytest.raises(RuntimeError, match="writes to an input"):
-        built.step_program(into_state, buffers, [x], [h], [], [], [], [], torch.zeros(0), 4)
-    early = torch.tensor([[0, 2, 0, 4, 3, 0, 1, 0, 0, 0]])  # a product no LINEAR has made
-    with pytest.raises(RuntimeError, match="before it is made"):
-        built.step_program(early, buffers, [x], [h], [], [], [], [], torch.zeros(0), 4)
+    # x's step, h, a work buffer, a product, the output, the next h
+    buffers = torch.tensor([[0, 0, 4], [1, 0, 4], [4, 0, 4], [5, 0, 4], [3, 0, 4], [2, 0, 4]])
+
+    def refused(rows, match, bufs=buffers, steps=x):
+        with pytest.raises(RuntimeError, match=match):
+            built.step_program(torch.tensor(rows), bufs, [steps], [h], [], [], [], [],
+                               torch.zeros(0), 4, )  # fmt: skip
+
+    outputs = [[0, 4, 0, 4, 2, 0, 1, 0, 0, 0], [0, 5, 0, 4, 2, 0, 1, 0, 0, 0]]
+    fine = [[3, 2, 0, 4, 0, 0, 1, 0, 0, 0], *outputs]  # tanh(x) -> y and h
+    built.step_program(torch.tensor(fine), buffers, [x], [h], [], [], [], [], torch.zeros(0), 4)
+    refused([[0, 9, 0, 4, 0, 0, 1, 0, 0, 0], *outputs], "out of range")
+    refused([[0, 2, 0, 8, 0, 0, 1, 0, 0, 0], *outputs], "outside its buffer")  # 8 of 4 columns
+    refused([[0, 1, 0, 4, 0, 0, 1, 0, 0, 0], *outputs], "writes to an input")  # over h0
+    refused([[0, 2, 0, 4, 3, 0, 1, 0, 0, 0], *outputs], "before it is made")  # no LINEAR made it
+    refused([[0, 2, 0, 4, 4, 0, 1, 0, 0, 0], *outputs], "before it is made")  # y read unwritten
+    refused(fine[:2], "no operation writes")  # the next h left unwritten
+    refused([*fine, [0, 4, 0, 4, 2, 0, 1, 0, 0, 0]], "written whole, once")
+    refused([[0, 4, 0, 2, 0, 0, 1, 0, 0, 0], *fine], "written whole, once")  # half of y
+    twice = torch.cat([buffers, torch.tensor([[2, 0, 4]])])  # the same h written twice
+    refused(fine, "written once", bufs=twice)
+    refused(fine, "at least one step", steps=x[:0])
 
 
 def test_program_cache_keys_on_widths_and_dtype(built, monkeypatch):

@@ -177,6 +177,7 @@ std::vector<Tensor> step_program(const Tensor& ops, const Tensor& buffers, at::T
   for (const Tensor& b : biases) check(b, like, "a bias");
   check(scalars, like, "scalars");
   const int64_t T = like.size(0), B = like.size(1);
+  TORCH_CHECK(T >= 1, "rnnkit kernels: step_program needs at least one step");
   const int64_t n_ops = ops.size(0), n_buf = buffers.size(0);
   const int64_t* op = ops.data_ptr<int64_t>();
   const int64_t* buf = buffers.data_ptr<int64_t>();
@@ -219,7 +220,25 @@ std::vector<Tensor> step_program(const Tensor& ops, const Tensor& buffers, at::T
   auto width = [&](int64_t b) { return buf[b * 3 + 2]; };
   auto kind_of = [&](int64_t b) { return buf[b * 3]; };
   std::vector<bool> made(n_buf, false);
-  auto readable = [&](int64_t b) { return kind_of(b) != PRODUCT || made[b]; };
+  // products, the output and the next state are made during the step: read only after
+  auto made_in_step = [&](int64_t b) {
+    return kind_of(b) == PRODUCT || kind_of(b) == YS || kind_of(b) == STATE_NEXT;
+  };
+  auto readable = [&](int64_t b) { return !made_in_step(b) || made[b]; };
+  // one buffer per piece of memory: the output once, each state leaf once (read and written)
+  {
+    std::vector<int64_t> seen_ys(1, 0), reads(h0s.size(), 0), writes(h0s.size(), 0);
+    for (int64_t i = 0; i < n_buf; ++i) {
+      const int64_t kind = buf[i * 3], index = buf[i * 3 + 1];
+      if (kind == YS) seen_ys[0] += 1;
+      if (kind == STATE || kind == STATE_YS) reads[index] += 1;
+      if (kind == STATE_NEXT || kind == STATE_YS) writes[index] += 1;
+    }
+    TORCH_CHECK(seen_ys[0] <= 1, "rnnkit kernels: step_program: the output twice");
+    for (size_t j = 0; j < h0s.size(); ++j)
+      TORCH_CHECK(reads[j] <= 1 && writes[j] == 1,
+                  "rnnkit kernels: step_program: each state leaf is read once and written once");
+  }
   for (int64_t i = 0; i < n_ops; ++i) {
     const int64_t* o = op + i * kRow;
     for (int64_t k : {1, 2, 3, 5})
@@ -242,6 +261,10 @@ std::vector<Tensor> step_program(const Tensor& ops, const Tensor& buffers, at::T
     const int64_t dst = kind_of(o[1]);
     TORCH_CHECK(dst == TEMP || dst == YS || dst == STATE_NEXT,
                 "rnnkit kernels: step_program: an operation writes to an input");
+    // an output buffer is written whole, by one operation, before anything reads it
+    if (dst == YS || dst == STATE_NEXT)
+      TORCH_CHECK(!made[o[1]] && o[2] == 0 && o[3] == width(o[1]),
+                  "rnnkit kernels: step_program: an output is written whole, once");
     TORCH_CHECK(o[3] >= 1 && o[2] + o[3] <= width(o[1]) &&
                     o[5] + (o[6] ? o[3] : 1) <= width(o[4]),
                 "rnnkit kernels: step_program: an operand's columns fall outside its buffer");
@@ -249,7 +272,11 @@ std::vector<Tensor> step_program(const Tensor& ops, const Tensor& buffers, at::T
       TORCH_CHECK(o[7] >= 0 && o[7] < n_buf && o[7] != o[1] && readable(o[7]) && o[8] >= 0 &&
                       o[8] + (o[9] ? o[3] : 1) <= width(o[7]),
                   "rnnkit kernels: step_program: an operand's columns fall outside its buffer");
+    if (dst == YS || dst == STATE_NEXT) made[o[1]] = true;
   }
+  for (int64_t i = 0; i < n_buf; ++i)
+    TORCH_CHECK(!(kind_of(i) == YS || kind_of(i) == STATE_NEXT) || made[i],
+                "rnnkit kernels: step_program: an output no operation writes");
   const bool use_packed = !packed.empty();
   TORCH_CHECK(!use_packed || packed.size() == weights.size(),
               "rnnkit kernels: step_program: one packed weight per weight");
