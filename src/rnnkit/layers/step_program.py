@@ -173,6 +173,12 @@ class Program:
     inputs: list[fx.Node] = field(default_factory=list)  # the constant inputs' placeholders
     constant_nodes: list[fx.Node] = field(default_factory=list)  # evaluated once per call
 
+    @functools.cached_property
+    def layout(self) -> tuple[Tensor, Tensor]:
+        """The operations and buffers as the kernel takes them, made once (after lowering)."""
+        ops = torch.tensor(self.ops, dtype=torch.long).reshape(-1, 10)
+        return ops, torch.tensor(self.buffers, dtype=torch.long).reshape(-1, 3)
+
     def buffer(self, kind: str, index: int, width: int) -> int:
         self.buffers.append((KINDS[kind], index, width))
         return len(self.buffers) - 1
@@ -594,8 +600,7 @@ def run(
     packed = [dense.packed_for_steps(w, batch) for w in weights]
     packed = packed if packed and all(p is not None for p in packed) else []
     result = ops.step_program(
-        torch.tensor(program.ops, dtype=torch.long).reshape(-1, 10),
-        torch.tensor(program.buffers, dtype=torch.long).reshape(-1, 3),
+        *program.layout,
         parts,
         leaves0,
         consts,
@@ -633,14 +638,28 @@ class ProgramSequence:
         if self.programs.get(key, True) is None:
             return None  # lowered before: unsupported
         xs = self.hoisted.project_input(x)
-        if key not in self.programs:
-            first = tuple(p[0] for p in xs) if isinstance(xs, tuple) else xs[0]
-            try:
-                self.programs[key] = lower(self.hoisted.step_graph, first, state0, {"cell": cell})
-            except Unsupported:
-                self.programs[key] = None
-                return None
-        return run(self.programs[key], xs, state0, {"cell": cell})
+        return _lowered_run(self.programs, key, self.hoisted.step_graph, xs, state0, {"cell": cell})
+
+
+def _lowered_run(
+    cache: dict[tuple, Program | None],
+    key: tuple,
+    graph: fx.GraphModule,
+    xs: Any,
+    state0: State,
+    inputs: dict[str, Any],
+) -> tuple[Tensor, State] | None:
+    """Run ``graph``'s program for ``key``, lowering it on first use (from the first step of
+    ``xs``); None when it is unsupported, which ``cache`` remembers (callers check that before
+    computing ``xs``)."""
+    if key not in cache:
+        first = tuple(p[0] for p in xs) if isinstance(xs, tuple) else xs[0]
+        try:
+            cache[key] = lower(graph, first, state0, inputs)
+        except Unsupported:
+            cache[key] = None
+    program = cache[key]
+    return None if program is None else run(program, xs, state0, inputs)
 
 
 def _hooked(cell: nn.Module) -> bool:
@@ -723,10 +742,4 @@ def pure_step_sequence(
         return None
     xs = dense.linear(x, w_ih, b_ih)  # (T, B, G*H), all steps in one product
     inputs = {"w_hh": w_hh, "b_hh": b_hh, "w_hr": w_hr}
-    if full_key not in _PURE_PROGRAMS:
-        try:
-            _PURE_PROGRAMS[full_key] = lower(_pure_step_graph(*key), xs[0], state0, inputs)
-        except Unsupported:
-            _PURE_PROGRAMS[full_key] = None
-            return None
-    return run(_PURE_PROGRAMS[full_key], xs, state0, inputs)
+    return _lowered_run(_PURE_PROGRAMS, full_key, _pure_step_graph(*key), xs, state0, inputs)
