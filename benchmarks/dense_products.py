@@ -8,7 +8,9 @@ per-call times with their min-max, ratios to ATen's ``mm`` from the same run:
    plain weight) and ``onednn-packed`` (on the weight laid out once, ``dense.packed_for_steps``),
    on all threads; then ``half-rows`` is ``onednn-packed`` on B/2 rows on one thread, the share
    of one thread when the loop splits the batch among two (``row_blocks`` in the .cpp).
-2. The whole-sequence input side ``x W^T`` (T*B rows), ``F.linear`` against ``dense.linear``.
+2. The whole-sequence input side ``x W^T`` (T*B rows), ``F.linear`` against ``dense.linear``,
+   and ``onednn-chunks``: ``dense.linear`` on about 4 MB of output at a time (``dense.chunks``),
+   as the forward-only loops make their input side.
 
 Run: ``PYTHONPATH=src python benchmarks/dense_products.py [--threads 2] [--repeats 200]``.
 """
@@ -82,7 +84,14 @@ def step_products(B: int, H: int, repeats: int) -> None:
 def input_products(rows: int, H: int, repeats: int) -> None:
     torch.manual_seed(0)
     x, w = torch.randn(rows, H), torch.randn(4 * H, H)
+    step = dense.chunk_steps(4 * H)  # rows of one chunk
+
+    def chunked() -> None:
+        for s in range(0, rows, step):
+            dense.linear(x[s : s + step], w)
+
     runs = {"mm": lambda: F.linear(x, w), "onednn": lambda: dense.linear(x, w)}
+    runs["onednn-chunks"] = chunked
     _print(f"input {rows}x{H}", interleaved(runs, repeats), 1000)
 
 

@@ -15,7 +15,6 @@ from conftest import step_loop, use
 
 from rnnkit import Recurrent
 from rnnkit.cells import kernels as native
-from rnnkit.cells import layer_norm_fused
 from rnnkit.cells.kernels import dense
 from rnnkit.cells.layer_norm_gru import LayerNormGRUCell
 from rnnkit.cells.layer_norm_lstm import LayerNormLSTMCell
@@ -153,8 +152,7 @@ def test_kernel_gradcheck(cls, built, monkeypatch):
 def test_kernel_forward_only_by_chunks(cls, built, monkeypatch):
     # chunks of 2 steps, so that the state is handed across chunk boundaries (odd T: a last
     # chunk of one step)
-    monkeypatch.setattr(layer_norm_fused, "_chunks", lambda T, row: [
-        (s, min(s + 2, T)) for s in range(0, T, 2)])  # fmt: skip
+    monkeypatch.setattr(dense, "chunk_steps", lambda row: 2)
     cell = make_cell(cls, 4, 5, torch.float32, seed=2)
     x = torch.randn(7, 3, 4)
     state = cell.initial_state(3)
@@ -269,3 +267,47 @@ def test_packed_step_products_equal_atens(built):
         outs.append((hs, c_T, *grads))
     for a, b in zip(*outs):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def _mapping_flags(address: int) -> list[str] | None:
+    """The VmFlags of the mapping of this process that holds ``address`` (Linux), or None."""
+    try:
+        with open("/proc/self/smaps") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    inside = False
+    for line in lines:
+        head = line.split()[0]
+        if "-" in head and all(c in "0123456789abcdef-" for c in head):
+            start, end = (int(v, 16) for v in head.split("-"))
+            inside = start <= address < end
+        elif inside and line.startswith("VmFlags:"):
+            return line.split()[1:]
+    return None
+
+
+def test_empty_huge_asks_for_huge_pages_on_large_buffers(built):
+    # the loops' whole-sequence buffers: at::empty plus the hint (madvise) for 2 MB pages
+    small = built.empty_huge([3, 5], torch.float64)
+    assert small.shape == (3, 5) and small.dtype == torch.float64 and small.is_contiguous()
+    big = built.empty_huge([4, 1024, 1024], torch.float32)  # 16 MB
+    assert big.shape == (4, 1024, 1024) and big.dtype == torch.float32
+    big.fill_(2.0)
+    assert float(big.sum()) == 2.0 * big.numel()
+    enabled = "/sys/kernel/mm/transparent_hugepage/enabled"
+    try:
+        with open(enabled) as f:
+            mode = f.read()
+    except OSError:
+        pytest.skip("no transparent huge pages on this system")
+    if "[never]" in mode:
+        pytest.skip("transparent huge pages are off on this system")
+    middle = big.data_ptr() + big.nbytes // 2
+    flags = _mapping_flags(middle)
+    if flags is None:
+        pytest.skip("no /proc/self/smaps")
+    assert "hg" in flags  # the middle of the buffer lies in a range advised for huge pages
+    plain = torch.empty(4, 1024, 1024)
+    plain_flags = _mapping_flags(plain.data_ptr() + plain.nbytes // 2)
+    assert plain_flags is not None and "hg" not in plain_flags  # torch's own allocation: not

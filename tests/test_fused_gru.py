@@ -20,6 +20,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 import rnnkit
 from rnnkit.cells import layer_norm_fused
+from rnnkit.cells.kernels import dense
 from rnnkit.layers.weight_drop import WeightDropGRU
 
 DTYPES = [torch.float32, torch.float64]
@@ -145,9 +146,7 @@ def test_kernel_equals_fallback_loop_and_torch(built, monkeypatch):
 @pytest.mark.parametrize("engine", ["kernel", "fallback"])
 def test_forward_only_by_chunks(engine, built, monkeypatch):
     # chunks of 2 steps hand the state across chunk boundaries (odd T: a last chunk of one step)
-    monkeypatch.setattr(layer_norm_fused, "_chunks", lambda T, row: [
-        (s, min(s + 2, T)) for s in range(0, T, 2)])  # fmt: skip
-    monkeypatch.setattr(layer_norm_fused, "_chunk_steps", lambda row: 2)
+    monkeypatch.setattr(dense, "chunk_steps", lambda row: 2)
     torch.manual_seed(2)
     ref = torch.nn.GRU(4, 5)
     w_ih, w_hh, b_ih, b_hh = ref.weight_ih_l0, ref.weight_hh_l0, ref.bias_ih_l0, ref.bias_hh_l0

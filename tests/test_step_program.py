@@ -172,6 +172,28 @@ def test_reference_path_runs_its_step_as_a_program(kind, options, dtype, built, 
     assert_same(state, loop_state, dtype)
 
 
+@pytest.mark.parametrize("kind", ["hoisted", "reference"])
+def test_program_runs_a_few_steps_at_a_time(kind, built, monkeypatch):
+    # the input side is made and consumed by chunks of steps (dense.chunks): 2 steps here, and
+    # an odd T, so the state (tuple and the output read back as a state) crosses chunk ends
+    monkeypatch.setattr(step_program.dense, "chunk_steps", lambda row: 2)
+    torch.manual_seed(3)
+    x = torch.randn(7, 3, 5, dtype=torch.float64)
+    if kind == "hoisted":
+        fast, plain = layers(LSTMStyle)
+    else:
+        fast = rnnkit.LSTM(5, 6, backend="reference", dtype=torch.float64)
+        plain = nn.LSTM(5, 6, dtype=torch.float64)
+        plain.load_state_dict(fast.state_dict())
+    spy = use(monkeypatch, "kernel", built)
+    with torch.no_grad():
+        out, state = fast(x)
+        want_out, want_state = plain(x)
+    assert spy.calls == ["step_program"] * 4  # steps 0-1, 2-3, 4-5, 6
+    assert_same(out, want_out, torch.float64)
+    assert_same(state, want_state, torch.float64)
+
+
 def test_a_gradient_keeps_the_step_loop(built, monkeypatch):
     fast, plain = layers(GRUStyle)
     spy = use(monkeypatch, "kernel", built)
@@ -291,6 +313,14 @@ def test_kernel_rejects_a_malformed_program(built):
     twice = torch.cat([buffers, torch.tensor([[2, 0, 4]])])  # the same h written twice
     refused(fine, "written once", bufs=twice)
     refused(fine, "at least one step", steps=x[:0])
+    out = torch.full((3, 2, 4), 7.0)  # a caller's output: written there
+    ys = built.step_program(torch.tensor(fine), buffers, [x], [h], [], [], [], [],
+                            torch.zeros(0), 4, out)[0]  # fmt: skip
+    assert ys.data_ptr() == out.data_ptr()
+    torch.testing.assert_close(out, torch.tanh(x))
+    with pytest.raises(RuntimeError, match="out must be"):
+        built.step_program(torch.tensor(fine), buffers, [x], [h], [], [], [], [],
+                           torch.zeros(0), 4, torch.empty(3, 2, 5))  # fmt: skip
 
 
 def test_program_cache_keys_on_widths_and_dtype(built, monkeypatch):

@@ -53,17 +53,6 @@ _ln = torch.native_layer_norm
 _ln_backward = torch.ops.aten.native_layer_norm_backward
 
 
-def _chunk_steps(row: int) -> int:
-    """Steps per chunk of a forward-only input side: about 4 MB of float32 (see _InputByChunks)."""
-    return max(1, (1 << 20) // row)
-
-
-def _chunks(T: int, row: int):
-    """(start, end) step ranges of one chunk each."""
-    steps = _chunk_steps(row)
-    return [(s, min(s + steps, T)) for s in range(0, T, steps)]
-
-
 class _InputByChunks:
     """The input side of a forward-only run, computed a few steps at a time as the loop needs it.
 
@@ -74,7 +63,7 @@ class _InputByChunks:
 
     def __init__(self, fn: Callable[[int, int], Tensor], T: int, B: int, G: int) -> None:
         self.fn, self.shape = fn, (T, B, G)
-        self.steps = _chunk_steps(B * G)
+        self.steps = dense.chunk_steps(B * G)
         self.start, self.chunk = 0, None
 
     def __getitem__(self, t: int) -> Tensor:
@@ -123,7 +112,7 @@ class _LayerNormLSTM(torch.autograd.Function):
     def forward(ctx, xg, h0, c0, w_hh, g_hh, g_c, b_c, eps_hh, eps_c, kernels):
         ctx.kernels = kernels
         if kernels is not None:
-            hs = h0.new_empty(xg.shape[0], *h0.shape)
+            hs = kernels.empty_huge([xg.shape[0], *h0.shape], h0.dtype)
             packed = dense.packed_for_steps(w_hh, h0.shape[0])
             c_T, *saved = kernels.lstm_forward(xg, h0, c0, w_hh, g_hh, g_c, b_c, eps_hh, eps_c,
                                                hs, True, packed, None, None, 0.0)  # fmt: skip
@@ -227,11 +216,11 @@ def layer_norm_lstm_sequence(cell, x: Tensor, state: tuple[Tensor, Tensor]):
         hs, c_T = _LayerNormLSTM.apply(input_side(x), h0, c0, *weights, *eps, kernels)
     elif kernels is not None:
         T, B = x.shape[:2]
-        hs, c_T = h0.new_empty(T, B, cell.hidden_size), c0
+        hs, c_T = kernels.empty_huge([T, B, cell.hidden_size], h0.dtype), c0
         packed = dense.packed_for_steps(weights[0], B)
         # the input side's norm is folded into the kernel's row pass: one pass less over it
         x_norm = (cell.ln_ih.weight.contiguous(), cell.bias.contiguous(), cell.ln_ih.eps)
-        for s, e in _chunks(T, B * G):  # the input side a few steps at a time, as _InputByChunks
+        for s, e in dense.chunks(T, B * G):  # the input side a few steps at a time
             h = h0 if s == 0 else hs[s - 1]
             (c_T,) = kernels.lstm_forward(dense.linear(x[s:e], cell.weight_ih), h, c_T, *weights,
                                           *eps, hs[s:e], False, packed, *x_norm)  # fmt: skip
@@ -292,7 +281,7 @@ class _GRU(torch.autograd.Function):
     def forward(ctx, xp, h0, w_hh, g_hh, b_hh, eps, kernels):
         ctx.kernels = kernels
         if kernels is not None:
-            hs = h0.new_empty(xp.shape[0], *h0.shape)
+            hs = kernels.empty_huge([xp.shape[0], *h0.shape], h0.dtype)
             packed = dense.packed_for_steps(w_hh, h0.shape[0])
             saved = kernels.gru_forward(xp, h0, w_hh, g_hh, b_hh, eps, hs, True, packed)
         else:
@@ -412,9 +401,9 @@ def gru_sequence(
         return _GRU.apply(input_side(x).contiguous(), h0, *weights, eps, kernels)
     T, B = x.shape[:2]
     if kernels is not None:
-        hs = h0.new_empty(T, B, h0.shape[-1])
+        hs = kernels.empty_huge([T, B, h0.shape[-1]], h0.dtype)
         packed = dense.packed_for_steps(weights[0], B)
-        for s, e in _chunks(T, B * G):  # the input side a few steps at a time, as _InputByChunks
+        for s, e in dense.chunks(T, B * G):  # the input side a few steps at a time
             h = h0 if s == 0 else hs[s - 1]
             kernels.gru_forward(input_side(x[s:e]).contiguous(), h, *weights, eps, hs[s:e], False,
                                 packed)  # fmt: skip

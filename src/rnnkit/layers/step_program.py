@@ -578,40 +578,56 @@ def constants(program: Program, inputs: dict[str, Any]) -> dict[fx.Node, Any]:
 
 
 def run(
-    program: Program, xs: Any, state0: State, inputs: dict[str, Any]
+    program: Program,
+    input_side: Callable[[int, int], Any],
+    steps: int,
+    state0: State,
+    inputs: dict[str, Any],
 ) -> tuple[Tensor, State] | None:
     """The program over the whole sequence: ``(ys (T, B, F_y), final state)``, or None where the
-    kernels cannot run on these tensors (the caller then runs the step loop). ``xs``: the input
-    side ``(T, B, F)`` or a tuple of them; ``inputs``: the constant inputs by name."""
-    parts = xs if isinstance(xs, tuple) else (xs,)
+    kernels cannot run on these tensors (the caller then runs the step loop).
+
+    ``input_side(s, e)``: the input side of steps ``[s, e)``, ``(e - s, B, F)`` or a tuple of
+    them; it is asked for a few steps at a time (``dense.chunks``), each part consumed by the
+    loop while it is still in the cache, and the whole sequence's is never held. ``steps``: T.
+    ``inputs``: the constant inputs by name.
+    """
     leaves0 = [h.contiguous() for h in leaves(state0)]
-    dtype = leaves0[0].dtype
+    dtype, batch = leaves0[0].dtype, leaves0[0].shape[0]
     with torch.no_grad():
         env = constants(program, inputs)
         consts = [env[n].reshape(-1).contiguous() for n in program.constants]
         weights = [w(env).contiguous() for w in program.weights]
         biases = [b(env).contiguous() for b in program.biases]
-    tensors = [*parts, *leaves0, *consts, *weights, *biases]
-    ops = kernels.usable(*tensors)
-    if ops is None or any(t.dtype != dtype for t in tensors):
+    fixed = [*leaves0, *consts, *weights, *biases]
+    ops = kernels.usable(*fixed)
+    if ops is None or any(t.dtype != dtype for t in fixed):
         return None
-    parts = [p if p.stride(-1) == 1 else p.contiguous() for p in parts]
-    batch = leaves0[0].shape[0]
     packed = [dense.packed_for_steps(w, batch) for w in weights]
     packed = packed if packed and all(p is not None for p in packed) else []
-    result = ops.step_program(
-        *program.layout,
-        parts,
-        leaves0,
-        consts,
-        weights,
-        biases,
-        packed,
-        torch.tensor(program.scalars, dtype=dtype),
-        program.y_width,
-    )
-    ys, finals = result[0], result[1:]
-    return ys, finals[0] if program.state_is_tensor else from_leaves(state0, finals)
+    scalars = torch.tensor(program.scalars, dtype=dtype)
+    row = batch * sum(width for kind, _, width in program.buffers if kind == KINDS["xp"])
+    ys = ops.empty_huge([steps, batch, program.y_width], dtype)
+    state = leaves0
+    for s, e in dense.chunks(steps, row):
+        xs = input_side(s, e)
+        parts = xs if isinstance(xs, tuple) else (xs,)
+        if kernels.usable(*parts) is None or any(p.dtype != dtype for p in parts):
+            return None
+        parts = [p if p.stride(-1) == 1 else p.contiguous() for p in parts]
+        state = ops.step_program(
+            *program.layout,
+            parts,
+            state,
+            consts,
+            weights,
+            biases,
+            packed,
+            scalars,
+            program.y_width,
+            ys[s:e],
+        )[1:]
+    return ys, state[0] if program.state_is_tensor else from_leaves(state0, state)
 
 
 class ProgramSequence:
@@ -637,29 +653,35 @@ class ProgramSequence:
         key = (x.shape[-1], tuple(h.shape[-1] for h in parts), x.dtype, isinstance(state0, Tensor))
         if self.programs.get(key, True) is None:
             return None  # lowered before: unsupported
-        xs = self.hoisted.project_input(x)
-        return _lowered_run(self.programs, key, self.hoisted.step_graph, xs, state0, {"cell": cell})
+
+        def input_side(s: int, e: int) -> Any:  # the hoisted part commutes with time: by steps
+            return self.hoisted.project_input(x[s:e])
+
+        graph = self.hoisted.step_graph
+        return _lowered_run(self.programs, key, graph, input_side, len(x), state0, {"cell": cell})
 
 
 def _lowered_run(
     cache: dict[tuple, Program | None],
     key: tuple,
     graph: fx.GraphModule,
-    xs: Any,
+    input_side: Callable[[int, int], Any],
+    steps: int,
     state0: State,
     inputs: dict[str, Any],
 ) -> tuple[Tensor, State] | None:
-    """Run ``graph``'s program for ``key``, lowering it on first use (from the first step of
-    ``xs``); None when it is unsupported, which ``cache`` remembers (callers check that before
-    computing ``xs``)."""
+    """Run ``graph``'s program for ``key`` over ``steps`` steps (see :func:`run`), lowering it on
+    first use (from the first step's input side); None when it is unsupported, which ``cache``
+    remembers (callers check that before computing anything)."""
     if key not in cache:
+        xs = input_side(0, 1)
         first = tuple(p[0] for p in xs) if isinstance(xs, tuple) else xs[0]
         try:
             cache[key] = lower(graph, first, state0, inputs)
         except Unsupported:
             cache[key] = None
     program = cache[key]
-    return None if program is None else run(program, xs, state0, inputs)
+    return None if program is None else run(program, input_side, steps, state0, inputs)
 
 
 def _hooked(cell: nn.Module) -> bool:
@@ -740,6 +762,10 @@ def pure_step_sequence(
     full_key = (*key, x.shape[-1], tuple(h.shape[-1] for h in parts), x.dtype)
     if _PURE_PROGRAMS.get(full_key, True) is None:
         return None
-    xs = dense.linear(x, w_ih, b_ih)  # (T, B, G*H), all steps in one product
+
+    def input_side(s: int, e: int) -> Tensor:  # (e - s, B, G*H): one product for those steps
+        return dense.linear(x[s:e], w_ih, b_ih)
+
     inputs = {"w_hh": w_hh, "b_hh": b_hh, "w_hr": w_hr}
-    return _lowered_run(_PURE_PROGRAMS, full_key, _pure_step_graph(*key), xs, state0, inputs)
+    graph = _pure_step_graph(*key)
+    return _lowered_run(_PURE_PROGRAMS, full_key, graph, input_side, len(x), state0, inputs)

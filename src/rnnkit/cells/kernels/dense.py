@@ -93,3 +93,25 @@ def packed_for_steps(weight: Tensor, batch_size: int) -> Tensor | None:
     blocks = max(1, min(torch.get_num_threads(), batch_size // 8))
     with torch.no_grad():
         return torch.ops.mkldnn._reorder_linear_weight(weight.detach(), batch_size // blocks)
+
+
+def chunk_steps(row: int) -> int:
+    """Steps per chunk of a forward-only input side whose step is ``row`` values (see
+    :func:`chunks`)."""
+    return max(1, (1 << 20) // max(row, 1))
+
+
+def chunks(steps: int, row: int) -> list[tuple[int, int]]:
+    """``(start, end)`` step ranges, about 4 MB of float32 each, for a forward-only time loop
+    that computes its input side (``W_ih x``) a few steps at a time instead of all at once.
+
+    The whole sequence's input side is tens of megabytes at the sizes people train (T 256, B 64,
+    4H 512: 32 MB), which the allocator hands over as fresh pages at every call, one fault per
+    4 kB; chunks of about 4 MB are recycled from the heap, and each is read by the loop soon
+    after it is made. A (16384, 128) x (128, 512) product took 13.5 ms in chunks against 22.3 ms
+    whole; a (4096, 256) x (256, 1024) one, 16 MB, which the heap can recycle whole, 12.2 against
+    11.4 (2 threads of this project's machine, ``benchmarks/dense_products.py``, the
+    ``onednn-chunks`` rows). The loop's memory no longer grows with T by the input side either.
+    """
+    n = chunk_steps(row)
+    return [(s, min(s + n, steps)) for s in range(0, steps, n)]

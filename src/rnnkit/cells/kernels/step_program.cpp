@@ -153,11 +153,13 @@ RNNKIT_ROWS(segment_rows, Segment)
 //   ops (n, 10) and buffers (m, 3: kind, index, width) int64; xps: the input sides (T, B, F),
 //   last dim contiguous; h0s: the initial state leaves (B, F_j), contiguous; consts: constant
 //   vectors or scalars; weights (N, K) with biases and, when `packed` is not empty, each weight
-//   laid out for oneDNN; scalars: the program's numbers, in the dtype of the rest.
+//   laid out for oneDNN; scalars: the program's numbers, in the dtype of the rest; out: where
+//   to write ys (contiguous), or None for a new tensor.
 std::vector<Tensor> step_program(const Tensor& ops, const Tensor& buffers, at::TensorList xps,
                                  at::TensorList h0s, at::TensorList consts,
                                  at::TensorList weights, at::TensorList biases,
-                                 at::TensorList packed, const Tensor& scalars, int64_t y_width) {
+                                 at::TensorList packed, const Tensor& scalars, int64_t y_width,
+                                 const std::optional<Tensor>& out) {
   at::NoGradGuard no_grad;
   TORCH_CHECK(ops.dim() == 2 && ops.size(1) == kRow && ops.scalar_type() == at::kLong &&
                   ops.is_contiguous() && buffers.dim() == 2 && buffers.size(1) == 3 &&
@@ -188,7 +190,17 @@ std::vector<Tensor> step_program(const Tensor& ops, const Tensor& buffers, at::T
     TORCH_CHECK(h.dim() == 2 && h.size(0) == B, "rnnkit kernels: a state leaf must be (B, F)");
     pingpong.push_back(at::empty({2, B, h.size(1)}, opt));
   }
-  Tensor ys = at::empty({T, B, y_width}, opt);
+  // the output: `out` where the caller runs a long sequence a few steps at a time, each call
+  // writing its steps' rows of one whole-sequence tensor
+  Tensor ys;
+  if (out.has_value() && out->defined()) {
+    check(*out, like, "out");
+    TORCH_CHECK(out->dim() == 3 && out->size(0) == T && out->size(1) == B && out->size(2) == y_width,
+                "rnnkit kernels: step_program's out must be (T, B, F_y)");
+    ys = *out;
+  } else {
+    ys = empty_huge({T, B, y_width}, opt);
+  }
   std::vector<Tensor> temps(n_buf);
   std::vector<bool> from_ys(h0s.size(), false);  // leaves whose new value is the output's
   for (int64_t i = 0; i < n_buf; ++i) {
@@ -360,5 +372,9 @@ std::vector<Tensor> step_program(const Tensor& ops, const Tensor& buffers, at::T
 }  // namespace
 
 TORCH_LIBRARY_FRAGMENT(rnnkit_kernels, m) {
-  m.def("step_program", &step_program);
+  m.def(
+      "step_program(Tensor ops, Tensor buffers, Tensor[] xps, Tensor[] h0s, Tensor[] consts, "
+      "Tensor[] weights, Tensor[] biases, Tensor[] packed, Tensor scalars, int y_width, "
+      "Tensor(a!)? out=None) -> Tensor[]",
+      &step_program);
 }
