@@ -263,7 +263,9 @@ def test_packed_step_products_equal_atens(built):
         c_T, *saved = built.lstm_forward(xg, h0, c0, w_hh, *norms, hs, True, p, None, None, 0.0)
         grad_hs, grad_c = torch.randn(T, B, H, generator=torch.Generator().manual_seed(1)), c_T
         p_t = None if p is None else dense.packed_for_steps(w_hh.t().contiguous(), B)
-        grads = built.lstm_backward(grad_hs, grad_c, h0, c0, w_hh, norms[0], norms[1], *saved, p_t)
+        grads = built.lstm_backward(
+            grad_hs, grad_c, h0, c0, w_hh, norms[0], norms[1], *saved, p_t, None, None, None, None
+        )
         outs.append((hs, c_T, *grads))
     for a, b in zip(*outs):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)

@@ -10,7 +10,8 @@ and the backward pass replays them one by one, each with its own small allocatio
 inside one ``torch.autograd.Function`` per layer and direction:
 
 - everything that depends on the input alone runs once for the whole sequence before the loop:
-  the input projection (one matmul) and its layer norm, through ordinary autograd;
+  the input projection (one matmul, through ordinary autograd) and its layer norm (the LSTM's
+  inside the function: in the C++ loop's row pass, forward and backward, where it runs);
 - each forward step is only ``h @ W_hh^T``, one fused layer norm (``torch.native_layer_norm``,
   which also returns the mean and reciprocal deviation the backward needs) and the gate maths,
   writing into buffers allocated once for the whole sequence;
@@ -108,35 +109,47 @@ def _lstm_forward(xg, h0, c0, w_hh, g_hh, g_c, b_c, eps_hh, eps_c, save):
 
 
 class _LayerNormLSTM(torch.autograd.Function):
+    """The layer from the raw input side ``x_raw = W_ih x`` (T, B, 4H) on: its norm
+    ``LN(x_raw) g_ih + b_ih``, the time loop, and their gradients."""
+
     @staticmethod
-    def forward(ctx, xg, h0, c0, w_hh, g_hh, g_c, b_c, eps_hh, eps_c, kernels):
+    def forward(ctx, x_raw, h0, c0, w_hh, g_hh, g_c, b_c, g_ih, b_ih, eps_hh, eps_c, eps_ih,
+                kernels):  # fmt: skip
         ctx.kernels = kernels
-        if kernels is not None:
-            hs = kernels.empty_huge([xg.shape[0], *h0.shape], h0.dtype)
+        if kernels is not None:  # the input side's norm is folded into the loop's row pass
+            hs = kernels.empty_huge([x_raw.shape[0], *h0.shape], h0.dtype)
             packed = dense.packed_for_steps(w_hh, h0.shape[0])
-            c_T, *saved = kernels.lstm_forward(xg, h0, c0, w_hh, g_hh, g_c, b_c, eps_hh, eps_c,
-                                               hs, True, packed, None, None, 0.0)  # fmt: skip
+            c_T, *saved = kernels.lstm_forward(x_raw, h0, c0, w_hh, g_hh, g_c, b_c, eps_hh, eps_c,
+                                               hs, True, packed, g_ih, b_ih, eps_ih)  # fmt: skip
         else:
+            G = x_raw.shape[-1]
+            xg, mean_x, rstd_x = _ln(x_raw, (G,), g_ih, b_ih, eps_ih)
             hs, c_T, saved = _lstm_forward(xg, h0, c0, w_hh, g_hh, g_c, b_c, eps_hh, eps_c, True)
-        ctx.save_for_backward(h0, c0, w_hh, g_hh, g_c, b_c, hs, *saved)
+            saved = (*saved, mean_x, rstd_x)
+        ctx.save_for_backward(x_raw, h0, c0, w_hh, g_hh, g_c, b_c, g_ih, b_ih, hs, *saved)
         return hs, c_T
 
     @staticmethod
     def backward(ctx, grad_hs, grad_c_T):
-        h0, c0, w_hh, g_hh, g_c, b_c, hs, hp, act, cs, tc, *stats = ctx.saved_tensors
-        mean, rstd, mean_c, rstd_c = stats  # (T, B, 1) each
+        x_raw, h0, c0, w_hh, g_hh, g_c, b_c, g_ih, b_ih, hs, hp, act, cs, tc, *stats = (
+            ctx.saved_tensors
+        )
+        mean, rstd, mean_c, rstd_c, mean_x, rstd_x = stats  # (T, B, 1) each
+        stats = stats[:4]  # the loop's own norms
         T, B, H = hs.shape
         G = 4 * H
         if ctx.kernels is not None:
             grad_hs = torch.zeros_like(hs) if grad_hs is None else grad_hs.contiguous()
             grad_c_T = torch.zeros_like(c0) if grad_c_T is None else grad_c_T.contiguous()
-            # the kernel sums the norms' gain and shift gradients as it goes
+            # the kernel sums the norms' gain and shift gradients as it goes, and takes the
+            # input side's norm's chain rule in its row pass: grad_x is dL/d(x_raw)
             packed_t = dense.packed_for_steps(w_hh.t().contiguous(), h0.shape[0])
-            grad_xg, dh, dc, grad_hp, *norms = ctx.kernels.lstm_backward(
-                grad_hs, grad_c_T, h0, c0, w_hh, g_hh, g_c, hp, act, cs, tc, *stats, packed_t
-            )
+            grad_x, dh, dc, grad_hp, *norms = ctx.kernels.lstm_backward(
+                grad_hs, grad_c_T, h0, c0, w_hh, g_hh, g_c, hp, act, cs, tc, *stats, packed_t,
+                x_raw, g_ih, mean_x, rstd_x,
+            )  # fmt: skip
             grad_w_hh = _w_hh_grad(grad_hp, hs, h0)
-            return grad_xg, dh, dc, grad_w_hh, *norms, None, None, None
+            return grad_x, dh, dc, grad_w_hh, *norms, None, None, None, None
         # The per-step factors that do not depend on the incoming gradient, for all steps at
         # once and in one buffer (fresh memory is costly: every new page is a fault): the
         # pre-activations' gradients are dc * fac[:, :, :3H] for i, f, g and dh * fac[..., 3H:]
@@ -174,7 +187,10 @@ class _LayerNormLSTM(torch.autograd.Function):
         # fac is spent: reuse its pages (fresh memory costs a fault per page)
         grad_hp = torch.stack(grad_hp, out=fac.view(T, B, G))  # (T, B, 4H)
         weights = _lstm_weight_grads(grad_hp, grad_xg, dys, hs, h0, hp, cs, *stats)
-        return grad_xg, dh, dc, *weights, None, None, None
+        grad_x, grad_g_ih, grad_b_ih = _ln_backward(
+            grad_xg, x_raw, (G,), mean_x, rstd_x, g_ih, b_ih, (True, True, True)
+        )
+        return grad_x, dh, dc, *weights, grad_g_ih, grad_b_ih, None, None, None, None
 
 
 def _w_hh_grad(grad_hp: Tensor, hs: Tensor, h0: Tensor) -> Tensor:
@@ -213,7 +229,13 @@ def layer_norm_lstm_sequence(cell, x: Tensor, state: tuple[Tensor, Tensor]):
         h0, c0 = h0.contiguous(), c0.contiguous()
         weights = tuple(w.contiguous() for w in weights)
     if dense.needs_grad(x, h0, c0, cell.weight_ih, cell.ln_ih.weight, cell.bias, *weights):
-        hs, c_T = _LayerNormLSTM.apply(input_side(x), h0, c0, *weights, *eps, kernels)
+        x_norm = (cell.ln_ih.weight, cell.bias)
+        if kernels is not None:
+            x_norm = tuple(w.contiguous() for w in x_norm)
+        x_raw = dense.linear(x, cell.weight_ih)
+        hs, c_T = _LayerNormLSTM.apply(
+            x_raw, h0, c0, *weights, *x_norm, *eps, cell.ln_ih.eps, kernels
+        )
     elif kernels is not None:
         T, B = x.shape[:2]
         hs, c_T = kernels.empty_huge([T, B, cell.hidden_size], h0.dtype), c0

@@ -51,16 +51,17 @@ struct LstmFwdStep {
   T* tc;          // tanh(LN(c_t)) (B, H), or null
   T* h;           // h_t (B, H)
   T *mean, *rstd, *mean_c, *rstd_c;  // (B) each, or null
+  T *mean_x, *rstd_x;                // the input side's norm's, (B) each, or null
   const T *g_hh, *g_c, *b_c;
-  // forward-only: x is the raw W_ih x_t, normalised here with this gain and shift (the bias);
+  // x is the raw W_ih x_t, normalised here with this gain and shift (the bias);
   // null: x is already LN(W_ih x_t) g_ih + b
   const T *g_ih, *b_ih;
   int64_t H;
   double eps_hh, eps_c, eps_ih;
 };
 
-// The input side's layer norm is folded in (XNORM) or already done (the saving path, whose
-// backward needs the normalised input side from PyTorch).
+// The input side's layer norm is folded in (XNORM: the layer's own engine, whose backward
+// folds in its chain rule too) or already done.
 template <typename T, bool XNORM>
 RNNKIT_INLINE void lstm_forward_rows_impl(const LstmFwdStep<T>& s, int64_t b0, int64_t b1) {
   const int64_t H = s.H, G = 4 * H;
@@ -107,6 +108,7 @@ RNNKIT_INLINE void lstm_forward_rows_impl(const LstmFwdStep<T>& s, int64_t b0, i
         hr[k] = ar[3 * H + k] * y;
       }
       s.mean[b] = m, s.rstd[b] = r, s.mean_c[b] = mc, s.rstd_c[b] = rc;
+      if constexpr (XNORM) s.mean_x[b] = mx, s.rstd_x[b] = rx;
     } else {
 #pragma omp simd
       for (int64_t k = 0; k < H; ++k) hr[k] = ar[3 * H + k] * tanh_((cr[k] - mc) * rc * gc[k] + bc[k]);
@@ -130,11 +132,16 @@ struct LstmBwdStep {
   // the recurrent norm's gain, (B, H) for the cell norm's gain and shift
   T *acc_g_hh, *acc_g_c, *acc_b_c;
   const T *g_hh, *g_c;
+  // with the input side's norm folded in: the raw input side W_ih x_t, its norm's gain and
+  // statistics, and running sums of that gain's and shift's gradients (B, 4H); gx is then
+  // dL/d(W_ih x_t). Null: gx is dL/d(the input side).
+  const T *x, *g_ih, *mean_x, *rstd_x;
+  T *acc_g_ih, *acc_b_ih;
   int64_t H;
 };
 
-template <typename T>
-RNNKIT_INLINE void lstm_backward_rows_(const LstmBwdStep<T>& s, int64_t b0, int64_t b1) {
+template <typename T, bool XNORM>
+RNNKIT_INLINE void lstm_backward_rows_impl(const LstmBwdStep<T>& s, int64_t b0, int64_t b1) {
   const int64_t H = s.H, G = 4 * H;
   const T *gh = s.g_hh, *gc = s.g_c;
   for (int64_t b = b0; b < b1; ++b) {
@@ -188,13 +195,40 @@ RNNKIT_INLINE void lstm_backward_rows_(const LstmBwdStep<T>& s, int64_t b0, int6
             dO * (pr[3 * H + k] - m);
     }
     u1 /= T(G), u2 = u2 * r / T(G);
-#pragma omp simd
+    T w1 = 0, w2 = 0;  // the input side's norm's two sums (XNORM)
+    const T* g_in = s.g_ih;
+    const T* xr = XNORM ? s.x + b * G : nullptr;
+    const T mx = XNORM ? s.mean_x[b] : T(0), rx = XNORM ? s.rstd_x[b] : T(1);
+#pragma omp simd reduction(+ : w1, w2)
     for (int64_t k = 0; k < G; ++k) {
       const T xh = (pr[k] - m) * r;
       agh[k] += gx[k] * xh;
       gp[k] = r * (gx[k] * gh[k] - u1 - xh * u2);
+      if constexpr (XNORM) {
+        const T v = gx[k] * g_in[k];
+        w1 += v;
+        w2 += v * (xr[k] - mx) * rx;
+      }
+    }
+    if constexpr (XNORM) {
+      w1 /= T(G), w2 /= T(G);
+      T* agi = s.acc_g_ih + b * G;
+      T* abi = s.acc_b_ih + b * G;
+#pragma omp simd
+      for (int64_t k = 0; k < G; ++k) {
+        const T xh = (xr[k] - mx) * rx;
+        agi[k] += gx[k] * xh;
+        abi[k] += gx[k];
+        gx[k] = rx * (gx[k] * g_in[k] - w1 - xh * w2);  // dL/d(W_ih x_t)
+      }
     }
   }
+}
+
+template <typename T>
+RNNKIT_INLINE void lstm_backward_rows_(const LstmBwdStep<T>& s, int64_t b0, int64_t b1) {
+  if (s.g_ih) return lstm_backward_rows_impl<T, true>(s, b0, b1);
+  lstm_backward_rows_impl<T, false>(s, b0, b1);
 }
 
 // The GRU row passes serve two engines: the layer-normalised GRU (g_hh set: u = LN(p) g + b_hh)
@@ -337,8 +371,10 @@ RNNKIT_ROWS(gru_backward_rows, GruBwdStep)
 // ---------------------------------------------------------------- LSTM
 
 // Writes hs (T, B, H) in place; returns {c_T} or, with save, {c_T, hp, act, cs, tc, mean, rstd,
-// mean_c, rstd_c}: hp = h_{t-1} W_hh^T (T, B, 4H); act = sigma(i), sigma(f), tanh(g), sigma(o)
-// (T, B, 4H); cs = c_t and tc = tanh(LN(c_t)) (T, B, H); the norms' mean and rstd (T, B, 1).
+// mean_c, rstd_c[, mean_x, rstd_x]}: hp = h_{t-1} W_hh^T (T, B, 4H); act = sigma(i), sigma(f),
+// tanh(g), sigma(o) (T, B, 4H); cs = c_t and tc = tanh(LN(c_t)) (T, B, H); the norms' mean and
+// rstd (T, B, 1), the input side's last, where it is normalised here (g_ih given: xg is then
+// the raw W_ih x, and g_ih, b_ih its norm's gain and shift).
 std::vector<Tensor> lstm_forward(const Tensor& xg, const Tensor& h0, const Tensor& c0,
                                  const Tensor& w_hh, const Tensor& g_hh, const Tensor& g_c,
                                  const Tensor& b_c, double eps_hh, double eps_c, Tensor hs,
@@ -349,7 +385,6 @@ std::vector<Tensor> lstm_forward(const Tensor& xg, const Tensor& h0, const Tenso
   const Tensor* packed = w_packed.has_value() && w_packed->defined() ? &*w_packed : nullptr;
   // forward-only runs may hand over the raw input side and its norm's gain and shift
   const bool xnorm = g_ih.has_value() && g_ih->defined();
-  TORCH_CHECK(!(xnorm && save), "rnnkit kernels: the input-side norm is folded in without save only");
   if (xnorm) check(*g_ih, xg, "g_ih"), check(*b_ih, xg, "b_ih");
   for (auto [t, n] : {std::pair{&h0, "h0"}, {&c0, "c0"}, {&w_hh, "w_hh"}, {&g_hh, "g_hh"},
                       {&g_c, "g_c"}, {&b_c, "b_c"}, {&hs, "hs"}})
@@ -360,7 +395,8 @@ std::vector<Tensor> lstm_forward(const Tensor& xg, const Tensor& h0, const Tenso
               "rnnkit kernels: lstm_forward got mismatched shapes");
   const auto opt = xg.options();
   const Tensor w_t = w_hh.t();
-  Tensor hp, act, cs, tc, mean, rstd, mean_c, rstd_c, cbuf;
+  Tensor hp, act, cs, tc, mean, rstd, mean_c, rstd_c, cbuf, mean_x, rstd_x;
+  if (save && xnorm) mean_x = at::empty({T, B, 1}, opt), rstd_x = at::empty({T, B, 1}, opt);
   if (save) {
     hp = empty_huge({T, B, G}, opt);
     act = empty_huge({T, B, G}, opt);
@@ -397,6 +433,7 @@ std::vector<Tensor> lstm_forward(const Tensor& xg, const Tensor& h0, const Tenso
         s.tc = step<T_>(tc, t) + h0_;
         s.mean = step<T_>(mean, t) + b0, s.rstd = step<T_>(rstd, t) + b0;
         s.mean_c = step<T_>(mean_c, t) + b0, s.rstd_c = step<T_>(rstd_c, t) + b0;
+        if (xnorm) s.mean_x = step<T_>(mean_x, t) + b0, s.rstd_x = step<T_>(rstd_x, t) + b0;
       }
       s.g_hh = g_hh.data_ptr<T_>(), s.g_c = g_c.data_ptr<T_>(), s.b_c = b_c.data_ptr<T_>();
       s.H = H, s.eps_hh = eps_hh, s.eps_c = eps_c;
@@ -407,18 +444,25 @@ std::vector<Tensor> lstm_forward(const Tensor& xg, const Tensor& h0, const Tenso
   });
   const Tensor c_last = save ? cs[T - 1] : cbuf[(T - 1) & 1];
   if (!save) return {c_last};
+  if (xnorm) return {c_last, hp, act, cs, tc, mean, rstd, mean_c, rstd_c, mean_x, rstd_x};
   return {c_last, hp, act, cs, tc, mean, rstd, mean_c, rstd_c};
 }
 
 // Returns {grad_xg (T, B, 4H), dh0, dc0, grad_hp (T, B, 4H): dL/d(h_{t-1} W_hh^T), and the
-// gradients of the recurrent norm's gain, the cell norm's gain and shift}; dW_hh is one
-// whole-sequence product of grad_hp, done in Python.
+// gradients of the recurrent norm's gain, the cell norm's gain and shift[, the input side's
+// norm's gain and shift]}; dW_hh is one whole-sequence product of grad_hp, done in Python.
+// With xg, g_ih and the input norm's statistics (the forward normalised the raw input side xg
+// itself), grad_xg is dL/d(xg) through that norm.
 std::vector<Tensor> lstm_backward(const Tensor& grad_hs, const Tensor& grad_c_T, const Tensor& h0,
                                   const Tensor& c0, const Tensor& w_hh, const Tensor& g_hh,
                                   const Tensor& g_c, const Tensor& hp, const Tensor& act,
                                   const Tensor& cs, const Tensor& tc, const Tensor& mean,
                                   const Tensor& rstd, const Tensor& mean_c, const Tensor& rstd_c,
-                                  const std::optional<Tensor>& w_packed_t) {
+                                  const std::optional<Tensor>& w_packed_t,
+                                  const std::optional<Tensor>& xg,
+                                  const std::optional<Tensor>& g_ih,
+                                  const std::optional<Tensor>& mean_x,
+                                  const std::optional<Tensor>& rstd_x) {
   at::NoGradGuard no_grad;
   // W_hh^T laid out for oneDNN (dL/dh_{t-1} = dp W_hh = linear(dp, W_hh^T)), or null
   const Tensor* packed = w_packed_t.has_value() && w_packed_t->defined() ? &*w_packed_t : nullptr;
@@ -428,9 +472,22 @@ std::vector<Tensor> lstm_backward(const Tensor& grad_hs, const Tensor& grad_c_T,
         {&tc, "tc"}, {&mean, "mean"}, {&rstd, "rstd"}, {&mean_c, "mean_c"}, {&rstd_c, "rstd_c"}})
     check(*t, hp, n);
   check(hp, hp, "hp");
+  const bool xnorm = g_ih.has_value() && g_ih->defined();
+  if (xnorm) {
+    TORCH_CHECK(xg.has_value() && mean_x.has_value() && rstd_x.has_value(),
+                "rnnkit kernels: lstm_backward's input norm needs xg and its statistics");
+    for (auto [t, n] : {std::pair{&*xg, "xg"}, {&*g_ih, "g_ih"}, {&*mean_x, "mean_x"},
+                        {&*rstd_x, "rstd_x"}})
+      check(*t, hp, n);
+    TORCH_CHECK(xg->sizes() == hp.sizes() && mean_x->sizes() == mean.sizes() &&
+                    rstd_x->sizes() == mean.sizes() && g_ih->numel() == hp.size(2),
+                "rnnkit kernels: lstm_backward got mismatched input-norm shapes");
+  }
   const int64_t T = hp.size(0), B = hp.size(1), G = hp.size(2), H = G / 4;
   const auto opt = hp.options();
   Tensor grad_xg = empty_huge({T, B, G}, opt);
+  Tensor acc_g_ih, acc_b_ih;
+  if (xnorm) acc_g_ih = at::zeros({B, G}, opt), acc_b_ih = at::zeros({B, G}, opt);
   Tensor grad_hp = empty_huge({T, B, G}, opt);
   Tensor acc_g_hh = at::zeros({B, G}, opt), acc_g_c = at::zeros({B, H}, opt);
   Tensor acc_b_c = at::zeros({B, H}, opt);
@@ -454,6 +511,11 @@ std::vector<Tensor> lstm_backward(const Tensor& grad_hs, const Tensor& grad_c_T,
       s.acc_g_hh = acc_g_hh.data_ptr<T_>(), s.acc_g_c = acc_g_c.data_ptr<T_>();
       s.acc_b_c = acc_b_c.data_ptr<T_>();
       s.g_hh = g_hh.data_ptr<T_>(), s.g_c = g_c.data_ptr<T_>();
+      if (xnorm) {
+        s.x = step<T_>(*xg, t), s.g_ih = g_ih->data_ptr<T_>();
+        s.mean_x = step<T_>(*mean_x, t), s.rstd_x = step<T_>(*rstd_x, t);
+        s.acc_g_ih = acc_g_ih.data_ptr<T_>(), s.acc_b_ih = acc_b_ih.data_ptr<T_>();
+      }
       s.H = H;
       lstm_backward_rows(s, b0, b1, G, parallel_rows);
       // dL/dh_{t-1}, this block's rows
@@ -462,6 +524,9 @@ std::vector<Tensor> lstm_backward(const Tensor& grad_hs, const Tensor& grad_c_T,
     }
     });
   });
+  if (xnorm)
+    return {grad_xg, dh, dc, grad_hp, acc_g_hh.sum(0), acc_g_c.sum(0), acc_b_c.sum(0),
+            acc_g_ih.sum(0), acc_b_ih.sum(0)};
   return {grad_xg, dh, dc, grad_hp, acc_g_hh.sum(0), acc_g_c.sum(0), acc_b_c.sum(0)};
 }
 
