@@ -12,6 +12,10 @@ per-call times with their min-max, ratios to ATen's ``mm`` from the same run:
    and ``onednn-chunks``: ``dense.linear`` on about 4 MB of output at a time (``dense.chunks``),
    as the forward-only loops make their input side.
 
+3. A fresh whole-sequence buffer, written once: ``torch.empty`` (4 kB pages, one fault each
+   on first write) against ``empty_huge`` (the kernels' allocation, advised for 2 MB pages,
+   ``common.h``), as the time loops make them at every call. Needs the kernels built.
+
 Run: ``PYTHONPATH=src python benchmarks/dense_products.py [--threads 2] [--repeats 200]``.
 """
 
@@ -52,13 +56,14 @@ def _one_thread(fn):
     return run
 
 
-def _print(title: str, samples: dict[str, list[float]], scale: float) -> None:
-    """One row per contender; ``scale`` turns a sample (ms per timed unit) into us per call."""
-    base = statistics.median(samples["mm"])
+def _print(title: str, samples: dict[str, list[float]], scale: float, base: str = "mm") -> None:
+    """One row per contender; ``scale`` turns a sample (ms per timed unit) into us per call;
+    ratios divide by the median of ``base``."""
+    reference = statistics.median(samples[base])
     for name, times in samples.items():
         times = [t * scale for t in times]
         median = statistics.median(times)
-        ratio = median / (base * scale)
+        ratio = median / (reference * scale)
         print(f"{title:<16} {name:<14} {median:>10.1f} {spread(times):>16} {ratio:>8.2f}")
 
 
@@ -95,6 +100,24 @@ def input_products(rows: int, H: int, repeats: int) -> None:
     _print(f"input {rows}x{H}", interleaved(runs, repeats), 1000)
 
 
+BUFFER_SHAPES = ((128, 32, 1024), (256, 64, 512))  # (T, B, 4H): 16 MB and 32 MB of float32
+
+
+def fresh_buffers(shape: tuple[int, int, int], repeats: int) -> None:
+    from rnnkit.cells import kernels
+
+    ops = kernels.load()
+    if ops is None:
+        print(f"buffer {shape}: the kernels are not built; skipped")
+        return
+    runs = {
+        "torch.empty": lambda: torch.empty(shape).fill_(1.0),
+        "empty_huge": lambda: ops.empty_huge(list(shape), torch.float32).fill_(1.0),
+    }
+    T, B, G = shape
+    _print(f"buffer T{T} B{B} {G}", interleaved(runs, repeats), 1000, base="torch.empty")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
@@ -107,7 +130,10 @@ def main() -> None:
         step_products(B, H, args.repeats)
     for rows, H in INPUT_SHAPES:
         input_products(rows, H, args.repeats)
+    for shape in BUFFER_SHAPES:
+        fresh_buffers(shape, args.repeats)
     print("median and min-max in microseconds per call; '/ mm' divides medians of the same run")
+    print("(the buffer rows divide by torch.empty's)")
 
 
 if __name__ == "__main__":

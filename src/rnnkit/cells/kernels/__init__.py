@@ -7,7 +7,7 @@ one fused pass over the batch rows, where PyTorch needs some ten dispatched kern
 between them. ``step_program.cpp`` runs the forward time loop of any plain cell whose step
 ``rnnkit.layers.step_program`` could lower to its small set of operations (``common.h``: what
 the two share). Both are compiled by ``torch.utils.cpp_extension`` the first time a process asks
-for them (about 15 s on a 2-core machine, the two sources side by side; one line on stderr says
+for them (about 20 s on a 2-core machine, the two sources side by side; one line on stderr says
 so) and cached in torch's extension folder (``TORCH_EXTENSIONS_DIR``, by default
 ``~/.cache/torch_extensions``), where torch's lock file keeps two processes building at once
 from tripping over each other.
@@ -49,7 +49,7 @@ def _build() -> object | None:
         newest = max(p.stat().st_mtime for p in _SOURCES + _HEADERS)
         if not built.exists() or built.stat().st_mtime < newest:
             print(
-                "building rnnkit's C++ kernels (first use, ~15 s; cached after)",
+                "building rnnkit's C++ kernels (first use, ~20 s; cached after)",
                 file=sys.stderr,
                 flush=True,
             )

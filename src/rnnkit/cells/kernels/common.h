@@ -193,10 +193,10 @@ Tensor step_product(Tensor& out, const Tensor& h, const Tensor& w_t, const Tenso
 
 // at::empty, but a buffer of 4 MB or more is backed by 2 MB pages where Linux offers them
 // (transparent huge pages in "madvise" mode, the usual setting, serve only memory that asks).
-// The time loops' whole-sequence buffers (T, B, 4H) are tens of megabytes, fresh from the system
-// at every call: with 4 kB pages the first write to each page is a fault, some ten thousand per
-// buffer, which cost as much as the loop's arithmetic (an LSTM engine's forward and backward at
-// B 64, H 128, T 256: 128 ms with 4 kB pages, 78 ms with 2 MB ones, same process, interleaved).
+// The time loops' whole-sequence buffers (T, B, 4H) are tens of megabytes; from 32 MB up glibc
+// maps them fresh at every call, and with 4 kB pages the first write to each page is a fault,
+// some ten thousand per buffer, which can cost as much as the loop's arithmetic
+// (benchmarks/dense_products.py, the buffer rows, times one fresh buffer written once both ways).
 // Only the part of the buffer that covers whole 2 MB pages is advised; elsewhere, or where the
 // system says no, this is at::empty.
 Tensor empty_huge(at::IntArrayRef sizes, const at::TensorOptions& opt) {
