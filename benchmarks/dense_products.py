@@ -12,9 +12,10 @@ per-call times with their min-max, ratios to ATen's ``mm`` from the same run:
    and ``onednn-chunks``: ``dense.linear`` on about 4 MB of output at a time (``dense.chunks``),
    as the forward-only loops make their input side.
 
-3. A fresh whole-sequence buffer, written once: ``torch.empty`` (4 kB pages, one fault each
-   on first write) against ``empty_huge`` (the kernels' allocation, advised for 2 MB pages,
-   ``common.h``), as the time loops make them at every call. Needs the kernels built.
+3. A whole-sequence buffer, made and written once per call, as the time loops need them at
+   every call: ``torch.empty`` (fresh 4 kB pages from 32 MB up, one fault each on first write)
+   against ``empty_huge`` (advised for 2 MB pages, ``common.h``) and ``sequence_buffer`` (the
+   loops' own: ``empty_huge``'s memory kept after use and handed out again). Needs the kernels.
 
 Run: ``PYTHONPATH=src python benchmarks/dense_products.py [--threads 2] [--repeats 200]``.
 """
@@ -64,7 +65,7 @@ def _print(title: str, samples: dict[str, list[float]], scale: float, base: str 
         times = [t * scale for t in times]
         median = statistics.median(times)
         ratio = median / (reference * scale)
-        print(f"{title:<16} {name:<14} {median:>10.1f} {spread(times):>16} {ratio:>8.2f}")
+        print(f"{title:<20} {name:<16} {median:>10.1f} {spread(times):>16} {ratio:>8.2f}")
 
 
 def step_products(B: int, H: int, repeats: int) -> None:
@@ -113,6 +114,7 @@ def fresh_buffers(shape: tuple[int, int, int], repeats: int) -> None:
     runs = {
         "torch.empty": lambda: torch.empty(shape).fill_(1.0),
         "empty_huge": lambda: ops.empty_huge(list(shape), torch.float32).fill_(1.0),
+        "sequence_buffer": lambda: ops.sequence_buffer(list(shape), torch.float32).fill_(1.0),
     }
     T, B, G = shape
     _print(f"buffer T{T} B{B} {G}", interleaved(runs, repeats), 1000, base="torch.empty")
@@ -125,7 +127,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, CPU, {args.threads} threads, {args.repeats} rounds")
-    print(f"{'shape':<16} {'contender':<14} {'median':>10} {'min-max':>16} {'/ mm':>8}")
+    print(f"{'shape':<20} {'contender':<16} {'median':>10} {'min-max':>16} {'/ mm':>8}")
     for B, H in STEP_SHAPES:
         step_products(B, H, args.repeats)
     for rows, H in INPUT_SHAPES:

@@ -313,3 +313,52 @@ def test_empty_huge_asks_for_huge_pages_on_large_buffers(built):
     plain = torch.empty(4, 1024, 1024)
     plain_flags = _mapping_flags(plain.data_ptr() + plain.nbytes // 2)
     assert plain_flags is not None and "hg" not in plain_flags  # torch's own allocation: not
+
+
+def test_sequence_buffers_are_reused_only_when_nobody_holds_them(built):
+    built.buffer_pool_clear()
+    shape = [64, 256, 256]  # 16 MB of float32: pooled
+    a = built.sequence_buffer(shape, torch.float32)
+    kept = a.data_ptr()
+    view = a[3]
+    del a
+    b = built.sequence_buffer(shape, torch.float32)  # a view of a's memory is still alive
+    assert b.data_ptr() != kept
+    del view
+    c = built.sequence_buffer(shape, torch.float32)  # now nobody holds it: handed out again
+    assert c.data_ptr() == kept and c.shape == tuple(shape) and c.is_contiguous()
+    d = built.sequence_buffer(shape, torch.float64)  # another dtype: never a float32 buffer
+    assert d.data_ptr() not in (kept, b.data_ptr())
+    small = built.sequence_buffer([3, 5], torch.float32)  # under 4 MB: an ordinary tensor
+    assert small.shape == (3, 5)
+    count, size, free = built.buffer_pool_stats()
+    assert count == 3 and size == 2 * 16 * 2**20 + 32 * 2**20 and free == 0
+    del b, c, d
+    assert built.buffer_pool_stats()[2] == 3
+    built.buffer_pool_clear()
+    assert list(built.buffer_pool_stats()) == [0, 0, 0]
+
+
+def test_engine_calls_with_reused_buffers_keep_earlier_results(built, monkeypatch):
+    # two forward passes alive at once (their saved (T, B, 4H) buffers pooled, 5.2 MB each):
+    # the second must not take the first's buffers, and a later call reuses them once both
+    # backward passes are done; every gradient equals a lone call's, bit for bit
+    built.buffer_pool_clear()
+    use(monkeypatch, "kernel", built)
+    cell = make_cell(LayerNormLSTMCell, 32, 64, torch.float32, seed=4)
+    x = torch.randn(80, 64, 32, requires_grad=True)
+    state = random_state(cell, 64, torch.float32)
+    alone = run(cell, x, state, "sequence")
+    inputs = [x, *leaves(state), *cell.parameters()]
+    torch.manual_seed(99)
+    w = torch.randn_like(alone[0])
+    ys1, final1 = cell.sequence(x, state)
+    ys2, final2 = cell.sequence(x, state)  # graph 1 still holds its saved buffers
+    for ys, final in ((ys1, final1), (ys2, final2)):
+        loss = (w * ys).sum() + sum((w[0] * f).sum() for f in leaves(final))
+        grads = torch.autograd.grad(loss, inputs)
+        torch.testing.assert_close(ys, alone[0], rtol=0, atol=0)
+        for g, g_alone in zip(grads, alone[2]):
+            torch.testing.assert_close(g, g_alone, rtol=0, atol=0)
+    count, _, free = built.buffer_pool_stats()
+    assert count > 0 and free > 0

@@ -117,7 +117,7 @@ class _LayerNormLSTM(torch.autograd.Function):
                 kernels):  # fmt: skip
         ctx.kernels = kernels
         if kernels is not None:  # the input side's norm is folded into the loop's row pass
-            hs = kernels.empty_huge([x_raw.shape[0], *h0.shape], h0.dtype)
+            hs = kernels.sequence_buffer([x_raw.shape[0], *h0.shape], h0.dtype)
             packed = dense.packed_for_steps(w_hh, h0.shape[0])
             c_T, *saved = kernels.lstm_forward(x_raw, h0, c0, w_hh, g_hh, g_c, b_c, eps_hh, eps_c,
                                                hs, True, packed, g_ih, b_ih, eps_ih)  # fmt: skip
@@ -238,7 +238,7 @@ def layer_norm_lstm_sequence(cell, x: Tensor, state: tuple[Tensor, Tensor]):
         )
     elif kernels is not None:
         T, B = x.shape[:2]
-        hs, c_T = kernels.empty_huge([T, B, cell.hidden_size], h0.dtype), c0
+        hs, c_T = kernels.sequence_buffer([T, B, cell.hidden_size], h0.dtype), c0
         packed = dense.packed_for_steps(weights[0], B)
         # the input side's norm is folded into the kernel's row pass: one pass less over it
         x_norm = (cell.ln_ih.weight.contiguous(), cell.bias.contiguous(), cell.ln_ih.eps)
@@ -303,7 +303,7 @@ class _GRU(torch.autograd.Function):
     def forward(ctx, xp, h0, w_hh, g_hh, b_hh, eps, kernels):
         ctx.kernels = kernels
         if kernels is not None:
-            hs = kernels.empty_huge([xp.shape[0], *h0.shape], h0.dtype)
+            hs = kernels.sequence_buffer([xp.shape[0], *h0.shape], h0.dtype)
             packed = dense.packed_for_steps(w_hh, h0.shape[0])
             saved = kernels.gru_forward(xp, h0, w_hh, g_hh, b_hh, eps, hs, True, packed)
         else:
@@ -423,7 +423,7 @@ def gru_sequence(
         return _GRU.apply(input_side(x).contiguous(), h0, *weights, eps, kernels)
     T, B = x.shape[:2]
     if kernels is not None:
-        hs = kernels.empty_huge([T, B, h0.shape[-1]], h0.dtype)
+        hs = kernels.sequence_buffer([T, B, h0.shape[-1]], h0.dtype)
         packed = dense.packed_for_steps(weights[0], B)
         for s, e in dense.chunks(T, B * G):  # the input side a few steps at a time
             h = h0 if s == 0 else hs[s - 1]

@@ -607,7 +607,7 @@ def run(
     packed = packed if packed and all(p is not None for p in packed) else []
     scalars = torch.tensor(program.scalars, dtype=dtype)
     row = batch * sum(width for kind, _, width in program.buffers if kind == KINDS["xp"])
-    ys = ops.empty_huge([steps, batch, program.y_width], dtype)
+    ys = ops.sequence_buffer([steps, batch, program.y_width], dtype)
     state = leaves0
     for s, e in dense.chunks(steps, row):
         xs = input_side(s, e)

@@ -398,10 +398,10 @@ std::vector<Tensor> lstm_forward(const Tensor& xg, const Tensor& h0, const Tenso
   Tensor hp, act, cs, tc, mean, rstd, mean_c, rstd_c, cbuf, mean_x, rstd_x;
   if (save && xnorm) mean_x = at::empty({T, B, 1}, opt), rstd_x = at::empty({T, B, 1}, opt);
   if (save) {
-    hp = empty_huge({T, B, G}, opt);
-    act = empty_huge({T, B, G}, opt);
-    cs = empty_huge({T, B, H}, opt);
-    tc = empty_huge({T, B, H}, opt);
+    hp = sequence_buffer({T, B, G}, opt);
+    act = sequence_buffer({T, B, G}, opt);
+    cs = sequence_buffer({T, B, H}, opt);
+    tc = sequence_buffer({T, B, H}, opt);
     mean = at::empty({T, B, 1}, opt);
     rstd = at::empty({T, B, 1}, opt);
     mean_c = at::empty({T, B, 1}, opt);
@@ -485,10 +485,10 @@ std::vector<Tensor> lstm_backward(const Tensor& grad_hs, const Tensor& grad_c_T,
   }
   const int64_t T = hp.size(0), B = hp.size(1), G = hp.size(2), H = G / 4;
   const auto opt = hp.options();
-  Tensor grad_xg = empty_huge({T, B, G}, opt);
+  Tensor grad_xg = sequence_buffer({T, B, G}, opt);
   Tensor acc_g_ih, acc_b_ih;
   if (xnorm) acc_g_ih = at::zeros({B, G}, opt), acc_b_ih = at::zeros({B, G}, opt);
-  Tensor grad_hp = empty_huge({T, B, G}, opt);
+  Tensor grad_hp = sequence_buffer({T, B, G}, opt);
   Tensor acc_g_hh = at::zeros({B, G}, opt), acc_g_c = at::zeros({B, H}, opt);
   Tensor acc_b_c = at::zeros({B, H}, opt);
   Tensor dh = at::zeros({B, H}, opt);
@@ -558,10 +558,10 @@ std::vector<Tensor> gru_forward(const Tensor& xp, const Tensor& h0, const Tensor
   const Tensor w_t = w_hh.t();
   Tensor hp, rz, ns, mean, rstd, u_n;
   if (save) {
-    hp = empty_huge({norm ? T : 1, B, G}, opt);
-    rz = empty_huge({T, B, 2 * H}, opt);
-    ns = empty_huge({T, B, H}, opt);
-    u_n = empty_huge({T, B, H}, opt);
+    hp = sequence_buffer({norm ? T : 1, B, G}, opt);
+    rz = sequence_buffer({T, B, 2 * H}, opt);
+    ns = sequence_buffer({T, B, H}, opt);
+    u_n = sequence_buffer({T, B, H}, opt);
     mean = at::empty({norm ? T : 0, B, 1}, opt);
     rstd = at::empty({norm ? T : 0, B, 1}, opt);
   } else {
@@ -620,10 +620,10 @@ std::vector<Tensor> gru_backward(const Tensor& grad_hs, const Tensor& h0, const 
   TORCH_CHECK(grad_hs.sizes() == hs.sizes() && rz.size(0) == T && (!norm || hp.size(0) == T),
               "rnnkit kernels: gru_backward got mismatched shapes");
   const auto opt = hs.options();
-  Tensor grad_xp = empty_huge({T, B, G}, opt);
-  Tensor grad_hp = empty_huge({norm ? T : 1, B, G}, opt);  // without the norm, a scratch
+  Tensor grad_xp = sequence_buffer({T, B, G}, opt);
+  Tensor grad_hp = sequence_buffer({norm ? T : 1, B, G}, opt);  // without the norm, a scratch
   Tensor grad_hp_n;
-  if (!norm) grad_hp_n = empty_huge({T, B, H}, opt);
+  if (!norm) grad_hp_n = sequence_buffer({T, B, H}, opt);
   Tensor acc_g_hh, acc_b_hh;
   if (norm) acc_g_hh = at::zeros({B, G}, opt), acc_b_hh = at::zeros({B, G}, opt);
   Tensor dh = at::zeros({B, H}, opt);
@@ -665,9 +665,16 @@ TORCH_LIBRARY(rnnkit_kernels, m) {
   m.def("lstm_backward", &lstm_backward);
   m.def("gru_forward", &gru_forward);
   m.def("gru_backward", &gru_backward);
-  // a buffer for the Python side of the engines (their outputs), as the loops' own
+  // buffers for the Python side of the loops (their outputs), as the loops' own
+  m.def("sequence_buffer(int[] size, ScalarType dtype) -> Tensor",
+        [](std::vector<int64_t> size, c10::ScalarType dtype) {
+          return sequence_buffer(size, at::TensorOptions().dtype(dtype));
+        });
   m.def("empty_huge(int[] size, ScalarType dtype) -> Tensor",
         [](std::vector<int64_t> size, c10::ScalarType dtype) {
           return empty_huge(size, at::TensorOptions().dtype(dtype));
         });
+  // {buffers kept, bytes kept, of them free}; and letting them all go
+  m.def("buffer_pool_stats() -> int[]", []() { return buffer_pool().stats(); });
+  m.def("buffer_pool_clear() -> ()", []() { buffer_pool().clear(); });
 }

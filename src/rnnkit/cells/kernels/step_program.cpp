@@ -199,7 +199,7 @@ std::vector<Tensor> step_program(const Tensor& ops, const Tensor& buffers, at::T
                 "rnnkit kernels: step_program's out must be (T, B, F_y)");
     ys = *out;
   } else {
-    ys = empty_huge({T, B, y_width}, opt);
+    ys = sequence_buffer({T, B, y_width}, opt);
   }
   std::vector<Tensor> temps(n_buf);
   std::vector<bool> from_ys(h0s.size(), false);  // leaves whose new value is the output's
