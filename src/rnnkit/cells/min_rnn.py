@@ -67,11 +67,15 @@ class _MinScan(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, xp: Tensor, h0: Tensor, lstm: bool) -> Tensor:
+        # each block of the projection as its own contiguous tensor: on CPU, elementwise kernels
+        # on a column slice of (T, B, 2H) run several times slower than on a whole tensor, and
+        # there are a dozen of them; the copies cost one pass
+        blocks = [b.contiguous() for b in xp.chunk(3 if lstm else 2, -1)]
         if lstm:
-            k_f, k_i, k = xp.chunk(3, -1)
+            k_f, k_i, k = blocks
             w = torch.sigmoid(F.softplus(-k_f) - F.softplus(-k_i))  # i / (f + i)
         else:
-            u, k = xp.chunk(2, -1)
+            u, k = blocks
             w = torch.sigmoid(u)  # update gate
         a = 1 - w
         sig_k = k.clamp_max(0).sigmoid_()
@@ -80,27 +84,27 @@ class _MinScan(torch.autograd.Function):
         hs[0].addcmul_(a[0], h0)  # h0 enters through step 0
         scan_into(a[1:], hs, hs)  # (T, B, H)
         ctx.lstm = lstm
-        ctx.save_for_backward(xp, h0, w, a, gk, sig_k, hs)
+        ctx.save_for_backward(h0, w, a, gk, sig_k, hs, *blocks)
         return hs
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        xp, h0, w, a, gk, sig_k, hs = ctx.saved_tensors
+        h0, w, a, gk, sig_k, hs, *blocks = ctx.saved_tensors
         lam = torch.empty_like(hs)  # the adjoint, lambda_t = dL/dh_t + a_{t+1} lambda_{t+1}
-        scan_reverse_into(a[1:], grad, lam)
+        scan_reverse_into(a[1:], grad.contiguous(), lam)
         grad_h0 = a[0] * lam[0]
         lam_w = lam.mul_(w)  # lambda w; lam is not needed on its own any more
-        grad_xp = torch.empty_like(xp)
-        H = hs.size(-1)
-        du = grad_xp[..., :H]  # minLSTM: dL/du first, then spread over k_f and k_i below
+        du = torch.empty_like(hs)  # minLSTM: dL/du first, then spread over k_f and k_i below
         torch.sub(gk[1:], hs[:-1], out=du[1:])  # g - h_{t-1}
         torch.sub(gk[0], h0, out=du[0])
         du.mul_(lam_w).mul_(a)
-        torch.mul(lam_w, _g_slope(xp[..., -H:], sig_k), out=grad_xp[..., -H:])
-        if ctx.lstm:  # du/dk_f = -sigmoid(-k_f), du/dk_i = sigmoid(-k_i)
-            torch.mul(du, torch.sigmoid(-xp[..., H : 2 * H]), out=grad_xp[..., H : 2 * H])
-            du.mul_(torch.sigmoid(-xp[..., :H])).neg_()
-        return grad_xp, grad_h0, None
+        dk = lam_w.mul_(_g_slope(blocks[-1], sig_k))  # lam_w is spent
+        if not ctx.lstm:
+            return torch.cat([du, dk], -1), grad_h0, None
+        k_f, k_i = blocks[0], blocks[1]  # du/dk_f = -sigmoid(-k_f), du/dk_i = sigmoid(-k_i)
+        dk_i = torch.mul(du, torch.sigmoid(-k_i))
+        dk_f = du.mul_(torch.sigmoid(-k_f)).neg_()
+        return torch.cat([dk_f, dk_i, dk], -1), grad_h0, None
 
 
 class _MinCell(nn.Module):
