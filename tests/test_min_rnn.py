@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import use
 
 from rnnkit.cells.min_rnn import MinGRUCell, MinLSTMCell
 from rnnkit.cli.main import main
@@ -24,8 +25,11 @@ def step_loop(cell, x, h):
     return torch.stack(ys), h
 
 
+@pytest.mark.parametrize("engine", ["kernel", "fallback"])
 @pytest.mark.parametrize("cls", CELLS)
-def test_scan_equals_the_step_loop_forward_and_backward(cls):
+def test_scan_equals_the_step_loop_forward_and_backward(cls, engine, built, monkeypatch):
+    # the gate maths in C++ (kernels/min_rnn.cpp) or in PyTorch ops: the step loop's numbers
+    spy = use(monkeypatch, engine, built)
     torch.manual_seed(0)
     cell = cls(5, 7).double()
     x = (3 * torch.randn(50, 4, 5, dtype=torch.float64)).requires_grad_()
@@ -37,6 +41,8 @@ def test_scan_equals_the_step_loop_forward_and_backward(cls):
         loss = (w * ys).sum() + (w[0] * h_T).sum()
         grads = torch.autograd.grad(loss, [x, h0, *cell.parameters()])
         results.append((ys, h_T, grads))
+    if spy is not None:
+        assert spy.calls == ["min_rnn_forward", "min_rnn_backward"]
     (ys, h_T, grads), (ys_ref, h_ref, grads_ref) = results
     torch.testing.assert_close(ys, ys_ref, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(h_T, h_ref, rtol=1e-10, atol=1e-12)
@@ -44,8 +50,10 @@ def test_scan_equals_the_step_loop_forward_and_backward(cls):
         torch.testing.assert_close(g, g_ref, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("engine", ["kernel", "fallback"])
 @pytest.mark.parametrize("cls", CELLS)
-def test_scan_gradcheck(cls):
+def test_scan_gradcheck(cls, engine, built, monkeypatch):
+    use(monkeypatch, engine, built)
     torch.manual_seed(1)
     cell = cls(3, 2).double()
     x = torch.randn(5, 2, 3, dtype=torch.float64, requires_grad=True)
@@ -116,3 +124,27 @@ def test_mingru_trains_a_language_model_and_samples(tmp_path, capsys):
     assert main(["sample", str(run), "--prime", "the ", "--length", "40", "--seed", "3"]) == 0
     assert len(capsys.readouterr().out) >= 44
     assert json.loads(Path(run / "config.json").read_text())["task"]["model"]["cell"] == "mingru"
+
+
+@pytest.mark.parametrize("cls", CELLS)
+def test_kernel_gates_equal_the_pytorch_gates_in_float32(cls, built, monkeypatch):
+    # extreme pre-activations: the minLSTM gate's quotient without logarithms, the candidate's
+    # two branches, and zero exactly (g' there is the sigmoid's slope, as autograd has it)
+    torch.manual_seed(5)
+    cell = cls(6, 8)
+    x = torch.randn(40, 3, 6) * 30
+    x[5] = 0.0
+    h0 = torch.randn(3, 8)
+    w = torch.randn(40, 3, 8)
+    results = []
+    for engine in ("kernel", "fallback"):
+        use(monkeypatch, engine, built)
+        xi = x.clone().requires_grad_()
+        ys, h_T = cell.scan(xi, h0)
+        grads = torch.autograd.grad((w * ys).sum(), [xi, *cell.parameters()])
+        results.append((ys, grads))
+    (ys, grads), (ys_ref, grads_ref) = results
+    assert torch.isfinite(ys).all()
+    torch.testing.assert_close(ys, ys_ref, rtol=1e-5, atol=1e-5)
+    for g, g_ref in zip(grads, grads_ref):
+        torch.testing.assert_close(g, g_ref, rtol=1e-4, atol=1e-4)

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rnnkit.cells import kernels as native
 from rnnkit.cells.kernels import dense
 from rnnkit.cells.linear_scan import scan_into, scan_reverse_into
 
@@ -67,6 +68,15 @@ class _MinScan(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, xp: Tensor, h0: Tensor, lstm: bool) -> Tensor:
+        ctx.lstm = lstm
+        ctx.kernels = native.usable(xp, h0)
+        if ctx.kernels is not None:  # the gate maths in one pass each way (kernels/min_rnn.cpp)
+            xp, h0 = xp.contiguous(), h0.contiguous()
+            w, a, gk, sig_k, hs = ctx.kernels.min_rnn_forward(xp, lstm)
+            hs[0].addcmul_(a[0], h0)  # h0 enters through step 0
+            scan_into(a[1:], hs, hs)
+            ctx.save_for_backward(h0, w, a, gk, sig_k, hs, xp)
+            return hs
         # each block of the projection as its own contiguous tensor: on CPU, elementwise kernels
         # on a column slice of (T, B, 2H) run several times slower than on a whole tensor, and
         # there are a dozen of them; the copies cost one pass
@@ -83,16 +93,20 @@ class _MinScan(torch.autograd.Function):
         hs = w * gk  # b, scanned in place into the states: fresh memory costs page faults
         hs[0].addcmul_(a[0], h0)  # h0 enters through step 0
         scan_into(a[1:], hs, hs)  # (T, B, H)
-        ctx.lstm = lstm
         ctx.save_for_backward(h0, w, a, gk, sig_k, hs, *blocks)
         return hs
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         h0, w, a, gk, sig_k, hs, *blocks = ctx.saved_tensors
-        lam = torch.empty_like(hs)  # the adjoint, lambda_t = dL/dh_t + a_{t+1} lambda_{t+1}
+        # the adjoint, lambda_t = dL/dh_t + a_{t+1} lambda_{t+1}
+        ops = ctx.kernels
+        lam = torch.empty_like(hs) if ops is None else ops.sequence_buffer(list(hs.shape), hs.dtype)
         scan_reverse_into(a[1:], grad.contiguous(), lam)
         grad_h0 = a[0] * lam[0]
+        if ops is not None:  # blocks is (xp,) here
+            grad_xp = ops.min_rnn_backward(blocks[0], lam, w, a, gk, sig_k, hs, h0, ctx.lstm)
+            return grad_xp, grad_h0, None
         lam_w = lam.mul_(w)  # lambda w; lam is not needed on its own any more
         du = torch.empty_like(hs)  # minLSTM: dL/du first, then spread over k_f and k_i below
         torch.sub(gk[1:], hs[:-1], out=du[1:])  # g - h_{t-1}

@@ -29,8 +29,9 @@ import torch
 
 _NAME = "rnnkit_kernels"
 _FOLDER = Path(__file__).parent
-_SOURCES = [_FOLDER / "layer_norm_rnn.cpp", _FOLDER / "step_program.cpp"]
-_HEADERS = [_FOLDER / "common.h"]
+# step_program.cpp and min_rnn.cpp are compiled as one unit (step_program_and_min_rnn.cpp)
+_SOURCES = [_FOLDER / "layer_norm_rnn.cpp", _FOLDER / "step_program_and_min_rnn.cpp"]
+_HEADERS = [_FOLDER / "common.h", _FOLDER / "step_program.cpp", _FOLDER / "min_rnn.cpp"]
 
 
 def enabled() -> bool:

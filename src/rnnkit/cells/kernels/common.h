@@ -194,99 +194,6 @@ Tensor step_product(Tensor& out, const Tensor& h, const Tensor& w_t, const Tenso
   return out;
 }
 
-// at::empty, but a buffer of 4 MB or more is backed by 2 MB pages where Linux offers them
-// (transparent huge pages in "madvise" mode, the usual setting, serve only memory that asks).
-// The time loops' whole-sequence buffers (T, B, 4H) are tens of megabytes; from 32 MB up glibc
-// maps them fresh at every call, and with 4 kB pages the first write to each page is a fault,
-// some ten thousand per buffer, which can cost as much as the loop's arithmetic
-// (benchmarks/dense_products.py, the buffer rows, times one fresh buffer written once both ways).
-// Only the part of the buffer that covers whole 2 MB pages is advised; elsewhere, or where the
-// system says no, this is at::empty.
-Tensor empty_huge(at::IntArrayRef sizes, const at::TensorOptions& opt) {
-  Tensor t = at::empty(sizes, opt);
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-  constexpr uintptr_t kHuge = uintptr_t(2) << 20;
-  if (t.nbytes() >= 2 * kHuge) {
-    const uintptr_t p = reinterpret_cast<uintptr_t>(t.data_ptr());
-    const uintptr_t a = (p + kHuge - 1) & ~(kHuge - 1), e = (p + t.nbytes()) & ~(kHuge - 1);
-    if (e > a) (void)madvise(reinterpret_cast<void*>(a), e - a, MADV_HUGEPAGE);  // a hint
-  }
-#endif
-  return t;
-}
-
-// A whole-sequence buffer for a time loop: empty_huge's memory, kept after use for the next
-// call's buffers. A training loop asks for the same shapes at every step, and fresh memory
-// costs twice: the faults on first write, and the zeroing of every page by the system (and on a
-// virtual machine whose host has taken the pages back, faults on the host too). A kept buffer
-// is handed out again only when nothing else holds its memory (its storage's use count is one:
-// the pool's own reference; any tensor or view of it elsewhere, saved for backward or returned
-// to the caller, holds one more). Buffers under 4 MB are not kept (the allocator recycles
-// those), nor beyond kPoolBytes in all: past that the oldest free ones are let go, and what does
-// not fit is an ordinary allocation.
-constexpr size_t kPoolBytes = size_t(512) << 20;
-
-class BufferPool {
- public:
-  Tensor take(at::IntArrayRef sizes, const at::TensorOptions& opt) {
-    const int64_t numel = c10::multiply_integers(sizes);
-    const size_t need = size_t(numel) * opt.dtype().itemsize();
-    if (need < (size_t(4) << 20)) return at::empty(sizes, opt);
-    std::lock_guard<std::mutex> lock(mutex_);
-    for (size_t i = 0; i < kept_.size(); ++i) {
-      Tensor& t = kept_[i];
-      // the same dtype, big enough and not much bigger, and held by nobody else
-      if (t.dtype() == opt.dtype() && t.nbytes() >= need && t.nbytes() <= need + need / 4 &&
-          t.storage().use_count() == 1) {
-        Tensor view = t.narrow(0, 0, numel).view(sizes);
-        std::rotate(kept_.begin() + i, kept_.begin() + i + 1, kept_.end());  // newest last
-        return view;
-      }
-    }
-    Tensor fresh = empty_huge({numel}, opt);
-    for (size_t i = 0; i < kept_.size() && bytes_ + need > kPoolBytes;) {  // oldest first
-      if (kept_[i].storage().use_count() == 1) {
-        bytes_ -= kept_[i].nbytes();
-        kept_.erase(kept_.begin() + i);
-      } else {
-        ++i;
-      }
-    }
-    if (bytes_ + need <= kPoolBytes) kept_.push_back(fresh), bytes_ += need;
-    return fresh.view(sizes);
-  }
-
-  std::vector<int64_t> stats() {  // {buffers kept, bytes kept, of them free}
-    std::lock_guard<std::mutex> lock(mutex_);
-    int64_t free = 0;
-    for (const Tensor& t : kept_) free += t.storage().use_count() == 1;
-    return {int64_t(kept_.size()), int64_t(bytes_), free};
-  }
-
-  void clear() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    kept_.clear();
-    bytes_ = 0;
-  }
-
- private:
-  std::mutex mutex_;
-  std::vector<Tensor> kept_;  // 1-D, oldest first
-  size_t bytes_ = 0;
-};
-
-// One pool per source file that includes this header (only layer_norm_rnn.cpp's is used: the
-// step programs' output comes from Python, through the op registered there). Never destroyed:
-// at exit its tensors would be freed after torch's allocator may be gone.
-inline BufferPool& buffer_pool() {
-  static BufferPool* pool = new BufferPool();
-  return *pool;
-}
-
-inline Tensor sequence_buffer(at::IntArrayRef sizes, const at::TensorOptions& opt) {
-  return buffer_pool().take(sizes, opt);
-}
-
 void check(const Tensor& t, const Tensor& like, const char* name) {
   TORCH_CHECK(t.device().is_cpu(), "rnnkit kernels: ", name, " must be on the CPU");
   TORCH_CHECK(t.is_contiguous(), "rnnkit kernels: ", name, " must be contiguous");
@@ -343,3 +250,109 @@ inline T* step(const Tensor& x, int64_t t) {
   }
 
 }  // namespace
+
+// ---------------------------------------------------------------- the buffer pool
+
+namespace rnnkit_kernels_pool {
+
+// at::empty, but a buffer of 4 MB or more is backed by 2 MB pages where Linux offers them
+// (transparent huge pages in "madvise" mode, the usual setting, serve only memory that asks).
+// The time loops' whole-sequence buffers (T, B, 4H) are tens of megabytes; from 32 MB up glibc
+// maps them fresh at every call, and with 4 kB pages the first write to each page is a fault,
+// some ten thousand per buffer, which can cost as much as the loop's arithmetic
+// (benchmarks/dense_products.py, the buffer rows, times one fresh buffer written once both ways).
+// Only the part of the buffer that covers whole 2 MB pages is advised; elsewhere, or where the
+// system says no, this is at::empty.
+inline at::Tensor empty_huge(at::IntArrayRef sizes, const at::TensorOptions& opt) {
+  at::Tensor t = at::empty(sizes, opt);
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  constexpr uintptr_t kHuge = uintptr_t(2) << 20;
+  if (t.nbytes() >= 2 * kHuge) {
+    const uintptr_t p = reinterpret_cast<uintptr_t>(t.data_ptr());
+    const uintptr_t a = (p + kHuge - 1) & ~(kHuge - 1), e = (p + t.nbytes()) & ~(kHuge - 1);
+    if (e > a) (void)madvise(reinterpret_cast<void*>(a), e - a, MADV_HUGEPAGE);  // a hint
+  }
+#endif
+  return t;
+}
+
+// A whole-sequence buffer for a time loop: empty_huge's memory, kept after use for the next
+// call's buffers. A training loop asks for the same shapes at every step, and fresh memory
+// costs twice: the faults on first write, and the zeroing of every page by the system (and on a
+// virtual machine whose host has taken the pages back, faults on the host too). A kept buffer
+// is handed out again only when nothing else holds its memory (its storage's use count is one:
+// the pool's own reference; any tensor or view of it elsewhere, saved for backward or returned
+// to the caller, holds one more). Buffers under 4 MB are not kept (the allocator recycles
+// those), nor beyond kPoolBytes in all: past that the oldest free ones are let go, and what does
+// not fit is an ordinary allocation.
+constexpr size_t kPoolBytes = size_t(512) << 20;
+
+class BufferPool {
+ public:
+  at::Tensor take(at::IntArrayRef sizes, const at::TensorOptions& opt) {
+    const int64_t numel = c10::multiply_integers(sizes);
+    const size_t need = size_t(numel) * opt.dtype().itemsize();
+    if (need < (size_t(4) << 20)) return at::empty(sizes, opt);
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (size_t i = 0; i < kept_.size(); ++i) {
+      at::Tensor& t = kept_[i];
+      // the same dtype, big enough and not much bigger, and held by nobody else
+      if (t.dtype() == opt.dtype() && t.nbytes() >= need && t.nbytes() <= need + need / 4 &&
+          t.storage().use_count() == 1) {
+        at::Tensor view = t.narrow(0, 0, numel).view(sizes);
+        std::rotate(kept_.begin() + i, kept_.begin() + i + 1, kept_.end());  // newest last
+        return view;
+      }
+    }
+    at::Tensor fresh = empty_huge({numel}, opt);
+    for (size_t i = 0; i < kept_.size() && bytes_ + need > kPoolBytes;) {  // oldest first
+      if (kept_[i].storage().use_count() == 1) {
+        bytes_ -= kept_[i].nbytes();
+        kept_.erase(kept_.begin() + i);
+      } else {
+        ++i;
+      }
+    }
+    if (bytes_ + need <= kPoolBytes) kept_.push_back(fresh), bytes_ += need;
+    return fresh.view(sizes);
+  }
+
+  std::vector<int64_t> stats() {  // {buffers kept, bytes kept, of them free}
+    std::lock_guard<std::mutex> lock(mutex_);
+    int64_t free = 0;
+    for (const at::Tensor& t : kept_) free += t.storage().use_count() == 1;
+    return {int64_t(kept_.size()), int64_t(bytes_), free};
+  }
+
+  void clear() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    kept_.clear();
+    bytes_ = 0;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<at::Tensor> kept_;  // 1-D, oldest first
+  size_t bytes_ = 0;
+};
+
+// One pool for the whole library: an inline function outside the anonymous namespace, so every
+// source file that includes this header shares its one static. Never destroyed: at exit its
+// tensors would be freed after torch's allocator may be gone.
+inline BufferPool& buffer_pool() {
+  static BufferPool* pool = new BufferPool();
+  return *pool;
+}
+
+inline at::Tensor sequence_buffer(at::IntArrayRef sizes, const at::TensorOptions& opt) {
+  return buffer_pool().take(sizes, opt);
+}
+
+}  // namespace rnnkit_kernels_pool
+
+namespace {
+using rnnkit_kernels_pool::buffer_pool;
+using rnnkit_kernels_pool::empty_huge;
+using rnnkit_kernels_pool::sequence_buffer;
+}  // namespace
+
