@@ -18,7 +18,9 @@ work-efficient parallel scan (Blelloch 1990) on the coefficients themselves, ``l
 whole-tensor products and sums with back-propagation written out (the adjoint is the same
 recurrence run backwards). The coefficients lie in [0, 1], so only products that shrink are
 formed: nothing overflows, float32 stays within ~1e-6 of a float64 loop at T = 4096, and the
-initial state may be zero or negative.
+initial state may be zero or negative. On the CPU with rnnkit's kernels built, the elementwise
+gate maths before the scan and the projection's gradient after it are one C++ pass each
+(``kernels/min_rnn.cpp``); elsewhere the PyTorch ops below give the same numbers to rounding.
 """
 
 from __future__ import annotations

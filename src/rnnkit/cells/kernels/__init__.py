@@ -5,12 +5,13 @@
 ``rnnkit.GRU(backend="fused")``) in C++, forward and backward: per step one matrix product and
 one fused pass over the batch rows, where PyTorch needs some ten dispatched kernels and the Python
 between them. ``step_program.cpp`` runs the forward time loop of any plain cell whose step
-``rnnkit.layers.step_program`` could lower to its small set of operations (``common.h``: what
-the two share). Both are compiled by ``torch.utils.cpp_extension`` the first time a process asks
-for them (about 20 s on a 2-core machine, the two sources side by side; one line on stderr says
-so) and cached in torch's extension folder (``TORCH_EXTENSIONS_DIR``, by default
-``~/.cache/torch_extensions``), where torch's lock file keeps two processes building at once
-from tripping over each other.
+``rnnkit.layers.step_program`` could lower to its small set of operations, and ``min_rnn.cpp``
+the gate maths around the minimal cells' scan (``common.h``: what they share, with the pool
+of whole-sequence buffers). They are compiled by ``torch.utils.cpp_extension`` the first time a
+process asks for them, as two units (the last two sources share one), side by side: about 20 s
+on a 2-core machine, one line on stderr says so. They are cached in torch's extension folder
+(``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``), where torch's lock file
+keeps two processes building at once from tripping over each other.
 
 Nothing depends on it: ``load()`` returns ``None`` when ``RNNKIT_KERNELS=0`` is set, or when the
 build fails (no compiler, no ninja, no headers; one warning line says why), and the engines then
