@@ -362,3 +362,21 @@ def test_engine_calls_with_reused_buffers_keep_earlier_results(built, monkeypatc
             torch.testing.assert_close(g, g_alone, rtol=0, atol=0)
     count, _, free = built.buffer_pool_stats()
     assert count > 0 and free > 0
+
+
+def test_a_buffer_moved_to_shared_memory_is_not_handed_out_again(built):
+    # share_memory_ moves a storage to memory other processes map; it must stay theirs (the
+    # sharing keeps a reference to the storage, so the pool never sees it free)
+    built.buffer_pool_clear()
+    shape = [32, 256, 256]  # 8 MB
+    a = built.sequence_buffer(shape, torch.float32)
+    kept = a.data_ptr()
+    a.share_memory_()
+    moved = a.data_ptr()
+    assert moved != kept
+    del a
+    b = built.sequence_buffer(shape, torch.float32)
+    assert b.data_ptr() != moved  # (b may reuse the freed first address: not the pool's doing)
+    count, _, free = built.buffer_pool_stats()
+    assert count == 2 and free == 0  # the moved one is never free again; b is in use
+    built.buffer_pool_clear()

@@ -295,10 +295,10 @@ class BufferPool {
     if (need < (size_t(4) << 20)) return at::empty(sizes, opt);
     std::lock_guard<std::mutex> lock(mutex_);
     for (size_t i = 0; i < kept_.size(); ++i) {
-      at::Tensor& t = kept_[i];
+      const at::Tensor& t = kept_[i].tensor;
       // the same dtype, big enough and not much bigger, and held by nobody else
       if (t.dtype() == opt.dtype() && t.nbytes() >= need && t.nbytes() <= need + need / 4 &&
-          t.storage().use_count() == 1) {
+          kept_[i].free()) {
         at::Tensor view = t.narrow(0, 0, numel).view(sizes);
         std::rotate(kept_.begin() + i, kept_.begin() + i + 1, kept_.end());  // newest last
         return view;
@@ -306,21 +306,24 @@ class BufferPool {
     }
     at::Tensor fresh = empty_huge({numel}, opt);
     for (size_t i = 0; i < kept_.size() && bytes_ + need > kPoolBytes;) {  // oldest first
-      if (kept_[i].storage().use_count() == 1) {
-        bytes_ -= kept_[i].nbytes();
+      if (kept_[i].free()) {
+        bytes_ -= kept_[i].tensor.nbytes();
         kept_.erase(kept_.begin() + i);
       } else {
         ++i;
       }
     }
-    if (bytes_ + need <= kPoolBytes) kept_.push_back(fresh), bytes_ += need;
+    if (bytes_ + need <= kPoolBytes) {
+      kept_.push_back({fresh});
+      bytes_ += need;
+    }
     return fresh.view(sizes);
   }
 
   std::vector<int64_t> stats() {  // {buffers kept, bytes kept, of them free}
     std::lock_guard<std::mutex> lock(mutex_);
     int64_t free = 0;
-    for (const at::Tensor& t : kept_) free += t.storage().use_count() == 1;
+    for (const Kept& k : kept_) free += k.free();
     return {int64_t(kept_.size()), int64_t(bytes_), free};
   }
 
@@ -331,8 +334,14 @@ class BufferPool {
   }
 
  private:
+  struct Kept {
+    at::Tensor tensor;  // 1-D
+    // nobody else holds its storage: no tensor or view of it, nothing saved for backward, and
+    // no shared-memory handle (share_memory_ keeps a reference of its own)
+    bool free() const { return tensor.storage().use_count() == 1; }
+  };
   std::mutex mutex_;
-  std::vector<at::Tensor> kept_;  // 1-D, oldest first
+  std::vector<Kept> kept_;  // oldest first
   size_t bytes_ = 0;
 };
 
