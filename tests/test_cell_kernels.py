@@ -374,9 +374,44 @@ def test_a_buffer_moved_to_shared_memory_is_not_handed_out_again(built):
     a.share_memory_()
     moved = a.data_ptr()
     assert moved != kept
-    del a
+    assert built.buffer_pool_stats()[2] == 1  # a's data left the pool's memory, which is free
     b = built.sequence_buffer(shape, torch.float32)
-    assert b.data_ptr() != moved  # (b may reuse the freed first address: not the pool's doing)
-    count, _, free = built.buffer_pool_stats()
-    assert count == 2 and free == 0  # the moved one is never free again; b is in use
+    assert b.data_ptr() == kept and a.data_ptr() == moved
+    b.fill_(1.0)
+    a.fill_(2.0)
+    assert float(b.sum()) == b.numel()  # the two never share memory
+    del a, b
+    assert list(built.buffer_pool_stats()) == [1, 8 * 2**20, 1]  # nothing kept for nothing
     built.buffer_pool_clear()
+
+
+def test_lent_buffers_are_ordinary_tensors_in_the_callers_mode(built):
+    # exactly the asked size, not a view (in-place and autograd see a tensor of its own), and an
+    # inference tensor only when asked for in inference mode: a buffer first made under
+    # torch.inference_mode serves ordinary code afterwards
+    built.buffer_pool_clear()
+    shape = [64, 128, 160]  # 5 MB, kept in a 5 MB buffer; a 4.5 MB ask reuses it
+    with torch.inference_mode():
+        a = built.sequence_buffer(shape, torch.float32)
+        assert a.is_inference()
+        kept = a.data_ptr()
+    del a
+    b = built.sequence_buffer([64, 128, 144], torch.float32)
+    assert b.data_ptr() == kept and not b.is_inference() and not b._is_view()
+    assert b.untyped_storage().nbytes() == b.nbytes  # no bytes of an earlier call behind it
+    b.add_(1.0)
+    built.buffer_pool_clear()
+
+
+def test_training_after_inference_with_the_same_shapes(built, monkeypatch):
+    use(monkeypatch, "kernel", built)
+    built.buffer_pool_clear()
+    cell = make_cell(LayerNormLSTMCell, 32, 64, torch.float32, seed=6)
+    x = torch.randn(80, 64, 32)  # (T, B, 4H) buffers of 5.2 MB: pooled
+    state = cell.initial_state(64)
+    with torch.inference_mode():
+        cell.sequence(x, state)
+    ys, _ = cell.sequence(x.requires_grad_(), state)
+    assert not ys.is_inference() and not ys._is_view()
+    ys.sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()

@@ -148,3 +148,22 @@ def test_kernel_gates_equal_the_pytorch_gates_in_float32(cls, built, monkeypatch
     torch.testing.assert_close(ys, ys_ref, rtol=1e-5, atol=1e-5)
     for g, g_ref in zip(grads, grads_ref):
         torch.testing.assert_close(g, g_ref, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("cls", CELLS)
+def test_kernel_keeps_a_nan_and_takes_a_broadcast_h0(cls, built, monkeypatch):
+    use(monkeypatch, "kernel", built)
+    torch.manual_seed(7)
+    cell = cls(4, 5)
+    x = torch.randn(6, 2, 4)
+    x[3, 1, 0] = float("nan")
+    ys, _ = cell.scan(x, cell.initial_state(2))
+    use(monkeypatch, "fallback")
+    ys_ref, _ = cell.scan(x, cell.initial_state(2))
+    assert torch.equal(ys.isnan(), ys_ref.isnan()) and ys.isnan().any()
+    use(monkeypatch, "kernel", built)  # an h0 of one row for every sequence: forward, backward
+    xg = torch.randn(6, 2, 4, requires_grad=True)
+    h0 = torch.randn(1, 5, requires_grad=True)
+    ys, _ = cell.scan(xg, h0)
+    ys.sum().backward()
+    assert h0.grad.shape == (1, 5)

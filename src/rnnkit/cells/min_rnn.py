@@ -72,6 +72,8 @@ class _MinScan(torch.autograd.Function):
     def forward(ctx, xp: Tensor, h0: Tensor, lstm: bool) -> Tensor:
         ctx.lstm = lstm
         ctx.kernels = native.usable(xp, h0)
+        if h0.shape != (xp.shape[1], xp.shape[2] // (3 if lstm else 2)):
+            ctx.kernels = None  # an h0 that broadcasts: the PyTorch ops below take it
         if ctx.kernels is not None:  # the gate maths in one pass each way (kernels/min_rnn.cpp)
             xp, h0 = xp.contiguous(), h0.contiguous()
             w, a, gk, sig_k, hs = ctx.kernels.min_rnn_forward(xp, lstm)

@@ -12,6 +12,7 @@
 #include <ATen/ops/addmm.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/from_blob.h>
+#include <c10/core/InferenceMode.h>
 #include <ATen/ops/mm.h>
 #include <ATen/ops/zeros.h>
 #include <c10/util/accumulate.h>
@@ -299,12 +300,15 @@ class BufferPool {
       // the same dtype, big enough and not much bigger, and held by nobody else
       if (t.dtype() == opt.dtype() && t.nbytes() >= need && t.nbytes() <= need + need / 4 &&
           kept_[i].free()) {
-        at::Tensor view = t.narrow(0, 0, numel).view(sizes);
         std::rotate(kept_.begin() + i, kept_.begin() + i + 1, kept_.end());  // newest last
-        return view;
+        return lend(kept_.back().tensor, sizes, opt);
       }
     }
-    at::Tensor fresh = empty_huge({numel}, opt);
+    at::Tensor fresh;
+    {
+      c10::InferenceMode normal(false);  // the pool's own memory: an ordinary tensor
+      fresh = empty_huge({numel}, opt);
+    }
     for (size_t i = 0; i < kept_.size() && bytes_ + need > kPoolBytes;) {  // oldest first
       if (kept_[i].free()) {
         bytes_ -= kept_[i].tensor.nbytes();
@@ -317,7 +321,7 @@ class BufferPool {
       kept_.push_back({fresh});
       bytes_ += need;
     }
-    return fresh.view(sizes);
+    return lend(fresh, sizes, opt);
   }
 
   std::vector<int64_t> stats() {  // {buffers kept, bytes kept, of them free}
@@ -334,10 +338,20 @@ class BufferPool {
   }
 
  private:
+  // A tensor of its own (not a view: in-place operations, autograd and pickling see an
+  // ordinary tensor of exactly `sizes`, made in the caller's mode, inference or not) over the
+  // first bytes of `kept`, whose storage it holds until it is freed: its deleter keeps a
+  // reference. share_memory_ on it moves its data away and drops that reference.
+  static at::Tensor lend(const at::Tensor& kept, at::IntArrayRef sizes,
+                         const at::TensorOptions& opt) {
+    c10::Storage owner = kept.storage();  // counted by the storage's use count
+    return at::from_blob(
+        kept.data_ptr(), sizes, [owner](void*) mutable { owner = c10::Storage(); }, opt);
+  }
+
   struct Kept {
     at::Tensor tensor;  // 1-D
-    // nobody else holds its storage: no tensor or view of it, nothing saved for backward, and
-    // no shared-memory handle (share_memory_ keeps a reference of its own)
+    // nobody else holds its storage: every tensor lent from it has been freed
     bool free() const { return tensor.storage().use_count() == 1; }
   };
   std::mutex mutex_;

@@ -49,9 +49,10 @@ RNNKIT_INLINE void min_forward_rows_impl(const MinFwd<T>& s, int64_t r0, int64_t
       } else {
         wj = sigmoid(x[j]);
       }
+      // min(k, 0) and relu(k), a NaN kept as torch's clamp_max and relu keep it
       const T kj = k[j];
-      const T sig = sigmoid(kj < T(0) ? kj : T(0));
-      const T g = (kj > T(0) ? kj : T(0)) + sig;
+      const T sig = sigmoid(kj > T(0) ? T(0) : kj);
+      const T g = (kj < T(0) ? T(0) : kj) + sig;
       w[j] = wj, a[j] = T(1) - wj, gk[j] = g, sk[j] = sig, b[j] = wj * g;
     }
   }
