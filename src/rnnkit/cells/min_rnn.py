@@ -102,24 +102,26 @@ class _MinScan(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        h0, w, a, gk, sig_k, hs, *blocks = ctx.saved_tensors
+        # the inputs saved last: the projection (kernel path) or its blocks (PyTorch path)
+        h0, w, a, gk, sig_k, hs, *inputs = ctx.saved_tensors
         # the adjoint, lambda_t = dL/dh_t + a_{t+1} lambda_{t+1}
         ops = ctx.kernels
         lam = torch.empty_like(hs) if ops is None else ops.sequence_buffer(list(hs.shape), hs.dtype)
         scan_reverse_into(a[1:], grad.contiguous(), lam)
         grad_h0 = a[0] * lam[0]
-        if ops is not None:  # blocks is (xp,) here
-            grad_xp = ops.min_rnn_backward(blocks[0], lam, w, a, gk, sig_k, hs, h0, ctx.lstm)
+        if ops is not None:
+            (xp,) = inputs
+            grad_xp = ops.min_rnn_backward(xp, lam, w, a, gk, sig_k, hs, h0, ctx.lstm)
             return grad_xp, grad_h0, None
         lam_w = lam.mul_(w)  # lambda w; lam is not needed on its own any more
         du = torch.empty_like(hs)  # minLSTM: dL/du first, then spread over k_f and k_i below
         torch.sub(gk[1:], hs[:-1], out=du[1:])  # g - h_{t-1}
         torch.sub(gk[0], h0, out=du[0])
         du.mul_(lam_w).mul_(a)
-        dk = lam_w.mul_(_g_slope(blocks[-1], sig_k))  # lam_w is spent
+        dk = lam_w.mul_(_g_slope(inputs[-1], sig_k))  # lam_w is spent
         if not ctx.lstm:
             return torch.cat([du, dk], -1), grad_h0, None
-        k_f, k_i = blocks[0], blocks[1]  # du/dk_f = -sigmoid(-k_f), du/dk_i = sigmoid(-k_i)
+        k_f, k_i = inputs[0], inputs[1]  # du/dk_f = -sigmoid(-k_f), du/dk_i = sigmoid(-k_i)
         dk_i = torch.mul(du, torch.sigmoid(-k_i))
         dk_f = du.mul_(torch.sigmoid(-k_f)).neg_()
         return torch.cat([dk_f, dk_i, dk], -1), grad_h0, None

@@ -281,11 +281,10 @@ inline at::Tensor empty_huge(at::IntArrayRef sizes, const at::TensorOptions& opt
 // call's buffers. A training loop asks for the same shapes at every step, and fresh memory
 // costs twice: the faults on first write, and the zeroing of every page by the system (and on a
 // virtual machine whose host has taken the pages back, faults on the host too). A kept buffer
-// is handed out again only when nothing else holds its memory (its storage's use count is one:
-// the pool's own reference; any tensor or view of it elsewhere, saved for backward or returned
-// to the caller, holds one more). Buffers under 4 MB are not kept (the allocator recycles
-// those), nor beyond kPoolBytes in all: past that the oldest free ones are let go, and what does
-// not fit is an ordinary allocation.
+// is lent as a tensor of its own (see lend) and lent again only when every tensor lent from it
+// has been freed. Buffers under 4 MB are not kept (the allocator recycles those), nor beyond
+// kPoolBytes in all: past that the oldest free ones are let go, and what does not fit is an
+// ordinary allocation.
 constexpr size_t kPoolBytes = size_t(512) << 20;
 
 class BufferPool {
