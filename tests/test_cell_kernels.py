@@ -247,28 +247,36 @@ def test_fallback_alone_equals_the_step_loop(cls, monkeypatch):
 
 
 def test_packed_step_products_equal_atens(built):
-    # float32 loops run their per-step products on oneDNN with W_hh packed once per call
-    # (dense.packed_for_steps); ATen's mm without it: the same numbers to float rounding
+    # float32 loops run their per-step products on W_hh laid out once per call
+    # (dense.packed_for_steps): rnnkit's panel kernel with AVX-512, oneDNN's otherwise; ATen's
+    # mm without a layout. All three give the same numbers to float rounding.
     torch.manual_seed(3)
     T, B, H = 5, 20, 16
     assert dense.packed_for_steps(torch.randn(4 * H, H, dtype=torch.float64), B) is None
     w_hh = torch.randn(4 * H, H) * 0.3
-    packed = dense.packed_for_steps(w_hh, B)
-    assert packed is not None
+    chosen = dense.packed_for_steps(w_hh, B)
+    assert chosen is not None
+    onednn = torch.ops.mkldnn._reorder_linear_weight(w_hh, B // 2)
+    onednn_t = torch.ops.mkldnn._reorder_linear_weight(w_hh.t().contiguous(), B // 2)
+    panels, panels_t = built.pack_panels(w_hh), built.pack_panels(w_hh.t())
+    layouts = [(None, None), (onednn, onednn_t)]
+    if panels.numel():
+        assert torch.equal(chosen, panels)  # with AVX-512 the loops take the panels
+        layouts.append((panels, panels_t))
     xg, h0, c0 = torch.randn(T, B, 4 * H), torch.randn(B, H), torch.randn(B, H)
     norms = (torch.rand(4 * H) + 0.5, torch.rand(H) + 0.5, torch.randn(H), 1e-5, 1e-5)
     outs = []
-    for p in (None, packed):
+    for p, p_t in layouts:
         hs = torch.empty(T, B, H)
         c_T, *saved = built.lstm_forward(xg, h0, c0, w_hh, *norms, hs, True, p, None, None, 0.0)
         grad_hs, grad_c = torch.randn(T, B, H, generator=torch.Generator().manual_seed(1)), c_T
-        p_t = None if p is None else dense.packed_for_steps(w_hh.t().contiguous(), B)
         grads = built.lstm_backward(
             grad_hs, grad_c, h0, c0, w_hh, norms[0], norms[1], *saved, p_t, None, None, None, None
         )
         outs.append((hs, c_T, *grads))
-    for a, b in zip(*outs):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    for other in outs[1:]:
+        for a, b in zip(outs[0], other):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
 def _mapping_flags(address: int) -> list[str] | None:
@@ -415,3 +423,67 @@ def test_training_after_inference_with_the_same_shapes(built, monkeypatch):
     assert not ys.is_inference() and not ys._is_view()
     ys.sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+def _panels_or_skip(built, w):
+    panels = built.pack_panels(w)
+    if panels.numel() == 0:
+        pytest.skip("this CPU has no AVX-512: the loops lay W out for oneDNN instead")
+    return panels
+
+
+@pytest.mark.parametrize(
+    "M, K, N",
+    [(1, 1, 1), (3, 5, 17), (4, 16, 64), (7, 33, 130), (9, 64, 80), (16, 256, 1024), (2, 3, 200)],
+)
+def test_panel_product_equals_mm(M, K, N, built):
+    # rnnkit's per-step kernel (common.h, panel_product): every tail of rows (blocks of 4) and
+    # columns (panels of 64, vectors of 16), with a bias, without, and accumulating
+    torch.manual_seed(M * 100 + N)
+    w, b = torch.randn(N, K), torch.randn(N)
+    panels = _panels_or_skip(built, w)
+    assert panels.shape == ((N + 15) // 16 * 16 * K,)
+    # rows and columns of bigger buffers, as the loops pass a block of a batch's rows
+    h = torch.randn(M + 2, K + 3)[1 : M + 1, :K]
+    buffer = torch.full((M + 3, N + 5), 7.0)
+    out = buffer[2 : M + 2, :N]
+    want = h.double() @ w.double().t()
+    built.step_product(out, h, w.t(), panels, b)
+    torch.testing.assert_close(out.double(), want + b.double(), rtol=1e-5, atol=1e-4)
+    built.step_product(out, h, w.t(), panels, None)
+    torch.testing.assert_close(out.double(), want, rtol=1e-5, atol=1e-4)
+    before = out.clone()
+    built.step_product(out, h, w.t(), panels, None, accumulate=True)
+    torch.testing.assert_close(out.double(), before.double() + want, rtol=1e-5, atol=1e-4)
+    assert (buffer[:2] == 7.0).all() and (buffer[M + 2 :] == 7.0).all()
+    assert (buffer[:, N:] == 7.0).all()  # nothing written beyond the last column
+
+
+def test_panels_of_a_transposed_view_and_row_independence(built, two_threads):
+    # the backward passes W^T as a view; each row's sum does not depend on the other rows, the
+    # number of threads or how the panels were shared out among them
+    torch.manual_seed(5)
+    w = torch.randn(300, 70)
+    panels = _panels_or_skip(built, w.t())
+    assert torch.equal(panels, built.pack_panels(w.t().contiguous()))
+    h = torch.randn(13, 300)
+    whole = torch.empty(13, 70)
+    built.step_product(whole, h, w, panels, None)
+    for i in (0, 6, 12):
+        one = torch.empty(1, 70)
+        built.step_product(one, h[i : i + 1], w, panels, None)
+        assert torch.equal(one[0], whole[i])
+    torch.set_num_threads(1)
+    serial = torch.empty(13, 70)
+    built.step_product(serial, h, w, panels, None)
+    assert torch.equal(serial, whole)
+
+
+def test_step_product_refuses_a_mismatched_layout(built):
+    w = torch.randn(32, 8)
+    panels = _panels_or_skip(built, w)
+    with pytest.raises(RuntimeError, match="do not match the packed weight"):
+        built.step_product(torch.empty(4, 32), torch.randn(4, 9), w.t(), panels, None)
+    with pytest.raises(RuntimeError, match="not both"):
+        built.step_product(torch.empty(4, 32), torch.randn(4, 8), w.t(), panels, torch.zeros(32),
+                           accumulate=True)  # fmt: skip

@@ -143,7 +143,7 @@ class _LayerNormLSTM(torch.autograd.Function):
             grad_c_T = torch.zeros_like(c0) if grad_c_T is None else grad_c_T.contiguous()
             # the kernel sums the norms' gain and shift gradients as it goes, and takes the
             # input side's norm's chain rule in its row pass: grad_x is dL/d(x_raw)
-            packed_t = dense.packed_for_steps(w_hh.t().contiguous(), h0.shape[0])
+            packed_t = dense.packed_for_steps(w_hh.t(), h0.shape[0])
             grad_x, dh, dc, grad_hp, *norms = ctx.kernels.lstm_backward(
                 grad_hs, grad_c_T, h0, c0, w_hh, g_hh, g_c, hp, act, cs, tc, *stats, packed_t,
                 x_raw, g_ih, mean_x, rstd_x,
@@ -318,7 +318,7 @@ class _GRU(torch.autograd.Function):
         G = 3 * H
         norm = g_hh is not None
         if ctx.kernels is not None:
-            packed_t = dense.packed_for_steps(w_hh.t().contiguous(), h0.shape[0])
+            packed_t = dense.packed_for_steps(w_hh.t(), h0.shape[0])
             grad_xp, dh, grad_hp, *norms = ctx.kernels.gru_backward(
                 grad_hs.contiguous(), h0, w_hh, g_hh, hs, hp, rz, ns, mean, rstd, u_n, packed_t
             )

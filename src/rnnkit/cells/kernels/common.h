@@ -30,6 +30,9 @@
 #if defined(__linux__)
 #include <sys/mman.h>
 #endif
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 namespace {
 
@@ -159,16 +162,185 @@ void over_row_blocks(int64_t B, const F& body) {
   });
 }
 
-// One step's h_{t-1} W^T (+ bias) into `out`. With `packed` (W laid out once per call for
-// oneDNN by mkldnn::_reorder_linear_weight, in Python), oneDNN's linear on it: the product torch's
-// own fused CPU LSTM is built on, 0.59-0.98 of ATen mm's time at B 16-64, H 128-256 on 2 threads of
-// this project's machine (benchmarks/dense_products.py, two runs), because the weights are not
-// re-packed at every step. Without, ATen's mm.
-// Both are the same sum to float rounding.
+// ---------------------------------------------------------------- the per-step product
+//
+// A time loop's product h_{t-1} W^T is small (B 16-64 rows, K 64-512, N 4H) and made once per
+// step: a library call per step costs its dispatch, its checks and an output tensor (about
+// 10-25 us each on this project's machine, against 20-100 us of arithmetic per thread), and
+// a generic GEMM lays W out again unless it is given a pre-packed copy. So with AVX-512 the
+// loops make it here: W laid out once per call in panels (pack_panels) and one small kernel
+// that keeps a block of MR rows x 64 columns of the result in 16 vector registers while it runs
+// down K (a broadcast of h and one FMA per vector and k), the same scheme as the libraries'
+// own micro-kernels. It runs at about the machine's FMA peak (benchmarks/dense_products.py,
+// the panel rows, against oneDNN on the same prepacked weight) and writes straight into the
+// loop's buffer. Each row's sum is taken in the same order whatever the other rows are, so the
+// result of a row does not depend on the batch or on how the rows were split among threads.
+
+constexpr int64_t kPanel = 64;  // columns of W per panel: four 16-float vectors
+constexpr int64_t kPanelRows = 4;  // rows of h per kernel call: 4 x 4 accumulators
+
+// Floats in W's panel layout: N rounded up to 16 columns, times K.
+inline int64_t panel_floats(int64_t N, int64_t K) { return (N + 15) / 16 * 16 * K; }
+
+// W (N, K), element (n, k) at w[n sn + k sk], into panels: panel p holds columns
+// [64 p, 64 p + w) as K rows of `wp` floats (w rounded up to 16, the padding zero), and starts at
+// float 64 p K. Copied in tiles of 16 k, reading along whichever index is contiguous: a
+// transpose read across rows 1-2 kB apart would fall into a few cache sets and thrash.
+inline void pack_panels_into(const float* w, int64_t sn, int64_t sk, int64_t N, int64_t K,
+                             float* out) {
+  for (int64_t n0 = 0; n0 < N; n0 += kPanel) {
+    const int64_t width = std::min(kPanel, N - n0), wp = (width + 15) / 16 * 16;
+    float* panel = out + n0 * K;
+    for (int64_t k0 = 0; k0 < K; k0 += 16) {
+      const int64_t k1 = std::min(K, k0 + 16);
+      if (sk == 1) {
+        for (int64_t j = 0; j < width; ++j)
+          for (int64_t k = k0; k < k1; ++k) panel[k * wp + j] = w[(n0 + j) * sn + k];
+      } else {
+        for (int64_t k = k0; k < k1; ++k)
+          for (int64_t j = 0; j < width; ++j) panel[k * wp + j] = w[(n0 + j) * sn + k * sk];
+      }
+      for (int64_t k = k0; k < k1; ++k)
+        for (int64_t j = width; j < wp; ++j) panel[k * wp + j] = 0.f;
+    }
+  }
+}
+
+#if RNNKIT_AVX2
+// C[MR, 16 NV] = init + A[MR, K] P[K, 16 NV]; init is C itself (accumulate), the bias or zero.
+// `last` masks the columns of the last vector that exist.
+template <int MR, int NV>
+RNNKIT_AVX512_TARGET void panel_block(const float* A, int64_t lda, const float* P, int64_t K,
+                                      float* C, int64_t ldc, const float* bias, bool accumulate,
+                                      __mmask16 last) {
+  __m512 acc[MR][NV];
+#pragma GCC unroll 4
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) {
+      const __mmask16 m = v == NV - 1 ? last : __mmask16(0xFFFF);
+      acc[r][v] = accumulate ? _mm512_maskz_loadu_ps(m, C + r * ldc + 16 * v)
+                  : bias     ? _mm512_maskz_loadu_ps(m, bias + 16 * v)
+                             : _mm512_setzero_ps();
+    }
+  for (int64_t k = 0; k < K; ++k) {
+    __m512 b[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) b[v] = _mm512_loadu_ps(P + k * 16 * NV + 16 * v);
+#pragma GCC unroll 4
+    for (int r = 0; r < MR; ++r) {
+      const __m512 a = _mm512_set1_ps(A[r * lda + k]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(a, b[v], acc[r][v]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v)
+      _mm512_mask_storeu_ps(C + r * ldc + 16 * v, v == NV - 1 ? last : __mmask16(0xFFFF),
+                            acc[r][v]);
+}
+
+template <int MR>
+RNNKIT_AVX512_TARGET void panel_rows(int64_t nv, const float* A, int64_t lda, const float* P,
+                                     int64_t K, float* C, int64_t ldc, const float* bias,
+                                     bool accumulate, __mmask16 last) {
+  switch (nv) {
+    case 4: return panel_block<MR, 4>(A, lda, P, K, C, ldc, bias, accumulate, last);
+    case 3: return panel_block<MR, 3>(A, lda, P, K, C, ldc, bias, accumulate, last);
+    case 2: return panel_block<MR, 2>(A, lda, P, K, C, ldc, bias, accumulate, last);
+    default: return panel_block<MR, 1>(A, lda, P, K, C, ldc, bias, accumulate, last);
+  }
+}
+
+// Columns of panels [p0, p1) of C (M, N) = (C or bias or 0) + A (M, K) W^T, W in panels.
+RNNKIT_AVX512_TARGET void panel_product(const float* A, int64_t lda, int64_t M, const float* P,
+                                        int64_t K, int64_t N, float* C, int64_t ldc,
+                                        const float* bias, bool accumulate, int64_t p0,
+                                        int64_t p1) {
+  for (int64_t p = p0; p < p1; ++p) {
+    const int64_t n0 = p * kPanel, width = std::min(kPanel, N - n0), nv = (width + 15) / 16;
+    const __mmask16 last = width % 16 ? __mmask16((1u << (width % 16)) - 1) : __mmask16(0xFFFF);
+    const float* panel = P + n0 * K;
+    const float* b = bias ? bias + n0 : nullptr;
+    int64_t m = 0;
+    for (; m + kPanelRows <= M; m += kPanelRows)
+      panel_rows<4>(nv, A + m * lda, lda, panel, K, C + m * ldc + n0, ldc, b, accumulate, last);
+    const float* a = A + m * lda;
+    float* c = C + m * ldc + n0;
+    switch (M - m) {
+      case 3: panel_rows<3>(nv, a, lda, panel, K, c, ldc, b, accumulate, last); break;
+      case 2: panel_rows<2>(nv, a, lda, panel, K, c, ldc, b, accumulate, last); break;
+      case 1: panel_rows<1>(nv, a, lda, panel, K, c, ldc, b, accumulate, last); break;
+      default: break;
+    }
+  }
+}
+#endif
+
+// Whether this CPU makes the per-step product with panel_product (else oneDNN or ATen's mm).
+inline bool has_panels() {
+#if RNNKIT_AVX2
+  return has_avx512();
+#else
+  return false;
+#endif
+}
+
+// W (N, K), float32, any strides (W^T of a contiguous W too), laid out for panel_product: a 1-D tensor of panel_floats(N, K) floats; an
+// empty tensor where this CPU has no AVX-512 (the caller then lays W out for oneDNN).
+Tensor pack_panels(const Tensor& w) {
+  TORCH_CHECK(w.dim() == 2 && w.scalar_type() == at::kFloat && w.device().is_cpu(),
+              "rnnkit kernels: pack_panels takes a 2-D float32 CPU weight, got ", w.sizes(), " ",
+              w.scalar_type());
+  if (!has_panels()) return at::empty({0}, w.options());
+  const int64_t N = w.size(0), K = w.size(1);
+  Tensor out = at::empty({panel_floats(N, K)}, w.options());
+  pack_panels_into(w.data_ptr<float>(), w.stride(0), w.stride(1), N, K, out.data_ptr<float>());
+  return out;
+}
+
+// out (M, N) = (out if accumulate, else bias or 0) + h (M, K) W^T, W from pack_panels. Rows of
+// h and out may be strided (a block of a bigger batch); their columns must be contiguous. On
+// one thread inside a parallel region (the row blocks), else the panels spread over the threads.
+void panel_step(Tensor& out, const Tensor& h, const Tensor& panels, const Tensor* bias,
+                bool accumulate) {
+  const int64_t M = h.size(0), K = h.size(1), N = out.size(1);
+  TORCH_CHECK(h.scalar_type() == at::kFloat && out.scalar_type() == at::kFloat &&
+                  h.stride(1) == 1 && out.stride(1) == 1 && out.size(0) == M &&
+                  panels.numel() == panel_floats(N, K) &&
+                  (!bias || (bias->numel() == N && bias->is_contiguous())),
+              "rnnkit kernels: per-step product: operands do not match the packed weight");
+#if RNNKIT_AVX2
+  const float* A = h.data_ptr<float>();
+  const float* P = panels.data_ptr<float>();
+  float* C = out.data_ptr<float>();
+  const float* b = bias ? bias->data_ptr<float>() : nullptr;
+  const int64_t n_panels = (N + kPanel - 1) / kPanel;
+  const int64_t per_panel = std::max<int64_t>(1, M * K * kPanel);  // FMAs of one panel
+  at::parallel_for(0, n_panels, std::max<int64_t>(1, (int64_t(1) << 16) / per_panel),
+                   [&](int64_t p0, int64_t p1) {
+                     panel_product(A, h.stride(0), M, P, K, N, C, out.stride(0), b, accumulate,
+                                   p0, p1);
+                   });
+#endif
+}
+
+// One step's h_{t-1} W^T (+ bias) into `out`. `packed` is W laid out once per call, in Python
+// (dense.packed_for_steps): a 1-D tensor from pack_panels (panel_step above), or W laid out for
+// oneDNN by mkldnn::_reorder_linear_weight, whose linear is the product torch's own fused CPU
+// LSTM is built on (0.59-0.98 of ATen mm's time at B 16-64, H 128-256 on 2 threads of this
+// project's machine, benchmarks/dense_products.py, because the weights are not re-packed at
+// every step). Without `packed`, ATen's mm. All are the same sum to float rounding.
 // With `accumulate`, out += h W^T instead (no bias then). Returns the rows holding the product:
 // `out`, or with `scratch` (out is only a work buffer) oneDNN's own result, saving the copy.
 Tensor step_product(Tensor& out, const Tensor& h, const Tensor& w_t, const Tensor* packed,
                     const Tensor* bias, bool accumulate = false, bool scratch = false) {
+  if (packed != nullptr && packed->dim() == 1) {
+    panel_step(out, h, *packed, bias, accumulate);
+    return out;
+  }
   if (packed == nullptr) {
     if (accumulate)
       out.addmm_(h, w_t);

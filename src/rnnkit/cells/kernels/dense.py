@@ -8,8 +8,9 @@ side of a recurrent layer (``W_ih x`` over all ``T * B`` rows at once) is the la
 product of a layer, so the fused engines, hoisted user cells, the minimal cells and the
 reference loop call this instead of ``F.linear``.
 
-``packed_for_steps`` serves the C++ time loops' per-step products ``h W^T``: oneDNN on a copy of
-``W`` laid out once per call, instead of ATen's ``mm``, which packs ``W`` again at every step.
+``packed_for_steps`` serves the C++ time loops' per-step products ``h W^T``: a copy of ``W`` laid
+out once per call for rnnkit's own per-step kernel (AVX-512) or for oneDNN, instead of ATen's
+``mm``, which packs ``W`` again at every step.
 
 oneDNN's operator has no autograd formula; ``_OneDnnLinear`` gives it one (first order).
 Off the CPU, in other dtypes (float64 gradcheck included), under tracing, scripting or
@@ -22,6 +23,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from rnnkit.cells import kernels
 
 
 def needs_grad(*tensors: Tensor | None) -> bool:
@@ -81,18 +84,29 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
 
 def packed_for_steps(weight: Tensor, batch_size: int) -> Tensor | None:
-    """``weight`` laid out once for oneDNN's per-step product ``h @ weight.T`` in the C++ time
-    loops (``step_product`` in ``layer_norm_rnn.cpp``), or None where that cannot run (not
-    float32, no oneDNN): the loops then use ATen's ``mm``.
+    """``weight`` laid out once per call for the C++ time loops' per-step product
+    ``h @ weight.T`` (``step_product`` in ``common.h``; ``weight`` may be a transposed view),
+    or None where no layout serves (not float32; no AVX-512 and no oneDNN): the loops then use
+    ATen's ``mm``.
 
-    The loops split the batch among the threads (``row_blocks`` there: blocks of at least 8
-    rows), so the layout is chosen for one block's rows.
+    With AVX-512, the layout of rnnkit's own per-step kernel (``pack_panels``: a 1-D tensor);
+    otherwise oneDNN's, chosen for one block's rows (the loops split the batch among the
+    threads, ``row_blocks`` there: blocks of at least 8 rows).
     """
-    if weight.dtype != torch.float32 or not torch.backends.mkldnn.is_available():
+    if weight.dtype != torch.float32:
         return None
-    blocks = max(1, min(torch.get_num_threads(), batch_size // 8))
     with torch.no_grad():
-        return torch.ops.mkldnn._reorder_linear_weight(weight.detach(), batch_size // blocks)
+        ops = kernels.load()
+        if ops is not None:
+            panels = ops.pack_panels(weight.detach())
+            if panels.numel() > 0:
+                return panels
+        if not torch.backends.mkldnn.is_available():
+            return None
+        blocks = max(1, min(torch.get_num_threads(), batch_size // 8))
+        return torch.ops.mkldnn._reorder_linear_weight(
+            weight.detach().contiguous(), batch_size // blocks
+        )
 
 
 def chunk_steps(row: int) -> int:

@@ -677,4 +677,19 @@ TORCH_LIBRARY(rnnkit_kernels, m) {
   // {buffers kept, bytes kept, of them free}; and letting them all go
   m.def("buffer_pool_stats() -> int[]", []() { return buffer_pool().stats(); });
   m.def("buffer_pool_clear() -> ()", []() { buffer_pool().clear(); });
+  // the loops' per-step product on its own, `repeats` times over (for tests and
+  // benchmarks/dense_products.py): out = (out | bias | 0) + h W^T, written into `out`; W laid
+  // out in `packed` (pack_panels or oneDNN's), or ATen's mm on weight_t (W^T) without it
+  m.def("pack_panels(Tensor weight) -> Tensor", &pack_panels);
+  m.def(
+      "step_product(Tensor(a!) out, Tensor h, Tensor weight_t, Tensor? packed, Tensor? bias, "
+      "bool accumulate=False, int repeats=1) -> ()",
+      [](Tensor out, const Tensor& h, const Tensor& w_t, const std::optional<Tensor>& packed,
+         const std::optional<Tensor>& bias, bool accumulate, int64_t repeats) {
+        TORCH_CHECK(!(accumulate && bias.has_value()),
+                    "rnnkit kernels: step_product: a bias or accumulate, not both");
+        const Tensor* p = packed.has_value() ? &*packed : nullptr;
+        const Tensor* b = bias.has_value() ? &*bias : nullptr;
+        for (int64_t i = 0; i < repeats; ++i) step_product(out, h, w_t, p, b, accumulate, false);
+      });
 }

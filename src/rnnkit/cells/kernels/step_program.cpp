@@ -307,7 +307,7 @@ std::vector<Tensor> step_program(const Tensor& ops, const Tensor& buffers, at::T
         if (kind == TEMP) ptr[i] = temps[i].data_ptr<T_>() + b0 * width, stride[i] = width;
         if (kind == CONST) ptr[i] = consts[index].data_ptr<T_>();
         if (kind == SCALAR) ptr[i] = scalars.data_ptr<T_>() + index;
-        if (kind == PRODUCT && !use_packed)  // ATen's addmm writes into it
+        if (kind == PRODUCT)  // ATen's addmm or the panel kernel writes into it
           products[i] = at::empty({rows, width}, opt), ptr[i] = products[i].data_ptr<T_>(),
           stride[i] = width;
       }
