@@ -8,6 +8,11 @@ per-call times with their min-max, ratios to ATen's ``mm`` from the same run:
    plain weight) and ``onednn-packed`` (on the weight laid out once, ``dense.packed_for_steps``),
    on all threads; then ``half-rows`` is ``onednn-packed`` on B/2 rows on one thread, the share
    of one thread when the loop splits the batch among two (``row_blocks`` in the .cpp).
+   The ``loop-*`` and ``half-*`` rows make the same product from C++ as the loops do
+   (``rnnkit_kernels::step_product``, 100 calls in one, no Python between them): on oneDNN's
+   layout (its result copied into the loop's buffer) and on rnnkit's own AVX-512 kernel
+   (``panels``: W laid out by ``pack_panels``, written straight into the buffer), on all
+   threads, then on B/2 rows on one thread. Needs the kernels; the panel rows need AVX-512.
 2. The whole-sequence input side ``x W^T`` (T*B rows), ``F.linear`` against ``dense.linear``,
    and ``onednn-chunks``: ``dense.linear`` on about 4 MB of output at a time (``dense.chunks``),
    as the forward-only loops make their input side.
@@ -23,12 +28,14 @@ Run: ``PYTHONPATH=src python benchmarks/dense_products.py [--threads 2] [--repea
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 
 import torch
 import torch.nn.functional as F
 from timing import interleaved, spread
 
+from rnnkit.cells import kernels
 from rnnkit.cells.kernels import dense
 
 STEP_SHAPES = ((32, 256), (16, 256), (64, 128), (32, 128))  # (B, H)
@@ -73,7 +80,8 @@ def step_products(B: int, H: int, repeats: int) -> None:
     linear = torch.ops.mkldnn._linear_pointwise
     h, w = torch.randn(B, H), torch.randn(4 * H, H)
     w_t = w.t()
-    packed = dense.packed_for_steps(w, B)
+    blocks = max(1, min(torch.get_num_threads(), B // 8))  # as dense.packed_for_steps chooses
+    packed = torch.ops.mkldnn._reorder_linear_weight(w, B // blocks)
     half, half_packed = h[: B // 2], torch.ops.mkldnn._reorder_linear_weight(w, B // 2)
     calls = 100  # per timed unit
     runs = {
@@ -84,6 +92,18 @@ def step_products(B: int, H: int, repeats: int) -> None:
             _batch(lambda: linear(half, half_packed, None, "none", [], ""), calls)
         ),
     }
+    ops = kernels.load()
+    if ops is not None:
+        out, out_half = torch.empty(B, 4 * H), torch.empty(B // 2, 4 * H)
+        layouts = {"onednn": (packed, half_packed), "panels": (ops.pack_panels(w),) * 2}
+        for name, (whole, halved) in layouts.items():
+            if whole.numel() == 0:
+                continue  # no AVX-512: no panels
+            make = functools.partial(ops.step_product, repeats=calls)
+            runs[f"loop-{name}"] = functools.partial(make, out, h, w_t, whole, None)
+            runs[f"half-{name}"] = _one_thread(
+                functools.partial(make, out_half, half, w_t, halved, None)
+            )
     _print(f"step B{B} H{H}", interleaved(runs, repeats), 1000 / calls)
 
 
@@ -105,8 +125,6 @@ BUFFER_SHAPES = ((128, 32, 1024), (256, 64, 512))  # (T, B, 4H): 16 MB and 32 MB
 
 
 def fresh_buffers(shape: tuple[int, int, int], repeats: int) -> None:
-    from rnnkit.cells import kernels
-
     ops = kernels.load()
     if ops is None:
         print(f"buffer {shape}: the kernels are not built; skipped")
