@@ -8,10 +8,11 @@ between them. ``step_program.cpp`` runs the forward time loop of any plain cell 
 ``rnnkit.layers.step_program`` could lower to its small set of operations, and ``min_rnn.cpp``
 the gate maths around the minimal cells' scan (``common.h``: what they share, with the pool
 of whole-sequence buffers). They are compiled by ``torch.utils.cpp_extension`` the first time a
-process asks for them, as two units (the last two sources share one), side by side: about 15-20 s
-on a 2-core machine (``benchmarks/kernel_build.py`` times it), one line on stderr says so. They are cached in torch's extension folder
-(``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``), where torch's lock file
-keeps two processes building at once from tripping over each other.
+process asks for them, as two units (the last two sources share one), side by side: about
+15-20 s on a 2-core machine (``benchmarks/kernel_build.py`` times it), one line on stderr says
+so. They are cached in torch's extension folder (``TORCH_EXTENSIONS_DIR``, by default
+``~/.cache/torch_extensions``), where torch's lock file keeps two processes building at once
+from tripping over each other.
 
 Nothing depends on it: ``load()`` returns ``None`` when ``RNNKIT_KERNELS=0`` is set, or when the
 build fails (no compiler, no ninja, no headers; one warning line says why), and the engines then
