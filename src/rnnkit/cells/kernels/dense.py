@@ -95,18 +95,30 @@ def packed_for_steps(weight: Tensor, batch_size: int) -> Tensor | None:
     """
     if weight.dtype != torch.float32:
         return None
+    laid_out = panels(weight)
+    if laid_out is not None:
+        return laid_out
     with torch.no_grad():
-        ops = kernels.load()
-        if ops is not None:
-            panels = ops.pack_panels(weight.detach())
-            if panels.numel() > 0:
-                return panels
         if not torch.backends.mkldnn.is_available():
             return None
         blocks = max(1, min(torch.get_num_threads(), batch_size // 8))
         return torch.ops.mkldnn._reorder_linear_weight(
             weight.detach().contiguous(), batch_size // blocks
         )
+
+
+def panels(weight: Tensor) -> Tensor | None:
+    """``weight`` in the panel layout of rnnkit's per-step kernel (``pack_panels``), for a loop
+    that makes ``W x_t`` at every step itself; None where that kernel does not run (not float32,
+    no AVX-512, no kernels)."""
+    if weight.dtype != torch.float32 or weight.device.type != "cpu":
+        return None
+    ops = kernels.load()
+    if ops is None:
+        return None
+    with torch.no_grad():
+        packed = ops.pack_panels(weight.detach())
+    return packed if packed.numel() > 0 else None
 
 
 def chunk_steps(row: int) -> int:

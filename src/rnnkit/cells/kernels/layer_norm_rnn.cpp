@@ -374,24 +374,37 @@ RNNKIT_ROWS(gru_backward_rows, GruBwdStep)
 // mean_c, rstd_c[, mean_x, rstd_x]}: hp = h_{t-1} W_hh^T (T, B, 4H); act = sigma(i), sigma(f),
 // tanh(g), sigma(o) (T, B, 4H); cs = c_t and tc = tanh(LN(c_t)) (T, B, H); the norms' mean and
 // rstd (T, B, 1), the input side's last, where it is normalised here (g_ih given: xg is then
-// the raw W_ih x, and g_ih, b_ih its norm's gain and shift).
+// the raw W_ih x, and g_ih, b_ih its norm's gain and shift). Forward-only, with x_panels (W_ih
+// from pack_panels), xg is the input x (T, B, I) itself and each step makes its W_ih x_t: no
+// whole-sequence input side, no chunks, one parallel region for the whole loop.
 std::vector<Tensor> lstm_forward(const Tensor& xg, const Tensor& h0, const Tensor& c0,
                                  const Tensor& w_hh, const Tensor& g_hh, const Tensor& g_c,
                                  const Tensor& b_c, double eps_hh, double eps_c, Tensor hs,
                                  bool save, const std::optional<Tensor>& w_packed,
                                  const std::optional<Tensor>& g_ih,
-                                 const std::optional<Tensor>& b_ih, double eps_ih) {
+                                 const std::optional<Tensor>& b_ih, double eps_ih,
+                                 const std::optional<Tensor>& x_panels) {
   at::NoGradGuard no_grad;
   const Tensor* packed = w_packed.has_value() && w_packed->defined() ? &*w_packed : nullptr;
   // forward-only runs may hand over the raw input side and its norm's gain and shift
   const bool xnorm = g_ih.has_value() && g_ih->defined();
-  if (xnorm) check(*g_ih, xg, "g_ih"), check(*b_ih, xg, "b_ih");
+  // ... or, with W_ih in panels (x_panels), the input x itself: each step then makes its rows'
+  // W_ih x_t with the panel kernel, beside h_{t-1} W_hh^T
+  const bool fused_input = x_panels.has_value() && x_panels->defined();
+  TORCH_CHECK(!fused_input || (xnorm && !save && xg.dim() == 3 && xg.stride(2) == 1),
+              "rnnkit kernels: lstm_forward takes x with W_ih's panels only forward-only, with "
+              "the input norm, and x's features contiguous");
+  if (xnorm) check(*g_ih, h0, "g_ih"), check(*b_ih, h0, "b_ih");
   for (auto [t, n] : {std::pair{&h0, "h0"}, {&c0, "c0"}, {&w_hh, "w_hh"}, {&g_hh, "g_hh"},
                       {&g_c, "g_c"}, {&b_c, "b_c"}, {&hs, "hs"}})
-    check(*t, xg, n);
-  check(xg, xg, "xg");
-  const int64_t T = xg.size(0), B = xg.size(1), G = xg.size(2), H = G / 4;
-  TORCH_CHECK(T >= 1 && G == 4 * H && h0.size(0) == B && h0.size(1) == H && hs.size(0) == T,
+    check(*t, h0, n);
+  TORCH_CHECK(xg.scalar_type() == h0.scalar_type() && xg.device().is_cpu(),
+              "rnnkit kernels: lstm_forward: xg must be a CPU tensor of h0's dtype");
+  if (!fused_input) check(xg, xg, "xg");
+  const int64_t T = xg.size(0), B = xg.size(1), G = w_hh.size(0), H = G / 4;
+  TORCH_CHECK(T >= 1 && G == 4 * H && h0.size(0) == B && h0.size(1) == H && hs.size(0) == T &&
+                  (fused_input ? x_panels->numel() == panel_floats(G, xg.size(2))
+                               : xg.size(2) == G),
               "rnnkit kernels: lstm_forward got mismatched shapes");
   const auto opt = xg.options();
   const Tensor w_t = w_hh.t();
@@ -413,18 +426,20 @@ std::vector<Tensor> lstm_forward(const Tensor& xg, const Tensor& h0, const Tenso
   AT_DISPATCH_FLOATING_TYPES(xg.scalar_type(), "lstm_forward", [&] {
     using T_ = scalar_t;
     over_row_blocks(B, [&](int64_t b0, int64_t b1, bool parallel_rows) {
+    Tensor x_rows = fused_input ? at::empty({b1 - b0, G}, opt) : Tensor();  // W_ih x_t
     for (int64_t t = 0; t < T; ++t) {
       Tensor p = save ? hp[t] : hp[0];
       Tensor p_rows = p.narrow(0, b0, b1 - b0);
       // without save the product's rows are scratch: oneDNN's result serves as they are
       const Tensor rows = step_product(p_rows, (t == 0 ? h0 : hs[t - 1]).narrow(0, b0, b1 - b0),
                                        w_t, packed, nullptr, false, !save);
+      if (fused_input) panel_step(x_rows, xg[t].narrow(0, b0, b1 - b0), *x_panels, nullptr, false);
       // every pointer starts at this block's first row: the row pass runs rows [0, b1 - b0)
       const int64_t g0 = b0 * G, h0_ = b0 * H;
       LstmFwdStep<T_> s{};
       s.p = rows.data_ptr<T_>();
       s.act = save ? step<T_>(act, t) + g0 : s.p;
-      s.x = step<T_>(xg, t) + g0;
+      s.x = fused_input ? x_rows.data_ptr<T_>() : step<T_>(xg, t) + g0;
       const Tensor& cb = save ? cs : cbuf;  // c_t: cs[t], or cbuf[t % 2]
       s.c_prev = (t == 0 ? c0.data_ptr<T_>() : step<T_>(cb, save ? t - 1 : (t - 1) & 1)) + h0_;
       s.c = step<T_>(cb, save ? t : t & 1) + h0_;
