@@ -148,20 +148,22 @@ def test_kernel_gradcheck(cls, built, monkeypatch):
     assert any(c.endswith("backward") for c in spy.calls)
 
 
+@pytest.mark.parametrize("B", [3, 19])
 @pytest.mark.parametrize("input_in_loop", [False, True])
 @pytest.mark.parametrize("cls", LN_CELLS)
-def test_kernel_forward_only_by_chunks(cls, input_in_loop, built, monkeypatch):
+def test_kernel_forward_only_by_chunks(cls, input_in_loop, B, built, monkeypatch, two_threads):
     # chunks of 2 steps, so that the state is handed across chunk boundaries (odd T: a last
     # chunk of one step); or, for the LSTM where the panel kernel runs, one call that makes
-    # W_ih x_t at every step (x batch-first underneath: its rows are strided)
+    # W_ih x_t at every step (x batch-first underneath: its rows are strided). B 19 on two
+    # threads: two blocks of rows, each with its own rows of x.
     monkeypatch.setattr(dense, "chunk_steps", lambda row: 2)
     if not input_in_loop:
         monkeypatch.setattr(dense, "panels", lambda weight: None)  # also oneDNN's layout
     elif cls is LayerNormGRUCell or dense.panels(torch.zeros(16, 4)) is None:
         pytest.skip("the input side is made in the loop by the LSTM's kernel with AVX-512")
     cell = make_cell(cls, 4, 5, torch.float32, seed=2)
-    x = torch.randn(3, 7, 4).transpose(0, 1)
-    state = cell.initial_state(3)
+    x = torch.randn(B, 7, 4).transpose(0, 1)
+    state = cell.initial_state(B)
     spy = use(monkeypatch, "kernel", built)
     with torch.no_grad():
         ys, final = cell.sequence(x, state)
@@ -170,10 +172,10 @@ def test_kernel_forward_only_by_chunks(cls, input_in_loop, built, monkeypatch):
     with torch.no_grad():
         ys_fb, final_fb = cell.sequence(x, state)
         ys_ref, final_ref = step_loop(cell, x, state)
-    for ref, fin in ((ys_fb, final_fb), (ys_ref, final_ref)):
-        torch.testing.assert_close(ys, ref, rtol=1e-5, atol=1e-6)
+    for ref, fin in ((ys_fb, final_fb), (ys_ref, final_ref)):  # float32 rounding
+        torch.testing.assert_close(ys, ref, rtol=1e-5, atol=5e-6)
         for a, b in zip(leaves(final), leaves(fin)):
-            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=5e-6)
 
 
 @pytest.mark.parametrize("name", ["lnlstm", "lngru"])

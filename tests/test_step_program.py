@@ -194,6 +194,29 @@ def test_program_runs_a_few_steps_at_a_time(kind, built, monkeypatch):
     assert_same(state, want_state, torch.float64)
 
 
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN"])
+def test_reference_path_makes_its_input_side_in_the_loop(kind, built, monkeypatch):
+    # float32 with the panel kernel (AVX-512): one call for the whole sequence, whatever the
+    # chunk size, each step making its rows' x_t W_ih^T + b_ih; batch-first input (strided rows)
+    from rnnkit.cells.kernels import dense
+
+    if dense.panels(torch.zeros(16, 5)) is None:
+        pytest.skip("the panel kernel needs AVX-512")
+    monkeypatch.setattr(step_program.dense, "chunk_steps", lambda row: 2)
+    torch.manual_seed(5)
+    fast = getattr(rnnkit, kind)(5, 6, backend="reference", batch_first=True)
+    plain = getattr(nn, kind)(5, 6, batch_first=True)
+    plain.load_state_dict(fast.state_dict())
+    x = torch.randn(3, 7, 5)
+    spy = use(monkeypatch, "kernel", built)
+    with torch.no_grad():
+        out, state = fast(x)
+        want_out, want_state = plain(x)
+    assert spy.calls == ["step_program"]
+    assert_same(out, want_out, torch.float32)
+    assert_same(state, want_state, torch.float32)
+
+
 def test_a_gradient_keeps_the_step_loop(built, monkeypatch):
     fast, plain = layers(GRUStyle)
     spy = use(monkeypatch, "kernel", built)
@@ -297,11 +320,12 @@ def test_kernel_rejects_a_malformed_program(built):
     def refused(rows, match, bufs=buffers, steps=x):
         with pytest.raises(RuntimeError, match=match):
             built.step_program(torch.tensor(rows), bufs, [steps], [h], [], [], [], [],
-                               torch.zeros(0), 4, )  # fmt: skip
+                               torch.zeros(0), 4, None, [], [])  # fmt: skip
 
     outputs = [[0, 4, 0, 4, 2, 0, 1, 0, 0, 0], [0, 5, 0, 4, 2, 0, 1, 0, 0, 0]]
     fine = [[3, 2, 0, 4, 0, 0, 1, 0, 0, 0], *outputs]  # tanh(x) -> y and h
-    built.step_program(torch.tensor(fine), buffers, [x], [h], [], [], [], [], torch.zeros(0), 4)
+    built.step_program(torch.tensor(fine), buffers, [x], [h], [], [], [], [], torch.zeros(0), 4,
+                       None, [], [])  # fmt: skip
     refused([[0, 9, 0, 4, 0, 0, 1, 0, 0, 0], *outputs], "out of range")
     refused([[0, 2, 0, 8, 0, 0, 1, 0, 0, 0], *outputs], "outside its buffer")  # 8 of 4 columns
     refused([[0, 1, 0, 4, 0, 0, 1, 0, 0, 0], *outputs], "writes to an input")  # over h0
@@ -315,12 +339,12 @@ def test_kernel_rejects_a_malformed_program(built):
     refused(fine, "at least one step", steps=x[:0])
     out = torch.full((3, 2, 4), 7.0)  # a caller's output: written there
     ys = built.step_program(torch.tensor(fine), buffers, [x], [h], [], [], [], [],
-                            torch.zeros(0), 4, out)[0]  # fmt: skip
+                            torch.zeros(0), 4, out, [], [])[0]  # fmt: skip
     assert ys.data_ptr() == out.data_ptr()
     torch.testing.assert_close(out, torch.tanh(x))
     with pytest.raises(RuntimeError, match="out must be"):
         built.step_program(torch.tensor(fine), buffers, [x], [h], [], [], [], [],
-                           torch.zeros(0), 4, torch.empty(3, 2, 5))  # fmt: skip
+                           torch.zeros(0), 4, torch.empty(3, 2, 5), [], [])  # fmt: skip
 
 
 def test_program_cache_keys_on_widths_and_dtype(built, monkeypatch):

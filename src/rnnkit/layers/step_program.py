@@ -583,6 +583,7 @@ def run(
     steps: int,
     state0: State,
     inputs: dict[str, Any],
+    linear_input: tuple[Tensor, Tensor, Tensor | None] | None = None,
 ) -> tuple[Tensor, State] | None:
     """The program over the whole sequence: ``(ys (T, B, F_y), final state)``, or None where the
     kernels cannot run on these tensors (the caller then runs the step loop).
@@ -590,7 +591,9 @@ def run(
     ``input_side(s, e)``: the input side of steps ``[s, e)``, ``(e - s, B, F)`` or a tuple of
     them; it is asked for a few steps at a time (``dense.chunks``), each part consumed by the
     loop while it is still in the cache, and the whole sequence's is never held. ``steps``: T.
-    ``inputs``: the constant inputs by name.
+    ``inputs``: the constant inputs by name. ``linear_input``: ``(x, W, b)`` where the input side
+    is one ``F.linear(x, W, b)``; where the panel kernel runs, the loop then makes each step's
+    ``x_t W^T + b`` itself (``dense.panels``), with no input side computed beforehand.
     """
     leaves0 = [h.contiguous() for h in leaves(state0)]
     dtype, batch = leaves0[0].dtype, leaves0[0].shape[0]
@@ -609,6 +612,14 @@ def run(
     row = batch * sum(width for kind, _, width in program.buffers if kind == KINDS["xp"])
     ys = ops.sequence_buffer([steps, batch, program.y_width], dtype)
     state = leaves0
+    if linear_input is not None:
+        x, w_in, b_in = linear_input
+        panels = dense.panels(w_in) if x.dtype == dtype and x.stride(-1) == 1 else None
+        if panels is not None and kernels.usable(x, w_in) is not None:
+            b_in = torch.empty(0, dtype=dtype) if b_in is None else b_in.detach().contiguous()
+            fixed = (consts, weights, biases, packed, scalars, program.y_width)
+            state = ops.step_program(*program.layout, [x], state, *fixed, ys, [panels], [b_in])[1:]
+            return ys, state[0] if program.state_is_tensor else from_leaves(state0, state)
     for s, e in dense.chunks(steps, row):
         xs = input_side(s, e)
         parts = xs if isinstance(xs, tuple) else (xs,)
@@ -626,6 +637,8 @@ def run(
             scalars,
             program.y_width,
             ys[s:e],
+            [],
+            [],
         )[1:]
     return ys, state[0] if program.state_is_tensor else from_leaves(state0, state)
 
@@ -669,6 +682,7 @@ def _lowered_run(
     steps: int,
     state0: State,
     inputs: dict[str, Any],
+    linear_input: tuple[Tensor, Tensor, Tensor | None] | None = None,
 ) -> tuple[Tensor, State] | None:
     """Run ``graph``'s program for ``key`` over ``steps`` steps (see :func:`run`), lowering it on
     first use (from the first step's input side); None when it is unsupported, which ``cache``
@@ -681,7 +695,9 @@ def _lowered_run(
         except Unsupported:
             cache[key] = None
     program = cache[key]
-    return None if program is None else run(program, input_side, steps, state0, inputs)
+    if program is None:
+        return None
+    return run(program, input_side, steps, state0, inputs, linear_input)
 
 
 def _hooked(cell: nn.Module) -> bool:
@@ -768,4 +784,6 @@ def pure_step_sequence(
 
     inputs = {"w_hh": w_hh, "b_hh": b_hh, "w_hr": w_hr}
     graph = _pure_step_graph(*key)
-    return _lowered_run(_PURE_PROGRAMS, full_key, graph, input_side, len(x), state0, inputs)
+    return _lowered_run(
+        _PURE_PROGRAMS, full_key, graph, input_side, len(x), state0, inputs, (x, w_ih, b_ih)
+    )

@@ -288,8 +288,9 @@ inline bool has_panels() {
 #endif
 }
 
-// W (N, K), float32, any strides (W^T of a contiguous W too), laid out for panel_product: a 1-D tensor of panel_floats(N, K) floats; an
-// empty tensor where this CPU has no AVX-512 (the caller then lays W out for oneDNN).
+// W (N, K), float32, any strides (W^T of a contiguous W too), laid out for panel_product: a
+// 1-D tensor of panel_floats(N, K) floats; an empty tensor where this CPU has no AVX-512 (the
+// caller then lays W out for oneDNN).
 Tensor pack_panels(const Tensor& w) {
   TORCH_CHECK(w.dim() == 2 && w.scalar_type() == at::kFloat && w.device().is_cpu(),
               "rnnkit kernels: pack_panels takes a 2-D float32 CPU weight, got ", w.sizes(), " ",

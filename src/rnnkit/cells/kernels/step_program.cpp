@@ -153,13 +153,17 @@ RNNKIT_ROWS(segment_rows, Segment)
 //   ops (n, 10) and buffers (m, 3: kind, index, width) int64; xps: the input sides (T, B, F),
 //   last dim contiguous; h0s: the initial state leaves (B, F_j), contiguous; consts: constant
 //   vectors or scalars; weights (N, K) with biases and, when `packed` is not empty, each weight
-//   laid out for oneDNN; scalars: the program's numbers, in the dtype of the rest; out: where
-//   to write ys (contiguous), or None for a new tensor.
+//   laid out for the per-step product (dense.packed_for_steps); scalars: the program's
+//   numbers, in the dtype of the rest; out: where to write ys (contiguous), or None for a new
+//   tensor. With x_panels (one per input side, from pack_panels, and x_biases beside them, an
+//   empty tensor for none), each xps[i] is instead an input x (T, B, I) whose input side
+//   x_t W_i^T + b_i the loop makes at each step, for its own rows, with the panel kernel.
 std::vector<Tensor> step_program(const Tensor& ops, const Tensor& buffers, at::TensorList xps,
                                  at::TensorList h0s, at::TensorList consts,
                                  at::TensorList weights, at::TensorList biases,
                                  at::TensorList packed, const Tensor& scalars, int64_t y_width,
-                                 const std::optional<Tensor>& out) {
+                                 const std::optional<Tensor>& out, at::TensorList x_panels,
+                                 at::TensorList x_biases) {
   at::NoGradGuard no_grad;
   TORCH_CHECK(ops.dim() == 2 && ops.size(1) == kRow && ops.scalar_type() == at::kLong &&
                   ops.is_contiguous() && buffers.dim() == 2 && buffers.size(1) == 3 &&
@@ -173,6 +177,13 @@ std::vector<Tensor> step_program(const Tensor& ops, const Tensor& buffers, at::T
                     x.device().is_cpu(),
                 "rnnkit kernels: step_program's input sides must be (T, B, F) CPU tensors");
   }
+  const bool fused_input = !x_panels.empty();
+  TORCH_CHECK(!fused_input || (x_panels.size() == xps.size() && x_biases.size() == xps.size()),
+              "rnnkit kernels: step_program: one panel weight and one bias per input");
+  for (const Tensor& b : x_biases)
+    TORCH_CHECK(b.numel() == 0 || (b.dim() == 1 && b.is_contiguous() &&
+                                   b.scalar_type() == like.scalar_type()),
+                "rnnkit kernels: step_program: an input bias must be a contiguous vector");
   for (const Tensor& h : h0s) check(h, like, "h0");
   for (const Tensor& c : consts) check(c, like, "a constant");
   for (const Tensor& w : weights) check(w, like, "a weight");
@@ -213,7 +224,14 @@ std::vector<Tensor> step_program(const Tensor& ops, const Tensor& buffers, at::T
     TORCH_CHECK(index >= 0 && index < count, "rnnkit kernels: step_program: buffer out of range");
     TORCH_CHECK(!leaf || width == h0s[index].size(1), "rnnkit kernels: step_program: a state leaf's width");
     TORCH_CHECK(kind != STATE_YS || width == y_width, "rnnkit kernels: step_program: the output's width");
-    TORCH_CHECK(kind != XP || width == xps[index].size(2), "rnnkit kernels: step_program: an input side's width");
+    if (kind == XP && fused_input) {  // x (T, B, I) and W (width, I) in panels
+      TORCH_CHECK(x_panels[index].numel() == panel_floats(width, xps[index].size(2)) &&
+                      (x_biases[index].numel() == 0 || x_biases[index].numel() == width),
+                  "rnnkit kernels: step_program: an input's weight does not match its width");
+    } else if (kind == XP) {
+      TORCH_CHECK(width == xps[index].size(2),
+                  "rnnkit kernels: step_program: an input side's width");
+    }
     if (kind == STATE_YS) from_ys[index] = true;
     if (kind == TEMP) temps[i] = at::empty({B, width}, opt);
   }
@@ -302,6 +320,8 @@ std::vector<Tensor> step_program(const Tensor& ops, const Tensor& buffers, at::T
       std::vector<T_*> ptr(n_buf, nullptr);
       std::vector<int64_t> stride(n_buf, 0);
       std::vector<Tensor> products(n_buf);  // this block's LINEAR results, kept alive
+      std::vector<Tensor> x_rows(xps.size());  // this block's input sides, made at each step
+      std::vector<const Tensor*> x_bias(xps.size(), nullptr);
       for (int64_t i = 0; i < n_buf; ++i) {
         const int64_t kind = buf[i * 3], index = buf[i * 3 + 1], width = buf[i * 3 + 2];
         if (kind == TEMP) ptr[i] = temps[i].data_ptr<T_>() + b0 * width, stride[i] = width;
@@ -310,11 +330,21 @@ std::vector<Tensor> step_program(const Tensor& ops, const Tensor& buffers, at::T
         if (kind == PRODUCT)  // ATen's addmm or the panel kernel writes into it
           products[i] = at::empty({rows, width}, opt), ptr[i] = products[i].data_ptr<T_>(),
           stride[i] = width;
+        if (kind == XP && fused_input && !x_rows[index].defined()) {
+          x_rows[index] = at::empty({rows, width}, opt);
+          if (x_biases[index].numel()) x_bias[index] = &x_biases[index];
+        }
       }
       for (int64_t t = 0; t < T; ++t) {
+        for (size_t j = 0; j < x_rows.size(); ++j)
+          if (x_rows[j].defined())
+            panel_step(x_rows[j], xps[j][t].narrow(0, b0, rows), x_panels[j], x_bias[j], false);
         for (int64_t i = 0; i < n_buf; ++i) {
           const int64_t kind = buf[i * 3], index = buf[i * 3 + 1], width = buf[i * 3 + 2];
-          if (kind == XP) {
+          if (kind == XP && fused_input) {
+            ptr[i] = x_rows[index].data_ptr<T_>();
+            stride[i] = width;
+          } else if (kind == XP) {
             const Tensor& x = xps[index];
             ptr[i] = x.data_ptr<T_>() + t * x.stride(0) + b0 * x.stride(1);
             stride[i] = x.stride(1);
@@ -375,6 +405,6 @@ TORCH_LIBRARY_FRAGMENT(rnnkit_kernels, m) {
   m.def(
       "step_program(Tensor ops, Tensor buffers, Tensor[] xps, Tensor[] h0s, Tensor[] consts, "
       "Tensor[] weights, Tensor[] biases, Tensor[] packed, Tensor scalars, int y_width, "
-      "Tensor(a!)? out=None) -> Tensor[]",
+      "Tensor(a!)? out, Tensor[] x_panels, Tensor[] x_biases) -> Tensor[]",
       &step_program);
 }
