@@ -1,13 +1,14 @@
-"""The matrix products under rnnkit's recurrent loops: ATen's ``mm`` against oneDNN.
+"""The matrix products under rnnkit's recurrent loops: ATen's ``mm``, oneDNN, rnnkit's kernel.
 
-Two tables, each contender interleaved with the others (``benchmarks/timing.py``), medians of
+Three tables, each contender interleaved with the others (``benchmarks/timing.py``), medians of
 per-call times with their min-max, ratios to ATen's ``mm`` from the same run:
 
 1. One step's product ``h W^T`` (B rows, W of shape (4H, H)), as the C++ time loops make it:
    ``mm`` (ATen, re-packing W at every call), ``onednn`` (``mkldnn::_linear_pointwise`` on the
-   plain weight) and ``onednn-packed`` (on the weight laid out once, ``dense.packed_for_steps``),
-   on all threads; then ``half-rows`` is ``onednn-packed`` on B/2 rows on one thread, the share
-   of one thread when the loop splits the batch among two (``row_blocks`` in the .cpp).
+   plain weight) and ``onednn-packed`` (on the weight laid out once for oneDNN, as
+   ``dense.packed_for_steps`` does on CPUs without AVX-512), on all threads; then ``half-rows``
+   is ``onednn-packed`` on B/2 rows on one thread, the share of one thread when the loop splits
+   the batch among two (``row_blocks`` in the .cpp).
    The ``loop-*`` and ``half-*`` rows make the same product from C++ as the loops do
    (``rnnkit_kernels::step_product``, 100 calls in one, no Python between them): on oneDNN's
    layout (its result copied into the loop's buffer) and on rnnkit's own AVX-512 kernel
@@ -15,7 +16,7 @@ per-call times with their min-max, ratios to ATen's ``mm`` from the same run:
    threads, then on B/2 rows on one thread. Needs the kernels; the panel rows need AVX-512.
 2. The whole-sequence input side ``x W^T`` (T*B rows), ``F.linear`` against ``dense.linear``,
    and ``onednn-chunks``: ``dense.linear`` on about 4 MB of output at a time (``dense.chunks``),
-   as the forward-only loops make their input side.
+   as the forward-only loops make their input side where they do not make it at each step.
 
 3. A whole-sequence buffer, made and written once per call, as the time loops need them at
    every call: ``torch.empty`` (fresh 4 kB pages from 32 MB up, one fault each on first write)
@@ -97,7 +98,7 @@ def step_products(B: int, H: int, repeats: int) -> None:
         out, out_half = torch.empty(B, 4 * H), torch.empty(B // 2, 4 * H)
         layouts = {"onednn": (packed, half_packed), "panels": (ops.pack_panels(w),) * 2}
         for name, (whole, halved) in layouts.items():
-            if whole.numel() == 0:
+            if name == "panels" and whole.dim() != 3:
                 continue  # no AVX-512: no panels
             make = functools.partial(ops.step_product, repeats=calls)
             runs[f"loop-{name}"] = functools.partial(make, out, h, w_t, whole, None)

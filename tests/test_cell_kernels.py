@@ -270,7 +270,7 @@ def test_packed_step_products_equal_atens(built):
     onednn_t = torch.ops.mkldnn._reorder_linear_weight(w_hh.t().contiguous(), B // 2)
     panels, panels_t = built.pack_panels(w_hh), built.pack_panels(w_hh.t())
     layouts = [(None, None), (onednn, onednn_t)]
-    if panels.numel():
+    if panels.dim() == 3:
         assert torch.equal(chosen, panels)  # with AVX-512 the loops take the panels
         layouts.append((panels, panels_t))
     xg, h0, c0 = torch.randn(T, B, 4 * H), torch.randn(B, H), torch.randn(B, H)
@@ -439,7 +439,7 @@ def test_training_after_inference_with_the_same_shapes(built, monkeypatch):
 
 def _panels_or_skip(built, w):
     panels = built.pack_panels(w)
-    if panels.numel() == 0:
+    if panels.dim() != 3:
         pytest.skip("this CPU has no AVX-512: the loops lay W out for oneDNN instead")
     return panels
 
@@ -454,7 +454,8 @@ def test_panel_product_equals_mm(M, K, N, built):
     torch.manual_seed(M * 100 + N)
     w, b = torch.randn(N, K), torch.randn(N)
     panels = _panels_or_skip(built, w)
-    assert panels.shape == ((N + 15) // 16 * 16 * K,)
+    assert panels.shape == (N, K, 1)
+    assert panels.untyped_storage().nbytes() == (N + 15) // 16 * 16 * K * 4
     # rows and columns of bigger buffers, as the loops pass a block of a batch's rows
     h = torch.randn(M + 2, K + 3)[1 : M + 1, :K]
     buffer = torch.full((M + 3, N + 5), 7.0)
@@ -496,6 +497,13 @@ def test_step_product_refuses_a_mismatched_layout(built):
     panels = _panels_or_skip(built, w)
     with pytest.raises(RuntimeError, match="do not match the packed weight"):
         built.step_product(torch.empty(4, 32), torch.randn(4, 9), w.t(), panels, None)
+    # a layout of the same size for another shape: W (16, 16) against (32, 8)
+    other = built.pack_panels(torch.randn(16, 16))
+    assert other.untyped_storage().nbytes() == panels.untyped_storage().nbytes()
+    with pytest.raises(RuntimeError, match="do not match the packed weight"):
+        built.step_product(torch.empty(4, 32), torch.randn(4, 8), w.t(), other, None)
+    with pytest.raises(RuntimeError, match="2-D CPU tensors"):
+        built.step_product(torch.empty(4, 32), torch.randn(4, 8, 1), w.t(), panels, None)
     with pytest.raises(RuntimeError, match="not both"):
         built.step_product(torch.empty(4, 32), torch.randn(4, 8), w.t(), panels, torch.zeros(32),
                            accumulate=True)  # fmt: skip

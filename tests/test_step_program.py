@@ -194,27 +194,70 @@ def test_program_runs_a_few_steps_at_a_time(kind, built, monkeypatch):
     assert_same(state, want_state, torch.float64)
 
 
+@pytest.mark.parametrize("batch", [3, 19])  # one block of rows; two with two threads
+@pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN"])
-def test_reference_path_makes_its_input_side_in_the_loop(kind, built, monkeypatch):
-    # float32 with the panel kernel (AVX-512): one call for the whole sequence, whatever the
-    # chunk size, each step making its rows' x_t W_ih^T + b_ih; batch-first input (strided rows)
+def test_reference_path_makes_its_input_side_in_the_loop(
+    kind, bias, batch, built, monkeypatch, two_threads
+):
+    # float32 with the panel kernel (AVX-512): one call per layer and direction for the whole
+    # sequence, whatever the chunk size, each block of rows making its x_t W_ih^T + b_ih;
+    # batch-first input (strided rows)
     from rnnkit.cells.kernels import dense
 
     if dense.panels(torch.zeros(16, 5)) is None:
         pytest.skip("the panel kernel needs AVX-512")
     monkeypatch.setattr(step_program.dense, "chunk_steps", lambda row: 2)
     torch.manual_seed(5)
-    fast = getattr(rnnkit, kind)(5, 6, backend="reference", batch_first=True)
-    plain = getattr(nn, kind)(5, 6, batch_first=True)
+    options = dict(num_layers=2, bidirectional=True, batch_first=True, bias=bias)
+    fast = getattr(rnnkit, kind)(5, 6, backend="reference", **options)
+    plain = getattr(nn, kind)(5, 6, **options)
     plain.load_state_dict(fast.state_dict())
-    x = torch.randn(3, 7, 5)
-    spy = use(monkeypatch, "kernel", built)
+    x = torch.randn(batch, 7, 5)
+
+    panels_given = []
+
+    class Recording:  # the kernels, noting how many input panels each step_program call got
+        def __getattr__(self, name):
+            return getattr(built, name)
+
+        def step_program(self, *args):
+            panels_given.append(len(args[-2]))
+            return built.step_program(*args)
+
+    spy = use(monkeypatch, "kernel", Recording())
     with torch.no_grad():
         out, state = fast(x)
         want_out, want_state = plain(x)
-    assert spy.calls == ["step_program"]
+    assert spy.calls == ["step_program"] * 4 and panels_given == [1] * 4
     assert_same(out, want_out, torch.float32)
     assert_same(state, want_state, torch.float32)
+
+
+def test_input_panels_must_match_every_input_side_buffer(built):
+    # the program's input-side buffers are checked against the panels' own N and K: two buffers
+    # of one input at different widths (17 and 32 round to the same panel size) are refused
+    from rnnkit.cells.kernels import dense
+
+    w = torch.randn(17, 4)
+    panels = dense.panels(w)
+    if panels is None:
+        pytest.skip("the panel kernel needs AVX-512")
+    assert panels.shape == (17, 4, 1)
+    x, h = torch.randn(3, 2, 4), torch.zeros(2, 17)
+    # x's step (17 wide), h, the output, the next h; tanh(x) -> y, h
+    buffers = torch.tensor([[0, 0, 17], [1, 0, 17], [3, 0, 17], [2, 0, 17]])
+    ops = torch.tensor([[3, 2, 0, 17, 0, 0, 1, 0, 0, 0], [0, 3, 0, 17, 2, 0, 1, 0, 0, 0]])
+    ys = built.step_program(ops, buffers, [x], [h], [], [], [], [], torch.zeros(0), 17, None,
+                            [panels], [torch.empty(0)])[0]  # fmt: skip
+    torch.testing.assert_close(ys, torch.tanh(x @ w.t()), rtol=1e-5, atol=1e-6)
+    wide = torch.cat([buffers, torch.tensor([[0, 0, 32]])])  # the same input read 32 wide
+    with pytest.raises(RuntimeError, match="does not match its width"):
+        built.step_program(ops, wide, [x], [h], [], [], [], [], torch.zeros(0), 17, None,
+                           [panels], [torch.empty(0)])  # fmt: skip
+    with pytest.raises(RuntimeError, match="does not match its width"):  # W of 16 rows
+        built.step_program(ops, buffers, [x], [h], [], [], [], [], torch.zeros(0), 17, None,
+                           [dense.panels(w[:16])], [torch.empty(0)])  # fmt: skip
 
 
 def test_a_gradient_keeps_the_step_loop(built, monkeypatch):

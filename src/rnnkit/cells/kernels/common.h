@@ -142,9 +142,10 @@ inline int64_t grain(int64_t row) { return std::max<int64_t>(1, 16384 / std::max
 // run serially inside a parallel region), and the threads meet once per call instead of twice
 // per step (the product, then the row pass). On 2 threads of this project's machine half the rows
 // on one thread take about as long as all of them spread over both (benchmarks/dense_products.py,
-// half-rows against onednn-packed), so splitting costs the products nothing from B = 2 * kMinRows
-// up and saves the meetings. Below that the per-step products are too thin to share well,
-// and the loop keeps one product over all rows plus a parallel row pass.
+// half-rows against onednn-packed, half-panels against loop-panels), so splitting costs the
+// products nothing from B = 2 * kMinRows up and saves the meetings. Below that the per-step
+// products are too thin to share well, and the loop keeps one product over all rows plus a
+// parallel row pass.
 constexpr int64_t kMinRows = 8;
 inline int64_t row_blocks(int64_t B) {
   return std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), B / kMinRows));
@@ -165,15 +166,15 @@ void over_row_blocks(int64_t B, const F& body) {
 // ---------------------------------------------------------------- the per-step product
 //
 // A time loop's product h_{t-1} W^T is small (B 16-64 rows, K 64-512, N 4H) and made once per
-// step: a library call per step costs its dispatch, its checks and an output tensor (about
-// 10-25 us each on this project's machine, against 20-100 us of arithmetic per thread), and
-// a generic GEMM lays W out again unless it is given a pre-packed copy. So with AVX-512 the
+// step: a library call per step costs its dispatch, its checks and an output tensor, and a
+// generic GEMM lays W out again unless it is given a pre-packed copy. So with AVX-512 the
 // loops make it here: W laid out once per call in panels (pack_panels) and one small kernel
-// that keeps a block of MR rows x 64 columns of the result in 16 vector registers while it runs
+// that keeps a block of 4 rows x 64 columns of the result in 16 vector registers while it runs
 // down K (a broadcast of h and one FMA per vector and k), the same scheme as the libraries'
-// own micro-kernels. It runs at about the machine's FMA peak (benchmarks/dense_products.py,
-// the panel rows, against oneDNN on the same prepacked weight) and writes straight into the
-// loop's buffer. Each row's sum is taken in the same order whatever the other rows are, so the
+// own micro-kernels, writing straight into the loop's buffer. On one thread's half of the
+// batch it took 0.45-0.77 of the time of oneDNN's linear on its own prepacked weight, 19-24 us
+// less per step at B 32-64, H 128-256 (benchmarks/dense_products.py, the half-* rows, 2026-11-29,
+// 816c8e6). Each row's sum is taken in the same order whatever the other rows are, so the
 // result of a row does not depend on the batch or on how the rows were split among threads.
 
 constexpr int64_t kPanel = 64;  // columns of W per panel: four 16-float vectors
@@ -288,9 +289,10 @@ inline bool has_panels() {
 #endif
 }
 
-// W (N, K), float32, any strides (W^T of a contiguous W too), laid out for panel_product: a
-// 1-D tensor of panel_floats(N, K) floats; an empty tensor where this CPU has no AVX-512 (the
-// caller then lays W out for oneDNN).
+// W (N, K), float32, any strides (W^T of a contiguous W too), laid out for panel_product:
+// panel_floats(N, K) floats, returned as a (N, K, 1) view over them (the view records N and K,
+// which the size alone cannot, and its three dimensions tell it from oneDNN's (N, K) layout);
+// an empty 1-D tensor where this CPU has no AVX-512 (the caller then lays W out for oneDNN).
 Tensor pack_panels(const Tensor& w) {
   TORCH_CHECK(w.dim() == 2 && w.scalar_type() == at::kFloat && w.device().is_cpu(),
               "rnnkit kernels: pack_panels takes a 2-D float32 CPU weight, got ", w.sizes(), " ",
@@ -299,7 +301,15 @@ Tensor pack_panels(const Tensor& w) {
   const int64_t N = w.size(0), K = w.size(1);
   Tensor out = at::empty({panel_floats(N, K)}, w.options());
   pack_panels_into(w.data_ptr<float>(), w.stride(0), w.stride(1), N, K, out.data_ptr<float>());
-  return out;
+  return out.as_strided({N, K, 1}, {K, 1, 1});
+}
+
+// Whether `panels` is pack_panels' layout of a W of N rows and K columns.
+inline bool is_panels_of(const Tensor& panels, int64_t N, int64_t K) {
+  return panels.dim() == 3 && panels.size(0) == N && panels.size(1) == K &&
+         panels.size(2) == 1 && panels.scalar_type() == at::kFloat && panels.device().is_cpu() &&
+         panels.storage().nbytes() >=
+             size_t(panels.storage_offset() + panel_floats(N, K)) * sizeof(float);
 }
 
 // out (M, N) = (out if accumulate, else bias or 0) + h (M, K) W^T, W from pack_panels. Rows of
@@ -307,11 +317,15 @@ Tensor pack_panels(const Tensor& w) {
 // one thread inside a parallel region (the row blocks), else the panels spread over the threads.
 void panel_step(Tensor& out, const Tensor& h, const Tensor& panels, const Tensor* bias,
                 bool accumulate) {
+  TORCH_CHECK(has_panels(), "rnnkit kernels: the per-step panel kernel needs AVX-512");
+  TORCH_CHECK(h.dim() == 2 && out.dim() == 2 && h.device().is_cpu() && out.device().is_cpu(),
+              "rnnkit kernels: per-step product: h and out must be 2-D CPU tensors");
   const int64_t M = h.size(0), K = h.size(1), N = out.size(1);
   TORCH_CHECK(h.scalar_type() == at::kFloat && out.scalar_type() == at::kFloat &&
                   h.stride(1) == 1 && out.stride(1) == 1 && out.size(0) == M &&
-                  panels.numel() == panel_floats(N, K) &&
-                  (!bias || (bias->numel() == N && bias->is_contiguous())),
+                  is_panels_of(panels, N, K) &&
+                  (!bias || (bias->dim() == 1 && bias->numel() == N && bias->is_contiguous() &&
+                             bias->scalar_type() == at::kFloat)),
               "rnnkit kernels: per-step product: operands do not match the packed weight");
 #if RNNKIT_AVX2
   const float* A = h.data_ptr<float>();
@@ -329,16 +343,17 @@ void panel_step(Tensor& out, const Tensor& h, const Tensor& panels, const Tensor
 }
 
 // One step's h_{t-1} W^T (+ bias) into `out`. `packed` is W laid out once per call, in Python
-// (dense.packed_for_steps): a 1-D tensor from pack_panels (panel_step above), or W laid out for
-// oneDNN by mkldnn::_reorder_linear_weight, whose linear is the product torch's own fused CPU
-// LSTM is built on (0.59-0.98 of ATen mm's time at B 16-64, H 128-256 on 2 threads of this
-// project's machine, benchmarks/dense_products.py, because the weights are not re-packed at
-// every step). Without `packed`, ATen's mm. All are the same sum to float rounding.
+// (dense.packed_for_steps): the (N, K, 1) view from pack_panels (panel_step above), or, on
+// CPUs without AVX-512, W laid out for oneDNN by mkldnn::_reorder_linear_weight, whose linear
+// is the product torch's own fused CPU LSTM is built on (0.64-0.84 of ATen mm's time at B
+// 16-64, H 128-256 on 2 threads of this project's machine, benchmarks/dense_products.py, the
+// onednn-packed rows, because the weights are not re-packed at every step). Without `packed`,
+// ATen's mm. All are the same sum to float rounding.
 // With `accumulate`, out += h W^T instead (no bias then). Returns the rows holding the product:
 // `out`, or with `scratch` (out is only a work buffer) oneDNN's own result, saving the copy.
 Tensor step_product(Tensor& out, const Tensor& h, const Tensor& w_t, const Tensor* packed,
                     const Tensor* bias, bool accumulate = false, bool scratch = false) {
-  if (packed != nullptr && packed->dim() == 1) {
+  if (packed != nullptr && packed->dim() == 3) {
     panel_step(out, h, *packed, bias, accumulate);
     return out;
   }

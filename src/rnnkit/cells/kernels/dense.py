@@ -89,9 +89,9 @@ def packed_for_steps(weight: Tensor, batch_size: int) -> Tensor | None:
     or None where no layout serves (not float32; no AVX-512 and no oneDNN): the loops then use
     ATen's ``mm``.
 
-    With AVX-512, the layout of rnnkit's own per-step kernel (``pack_panels``: a 1-D tensor);
-    otherwise oneDNN's, chosen for one block's rows (the loops split the batch among the
-    threads, ``row_blocks`` there: blocks of at least 8 rows).
+    With AVX-512, the layout of rnnkit's own per-step kernel (``pack_panels``: an ``(N, K, 1)``
+    view over the panels); otherwise oneDNN's, chosen for one block's rows (the loops split the
+    batch among the threads, ``row_blocks`` there: blocks of at least 8 rows).
     """
     if weight.dtype != torch.float32:
         return None
@@ -118,7 +118,7 @@ def panels(weight: Tensor) -> Tensor | None:
         return None
     with torch.no_grad():
         packed = ops.pack_panels(weight.detach())
-    return packed if packed.numel() > 0 else None
+    return packed if packed.dim() == 3 else None  # 1-D and empty: no AVX-512
 
 
 def chunk_steps(row: int) -> int:

@@ -9,15 +9,17 @@
 // the whole loop for its own block of batch rows (over_row_blocks); the row passes are compiled
 // for AVX-512, AVX2 and baseline x86-64, chosen at run time.
 //
-// Only the recurrent part lives here. The input side (W_ih x and its layer norm) and the weight
-// gradients (whole-sequence products after the loop) stay in PyTorch, in layer_norm_fused.py,
-// which also keeps the pure-PyTorch loops that give the same numbers where this file is not
-// built. Buffer layouts and the saved statistics are the same as those loops', so the Python
-// code after the loop serves both.
+// The recurrent part lives here, with the input side's layer norm (in the row passes) and,
+// forward only with the panel kernel, the LSTM's W_ih x_t itself (lstm_forward's x_panels).
+// Otherwise the input side W_ih x and the weight gradients (whole-sequence products after the
+// loop) stay in PyTorch, in layer_norm_fused.py, which also keeps the pure-PyTorch loops that
+// give the same numbers where this file is not built. Buffer layouts and the saved statistics
+// are the same as those loops', so the Python code after the loop serves both.
 //
 // Headers: ATen and torch/library.h only (not torch/extension.h), which keeps the first build
 // short. Ops are registered as torch.ops.rnnkit_kernels.*; they take contiguous CPU tensors of
-// one floating dtype and are called from inside autograd.Functions, never differentiated.
+// one floating dtype (lstm_forward's x with x_panels only needs its features contiguous) and are
+// called from inside autograd.Functions or under no_grad, never differentiated.
 
 #include "common.h"
 
@@ -403,7 +405,7 @@ std::vector<Tensor> lstm_forward(const Tensor& xg, const Tensor& h0, const Tenso
   if (!fused_input) check(xg, xg, "xg");
   const int64_t T = xg.size(0), B = xg.size(1), G = w_hh.size(0), H = G / 4;
   TORCH_CHECK(T >= 1 && G == 4 * H && h0.size(0) == B && h0.size(1) == H && hs.size(0) == T &&
-                  (fused_input ? x_panels->numel() == panel_floats(G, xg.size(2))
+                  (fused_input ? is_panels_of(*x_panels, G, xg.size(2))
                                : xg.size(2) == G),
               "rnnkit kernels: lstm_forward got mismatched shapes");
   const auto opt = xg.options();
@@ -430,7 +432,7 @@ std::vector<Tensor> lstm_forward(const Tensor& xg, const Tensor& h0, const Tenso
     for (int64_t t = 0; t < T; ++t) {
       Tensor p = save ? hp[t] : hp[0];
       Tensor p_rows = p.narrow(0, b0, b1 - b0);
-      // without save the product's rows are scratch: oneDNN's result serves as they are
+      // without save the product's rows are scratch: oneDNN's own result serves as it is
       const Tensor rows = step_product(p_rows, (t == 0 ? h0 : hs[t - 1]).narrow(0, b0, b1 - b0),
                                        w_t, packed, nullptr, false, !save);
       if (fused_input) panel_step(x_rows, xg[t].narrow(0, b0, b1 - b0), *x_panels, nullptr, false);
@@ -479,7 +481,7 @@ std::vector<Tensor> lstm_backward(const Tensor& grad_hs, const Tensor& grad_c_T,
                                   const std::optional<Tensor>& mean_x,
                                   const std::optional<Tensor>& rstd_x) {
   at::NoGradGuard no_grad;
-  // W_hh^T laid out for oneDNN (dL/dh_{t-1} = dp W_hh = linear(dp, W_hh^T)), or null
+  // W_hh^T laid out for the per-step product (dL/dh_{t-1} = dp W_hh = dp (W_hh^T)^T), or null
   const Tensor* packed = w_packed_t.has_value() && w_packed_t->defined() ? &*w_packed_t : nullptr;
   for (auto [t, n] :
        {std::pair{&grad_hs, "grad_hs"}, {&grad_c_T, "grad_c_T"}, {&h0, "h0"}, {&c0, "c0"},
@@ -622,7 +624,7 @@ std::vector<Tensor> gru_backward(const Tensor& grad_hs, const Tensor& h0, const 
                                  const std::optional<Tensor>& w_packed_t) {
   at::NoGradGuard no_grad;
   const bool norm = g_hh_opt.has_value() && g_hh_opt->defined();
-  // W_hh^T laid out for oneDNN (dL/dh_{t-1} += dp W_hh = linear(dp, W_hh^T)), or null
+  // W_hh^T laid out for the per-step product (dL/dh_{t-1} += dp W_hh), or null
   const Tensor* packed = w_packed_t.has_value() && w_packed_t->defined() ? &*w_packed_t : nullptr;
   for (auto [t, n] : {std::pair{&grad_hs, "grad_hs"}, {&h0, "h0"}, {&w_hh, "w_hh"},
                       {&hp, "hp"}, {&rz, "rz"}, {&ns, "ns"}, {&u_n, "u_n"}})

@@ -3,8 +3,9 @@
 // and this file runs it for every step without returning to Python.
 //
 // A program is a list of operations on buffers of batch rows:
-//   - LINEAR: one step's product `a W^T + b` over the rows (oneDNN on a weight laid out once per
-//     call, as the fused engines do, or ATen's addmm);
+//   - LINEAR: one step's product `a W^T + b` over the rows (common.h's step_product on a weight
+//     laid out once per call, as the fused engines do: the panel kernel with AVX-512, else
+//     oneDNN; or ATen's addmm without a layout);
 //   - elementwise operations (unary: copy, neg, sigmoid, tanh, relu, ...; binary: add, sub, mul,
 //     div), each operand a column range of a buffer, a value per row (a (B, 1) buffer), a
 //     constant vector or a scalar.
@@ -225,7 +226,7 @@ std::vector<Tensor> step_program(const Tensor& ops, const Tensor& buffers, at::T
     TORCH_CHECK(!leaf || width == h0s[index].size(1), "rnnkit kernels: step_program: a state leaf's width");
     TORCH_CHECK(kind != STATE_YS || width == y_width, "rnnkit kernels: step_program: the output's width");
     if (kind == XP && fused_input) {  // x (T, B, I) and W (width, I) in panels
-      TORCH_CHECK(x_panels[index].numel() == panel_floats(width, xps[index].size(2)) &&
+      TORCH_CHECK(is_panels_of(x_panels[index], width, xps[index].size(2)) &&
                       (x_biases[index].numel() == 0 || x_biases[index].numel() == width),
                   "rnnkit kernels: step_program: an input's weight does not match its width");
     } else if (kind == XP) {
