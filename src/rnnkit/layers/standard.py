@@ -332,8 +332,8 @@ class GRU(_RecurrentLayer, nn.GRU):
     one product for ``W_hh h + b_hh`` (in float32 on a ``W_hh`` laid out once per call, for
     rnnkit's own per-step kernel with AVX-512 or for oneDNN; ATen's ``addmm`` in float64) and
     one fused pass over the batch rows for the gates, forward and backward
-    (back-propagation through time written out, weight gradients as whole-sequence products). torch's CPU GRU instead dispatches one ATen op after another
-    per step. The numbers match torch's to rounding (float32 exp and tanh are polynomials
+    (back-propagation through time written out, weight gradients as whole-sequence products).
+    torch's CPU GRU instead dispatches one ATen op after another per step. The numbers match torch's to rounding (float32 exp and tanh are polynomials
     accurate to a few ulp). Where the engine cannot run, the call goes to torch's own kernels
     (``"native"``, torch's numbers exactly): on CUDA, in dtypes other than float32 and
     float64, with ``lengths=`` or a ``PackedSequence``, while tracing, scripting, exporting or
