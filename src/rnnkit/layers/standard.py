@@ -333,8 +333,8 @@ class GRU(_RecurrentLayer, nn.GRU):
     rnnkit's own per-step kernel with AVX-512 or for oneDNN; ATen's ``addmm`` in float64) and
     one fused pass over the batch rows for the gates, forward and backward
     (back-propagation through time written out, weight gradients as whole-sequence products).
-    torch's CPU GRU instead dispatches one ATen op after another per step. The numbers match torch's to rounding (float32 exp and tanh are polynomials
-    accurate to a few ulp). Where the engine cannot run, the call goes to torch's own kernels
+    torch's CPU GRU instead dispatches one ATen op after another per step. The numbers match
+    torch's to rounding (float32 exp and tanh are polynomials accurate to a few ulp). Where the engine cannot run, the call goes to torch's own kernels
     (``"native"``, torch's numbers exactly): on CUDA, in dtypes other than float32 and
     float64, with ``lengths=`` or a ``PackedSequence``, while tracing, scripting, exporting or
     compiling, and when the kernels are off (``RNNKIT_KERNELS=0``) or cannot be built;
