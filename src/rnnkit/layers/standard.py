@@ -327,20 +327,20 @@ class GRU(_RecurrentLayer, nn.GRU):
         backend: ``"auto"`` (default), ``"native"``, ``"reference"`` or ``"fused"``.
 
     ``backend="fused"`` runs each layer and direction in rnnkit's own CPU engine
-    (``rnnkit.cells.layer_norm_fused.gru_sequence``, the C++ loop of ``rnnkit.cells.kernels``,
-    built at first use): ``W_ih x + b_ih`` for the whole sequence in one matmul, then per step
-    one product for ``W_hh h + b_hh`` (in float32 on a ``W_hh`` laid out once per call, for
-    rnnkit's own per-step kernel with AVX-512 or for oneDNN; ATen's ``addmm`` in float64) and
-    one fused pass over the batch rows for the gates, forward and backward
-    (back-propagation through time written out, weight gradients as whole-sequence products).
-    torch's CPU GRU instead dispatches one ATen op after another per step. The numbers match
-    torch's to rounding (float32 exp and tanh are polynomials accurate to a few ulp). Where the engine cannot run, the call goes to torch's own kernels
-    (``"native"``, torch's numbers exactly): on CUDA, in dtypes other than float32 and
+    (``rnnkit.cells.layer_norm_fused.gru_sequence``, the C++ loop of ``rnnkit.cells.kernels``, built
+    at first use): ``W_ih x + b_ih`` for the whole sequence in one matmul, then per step one product
+    for ``W_hh h + b_hh`` (in float32 on a ``W_hh`` laid out once per call, for rnnkit's own
+    per-step kernel with AVX-512 or for oneDNN; ATen's ``addmm`` in float64) and one fused pass over
+    the batch rows for the gates, forward and backward (back-propagation through time written out,
+    weight gradients as whole-sequence products). torch's CPU GRU instead dispatches one ATen op
+    after another per step. The numbers match torch's to rounding (float32 exp and tanh are
+    polynomials accurate to a few ulp). Where the engine cannot run, the call goes to torch's own
+    kernels (``"native"``, torch's numbers exactly): on CUDA, in dtypes other than float32 and
     float64, with ``lengths=`` or a ``PackedSequence``, while tracing, scripting, exporting or
     compiling, and when the kernels are off (``RNNKIT_KERNELS=0``) or cannot be built;
-    ``return_states=True`` takes the reference loop, as with ``"auto"``. A single step
-    (``T = 1``) runs the reference step, the same equations. Inter-layer ``dropout`` in
-    training is the unroller's ``F.dropout``, as on the reference path.
+    ``return_states=True`` takes the reference loop, as with ``"auto"``. A single step (``T = 1``)
+    runs the reference step, the same equations. Inter-layer ``dropout`` in training is the
+    unroller's ``F.dropout``, as on the reference path.
 
     Example::
 
