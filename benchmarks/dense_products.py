@@ -23,7 +23,8 @@ per-call times with their min-max, ratios to ATen's ``mm`` from the same run:
    against ``empty_huge`` (advised for 2 MB pages, ``common.h``) and ``sequence_buffer`` (the
    loops' own: ``empty_huge``'s memory kept after use and handed out again). Needs the kernels.
 
-Run: ``PYTHONPATH=src python benchmarks/dense_products.py [--threads 2] [--repeats 200]``.
+Run: ``PYTHONPATH=src python benchmarks/dense_products.py [--threads 2] [--repeats 200]``;
+other step shapes with ``--steps 1x256,8x512 --step-only``.
 """
 
 from __future__ import annotations
@@ -83,16 +84,19 @@ def step_products(B: int, H: int, repeats: int) -> None:
     w_t = w.t()
     blocks = max(1, min(torch.get_num_threads(), B // 8))  # as dense.packed_for_steps chooses
     packed = torch.ops.mkldnn._reorder_linear_weight(w, B // blocks)
-    half, half_packed = h[: B // 2], torch.ops.mkldnn._reorder_linear_weight(w, B // 2)
+    halves = B >= 2  # the half-* rows need a row in each half
+    half = h[: B // 2]
+    half_packed = torch.ops.mkldnn._reorder_linear_weight(w, B // 2) if halves else packed
     calls = 100  # per timed unit
     runs = {
         "mm": _batch(lambda: torch.mm(h, w_t), calls),
         "onednn": _batch(lambda: linear(h, w, None, "none", [], ""), calls),
         "onednn-packed": _batch(lambda: linear(h, packed, None, "none", [], ""), calls),
-        "half-rows": _one_thread(
-            _batch(lambda: linear(half, half_packed, None, "none", [], ""), calls)
-        ),
     }
+    if halves:
+        runs["half-rows"] = _one_thread(
+            _batch(lambda: linear(half, half_packed, None, "none", [], ""), calls)
+        )
     ops = kernels.load()
     if ops is not None:
         out, out_half = torch.empty(B, 4 * H), torch.empty(B // 2, 4 * H)
@@ -102,9 +106,10 @@ def step_products(B: int, H: int, repeats: int) -> None:
                 continue  # no AVX-512: no panels
             make = functools.partial(ops.step_product, repeats=calls)
             runs[f"loop-{name}"] = functools.partial(make, out, h, w_t, whole, None)
-            runs[f"half-{name}"] = _one_thread(
-                functools.partial(make, out_half, half, w_t, halved, None)
-            )
+            if halves:
+                runs[f"half-{name}"] = _one_thread(
+                    functools.partial(make, out_half, half, w_t, halved, None)
+                )
     _print(f"step B{B} H{H}", interleaved(runs, repeats), 1000 / calls)
 
 
@@ -143,12 +148,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=30, help="timed rounds (30)")
+    parser.add_argument(
+        "--steps",
+        default=",".join(f"{B}x{H}" for B, H in STEP_SHAPES),
+        help="the step products' shapes, BxH comma-separated (%(default)s); "
+        "--steps '' leaves table 1 out",
+    )
+    parser.add_argument("--step-only", action="store_true", help="table 1 only")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, CPU, {args.threads} threads, {args.repeats} rounds")
     print(f"{'shape':<20} {'contender':<16} {'median':>10} {'min-max':>16} {'/ mm':>8}")
-    for B, H in STEP_SHAPES:
+    for shape in filter(None, args.steps.split(",")):
+        B, H = (int(v) for v in shape.lower().split("x"))
         step_products(B, H, args.repeats)
+    if args.step_only:
+        return
     for rows, H in INPUT_SHAPES:
         input_products(rows, H, args.repeats)
     for shape in BUFFER_SHAPES:
