@@ -243,15 +243,16 @@ def layer_norm_lstm_sequence(cell, x: Tensor, state: tuple[Tensor, Tensor]):
         packed = dense.packed_for_steps(weights[0], B)
         # the input side's norm is folded into the kernel's row pass: one pass less over it
         x_norm = (cell.ln_ih.weight.contiguous(), cell.bias.contiguous(), cell.ln_ih.eps)
-        x_panels = dense.panels(cell.weight_ih)
-        if x_panels is not None and x.stride(-1) == 1:  # W_ih x_t made at each step
+        x_panels = dense.panels(cell.weight_ih) if x.stride(-1) == 1 else None
+        if x_panels is not None:  # one call: each step makes its W_ih x_t
             (c_T,) = kernels.lstm_forward(x, h0, c0, *weights, *eps, hs, False, packed, *x_norm,
                                           x_panels)  # fmt: skip
-            return hs, (hs[-1], c_T)
-        for s, e in dense.chunks(T, B * G):  # the input side a few steps at a time
-            h = h0 if s == 0 else hs[s - 1]
-            (c_T,) = kernels.lstm_forward(dense.linear(x[s:e], cell.weight_ih), h, c_T, *weights,
-                                          *eps, hs[s:e], False, packed, *x_norm, None)  # fmt: skip
+        else:
+            for s, e in dense.chunks(T, B * G):  # the input side a few steps at a time
+                h = h0 if s == 0 else hs[s - 1]
+                (c_T,) = kernels.lstm_forward(dense.linear(x[s:e], cell.weight_ih), h, c_T,
+                                              *weights, *eps, hs[s:e], False, packed, *x_norm,
+                                              None)  # fmt: skip
     else:
         T, B = x.shape[:2]
         xg = _InputByChunks(lambda s, e: input_side(x[s:e]), T, B, G)

@@ -602,44 +602,36 @@ def run(
         consts = [env[n].reshape(-1).contiguous() for n in program.constants]
         weights = [w(env).contiguous() for w in program.weights]
         biases = [b(env).contiguous() for b in program.biases]
-    fixed = [*leaves0, *consts, *weights, *biases]
-    ops = kernels.usable(*fixed)
-    if ops is None or any(t.dtype != dtype for t in fixed):
+    tensors = [*leaves0, *consts, *weights, *biases]
+    ops = kernels.usable(*tensors)
+    if ops is None or any(t.dtype != dtype for t in tensors):
         return None
     packed = [dense.packed_for_steps(w, batch) for w in weights]
     packed = packed if packed and all(p is not None for p in packed) else []
-    scalars = torch.tensor(program.scalars, dtype=dtype)
-    row = batch * sum(width for kind, _, width in program.buffers if kind == KINDS["xp"])
+    fixed = (consts, weights, biases, packed, torch.tensor(program.scalars, dtype=dtype))
     ys = ops.sequence_buffer([steps, batch, program.y_width], dtype)
     state = leaves0
+    panels = None
     if linear_input is not None:
         x, w_in, b_in = linear_input
-        panels = dense.panels(w_in) if x.dtype == dtype and x.stride(-1) == 1 else None
-        if panels is not None and kernels.usable(x, w_in) is not None:
-            b_in = torch.empty(0, dtype=dtype) if b_in is None else b_in.detach().contiguous()
-            fixed = (consts, weights, biases, packed, scalars, program.y_width)
-            state = ops.step_program(*program.layout, [x], state, *fixed, ys, [panels], [b_in])[1:]
-            return ys, state[0] if program.state_is_tensor else from_leaves(state0, state)
-    for s, e in dense.chunks(steps, row):
-        xs = input_side(s, e)
-        parts = xs if isinstance(xs, tuple) else (xs,)
-        if kernels.usable(*parts) is None or any(p.dtype != dtype for p in parts):
-            return None
-        parts = [p if p.stride(-1) == 1 else p.contiguous() for p in parts]
+        if x.dtype == dtype and x.stride(-1) == 1 and kernels.usable(x, w_in) is not None:
+            panels = dense.panels(w_in)
+    if panels is not None:  # one call: each step makes x_t W^T + b itself
+        b_in = torch.empty(0, dtype=dtype) if b_in is None else b_in.detach().contiguous()
         state = ops.step_program(
-            *program.layout,
-            parts,
-            state,
-            consts,
-            weights,
-            biases,
-            packed,
-            scalars,
-            program.y_width,
-            ys[s:e],
-            [],
-            [],
+            *program.layout, [x], state, *fixed, program.y_width, ys, [panels], [b_in]
         )[1:]
+    else:
+        row = batch * sum(width for kind, _, width in program.buffers if kind == KINDS["xp"])
+        for s, e in dense.chunks(steps, row):
+            xs = input_side(s, e)
+            parts = xs if isinstance(xs, tuple) else (xs,)
+            if kernels.usable(*parts) is None or any(p.dtype != dtype for p in parts):
+                return None
+            parts = [p if p.stride(-1) == 1 else p.contiguous() for p in parts]
+            state = ops.step_program(
+                *program.layout, parts, state, *fixed, program.y_width, ys[s:e], [], []
+            )[1:]
     return ys, state[0] if program.state_is_tensor else from_leaves(state0, state)
 
 

@@ -267,7 +267,8 @@ RNNKIT_AVX512_TARGET void panel_product(const float* A, int64_t lda, int64_t M, 
     const float* b = bias ? bias + n0 : nullptr;
     int64_t m = 0;
     for (; m + kPanelRows <= M; m += kPanelRows)
-      panel_rows<4>(nv, A + m * lda, lda, panel, K, C + m * ldc + n0, ldc, b, accumulate, last);
+      panel_rows<kPanelRows>(nv, A + m * lda, lda, panel, K, C + m * ldc + n0, ldc, b,
+                             accumulate, last);
     const float* a = A + m * lda;
     float* c = C + m * ldc + n0;
     switch (M - m) {
@@ -437,6 +438,17 @@ inline T* step(const Tensor& x, int64_t t) {
     at::parallel_for(b0, b1, grain(row),                                       \
                      [&](int64_t i0, int64_t i1) { name##_serial(s, i0, i1); }); \
   }
+
+// RNNKIT_ROWS for a row pass written once as name##_impl<T, FLAG>: the compile-time FLAG is
+// chosen per call from the step's member `flag` (a pointer or a bool), so each variant's inner
+// loop carries no test of it.
+#define RNNKIT_ROWS_BY_FLAG(name, Step, flag)                                  \
+  template <typename T>                                                        \
+  RNNKIT_INLINE void name##_(const Step<T>& s, int64_t b0, int64_t b1) {       \
+    if (s.flag) return name##_impl<T, true>(s, b0, b1);                        \
+    name##_impl<T, false>(s, b0, b1);                                          \
+  }                                                                            \
+  RNNKIT_ROWS(name, Step)
 
 }  // namespace
 

@@ -118,11 +118,7 @@ RNNKIT_INLINE void lstm_forward_rows_impl(const LstmFwdStep<T>& s, int64_t b0, i
   }
 }
 
-template <typename T>
-RNNKIT_INLINE void lstm_forward_rows_(const LstmFwdStep<T>& s, int64_t b0, int64_t b1) {
-  if (s.g_ih) return lstm_forward_rows_impl<T, true>(s, b0, b1);
-  lstm_forward_rows_impl<T, false>(s, b0, b1);
-}
+RNNKIT_ROWS_BY_FLAG(lstm_forward_rows, LstmFwdStep, g_ih)
 
 template <typename T>
 struct LstmBwdStep {
@@ -227,11 +223,7 @@ RNNKIT_INLINE void lstm_backward_rows_impl(const LstmBwdStep<T>& s, int64_t b0, 
   }
 }
 
-template <typename T>
-RNNKIT_INLINE void lstm_backward_rows_(const LstmBwdStep<T>& s, int64_t b0, int64_t b1) {
-  if (s.g_ih) return lstm_backward_rows_impl<T, true>(s, b0, b1);
-  lstm_backward_rows_impl<T, false>(s, b0, b1);
-}
+RNNKIT_ROWS_BY_FLAG(lstm_backward_rows, LstmBwdStep, g_ih)
 
 // The GRU row passes serve two engines: the layer-normalised GRU (g_hh set: u = LN(p) g + b_hh)
 // and the plain GRU of torch.nn.GRU (g_hh null: the step's matrix product already added b_hh,
@@ -290,6 +282,8 @@ RNNKIT_INLINE void gru_forward_rows_(const GruFwdStep<T>& s, int64_t b0, int64_t
   if (s.rz) return gru_forward_rows_impl<T, false, true>(s, b0, b1);
   gru_forward_rows_impl<T, false, false>(s, b0, b1);
 }
+
+RNNKIT_ROWS(gru_forward_rows, GruFwdStep)
 
 template <typename T>
 struct GruBwdStep {
@@ -359,16 +353,7 @@ RNNKIT_INLINE void gru_backward_rows_impl(const GruBwdStep<T>& s, int64_t b0, in
   }
 }
 
-template <typename T>
-RNNKIT_INLINE void gru_backward_rows_(const GruBwdStep<T>& s, int64_t b0, int64_t b1) {
-  if (s.g_hh) return gru_backward_rows_impl<T, true>(s, b0, b1);
-  gru_backward_rows_impl<T, false>(s, b0, b1);
-}
-
-RNNKIT_ROWS(lstm_forward_rows, LstmFwdStep)
-RNNKIT_ROWS(lstm_backward_rows, LstmBwdStep)
-RNNKIT_ROWS(gru_forward_rows, GruFwdStep)
-RNNKIT_ROWS(gru_backward_rows, GruBwdStep)
+RNNKIT_ROWS_BY_FLAG(gru_backward_rows, GruBwdStep, g_hh)
 
 // ---------------------------------------------------------------- LSTM
 

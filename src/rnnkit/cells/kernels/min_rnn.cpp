@@ -58,11 +58,7 @@ RNNKIT_INLINE void min_forward_rows_impl(const MinFwd<T>& s, int64_t r0, int64_t
   }
 }
 
-template <typename T>
-RNNKIT_INLINE void min_forward_rows_(const MinFwd<T>& s, int64_t r0, int64_t r1) {
-  if (s.lstm) return min_forward_rows_impl<T, true>(s, r0, r1);
-  min_forward_rows_impl<T, false>(s, r0, r1);
-}
+RNNKIT_ROWS_BY_FLAG(min_forward_rows, MinFwd, lstm)
 
 template <typename T>
 struct MinBwd {
@@ -99,14 +95,8 @@ RNNKIT_INLINE void min_backward_rows_impl(const MinBwd<T>& s, int64_t r0, int64_
   }
 }
 
-template <typename T>
-RNNKIT_INLINE void min_backward_rows_(const MinBwd<T>& s, int64_t r0, int64_t r1) {
-  if (s.lstm) return min_backward_rows_impl<T, true>(s, r0, r1);
-  min_backward_rows_impl<T, false>(s, r0, r1);
-}
+RNNKIT_ROWS_BY_FLAG(min_backward_rows, MinBwd, lstm)
 
-RNNKIT_ROWS(min_forward_rows, MinFwd)
-RNNKIT_ROWS(min_backward_rows, MinBwd)
 
 int64_t min_hidden(const Tensor& xp, bool lstm) {
   TORCH_CHECK(xp.dim() == 3 && xp.size(2) % (lstm ? 3 : 2) == 0,
